@@ -1,0 +1,68 @@
+# Charter guardrails: the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(CURDIR)/$(VENV)/bin/python
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Local state of an install: ledger, keys, sample data, reports; Airflow under its own home.
+export CHARTER_HOME ?= $(CURDIR)/.charter
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE := False
+export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING
+# Nothing is fetched at run time: tldextract (used by Presidio) stays offline, codecarbon too.
+export TLDEXTRACT_CACHE := $(CURDIR)/.charter/tldextract
+export HF_HUB_OFFLINE := 1
+export CODECARBON_LOG_LEVEL := error
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help venv install run data test lint test-unit test-dags test-e2e test-ui schema airflow clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
+	@touch $(STAMP)
+
+venv install: $(STAMP) ## create .venv and install the pinned dependencies and the project
+
+run: $(STAMP) ## the main job: init Airflow (SQLite), ledger, keys, sample data; run the guardrail DAGs; print verdicts
+	$(PY) scripts/run_main.py
+
+data: $(STAMP) ## generate the sample datasets and their bad variants
+	$(BIN)/charter data generate
+
+schema: $(STAMP) ## regenerate include/policies/schema.json from the policy model
+	$(BIN)/charter policy schema --write include/policies/schema.json
+
+lint: $(STAMP) ## ruff and mypy on the library and the plugins
+	$(BIN)/ruff check .
+	$(BIN)/mypy include/charter_guardrails plugins/charter_airflow
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test-dags: $(STAMP)
+	$(BIN)/pytest tests/dags -q
+
+test: $(STAMP) lint ## lint, then every test tier (unit, dags, e2e, ui); ledger tests on SQLite and PostgreSQL
+	$(BIN)/pytest tests -q -p no:cacheprovider
+
+airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings
+	$(BIN)/airflow standalone
+
+clean: ## remove local state (keeps .venv)
+	rm -rf .charter .airflow artifacts
+
+-include mk/*.mk

@@ -1,0 +1,1 @@
+"""Sub-commands of ``charter``: one module per area, each with ``register(subparsers)``."""

@@ -1,0 +1,118 @@
+"""Writing to and reading from the ledger. Every write is idempotent on stable identifiers
+(use case, dataset, Airflow run id), so a retried or cleared task leaves the ledger as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from charter_guardrails.ledger.audit import append_event
+from charter_guardrails.ledger.db import session_factory
+from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, DatasetRecord
+from charter_guardrails.results import CheckResult
+
+SYSTEM_ACTOR = "charter-guardrails"
+
+
+@contextmanager
+def ledger_session(url: str | None = None) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on any error."""
+    factory = session_factory(url)
+    with factory() as session, session.begin():
+        yield session
+
+
+def get_or_create(session: Session, model: type[Any], defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Any, bool]:
+    """Fetch a row by its unique keys or insert it; safe against a concurrent insert of the same keys."""
+    row = session.scalars(select(model).filter_by(**keys)).first()
+    if row is not None:
+        return row, False
+    try:
+        with session.begin_nested():
+            row = model(**keys, **(defaults or {}))
+            session.add(row)
+    except IntegrityError:
+        row = session.scalars(select(model).filter_by(**keys)).one()
+        return row, False
+    return row, True
+
+
+def ensure_dataset(session: Session, *, use_case: str, name: str, format: str, location: str, personal_data: bool) -> DatasetRecord:
+    row, _ = get_or_create(
+        session,
+        DatasetRecord,
+        use_case=use_case,
+        name=name,
+        defaults={"format": format, "location": location, "personal_data": personal_data},
+    )
+    return row  # type: ignore[no-any-return]
+
+
+def get_or_create_check_run(session: Session, *, use_case: str, dag_id: str, run_id: str) -> CheckRun:
+    row, _ = get_or_create(session, CheckRun, use_case=use_case, dag_id=dag_id, run_id=run_id)
+    return row  # type: ignore[no-any-return]
+
+
+def record_check_result(session: Session, run: CheckRun, result: CheckResult, *, actor: str = SYSTEM_ACTOR) -> CheckResultRecord:
+    """Insert or replace the result of ``result.check`` on ``result.dataset`` for this run."""
+    values = {
+        "verdict": result.verdict.value,
+        "severity": result.severity.value,
+        "engagements": list(result.engagements),
+        "summary": result.summary,
+        "metrics": dict(result.metrics),
+        "evidence": result.to_json_dict()["evidence"],
+        "report_path": result.report_path,
+    }
+    row, created = get_or_create(
+        session, CheckResultRecord, check_run_id=run.id, check=result.check, dataset=result.dataset or "", defaults=values
+    )
+    if not created:
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.created_at = datetime.now(UTC)
+    session.flush()
+    append_event(
+        session,
+        actor=actor,
+        action="check.recorded",
+        use_case=run.use_case,
+        run_id=run.run_id,
+        payload={"check": result.check, "dataset": result.dataset, "verdict": result.verdict.value, "summary": result.summary},
+    )
+    return row  # type: ignore[no-any-return]
+
+
+def finish_check_run(
+    session: Session, run: CheckRun, *, decision: str, blocked_by: list[str] | None = None, reports: dict[str, Any] | None = None,
+    actor: str = SYSTEM_ACTOR,
+) -> CheckRun:
+    run.decision = decision
+    run.blocked_by = list(blocked_by or [])
+    if reports:
+        run.reports = {**(run.reports or {}), **reports}
+    run.finished_at = datetime.now(UTC)
+    session.flush()
+    append_event(
+        session, actor=actor, action="run.decided", use_case=run.use_case, run_id=run.run_id,
+        payload={"dag_id": run.dag_id, "decision": decision, "blocked_by": run.blocked_by},
+    )
+    return run
+
+
+def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:
+    rows = session.scalars(select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id).order_by(CheckResultRecord.id))
+    return [
+        CheckResult(
+            check=r.check, verdict=r.verdict, severity=r.severity, engagements=r.engagements, summary=r.summary,  # type: ignore[arg-type]
+            metrics=r.metrics, evidence=r.evidence, dataset=r.dataset or None, report_path=r.report_path,
+        )
+        for r in rows
+    ]

@@ -1,0 +1,114 @@
+"""The contract every check shares: :class:`CheckResult`.
+
+A check is a plain function of (policy, data, context) that returns a ``CheckResult``.
+Bad *data* is a verdict, never an exception. The result is JSON-serialisable because it
+travels to XCom, the ledger and the governance view; ``evidence`` must never carry a raw
+personal value (counts, masked examples or keyed hashes only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+#: Engagement identifiers of the charter, ``<principle>.<n>``.
+PRINCIPLES = ("transparence", "equite", "maitrise_humaine", "durabilite", "surete", "proportionnalite")
+
+
+def _json_safe(value: Any) -> Any:
+    """Make numpy/pandas scalars and non-finite floats JSON-safe without importing numpy."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item):
+        return _json_safe(item())
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(value)
+
+
+class CheckResult(BaseModel):
+    """The outcome of one guardrail check on one dataset.
+
+    :param check: the check's stable name, e.g. ``integrity``, ``personal_data``.
+    :param verdict: pass, warn or fail.
+    :param severity: how bad a failure is; only used to rank and route.
+    :param engagements: charter engagements the check serves, e.g. ``["surete.2"]``.
+    :param summary: one human sentence, in French or English, without personal values.
+    :param metrics: named numbers.
+    :param evidence: JSON-safe details; never a raw personal value.
+    :param dataset: the dataset id, if the check is about one dataset.
+    :param report_path: where a longer report was written, if any.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    check: str = Field(min_length=1)
+    verdict: Verdict
+    severity: Severity = Severity.INFO
+    engagements: list[str] = Field(default_factory=list)
+    summary: str
+    metrics: dict[str, float | int | None] = Field(default_factory=dict)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    dataset: str | None = None
+    report_path: str | None = None
+
+    @field_validator("engagements")
+    @classmethod
+    def _known_principles(cls, value: list[str]) -> list[str]:
+        for engagement in value:
+            principle, _, number = engagement.partition(".")
+            if principle not in PRINCIPLES or not number.isdigit():
+                raise ValueError(f"unknown charter engagement {engagement!r}; expected <principle>.<n> with principle in {PRINCIPLES}")
+        return value
+
+    @field_validator("metrics", "evidence", mode="before")
+    @classmethod
+    def _make_json_safe(cls, value: Any) -> Any:
+        return _json_safe(value) if value is not None else {}
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict is Verdict.FAIL
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """A plain dict, safe for XCom and ``json.dumps``."""
+        return json.loads(self.model_dump_json())
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> CheckResult:
+        return cls.model_validate(data)
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    """The worst verdict of a list (fail > warn > pass); pass for an empty list."""
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if Verdict.WARN in verdicts:
+        return Verdict.WARN
+    return Verdict.PASS

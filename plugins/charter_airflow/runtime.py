@@ -1,0 +1,102 @@
+"""What every guardrail task shares: secrets from Airflow, and the four steps
+run check → persist → log → raise on failure.
+
+A failing *verdict* raises ``AirflowFailException`` so that bad data is not retried.
+Infrastructure errors (ledger unreachable, disk full) raise normally and Airflow retries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from charter_guardrails.incidents import IncidentDraft
+    from charter_guardrails.policy import UseCasePolicy
+    from charter_guardrails.results import CheckResult
+
+log = logging.getLogger(__name__)
+
+#: Airflow variables/connections that may hold the project's secrets, by environment variable.
+_SECRET_VARIABLES = {
+    "CHARTER_SIGNING_KEY": "charter_signing_key",
+    "CHARTER_PSEUDONYMISATION_KEY": "charter_pseudonymisation_key",
+}
+
+
+def configure_from_airflow() -> None:
+    """Fill the library's environment from Airflow when it is not set already.
+
+    The ledger URL comes from the connection ``charter_ledger`` and the keys from the variables
+    ``charter_signing_key`` and ``charter_pseudonymisation_key`` (a secrets backend serves both).
+    Values are never logged.
+    """
+    if not os.environ.get("CHARTER_LEDGER_URL"):
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection("charter_ledger")
+            os.environ["CHARTER_LEDGER_URL"] = conn.get_uri()
+        except Exception:  # noqa: BLE001 - no connection configured: the embedded default applies
+            pass
+    for env_name, variable in _SECRET_VARIABLES.items():
+        if os.environ.get(env_name):
+            continue
+        try:
+            from airflow.sdk import Variable
+
+            value = Variable.get(variable, default=None)
+        except Exception:  # noqa: BLE001 - no variable: the key files apply
+            value = None
+        if value:
+            os.environ[env_name] = value
+
+
+def run_ids(context: Mapping[str, Any]) -> tuple[str, str]:
+    """(dag_id, run_id) of the running task."""
+    dag_run = context.get("dag_run")
+    dag_id = getattr(dag_run, "dag_id", None) or context["dag"].dag_id
+    run_id = getattr(dag_run, "run_id", None) or context["run_id"]
+    return str(dag_id), str(run_id)
+
+
+def persist_and_gate(
+    result: CheckResult,
+    *,
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    incident: IncidentDraft | None = None,
+    extra: Callable[[Any, Any, Any], None] | None = None,
+    fail_on: tuple[str, ...] = ("fail",),
+) -> dict[str, Any]:
+    """Persist ``result`` (and an incident, in the same transaction), log it, raise on failure.
+
+    :param extra: called as ``extra(session, check_run, result_row)`` inside the transaction, to
+        write rows that belong with the result (PII findings, manifests...).
+    :return: the JSON-safe result, for XCom. Only the CheckResult goes to XCom.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result
+
+    configure_from_airflow()
+    dag_id, run_id = run_ids(context)
+    incident_id = None
+    with ledger_session() as session:
+        check_run = get_or_create_check_run(session, use_case=policy.id, dag_id=dag_id, run_id=run_id)
+        row = record_check_result(session, check_run, result)
+        if extra is not None:
+            extra(session, check_run, row)
+        if incident is not None:
+            created_incident, _ = raise_incident(session, policy, incident)
+            incident_id = created_incident.id
+    log.info("%s on %s: %s (%s)%s", result.check, result.dataset or policy.id, result.verdict.value.upper(), result.summary,
+             f"; incident #{incident_id}" if incident_id else "")
+    if result.verdict.value in fail_on:
+        raise AirflowFailException(
+            f"guardrail {result.check} failed for {policy.id}/{result.dataset or '-'}: {result.summary}"
+            + (f" (incident #{incident_id})" if incident_id else "")
+        )
+    return result.to_json_dict()

@@ -1,0 +1,69 @@
+"""`make run`: the main job on the embedded default (SQLite, local files).
+
+1. initialise Airflow's metadata database (SQLite under AIRFLOW_HOME);
+2. migrate the ledger, create local keys, generate the sample data;
+3. run every scenario in ``scripts/scenarios/`` (in name order), each driving real DAG runs;
+4. print the verdict table from the ledger.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("CHARTER_HOME", str(ROOT / ".charter"))
+os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from scenarios import Context, step  # noqa: E402
+
+
+def main() -> int:
+    started = time.monotonic()
+    bin_dir = Path(sys.executable).parent
+    step("Initialising Airflow metadata (SQLite) in " + os.environ["AIRFLOW_HOME"])
+    proc = subprocess.run([str(bin_dir / "airflow"), "db", "migrate"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout[-4000:], proc.stderr[-4000:], file=sys.stderr)
+        print("airflow db migrate failed; see the output above", file=sys.stderr)
+        return 2
+
+    from charter_guardrails.cli import main as charter
+
+    for argv in (["ledger", "migrate"], ["keys", "init"], ["data", "generate"]):
+        step("charter " + " ".join(argv))
+        code = charter(argv)
+        if code != 0:
+            return code
+
+    ctx = Context(root=ROOT)
+    for path in sorted((ROOT / "scripts" / "scenarios").glob("[0-9]*.py")):
+        spec = importlib.util.spec_from_file_location(f"scenario_{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        step(f"Scenario {path.stem}: {module.__doc__.strip().splitlines()[0] if module.__doc__ else ''}")
+        module.run(ctx)
+
+    step("Verdicts")
+    print(ctx.verdict_table())
+    step("Audit chain")
+    code = charter(["audit", "verify"])
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db; start the UI with `make airflow`.")
+    if ctx.unexpected:
+        print("UNEXPECTED OUTCOMES:\n  " + "\n  ".join(ctx.unexpected), file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Shared fixtures. Every test gets its own CHARTER_HOME; ledger tests run on SQLite and PostgreSQL.
+
+The PostgreSQL server at 127.0.0.1:5432 is required (CI starts it): a ledger test that cannot
+reach it fails, it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
+os.environ.setdefault("TLDEXTRACT_CACHE", str(ROOT / ".charter" / "tldextract"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_backends: Counter[str] = Counter()
+
+
+@pytest.fixture
+def charter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh CHARTER_HOME with local keys; the ledger URL is left to the ``ledger`` fixture."""
+    from charter_guardrails.keys import init_keys
+    from charter_guardrails.ledger import db
+
+    home = tmp_path / "charter"
+    monkeypatch.setenv("CHARTER_HOME", str(home))
+    for name in ("CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_PSEUDONYMISATION_KEY",
+                 "CHARTER_DATA_DIR", "CHARTER_REPORTS_DIR", "CHARTER_KEYS_DIR", "CHARTER_AUDIT_ANCHOR", "CHARTER_ALERT_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    init_keys()
+    db.reset_caches()
+    yield home
+    db.reset_caches()
+
+
+def _create_pg_database() -> str:
+    import psycopg
+
+    name = f"charter_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty ledger on SQLite (in CHARTER_HOME) or on its own PostgreSQL database."""
+    from charter_guardrails.ledger import db
+
+    _backends[request.param] += 1
+    if request.param == "sqlite":
+        url = f"sqlite:///{charter_home / 'ledger.db'}"
+        monkeypatch.setenv("CHARTER_LEDGER_URL", url)
+        db.migrate(url)
+        yield url
+        db.reset_caches()
+        return
+    name = _create_pg_database()
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    monkeypatch.setenv("CHARTER_LEDGER_URL", url)
+    try:
+        db.migrate(url)
+        yield url
+    finally:
+        db.reset_caches()
+        _drop_pg_database(name)
+
+
+@pytest.fixture
+def policies() -> dict[str, object]:
+    from charter_guardrails.policy import UseCasePolicy, policy_files
+
+    return {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _backends:
+        parts = ", ".join(f"{count} on {backend}" for backend, count in sorted(_backends.items()))
+        terminalreporter.write_line(f"ledger tests run: {parts}")
