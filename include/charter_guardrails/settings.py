@@ -28,6 +28,8 @@ class Settings:
     policies_dir: Path
     expectations_dir: Path
     reference_dir: Path
+    #: Database holding ``format: sql`` datasets (not the ledger).
+    data_url: str
 
     @property
     def audit_anchor(self) -> Path:
@@ -47,4 +49,5 @@ def get_settings() -> Settings:
         policies_dir=Path(os.environ.get("CHARTER_POLICIES_DIR", PROJECT_ROOT / "include" / "policies")).resolve(),
         expectations_dir=Path(os.environ.get("CHARTER_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations")).resolve(),
         reference_dir=Path(os.environ.get("CHARTER_REFERENCE_DIR", PROJECT_ROOT / "include" / "reference")).resolve(),
+        data_url=os.environ.get("CHARTER_DATA_URL") or f"sqlite:///{home / 'data' / 'warehouse.db'}",
     )
