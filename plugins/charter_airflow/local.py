@@ -1,0 +1,223 @@
+"""Run real Airflow processes on this machine and drive them through the REST API.
+
+Used by ``make run`` (SQLite, LocalExecutor), by the end-to-end tests of the human approval
+and by ``make cluster`` (PostgreSQL, CeleryExecutor). Approvals go through the same HITL API
+the Airflow UI uses: ``PATCH .../taskInstances/{task_id}/{map_index}/hitlDetails``, with a
+token of a named user so that the responder is recorded as that user, not "Anonymous".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+TERMINAL_STATES = {"success", "failed"}
+
+
+class AirflowRestError(RuntimeError):
+    """The Airflow REST API answered with an error or did not answer in time."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AirflowRestClient:
+    """A small client for the Airflow 3 public API (``/api/v2``), authenticated as one user."""
+
+    def __init__(self, base_url: str, username: str, password: str, *, timeout: float = 30.0) -> None:
+        import httpx
+
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        response = self._http.post("/auth/token", json={"username": username, "password": password})
+        if response.status_code not in (200, 201):
+            raise AirflowRestError(f"login as {username} failed: HTTP {response.status_code}")
+        self._http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, "/api/v2" + path, **kwargs)
+        if response.status_code >= 400:
+            raise AirflowRestError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``, then unpause it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self._http.get(f"/api/v2/dags/{dag_id}")
+            if response.status_code == 200:
+                self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+                return
+            if time.monotonic() > deadline:
+                raise AirflowRestError(f"DAG {dag_id} was not parsed within {timeout:.0f} s (HTTP {response.status_code})")
+            time.sleep(1)
+
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
+        body = {"logical_date": None, "conf": dict(conf or {})}
+        return str(self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        data = self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 100})
+        return list(data["task_instances"])
+
+    def pending_hitl(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        data = self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/hitlDetails")
+        return [d for d in data["hitl_details"] if not d.get("response_received")]
+
+    def wait_for_hitl(self, dag_id: str, run_id: str, task_id: str, timeout: float = 300) -> dict[str, Any]:
+        """Wait until ``task_id`` asks for a human answer; fail early if the run ends without asking."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for detail in self.pending_hitl(dag_id, run_id):
+                if detail["task_instance"]["task_id"] == task_id:
+                    return detail
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_STATES:
+                raise AirflowRestError(f"{dag_id} run {run_id} ended {state} before {task_id} asked for a human answer")
+            time.sleep(2)
+        raise AirflowRestError(f"{task_id} of {dag_id} did not ask for an answer within {timeout:.0f} s")
+
+    def answer_hitl(self, dag_id: str, run_id: str, task_id: str, option: str, params_input: Mapping[str, Any] | None = None,
+                    map_index: int = -1) -> dict[str, Any]:
+        body = {"chosen_options": [option], "params_input": dict(params_input or {})}
+        return dict(self._call("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails",
+                               json=body))
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.run_state(dag_id, run_id)
+            if state in TERMINAL_STATES:
+                return state
+            time.sleep(2)
+        raise AirflowRestError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
+
+
+@dataclass
+class LocalAirflow:
+    """api-server, scheduler and dag-processor (plus Celery workers when asked) as child processes.
+
+    :param home: the AIRFLOW_HOME to use (its metadata database must be migrated).
+    :param users: ``{name: (role, password)}`` for the simple auth manager.
+    :param executor: ``LocalExecutor`` (SQLite) or ``CeleryExecutor``.
+    :param celery_workers: how many ``airflow celery worker`` processes to start.
+    """
+
+    home: Path
+    users: dict[str, tuple[str, str]] = field(default_factory=lambda: {"admin": ("admin", "admin")})
+    executor: str = "LocalExecutor"
+    celery_workers: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        passwords = self.home / "simple_auth_manager_passwords.json"
+        env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in self.users.items()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.base_url,
+            # Task processes reach the Execution API on the api-server's own port (8793 is the worker log server).
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET", "charter-local-" + str(self.port)),
+            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 180) -> LocalAirflow:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "simple_auth_manager_passwords.json").write_text(json.dumps({u: p for u, (_, p) in self.users.items()}))
+        (self.home / "logs").mkdir(exist_ok=True)
+        airflow = str(Path(sys.executable).parent / "airflow")
+        commands = {"api-server": [airflow, "api-server", "--port", str(self.port)],
+                    "scheduler": [airflow, "scheduler"], "dag-processor": [airflow, "dag-processor"]}
+        for i in range(self.celery_workers):
+            commands[f"celery-worker-{i + 1}"] = [airflow, "celery", "worker", "--concurrency", "1",
+                                                  "--celery-hostname", f"charter-worker-{i + 1}@%h"]
+        env = self.env()
+        for name, argv in commands.items():
+            log = (self.home / "logs" / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, proc in self.processes.items():
+                if proc.poll() is not None:
+                    self.stop()
+                    raise AirflowRestError(f"airflow {name} exited with {proc.returncode}; see {self.home / 'logs' / (name + '.log')}")
+            try:
+                if httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise AirflowRestError(f"the api-server did not become healthy within {timeout:.0f} s; see {self.home / 'logs'}")
+
+    def client(self, username: str = "admin") -> AirflowRestClient:
+        return AirflowRestClient(self.base_url, username, self.users[username][1])
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 30
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> LocalAirflow:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
