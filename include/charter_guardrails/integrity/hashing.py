@@ -1,0 +1,298 @@
+"""Streaming, parallel Merkle hashing of a file, in one pass and constant memory.
+
+A file is cut into fixed-size chunks (8 MiB by default). Each chunk is a leaf of a Merkle
+tree with RFC 6962 domain separation: ``leaf = H(0x00 ‖ chunk)`` and
+``node = H(0x01 ‖ left ‖ right)``, so a leaf can never be passed off as an inner node.
+
+Leaves are independent, so they are hashed on every core: each worker thread reads its
+chunk with ``os.preadv`` into its own buffer and hashes it; both calls release the GIL on
+large buffers. At most ``window`` chunks are in flight and each worker owns one buffer, so
+memory is ``workers × chunk_size`` whatever the file size.
+
+A file that changes while it is hashed (size, mtime or inode differ between start and end,
+a short read, or bytes past the initial end) raises :class:`DatasetFileChanged`: no digest
+is returned, so no partial manifest can be written.
+
+This module imports only the standard library: it sits on the ``charter verify`` path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from charter_guardrails.settings import ConfigError
+
+DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+DEFAULT_ALGORITHM = "sha256"
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+#: Algorithms offered by hashlib that release the GIL on large buffers.
+ALGORITHMS: dict[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "blake2b": hashlib.blake2b,
+}
+#: Upper bound of chunk buffers in flight, whatever the core count (memory stays bounded).
+MAX_BUFFER_BYTES = 96 * 1024 * 1024
+
+
+class DatasetFileError(ConfigError):
+    """A dataset file cannot be hashed. Nothing is recorded (no partial manifest)."""
+
+
+class DatasetFileMissing(DatasetFileError):
+    """The file does not exist."""
+
+
+class DatasetFileUnreadable(DatasetFileError):
+    """The file exists but cannot be read (permissions, not a regular file, I/O error)."""
+
+
+class DatasetFileEmpty(DatasetFileError):
+    """The file is empty: there is nothing to protect, which is almost always a mistake upstream."""
+
+
+class DatasetFileChanged(DatasetFileError):
+    """The file changed while it was being hashed: the digest would describe no real state of it."""
+
+
+def hasher(algorithm: str) -> Callable[..., Any]:
+    """The hashlib constructor of ``algorithm``; a clear error for an unknown one."""
+    try:
+        return ALGORITHMS[algorithm]
+    except KeyError:
+        raise ConfigError(f"unknown hash algorithm {algorithm!r}; use one of {sorted(ALGORITHMS)}") from None
+
+
+def leaf_hash(data: bytes | memoryview, algorithm: str = DEFAULT_ALGORITHM) -> bytes:
+    """``H(0x00 ‖ data)`` (RFC 6962 §2.1)."""
+    h = hasher(algorithm)()
+    h.update(LEAF_PREFIX)
+    h.update(data)
+    return bytes(h.digest())
+
+
+def node_hash(left: bytes, right: bytes, algorithm: str = DEFAULT_ALGORITHM) -> bytes:
+    """``H(0x01 ‖ left ‖ right)`` (RFC 6962 §2.1)."""
+    h = hasher(algorithm)()
+    h.update(NODE_PREFIX + left + right)
+    return bytes(h.digest())
+
+
+def merkle_root(leaves: list[bytes], algorithm: str = DEFAULT_ALGORITHM) -> bytes:
+    """The RFC 6962 Merkle Tree Hash of already leaf-hashed ``leaves``.
+
+    The tree splits at the largest power of two smaller than n, so that the root of a file does
+    not depend on how many chunks happen to be hashed together.
+    """
+    if not leaves:
+        return bytes(hasher(algorithm)(b"").digest())
+    if len(leaves) == 1:
+        return leaves[0]
+    split = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return node_hash(merkle_root(leaves[:split], algorithm), merkle_root(leaves[split:], algorithm), algorithm)
+
+
+@dataclass(frozen=True)
+class ChunkDigest:
+    """One leaf: the bytes ``[offset, offset + length)`` of the file.
+
+    :param newlines: ``\\n`` bytes in the chunk (only when newlines are counted, i.e. for CSV).
+    :param ends_with_newline: whether the chunk's last byte is ``\\n``.
+    """
+
+    index: int
+    offset: int
+    length: int
+    digest: str
+    newlines: int | None = None
+    ends_with_newline: bool | None = None
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    """The Merkle digest of one file, taken in one consistent pass."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    algorithm: str
+    chunk_size: int
+    chunks: list[ChunkDigest] = field(repr=False)
+    root: str
+    seconds: float
+
+    @property
+    def newline_count(self) -> int | None:
+        if not self.chunks or self.chunks[0].newlines is None:
+            return None
+        return sum(c.newlines or 0 for c in self.chunks)
+
+    @property
+    def ends_with_newline(self) -> bool:
+        return bool(self.chunks and self.chunks[-1].ends_with_newline)
+
+
+def default_workers() -> int:
+    """Every core the process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _stat_regular(path: Path) -> os.stat_result:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DatasetFileMissing(f"dataset file {path} does not exist") from None
+    except PermissionError:
+        raise DatasetFileUnreadable(f"dataset file {path} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise DatasetFileUnreadable(f"dataset file {path} cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DatasetFileUnreadable(f"dataset path {path} is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetFileUnreadable(f"dataset path {path} is not a regular file")
+    if st.st_size == 0:
+        raise DatasetFileEmpty(f"dataset file {path} is empty (0 bytes): nothing to register or verify")
+    return st
+
+
+def _same_state(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev) == (
+        after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
+
+
+def hash_file(
+    path: str | os.PathLike[str],
+    *,
+    algorithm: str = DEFAULT_ALGORITHM,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    count_newlines: bool = False,
+    workers: int | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> FileDigest:
+    """Hash ``path`` chunk by chunk on every core and combine the leaves into a Merkle root.
+
+    :param path: the file.
+    :param algorithm: ``sha256`` (default), ``sha512`` or ``blake2b``.
+    :param chunk_size: bytes per leaf.
+    :param count_newlines: also count ``\\n`` per chunk (CSV row ranges); not needed to verify.
+    :param workers: hashing threads (default: every core).
+    :param on_chunk: called with each chunk index as it completes, in the calling thread (progress).
+    :raises DatasetFileError: missing, unreadable, empty, or changed while hashed.
+    """
+    import time
+
+    if chunk_size < 1:
+        raise ConfigError(f"chunk size must be positive, got {chunk_size}")
+    new_hash = hasher(algorithm)
+    path = Path(path)
+    started = time.perf_counter()
+    before = _stat_regular(path)
+    size = before.st_size
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except PermissionError:
+        raise DatasetFileUnreadable(f"dataset file {path} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise DatasetFileUnreadable(f"dataset file {path} cannot be read: {exc.strerror}") from None
+    try:
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        n_chunks = -(-size // chunk_size)
+        workers = max(1, min(workers or default_workers(), n_chunks))
+        local = threading.local()
+
+        def work(index: int) -> ChunkDigest:
+            offset = index * chunk_size
+            length = min(chunk_size, size - offset)
+            buffer = getattr(local, "buffer", None)
+            if buffer is None or len(buffer) < length:
+                buffer = local.buffer = bytearray(chunk_size)
+            view = memoryview(buffer)[:length]
+            filled = 0
+            while filled < length:
+                try:
+                    got = os.preadv(fd, [view[filled:]], offset + filled)
+                except OSError as exc:
+                    raise DatasetFileUnreadable(f"dataset file {path} cannot be read at byte {offset + filled}: {exc.strerror}") from None
+                if got == 0:
+                    raise DatasetFileChanged(f"dataset file {path} shrank while it was hashed (short read at byte {offset + filled} of {size})")
+                filled += got
+            h = new_hash()
+            h.update(LEAF_PREFIX)
+            h.update(view)
+            newlines = buffer.count(b"\n", 0, length) if count_newlines else None
+            ends = buffer[length - 1] == 0x0A if count_newlines else None
+            return ChunkDigest(index, offset, length, h.hexdigest(), newlines, ends)
+
+        # Bounded: at most `window` chunks are queued; each worker reuses one buffer.
+        window = max(workers, min(2 * workers, MAX_BUFFER_BYTES // chunk_size))
+        chunks: list[ChunkDigest] = []
+        pending: deque[Future[ChunkDigest]] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charter-hash") as pool:
+            try:
+                for index in range(n_chunks):
+                    pending.append(pool.submit(work, index))
+                    if len(pending) >= window:
+                        chunks.append(pending.popleft().result())
+                        if on_chunk is not None:
+                            on_chunk(chunks[-1].index)
+                while pending:
+                    chunks.append(pending.popleft().result())
+                    if on_chunk is not None:
+                        on_chunk(chunks[-1].index)
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        if os.pread(fd, 1, size):
+            raise DatasetFileChanged(f"dataset file {path} grew while it was hashed (it had {size} bytes at the start)")
+        after_fd = os.fstat(fd)
+    finally:
+        os.close(fd)
+    try:
+        after_path = os.stat(path)
+    except OSError:
+        raise DatasetFileChanged(f"dataset file {path} was removed or replaced while it was hashed") from None
+    if not (_same_state(before, after_fd) and _same_state(before, after_path)):
+        raise DatasetFileChanged(f"dataset file {path} changed while it was hashed (size or modification time differ between start and end)")
+    root = merkle_root([bytes.fromhex(c.digest) for c in chunks], algorithm).hex()
+    return FileDigest(path, size, before.st_mtime_ns, algorithm, chunk_size, chunks, root, time.perf_counter() - started)
+
+
+class HashJob:
+    """:func:`hash_file` in a background thread, so that a command can import and query the ledger meanwhile."""
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        self._result: FileDigest | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), kwargs=kwargs, name="charter-hash-job", daemon=True)
+        self.path = Path(path)
+        self.kwargs = kwargs
+        self._thread.start()
+
+    def _run(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
+        try:
+            self._result = hash_file(path, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in result()
+            self._error = exc
+
+    def result(self) -> FileDigest:
+        """Wait for the digest; re-raise the hashing error, if any."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
