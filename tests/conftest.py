@@ -7,6 +7,10 @@ reach it fails, it is never skipped.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +21,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+# Tests never touch the Airflow metadata of `make run`: one fresh AIRFLOW_HOME per test session,
+# set before anything imports airflow (its configuration is read at import time).
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="charter-test-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
@@ -88,6 +97,19 @@ def policies() -> dict[str, object]:
     from charter_guardrails.policy import UseCasePolicy, policy_files
 
     return {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[Path]:
+    """The session's Airflow metadata database (SQLite), migrated once; for ``dag.test()``."""
+    airflow = Path(sys.executable).parent / "airflow"
+    proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    yield _AIRFLOW_HOME
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
