@@ -1,0 +1,129 @@
+"""Who may see and do what in the governance view.
+
+A plugin's FastAPI app is *not* authenticated by the api-server (apache/airflow#72655), so every
+route of ours depends on :func:`require_reader`, set once on the app so that a route added later
+cannot forget it. Identity comes from Airflow's own ``get_user``: the ``Authorization: Bearer``
+header (API clients, token from ``POST /auth/token``) or the UI's ``_token`` JWT cookie (pages
+opened from the Airflow UI). Permissions are asked of the configured auth manager:
+
+* reading the view = reading DAG runs (``is_authorized_dag(GET, RUN)``): the ledger describes runs;
+* acknowledging or resolving an incident = editing DAG runs (``is_authorized_dag(PUT, RUN)``):
+  with the simple auth manager a ``viewer`` reads, a ``user``, ``op`` or ``admin`` acts.
+
+CSRF. The JWT cookie is sent by the browser on its own, so a state-changing request that relies
+on it must prove it comes from one of our pages. Our forms carry a synchronizer token:
+``<issued-at>.<HMAC-SHA256(api secret, "charter-csrf|user|issued-at")>``, bound to the user and
+valid for :data:`CSRF_MAX_AGE`. A forged page cannot read it (same-origin policy) and cannot
+compute it (no secret); the cookie is also ``SameSite=Lax`` (set by Airflow), so a cross-site POST
+carries no identity at all, and a present ``Origin`` header must be our own. Requests
+authenticated by an ``Authorization`` header need no token: a browser never adds that header by
+itself. The token is not bound to the JWT value because Airflow refreshes the cookie during a
+session (JWTRefreshMiddleware), which would void open forms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Annotated, Any
+
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Depends, HTTPException, Request, status
+
+#: A form stays valid for eight hours: a working day with the page left open.
+CSRF_MAX_AGE = 8 * 3600
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _auth_manager() -> Any:
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return get_auth_manager()
+
+
+def _authorized_on_runs(user: Any, method: str) -> bool:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    return bool(_auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN, user=user))
+
+
+def require_reader(user: Annotated[Any, Depends(get_user)]) -> Any:
+    """An authenticated Airflow user who may read DAG runs; 401 without identity, 403 without the right."""
+    if not _authorized_on_runs(user, "GET"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Accès refusé : il faut pouvoir lire les exécutions de DAG.")
+    return user
+
+
+def require_operator(user: Annotated[Any, Depends(get_user)]) -> Any:
+    """An authenticated user who may change DAG runs: acknowledges and resolves incidents."""
+    if not _authorized_on_runs(user, "PUT"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Action refusée : il faut pouvoir modifier les exécutions de DAG.")
+    return user
+
+
+ReaderDep = Annotated[Any, Depends(require_reader)]
+OperatorDep = Annotated[Any, Depends(require_operator)]
+
+
+def can_act(user: Any) -> bool:
+    """Whether to show the action forms (the routes check again)."""
+    return _authorized_on_runs(user, "PUT")
+
+
+def _secret() -> bytes:
+    from airflow.configuration import conf
+
+    secret = conf.get("api", "secret_key", fallback=None) or conf.get("api_auth", "jwt_secret", fallback=None)
+    if not secret:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "[api] secret_key is not configured; CSRF tokens cannot be issued")
+    return hashlib.sha256(b"charter-csrf|" + secret.encode()).digest()
+
+
+def _username(user: Any) -> str:
+    return str(user.get_name())
+
+
+def _sign(username: str, issued_at: int) -> str:
+    return hmac.new(_secret(), f"{username}|{issued_at}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_csrf_token(user: Any, now: float | None = None) -> str:
+    issued_at = int(now if now is not None else time.time())
+    return f"{issued_at}.{_sign(_username(user), issued_at)}"
+
+
+def csrf_token_valid(user: Any, token: str | None, now: float | None = None) -> bool:
+    if not token or "." not in token:
+        return False
+    issued, _, signature = token.partition(".")
+    if not issued.isdigit():
+        return False
+    age = (now if now is not None else time.time()) - int(issued)
+    if age < -60 or age > CSRF_MAX_AGE:
+        return False
+    return hmac.compare_digest(signature, _sign(_username(user), int(issued)))
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    # "null" is what a sandboxed iframe (the task-instance tab) sends: the token decides then.
+    if origin is None or origin == "null":
+        return True
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+def check_csrf(request: Request, user: Any, token: str | None) -> None:
+    """Refuse a cookie-authenticated state change without a valid token or from another origin."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    if not _same_origin(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Requête refusée : origine différente (CSRF).")
+    if not csrf_token_valid(user, token or request.headers.get(CSRF_HEADER)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Requête refusée : jeton CSRF absent ou expiré. Rechargez la page.")
+
+
+def actor_name(user: Any) -> str:
+    return _username(user)
