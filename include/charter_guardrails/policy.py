@@ -264,6 +264,8 @@ class FootprintPolicy(_Frozen):
     min_gain_per_kwh: float = Field(default=0.0, ge=0)
     #: Refuse a training run above this energy budget.
     max_kwh_per_training: float = Field(default=1.0, gt=0)
+    #: Refuse a refresh whose metric gain per gram of CO2e is below this (unset: not checked).
+    min_gain_per_gco2e: float | None = Field(default=None, ge=0)
 
 
 class ModelSpec(_Frozen):
