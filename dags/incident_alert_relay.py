@@ -1,0 +1,28 @@
+"""``incident_alert_relay``: deliver the incident alert outbox every five minutes (at least once).
+
+E-mail goes through the Airflow SMTP provider when the connection ``smtp_default`` exists, else
+through ``CHARTER_SMTP_*``; webhooks through ``CHARTER_ALERT_WEBHOOK_URL``. Failed attempts are
+rescheduled with exponential backoff in the outbox itself, so the task succeeds while an SMTP
+server is down and the next runs retry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG
+from charter_airflow.factory import DEFAULT_ARGS
+from charter_airflow.tasks.integrity import relay_alert_outbox
+
+with DAG(
+    dag_id="incident_alert_relay",
+    description="Relaie les alertes d'incident (courriel, webhook) avec reprise et idempotence",
+    schedule=timedelta(minutes=5),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["charter", "incidents", "monitoring"],
+    doc_md=__doc__,
+) as dag:
+    relay_alert_outbox()
