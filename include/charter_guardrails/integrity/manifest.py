@@ -277,7 +277,8 @@ class Comparison:
 def _range_entry(chunk: dict[str, Any] | None, index: int, actual: dict[str, Any] | None, file_name: str | None = None) -> dict[str, Any]:
     source = chunk or actual or {}
     start = int(source.get("offset", 0))
-    length = int(source.get("length", 0))
+    # The range covers the chunk as registered and as found, whichever is longer (appended bytes).
+    length = max(int((chunk or {}).get("length", 0)), int((actual or {}).get("length", 0)))
     entry: dict[str, Any] = {"chunk": index, "bytes": [start, start + max(length, 1) - 1]}
     if chunk is None:
         entry["note"] = "bytes beyond the registered end of the file"
