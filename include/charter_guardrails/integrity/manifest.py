@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -169,6 +170,7 @@ def build_manifest(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     workers: int | None = None,
     created_at: datetime | None = None,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Hash ``path`` (file or directory of Parquet files) and describe it; the document is not signed yet.
 
@@ -176,6 +178,7 @@ def build_manifest(
     :param use_case: the policy id, e.g. ``citizen_requests``.
     :param dataset: the dataset id in the policy, e.g. ``training``.
     :param run_id: the Airflow run (or CLI invocation) that registers it.
+    :param on_chunk: progress callback, called with each chunk index as it is hashed.
     :raises DatasetFileError: missing, unreadable, empty, or changed while hashed.
     """
     path = Path(path).resolve() if Path(path).exists() else Path(path)
@@ -193,13 +196,14 @@ def build_manifest(
         "run_id": run_id,
     }
     if fmt != "parquet_dir":
-        digest = hash_file(path, algorithm=algorithm, chunk_size=chunk_size, count_newlines=fmt == "csv", workers=workers)
+        digest = hash_file(path, algorithm=algorithm, chunk_size=chunk_size, count_newlines=fmt == "csv", workers=workers,
+                           on_chunk=on_chunk)
         document.update(_file_document(digest, fmt))
         return document
     before = _directory_listing(path)
     files = []
     for name, _size, _mtime in before:
-        digest = hash_file(path / name, algorithm=algorithm, chunk_size=chunk_size, workers=workers)
+        digest = hash_file(path / name, algorithm=algorithm, chunk_size=chunk_size, workers=workers, on_chunk=on_chunk)
         files.append({"name": name, **_file_document(digest, "parquet")})
     if _directory_listing(path) != before:
         raise DatasetFileChanged(f"dataset directory {path} changed while it was hashed (files added, removed or modified)")
