@@ -165,13 +165,13 @@ def build_gx_suite(path: Path, name: str, specs: list[ExpectationSpec]) -> Any:
     from charter_guardrails.quality._gx import gx
 
     gx_module = gx()
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration, FailureSeverity
 
     suite = gx_module.ExpectationSuite(name=name)
     for spec in specs:
         where = f"expectations[{spec.index}] ({spec.type})"
         try:
-            config = ExpectationConfiguration(type=spec.type, kwargs=spec.kwargs, meta=spec.meta, severity=_GX_SEVERITY[spec.severity])
+            config = ExpectationConfiguration(type=spec.type, kwargs=spec.kwargs, meta=spec.meta, severity=FailureSeverity(_GX_SEVERITY[spec.severity]))
             expectation = config.to_domain_obj()
         except Exception as exc:  # noqa: BLE001 - GX raises its own, pydantic and marshmallow errors for bad configs
             raise SuiteError(path, where, _describe(exc)) from None
