@@ -57,6 +57,9 @@ def _record(policy: Any, result: Any, run_id: str) -> None:
 
 
 def _report(args: argparse.Namespace, policy: Any, result: Any, run_id: str, extra_lines: list[str] | None = None) -> int:
+    from charter_guardrails.quality.checks import with_json_report
+
+    result = with_json_report(result, policy, run_id)
     _record(policy, result, run_id)
 
     def human() -> str:

@@ -75,3 +75,21 @@ def representativeness_of_file(policy: UseCasePolicy, path: Path | None = None, 
     except DatasetReadError as exc:
         return _unreadable("representativeness", REPRESENTATIVENESS_ENGAGEMENTS, ds, exc)
     return check_representativeness(policy, frame, dataset=ds.id)
+
+
+def with_json_report(result: CheckResult, policy: UseCasePolicy, run_id: str | None) -> CheckResult:
+    """Write the (already PII-free) result as a JSON report under the run's reports folder and link it.
+    Quality results link their Data Docs instead and are returned unchanged."""
+    import json
+
+    from charter_guardrails.quality.runner import safe_run_name
+    from charter_guardrails.settings import get_settings
+
+    if result.report_path:
+        return result
+    folder = get_settings().reports_dir / policy.id / safe_run_name(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{result.check}_{result.dataset or policy.id}.json"
+    linked = result.model_copy(update={"report_path": str(target)})
+    target.write_text(json.dumps(linked.to_json_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return linked

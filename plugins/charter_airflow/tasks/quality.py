@@ -75,12 +75,13 @@ def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str 
     :param reference: a profile ``.json`` or a training file; default the profile stored by ``validate_quality``.
     """
     from charter_guardrails.policy import DatasetRole, load_policy
-    from charter_guardrails.quality.checks import drift_of_file
+    from charter_guardrails.quality.checks import drift_of_file, with_json_report
 
     configure_from_airflow()
     policy = load_policy(use_case)
     ds = dataset or (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0].id
     result = drift_of_file(policy, _target_path(policy, ds, path), reference=Path(reference) if reference else None, dataset=ds)
+    result = with_json_report(result, policy, run_ids(context)[1])
     return persist_and_gate(result, policy=policy, context=context)
 
 
@@ -88,12 +89,13 @@ def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], 
                                   path: str | None = None) -> dict[str, Any]:
     """Group shares, sizes, data gaps and label base rates of the training data; persist and gate."""
     from charter_guardrails.policy import load_policy
-    from charter_guardrails.quality.checks import representativeness_of_file
+    from charter_guardrails.quality.checks import representativeness_of_file, with_json_report
 
     configure_from_airflow()
     policy = load_policy(use_case)
     ds = dataset or policy.training_dataset.id
     result = representativeness_of_file(policy, _target_path(policy, ds, path), dataset=ds)
+    result = with_json_report(result, policy, run_ids(context)[1])
     return persist_and_gate(result, policy=policy, context=context)
 
 
