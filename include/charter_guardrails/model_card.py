@@ -347,7 +347,7 @@ def _markdown(ctx: dict[str, Any]) -> str:
         lines.append("Aucun groupe de population n'est déclaré pour ce cas d'usage.")
     e = ctx["energy"]
     lines += ["", "## Énergie et CO₂", "",
-              f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 4)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
+              f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 6)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
               f"Méthode : {_md(e['method'])}.", "",
               "## Limites", ""] + [f"- {_md(limit)}" for limit in ctx["limits"]]
     lines += ["", "## Recours humain", ""]
@@ -419,7 +419,7 @@ Les colonnes non déclarées sont supprimées avant l'entraînement.</p>
 {% else %}<p>Aucun groupe de population n'est déclaré pour ce cas d'usage.</p>{% endif %}
 </section>
 <section><h2>Énergie et CO₂</h2>
-<p>Entraînement : {{ c.energy.wh | num(4) }} Wh ({{ c.energy.kwh | num(8) }} kWh), {{ c.energy.gco2e | num(4) }} g CO₂e, en {{ c.energy.duration_s | num(1) }} s.</p>
+<p>Entraînement : {{ c.energy.wh | num(4) }} Wh ({{ c.energy.kwh | num(8) }} kWh), {{ c.energy.gco2e | num(6) }} g CO₂e, en {{ c.energy.duration_s | num(1) }} s.</p>
 <p>Méthode : {{ c.energy.method }}.</p></section>
 <section><h2>Limites</h2><ul>{% for l in c.limits %}<li>{{ l }}</li>{% endfor %}</ul></section>
 <section><h2>Recours humain</h2>
