@@ -1,0 +1,126 @@
+"""A realistic ledger for the UI tests, written through the library's own functions (as the guardrail
+tasks do): a blocked refresh of ``citizen_requests`` with failing CheckResults, masked PII findings,
+a manifest verification that failed, an open integrity incident; a published ``waste_tonnage`` run
+with a production model, its card and AI label, and an approval.
+
+One evidence string carries a raw phone number on purpose: a check must never do that, and the UI
+must mask it anyway (defence in depth); the tests assert it never reaches a page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+LEAKED_PHONE = "06 12 34 56 78"
+BLOCKED_DAG = "citizen_requests_refresh"
+BLOCKED_RUN = "manual__2026-11-28T09:00:00+00:00"
+PUBLISHED_DAG = "waste_tonnage_refresh"
+PUBLISHED_RUN = "scheduled__2026-11-27T06:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class LedgerRows:
+    blocked_run_pk: int
+    published_run_pk: int
+    incident_id: int
+    model_id: int
+
+
+def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
+    from charter_guardrails.incidents import BreachType, IncidentDraft, raise_incident
+    from charter_guardrails.ledger.audit import append_event
+    from charter_guardrails.ledger.models import Approval, Manifest, ManifestVerification, ModelVersion, PiiFinding
+    from charter_guardrails.ledger.store import (
+        ensure_dataset,
+        finish_check_run,
+        get_or_create_check_run,
+        ledger_session,
+        record_check_result,
+    )
+    from charter_guardrails.policy import load_policy
+    from charter_guardrails.results import CheckResult, Severity, Verdict
+
+    citizen = load_policy("citizen_requests")
+    waste = load_policy("waste_tonnage")
+    with ledger_session(url) as session:
+        dataset = ensure_dataset(session, use_case=citizen.id, name="training", format="csv",
+                                 location="citizen_requests/training.csv", personal_data=True)
+        manifest = Manifest(dataset_id=dataset.id, run_id="registration", file_name="training.csv", size_bytes=1_234_567, row_count=5000,
+                            algorithm="sha256", chunk_size=1 << 20, merkle_root="ab" * 32, schema_fingerprint="cd" * 32,
+                            document={"chunks": 2}, signature="c2ln", key_id="k1")
+        session.add(manifest)
+        session.flush()
+        append_event(session, actor="charter-guardrails", action="manifest.registered", subject=manifest, use_case=citizen.id)
+        session.add(ManifestVerification(manifest_id=manifest.id, dataset_id=dataset.id, run_id=BLOCKED_RUN, outcome="mismatch",
+                                         details={"first_bad_chunk": 1, "rows": "1024-2047"}))
+
+        run = get_or_create_check_run(session, use_case=citizen.id, dag_id=BLOCKED_DAG, run_id=BLOCKED_RUN)
+        results = [
+            CheckResult(check="integrity", verdict=Verdict.FAIL, severity=Severity.CRITICAL, engagements=["surete.2", "transparence.2"],
+                        dataset="training", summary="Le fichier training.csv ne correspond plus à son manifeste signé (bloc 1 modifié).",
+                        metrics={"chunks": 2, "mismatched_chunks": 1},
+                        evidence={"manifest_id": manifest.id, "mismatched_chunks": [{"chunk": 1, "rows": "1024-2047"}],
+                                  "expected_root": "ab" * 8, "actual_root": "ef" * 8}),
+            CheckResult(check="personal_data", verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=["surete.1", "proportionnalite.2"],
+                        dataset="training", summary="Numéros de téléphone dans la colonne channel, où aucune donnée personnelle n'est autorisée.",
+                        metrics={"rows_scanned": 5000, "findings": 37},
+                        evidence={"columns": {"channel": {"FR_PHONE": 37}}, "note": f"exemple non masqué par erreur : {LEAKED_PHONE}"}),
+            CheckResult(check="quality", verdict=Verdict.PASS, engagements=["equite.2"], dataset="training",
+                        summary="Les 14 attentes de la suite citizen_requests.training passent.", metrics={"success_percent": 100.0},
+                        report_path="data_docs/citizen_requests/index.html"),
+            CheckResult(check="representativeness", verdict=Verdict.WARN, severity=Severity.WARNING, engagements=["equite.1"],
+                        dataset="training", summary="Le 15e arrondissement est sous-représenté de 6,1 points.",
+                        evidence={"groups": {"arrondissement": {
+                            "13001": {"share": 0.05, "reference": 0.047}, "13003": {"share": 0.04, "reference": 0.05},
+                            "13013": {"share": 0.11, "reference": 0.106}, "13015": {"share": 0.02, "reference": 0.081},
+                            "13008": {"share": 0.12, "reference": 0.09}}}}),
+            CheckResult(check="fairness", verdict=Verdict.PASS, engagements=["equite.2"], dataset="training",
+                        summary="Écart d'exactitude entre tranches d'âge : 0,04 (seuil 0,2).", metrics={"disparate_impact": 0.91},
+                        evidence={"fairness": [{"group": "18-29", "accuracy": 0.84, "selection_rate": 0.31},
+                                               {"group": "30-59", "accuracy": 0.86, "selection_rate": 0.30},
+                                               {"group": "60+", "accuracy": 0.82, "selection_rate": 0.28}]}),
+            CheckResult(check="drift", verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=["equite.2", "maitrise_humaine.5"],
+                        dataset="inference", summary="La variable channel dérive (PSI 0,41 > 0,2).", metrics={"drifted_features": 1},
+                        evidence={"features": {"channel": {"psi": 0.41, "drifted": True, "bins": ["téléphone", "web", "courrier", "guichet"],
+                                                           "reference": [0.45, 0.35, 0.1, 0.1], "current": [0.15, 0.7, 0.05, 0.1]},
+                                               "message_length": {"psi": 0.03, "drifted": False}}}),
+            CheckResult(check="footprint", verdict=Verdict.PASS, engagements=["durabilite.1"],
+                        summary="Entraînement : 0,012 kWh, gain 0,02 d'exactitude par kWh au-dessus du seuil.",
+                        metrics={"energy_kwh": 0.012, "emissions_kg": 0.0007, "gain_per_kwh": 1.6}),
+        ]
+        rows = {r.check: record_check_result(session, run, r) for r in results}
+        session.add(PiiFinding(check_result_id=rows["personal_data"].id, column="channel", entity_type="FR_PHONE", count=37, share=0.0074,
+                               mean_score=0.82, max_score=0.95, masked_examples=["06 ** ** ** 78", "07 ** ** ** 12"], allowed=False))
+        finish_check_run(session, run, decision="blocked", blocked_by=["integrity", "personal_data", "drift"],
+                         reports={"data_docs": "data_docs/citizen_requests/index.html"})
+        incident, _ = raise_incident(session, citizen, IncidentDraft(
+            breach_type=BreachType.INTEGRITY, severity="high", dataset="training", run_id=BLOCKED_RUN,
+            title="Corruption du jeu d'entraînement citizen_requests/training",
+            nature="Le contenu du fichier diffère de son manifeste signé : 1 bloc sur 2 modifié (lignes 1024 à 2047).",
+            facts={"manifest_id": manifest.id, "mismatched_chunks": 1}, likely_consequences="Un modèle entraîné sur des données altérées.",
+            measures_taken=["Entraînement bloqué", "Jeu de données mis en quarantaine"], approx_records=1024))
+
+        published = get_or_create_check_run(session, use_case=waste.id, dag_id=PUBLISHED_DAG, run_id=PUBLISHED_RUN)
+        record_check_result(session, published, CheckResult(check="declaration", verdict=Verdict.PASS,
+                            engagements=["transparence.1", "proportionnalite.1"], summary="Déclaration complète."))
+        record_check_result(session, published, CheckResult(check="integrity", verdict=Verdict.PASS, engagements=["surete.2"],
+                            dataset="tonnage", summary="Le fichier correspond à son manifeste signé."))
+        finish_check_run(session, published, decision="published")
+        approval = Approval(use_case=waste.id, run_id=PUBLISHED_RUN, decision="approve", actor="claire.martin",
+                            justification="Gain de MAE de 4 %.")
+        session.add(approval)
+        append_event(session, actor="claire.martin", action="approval.recorded", subject=approval, use_case=waste.id, run_id=PUBLISHED_RUN)
+        card_dir = reports_dir / "model_cards" / waste.id / "v3"
+        card_dir.mkdir(parents=True, exist_ok=True)
+        (card_dir / "model_card.md").write_text("# Fiche modèle — waste_tonnage v3\n\nFinalité : prévoir le tonnage hebdomadaire.\n", encoding="utf-8")
+        (card_dir / "ai_label.json").write_text(json.dumps({"système": "waste_tonnage", "niveau": "aide à la décision"}), encoding="utf-8")
+        model = ModelVersion(use_case=waste.id, version=3, run_id=PUBLISHED_RUN, status="production", metrics={"mae": 12.4},
+                             card_path=str(card_dir / "model_card.md"), approved_by="claire.martin")
+        session.add(model)
+        append_event(session, actor="claire.martin", action="model.published", subject=model, use_case=waste.id, run_id=PUBLISHED_RUN)
+        docs = reports_dir / "data_docs" / "citizen_requests"
+        docs.mkdir(parents=True, exist_ok=True)
+        (docs / "index.html").write_text("<html><body><h1>Data Docs</h1></body></html>", encoding="utf-8")
+        return LedgerRows(blocked_run_pk=run.id, published_run_pk=published.id, incident_id=incident.id, model_id=model.id)
