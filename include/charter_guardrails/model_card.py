@@ -158,6 +158,38 @@ def _how_it_works(policy: UseCasePolicy, inputs: list[str]) -> str:
     return text
 
 
+def _as_energy(energy: EnergyMeasurement | dict[str, Any] | None) -> EnergyMeasurement | None:
+    if isinstance(energy, EnergyMeasurement):
+        return energy
+    return EnergyMeasurement.from_json_dict(energy) if energy else None
+
+
+def _fairness_rows(fairness: Any) -> list[dict[str, Any]]:
+    """Accept the table itself, an EvaluationReport, the fairness CheckResult or its evidence dict."""
+    if fairness is None:
+        return []
+    if hasattr(fairness, "fairness_table"):
+        return list(fairness.fairness_table())
+    if isinstance(fairness, CheckResult):
+        fairness = fairness.evidence
+    if isinstance(fairness, dict):
+        if "evidence" in fairness and isinstance(fairness["evidence"], dict):
+            fairness = fairness["evidence"]
+        return [dict(r) for r in fairness.get("table", [])]
+    return [dict(r) for r in fairness]
+
+
+def _normalise_overrides(overrides: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """One ``{check, justification, actor}`` per overridden check; ``checks: [...]`` is expanded."""
+    out: list[dict[str, Any]] = []
+    for override in overrides or []:
+        checks = override.get("checks")
+        names = [str(c) for c in checks] if isinstance(checks, (list, tuple)) else [str(override.get("check"))]
+        for name in names:
+            out.append({"check": name, "justification": override.get("justification"), "actor": override.get("actor")})
+    return out
+
+
 def _as_result(value: CheckResult | dict[str, Any]) -> CheckResult:
     return value if isinstance(value, CheckResult) else CheckResult.from_json_dict(value)
 
@@ -235,16 +267,15 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def build_model_card_context(policy: UseCasePolicy, *, version: int, run_id: str | None, metrics: dict[str, Any],
-                             fairness: Any, energy: EnergyMeasurement | dict[str, Any], approver: str | None, decision: str,
+                             fairness: Any, energy: EnergyMeasurement | dict[str, Any] | None, approver: str | None, decision: str,
                              overrides: list[dict[str, Any]], results: list[CheckResult | dict[str, Any]],
                              data_period: dict[str, Any], generated_at: datetime | None = None) -> dict[str, Any]:
     """Everything the card shows, as plain JSON-safe data (the templates only lay it out). See :func:`write_model_card`."""
-    if isinstance(energy, dict):
-        energy = EnergyMeasurement.from_json_dict(energy)
-    fairness_rows: list[dict[str, Any]] = fairness.fairness_table() if hasattr(fairness, "fairness_table") else list(fairness or [])
+    measured = _as_energy(energy)
+    fairness_rows = _fairness_rows(fairness)
     checked = [_as_result(r) for r in results]
-    overrides = [dict(o) for o in overrides]
-    overridden = {str(o.get("check")) for o in overrides}
+    overrides = _normalise_overrides(overrides)
+    overridden = {str(o["check"]) for o in overrides}
     dataset = policy.training_dataset
     inputs = [c.name for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT) if c.name != policy.model.target]
     columns = [{"name": c.name, "role": ROLE_LABELS.get(c.role, c.role.value), "type": c.type.value,
@@ -298,10 +329,10 @@ def build_model_card_context(policy: UseCasePolicy, *, version: int, run_id: str
         "fairness_metrics": fairness_metrics,
         "fairness_positive_label": policy.equity.positive_label,
         "fairness_limit": policy.equity.max_metric_difference,
-        "energy": {"kwh": energy.kwh, "wh": energy.kwh * 1000, "gco2e": energy.gco2e, "duration_s": energy.duration_s,
-                   "method": energy.method, "country_iso_code": energy.country_iso_code},
+        "energy": ({"kwh": measured.kwh, "wh": measured.kwh * 1000, "gco2e": measured.gco2e, "duration_s": measured.duration_s,
+                    "method": measured.method, "country_iso_code": measured.country_iso_code} if measured else None),
         "limits": _limits(policy, data_period, fairness_rows, overrides),
-        "overrides": [{"check": o.get("check"), "justification": o.get("justification"), "actor": o.get("actor")} for o in overrides],
+        "overrides": overrides,
         "checks": [{"check": r.check, "verdict": r.verdict.value, "verdict_label": VERDICT_LABELS[r.verdict.value], "summary": r.summary,
                     "engagements": [engagement_label(e) for e in r.engagements], "overridden": r.check in overridden} for r in checked],
         "engagements": engagements,
@@ -346,10 +377,13 @@ def _markdown(ctx: dict[str, Any]) -> str:
     else:
         lines.append("Aucun groupe de population n'est déclaré pour ce cas d'usage.")
     e = ctx["energy"]
-    lines += ["", "## Énergie et CO₂", "",
-              f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 6)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
-              f"Méthode : {_md(e['method'])}.", "",
-              "## Limites", ""] + [f"- {_md(limit)}" for limit in ctx["limits"]]
+    lines += ["", "## Énergie et CO₂", ""]
+    if e:
+        lines += [f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 6)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
+                  f"Méthode : {_md(e['method'])}."]
+    else:
+        lines.append("Énergie de l'entraînement non mesurée.")
+    lines += ["", "## Limites", ""] + [f"- {_md(limit)}" for limit in ctx["limits"]]
     lines += ["", "## Recours humain", ""]
     recourse = ctx["human_recourse"]
     if recourse:
@@ -419,8 +453,8 @@ Les colonnes non déclarées sont supprimées avant l'entraînement.</p>
 {% else %}<p>Aucun groupe de population n'est déclaré pour ce cas d'usage.</p>{% endif %}
 </section>
 <section><h2>Énergie et CO₂</h2>
-<p>Entraînement : {{ c.energy.wh | num(4) }} Wh ({{ c.energy.kwh | num(8) }} kWh), {{ c.energy.gco2e | num(6) }} g CO₂e, en {{ c.energy.duration_s | num(1) }} s.</p>
-<p>Méthode : {{ c.energy.method }}.</p></section>
+{% if c.energy %}<p>Entraînement : {{ c.energy.wh | num(4) }} Wh ({{ c.energy.kwh | num(8) }} kWh), {{ c.energy.gco2e | num(6) }} g CO₂e, en {{ c.energy.duration_s | num(1) }} s.</p>
+<p>Méthode : {{ c.energy.method }}.</p>{% else %}<p>Énergie de l'entraînement non mesurée.</p>{% endif %}</section>
 <section><h2>Limites</h2><ul>{% for l in c.limits %}<li>{{ l }}</li>{% endfor %}</ul></section>
 <section><h2>Recours humain</h2>
 {% if c.human_recourse %}<p>Pour contester une décision prise avec l'aide de ce système : {{ c.human_recourse.name }} — <a href="mailto:{{ c.human_recourse.email }}">{{ c.human_recourse.email }}</a>.</p>
@@ -454,7 +488,7 @@ def _html(ctx: dict[str, Any]) -> str:
 
 
 def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None, metrics: dict[str, Any], fairness: Any,
-                     energy: EnergyMeasurement | dict[str, Any], approver: str | None, decision: str,
+                     energy: EnergyMeasurement | dict[str, Any] | None, approver: str | None, decision: str,
                      overrides: list[dict[str, Any]], results: list[CheckResult | dict[str, Any]], data_period: dict[str, Any],
                      out_dir: Path, generated_at: datetime | None = None) -> ModelCardPaths:
     """Write the fiche de transparence (Markdown, HTML) and the AI label (SVG badge, JSON) of a model version.
@@ -463,12 +497,13 @@ def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None,
     :param version: the model version number (``ModelVersion.version``).
     :param run_id: the Airflow run that produced it.
     :param metrics: named numbers, flat or nested (e.g. candidate, production and baseline scores, gain).
-    :param fairness: the fairness table (rows of :meth:`EvaluationReport.fairness_table`) or the
-        :class:`~charter_guardrails.evaluation.EvaluationReport` itself.
-    :param energy: the training's :class:`~charter_guardrails.training.EnergyMeasurement` or its JSON dict.
+    :param fairness: the fairness table (rows of :meth:`EvaluationReport.fairness_table`), the
+        :class:`~charter_guardrails.evaluation.EvaluationReport`, the ``fairness`` CheckResult or its
+        evidence dict (its ``table``); ``None`` or ``{}`` when there is none.
+    :param energy: the training's :class:`~charter_guardrails.training.EnergyMeasurement`, its JSON dict, or ``None``/``{}`` if unmeasured.
     :param approver: who approved (name or e-mail), ``None`` when not recorded.
     :param decision: ``published``, ``approved``, ``overridden``… (shown in French).
-    :param overrides: ``{check, justification, actor}`` per overridden guardrail.
+    :param overrides: ``{check, justification, actor}`` per overridden guardrail (``checks: [...]`` for several).
     :param results: every :class:`CheckResult` of the run (or their JSON dicts); their engagements
         are listed with a status (satisfied, satisfied with an override, not satisfied).
     :param data_period: ``{"column", "start", "end"}`` (ISO 8601), e.g. :attr:`TrainedModel.data_period`.
@@ -501,10 +536,10 @@ def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None,
         "owner": ctx["owner"],
         "approved_by": approver,
         "decision": decision,
-        "overridden_checks": sorted({str(o.get("check")) for o in overrides}),
+        "overridden_checks": sorted({o["check"] for o in ctx["overrides"]}),
         "charter": {"engagement": "transparence.4", "text": TRANSPARENCE_4},
         "engagements_satisfied": ctx["engagements_satisfied"],
-        "energy": {"kwh": ctx["energy"]["kwh"], "gco2e": ctx["energy"]["gco2e"]},
+        "energy": {"kwh": ctx["energy"]["kwh"], "gco2e": ctx["energy"]["gco2e"]} if ctx["energy"] else None,
         "model_card": {"markdown": paths.markdown.name, "html": paths.html.name},
         "badge": {"file": paths.badge_svg.name, "sha256": hashlib.sha256(svg.encode("utf-8")).hexdigest(), "alt": LABEL_TEXT},
     }

@@ -366,13 +366,16 @@ def test_model_card_has_every_field_and_no_personal_value(all_policies: dict[str
     policy = _with_min_group_size(all_policies[CITIZEN], 15, max_metric_difference=0.1)
     model = models[f"{CITIZEN}/training.csv"]
     report = evaluate_candidate(policy, model)
-    assert check_fairness(policy, report).verdict is Verdict.FAIL
-    results = [minimised[f"{CITIZEN}/training.csv"][1], check_performance(policy, report), check_fairness(policy, report),
+    fairness = check_fairness(policy, report)
+    assert fairness.verdict is Verdict.FAIL
+    results = [minimised[f"{CITIZEN}/training.csv"][1], check_performance(policy, report), fairness,
                check_footprint(policy, report.gain, model.energy)]
-    overrides = [{"check": "fairness", "justification": "écart expliqué par la saisonnalité <script>alert(1)</script>", "actor": "claire.martin"}]
+    # the shape the publish task passes: several checks per override
+    overrides = [{"checks": ["fairness"], "justification": "écart expliqué par la saisonnalité <script>alert(1)</script>",
+                  "actor": "claire.martin"}]
     paths = write_model_card(
         policy, version=3, run_id="manual__2026-06-01T12:00:00+00:00", metrics={"candidate": report.candidate_metrics, "gain": report.gain},
-        fairness=report.fairness_table(), energy=model.energy, approver="Claire Martin", decision="published", overrides=overrides,
+        fairness=fairness.evidence, energy=model.energy, approver="Claire Martin", decision="published", overrides=overrides,
         results=[r.to_json_dict() for r in results], data_period=model.data_period, out_dir=tmp_path / "card",
     )
     markdown = paths.markdown.read_text(encoding="utf-8")
@@ -413,11 +416,12 @@ def test_model_card_for_a_non_personal_regressor(all_policies: dict[str, UseCase
     model = models[f"{WASTE}/training.csv"]
     report = evaluate_candidate(policy, model)
     failed = check_performance(policy.model_copy(update={"model": policy.model.model_copy(update={"min_gain": 1e9})}), report)
-    paths = write_model_card(policy, version=1, run_id=None, metrics=model.metrics, fairness=report, energy=model.energy.to_json_dict(),
+    paths = write_model_card(policy, version=1, run_id=None, metrics=model.metrics, fairness=report, energy={},
                              approver=None, decision="published", overrides=[], results=[failed], data_period=model.data_period,
                              out_dir=tmp_path)
     markdown = paths.markdown.read_text(encoding="utf-8")
     assert "Aucune donnée personnelle" in markdown and "Aucun groupe de population" in markdown
     assert "gradient boosting" in markdown and "Aucune dérogation" in markdown and "non satisfait" in markdown
+    assert "non mesurée" in markdown and "tonnage_t" in markdown
     label = json.loads(paths.label_json.read_text(encoding="utf-8"))
-    assert "durabilite.1" not in label["engagements_satisfied"] and label["human_recourse"] is None
+    assert "durabilite.1" not in label["engagements_satisfied"] and label["human_recourse"] is None and label["energy"] is None
