@@ -35,12 +35,13 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, metavar="ID", help="USE_CASE.DATASET (e.g. citizen_requests.training), or DATASET with --use-case")
     parser.add_argument("--use-case", metavar="UC", help="the use case, when --dataset is not dotted")
     parser.add_argument("--run-id", help="the run to record this under (default: cli:<UTC time>)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing unless something is wrong (the exit code says it all)")
 
 
 def register(subparsers: Any) -> None:
     hash_ = subparsers.add_parser("hash", help="register a signed Merkle manifest of a dataset file in the ledger")
     _dataset_args(hash_)
-    hash_.add_argument("--chunk-size", type=_chunk_size, default=None, help="bytes per Merkle leaf (default 8M)")
+    hash_.add_argument("--chunk-size", type=_chunk_size, default=None, help="bytes per Merkle leaf (default: 8M, or less for files under 256M so that they get about 32 leaves)")
     hash_.add_argument("--algorithm", default="sha256", choices=["sha256", "sha512", "blake2b"])
     add_json_flag(hash_)
     hash_.set_defaults(handler=_hash)
@@ -88,7 +89,6 @@ def _run_id(args: argparse.Namespace) -> str:
 
 
 def _hash(args: argparse.Namespace) -> int:
-    from charter_guardrails.integrity.hashing import DEFAULT_CHUNK_SIZE
     from charter_guardrails.integrity.manifest import build_manifest, sign_manifest
     from charter_guardrails.integrity.registry import load_policy, parse_dataset_ref, store_manifest
     from charter_guardrails.keys import load_signing_key
@@ -100,7 +100,7 @@ def _hash(args: argparse.Namespace) -> int:
     key = load_signing_key()  # before hashing: a missing key should not cost a full pass
     run_id = _run_id(args)
     document = build_manifest(args.file, use_case=use_case, dataset=dataset, run_id=run_id, algorithm=args.algorithm,
-                              chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE)
+                              chunk_size=args.chunk_size)
     signed = sign_manifest(document, key)
     with ledger_session() as session:
         row = store_manifest(session, signed, policy=policy, dataset=dataset)
@@ -109,6 +109,8 @@ def _hash(args: argparse.Namespace) -> int:
     data = {"manifest_id": manifest_id, "dataset": doc["dataset"], "file": doc["location"], "size_bytes": doc["size_bytes"],
             "row_count": doc["row_count"], "merkle_root": doc["merkle_root"], "leaves": doc["leaf_count"], "chunk_size": doc["chunk_size"],
             "algorithm": doc["algorithm"], "schema_fingerprint": doc["schema_fingerprint"], "key_id": signed.key_id, "run_id": run_id}
+    if args.quiet and not args.json:
+        return EXIT_OK
     emit(args, data, lambda: (f"registered manifest #{manifest_id} for {doc['dataset']}: {doc['file_name']}, {doc['size_bytes']} bytes, "
                               f"{doc['row_count'] if doc['row_count'] is not None else '?'} rows, {doc['leaf_count']} leaves, "
                               f"root {doc['merkle_root']} (signed by key {signed.key_id})"))
@@ -117,10 +119,11 @@ def _hash(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     # Start hashing first: the imports below (SQLAlchemy, the ledger) then overlap it.
-    from charter_guardrails.integrity.hashing import HashJob
+    from charter_guardrails.integrity.hashing import HashJob, auto_chunk_size
     from charter_guardrails.integrity.manifest import Outcome
 
-    job = HashJob(args.file) if args.file.is_file() else None
+    # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
+    job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
     from charter_guardrails.integrity.registry import ManifestSnapshot, active_manifest, parse_dataset_ref, verify_file
     from charter_guardrails.ledger.store import ledger_session
 
@@ -145,7 +148,8 @@ def _verify(args: argparse.Namespace) -> int:
             text += f"\nincident #{incident_id} raised (refresh blocked, dataset quarantined): `charter incidents show {incident_id}`"
         return text
 
-    emit(args, data, human)
+    if not (args.quiet and verification.intact and not args.json):
+        emit(args, data, human)
     if verification.intact:
         return EXIT_OK
     if verification.outcome in (Outcome.KEY_MISSING, Outcome.NO_MANIFEST):

@@ -32,6 +32,10 @@ from typing import Any
 from charter_guardrails.settings import ConfigError
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
+#: Smallest chunk chosen automatically: small files still get a few leaves, so a mismatch is localised.
+MIN_AUTO_CHUNK_SIZE = 64 * 1024
+#: Leaves aimed at when the chunk size is chosen automatically for a file under ``DEFAULT_CHUNK_SIZE × 32``.
+AUTO_LEAVES = 32
 DEFAULT_ALGORITHM = "sha256"
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
@@ -140,6 +144,18 @@ class FileDigest:
     @property
     def ends_with_newline(self) -> bool:
         return bool(self.chunks and self.chunks[-1].ends_with_newline)
+
+
+def auto_chunk_size(size: int) -> int:
+    """The chunk size used when none is given: 8 MiB for large files; for smaller ones the power of two
+    (≥ 64 KiB) that gives about 32 leaves, so that a change in a 500 KB CSV points at a few hundred rows.
+    It depends only on the file size, so a verifier computes the same value before reading the manifest.
+    """
+    target = max(size // AUTO_LEAVES, 1)
+    chunk = MIN_AUTO_CHUNK_SIZE
+    while chunk < target and chunk < DEFAULT_CHUNK_SIZE:
+        chunk *= 2
+    return min(chunk, DEFAULT_CHUNK_SIZE)
 
 
 def default_workers() -> int:

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.integrity.hashing import (
     DEFAULT_ALGORITHM,
-    DEFAULT_CHUNK_SIZE,
     DatasetFileChanged,
     DatasetFileEmpty,
     DatasetFileMissing,
     FileDigest,
+    auto_chunk_size,
     hash_file,
     leaf_hash,
     merkle_root,
@@ -167,7 +167,7 @@ def build_manifest(
     dataset: str,
     run_id: str | None = None,
     algorithm: str = DEFAULT_ALGORITHM,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     workers: int | None = None,
     created_at: datetime | None = None,
     on_chunk: Callable[[int], None] | None = None,
@@ -178,11 +178,16 @@ def build_manifest(
     :param use_case: the policy id, e.g. ``citizen_requests``.
     :param dataset: the dataset id in the policy, e.g. ``training``.
     :param run_id: the Airflow run (or CLI invocation) that registers it.
+    :param chunk_size: bytes per leaf; default :func:`~charter_guardrails.integrity.hashing.auto_chunk_size` of the
+        file (of the largest file, for a directory), recorded in the manifest.
     :param on_chunk: progress callback, called with each chunk index as it is hashed.
     :raises DatasetFileError: missing, unreadable, empty, or changed while hashed.
     """
     path = Path(path).resolve() if Path(path).exists() else Path(path)
     fmt = detect_format(path)
+    if chunk_size is None:
+        sizes = [os.stat(p).st_size for p in parquet_files(path)] if fmt == "parquet_dir" else [path.stat().st_size if path.is_file() else 0]
+        chunk_size = auto_chunk_size(max(sizes))
     document: dict[str, Any] = {
         "version": MANIFEST_VERSION,
         "dataset": f"{use_case}.{dataset}",

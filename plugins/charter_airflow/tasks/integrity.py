@@ -101,7 +101,6 @@ def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | N
 
     :return: a small JSON-safe summary (manifest id, root, size, rows); never data values.
     """
-    from charter_guardrails.integrity.hashing import DEFAULT_CHUNK_SIZE
     from charter_guardrails.integrity.manifest import build_manifest, sign_manifest
     from charter_guardrails.integrity.registry import active_manifest, load_policy, store_manifest
     from charter_guardrails.keys import load_signing_key
@@ -112,7 +111,7 @@ def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | N
     target = _target_path(policy, dataset, path)
     _dag_id, run_id = run_ids(context)
     key = load_signing_key()
-    document = build_manifest(target, use_case=use_case, dataset=dataset, run_id=run_id, chunk_size=chunk_size or DEFAULT_CHUNK_SIZE)
+    document = build_manifest(target, use_case=use_case, dataset=dataset, run_id=run_id, chunk_size=chunk_size)
     with ledger_session() as session:
         current = active_manifest(session, use_case, dataset)
         if current is not None and current.merkle_root == document["merkle_root"] and current.document.get("location") == document["location"]:
@@ -134,7 +133,7 @@ def register_dataset_manifest(*, use_case: str, dataset: str, path: str | None =
     :param use_case: the policy id.
     :param dataset: the dataset id in the policy.
     :param path: the file (templated); default: the dataset's path in the policy.
-    :param chunk_size: bytes per Merkle leaf (default 8 MiB).
+    :param chunk_size: bytes per Merkle leaf (default: 8 MiB, smaller for small files).
     """
     return register_dataset_manifest_step(use_case=use_case, dataset=dataset, path=path, chunk_size=chunk_size, context=context)
 
