@@ -27,7 +27,7 @@ def mask(value: str, entity_type: str = "") -> str:
     alnum = [i for i, c in enumerate(value) if c.isalnum()]
     head = _KEEP_HEAD.get(entity_type, 1)
     tail = 2
-    if len(alnum) < head + tail + 4:  # short values: show one character at each end at most
+    if len(alnum) < head + tail + 6:  # short values: show one character at each end at most
         head, tail = (1, 1) if len(alnum) >= 6 else (0, 0)
     keep = set(alnum[:head]) | set(alnum[len(alnum) - tail:] if tail else [])
     return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))

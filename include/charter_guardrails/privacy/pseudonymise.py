@@ -91,6 +91,12 @@ def mask_free_text(values: list[str], key: bytes, *, column: str = "", counts: d
     return out
 
 
+def _missing(value: Any) -> bool:
+    import pandas as pd
+
+    return value is None or (not isinstance(value, (str, bytes)) and bool(pd.isna(value)))
+
+
 def pseudonymise_frame(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> tuple[pd.DataFrame, PseudonymisationReport]:
     """The training-ready copy of ``frame``: declared columns only, identifiers hashed, free text masked."""
     from charter_guardrails.policy import ColumnRole
@@ -106,13 +112,13 @@ def pseudonymise_frame(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> tup
         if spec.role is ColumnRole.FREE_TEXT and spec.pseudonymise:
             values, _, _ = distinct_values(series)
             masked = dict(zip(values, mask_free_text(values, key, column=spec.name, counts=report.masked_entities), strict=True))
-            out[spec.name] = series.map(lambda v, m=masked: m.get(str(v), v) if v is not None and v == v else v)
+            out[spec.name] = series.map(lambda v, m=masked: v if _missing(v) else m.get(str(v), v))
             report.masked_columns.append(spec.name)
             log.info("pseudonymise: free-text column %s, %d distinct values masked", spec.name, len(values))
         elif spec.pseudonymise or spec.role is ColumnRole.IDENTIFIER:
             values, _, _ = distinct_values(series)
             hashed = {v: pseudonym(key, v) for v in values}
-            out[spec.name] = series.map(lambda v, m=hashed: m.get(str(v), None) if v is not None and v == v else v)
+            out[spec.name] = series.map(lambda v, m=hashed: v if _missing(v) else m.get(str(v)))
             report.hashed_columns.append(spec.name)
             log.info("pseudonymise: identifier column %s, %d distinct values hashed", spec.name, len(values))
     if report.dropped_columns:

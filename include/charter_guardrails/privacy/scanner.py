@@ -57,7 +57,9 @@ NER_CHUNK_CHARS = 100_000
 FREE_TEXT_MIN_WORDS = 4
 #: Values that could match any recognizer; everything else skips the Python regexes. RE2-compatible.
 PREFILTER = r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
-PROGRESS_EVERY_VALUES = 200_000
+_PREFILTER = re.compile(PREFILTER)
+#: Below this many distinct values, plain Python beats pandas/Arrow's per-call overhead.
+VECTORISE_FROM = 2000
 PROGRESS_EVERY_SECONDS = 10.0
 #: Words of at least two letters: "06 12 34 56 78" has none, "rue de la Paix" four.
 _WORDS = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
@@ -315,10 +317,14 @@ def detect_values(values: Sequence[str], kind: str, column_name: str = "", *, n_
     out: list[list[Hit]] = [[] for _ in values]
     if not values:
         return out
-    # Arrow's RE2 runs the pre-filter over all values in C++; the Python regexes see candidates only.
-    candidates = pd.Series(values, dtype="string[pyarrow]").str.contains(PREFILTER, regex=True).fillna(False).to_numpy(dtype=bool)
-    for i in np.flatnonzero(candidates):
-        out[int(i)] = detector.pattern_hits(values[int(i)], boosted)
+    if len(values) >= VECTORISE_FROM:
+        # Arrow's RE2 runs the pre-filter over all values in C++; the Python regexes see candidates only.
+        mask = pd.Series(values, dtype="string[pyarrow]").str.contains(PREFILTER, regex=True).fillna(False).to_numpy(dtype=bool)
+        candidates = [int(i) for i in np.flatnonzero(mask)]
+    else:  # building an Arrow array costs more than it saves on a few values (wide tables)
+        candidates = [i for i, v in enumerate(values) if _PREFILTER.search(v)]
+    for i in candidates:
+        out[i] = detector.pattern_hits(values[i], boosted)
     if kind in ("free_text", "name_like"):
         ner = detector.ner_hits(values, n_process=n_process, label=column_name)
         out = [merge_ner(p, n) for p, n in zip(out, ner, strict=True)]
@@ -329,6 +335,16 @@ def distinct_values(series: pd.Series) -> tuple[list[str], list[int], int]:
     """(distinct non-empty values as text, their row counts, non-null rows), most frequent first."""
     import pandas as pd
 
+    if len(series) < VECTORISE_FROM:
+        tally: dict[str, int] = {}
+        for v in series.tolist():
+            if v is None or (not isinstance(v, (str, bytes)) and pd.isna(v)):
+                continue
+            text = v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+            if text.strip():
+                tally[text] = tally.get(text, 0) + 1
+        ranked = sorted(tally.items(), key=lambda kv: -kv[1])
+        return [k for k, _ in ranked], [c for _, c in ranked], sum(tally.values())
     present = series.dropna()
     if not (pd.api.types.is_string_dtype(present) or present.dtype == object):
         present = present.astype(str)

@@ -1,0 +1,259 @@
+"""Personal data: the column scanner, the policy verdicts, the reports, the ledger rows, pseudonymisation,
+`charter scan` / `charter pseudonymise`, and the promise that no raw personal value leaves the process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from charter_guardrails.cli import main as charter
+from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, CheckResultRecord, CheckRun, Incident, PiiFinding
+from charter_guardrails.ledger.store import ledger_session
+from charter_guardrails.policy import UseCasePolicy, load_policy
+from charter_guardrails.privacy.masking import mask
+from charter_guardrails.privacy.pseudonymise import entity_token, pseudonym, pseudonymise_frame
+from charter_guardrails.privacy.scanner import ScanOptions, miss_probability, sample_size, scan_frame
+from charter_guardrails.privacy.verdict import check_personal_data
+from charter_guardrails.sample_data import generate
+from charter_guardrails.settings import get_settings
+from sqlalchemy import select
+
+ROWS = 240  # small: NER runs on every message
+
+
+@pytest.fixture
+def sample(charter_home: Path, policies: dict[str, Any]) -> Path:
+    data_dir = get_settings().data_dir
+    generate(data_dir, policies, rows=ROWS)  # type: ignore[arg-type]
+    return data_dir
+
+
+def test_sample_size_guarantee() -> None:
+    assert sample_size(0.01, 0.99) == 459
+    assert miss_probability(0.01, 459) <= 0.01 < miss_probability(0.01, 458)
+
+
+def test_masking_never_shows_the_value() -> None:
+    assert mask("06 12 34 56 78", "FR_PHONE") == "06 ** ** ** 78"
+    assert mask("1 85 12 13 123 456 16", "FR_NIR") == "1 85 ** ** *** *** 16"
+    assert mask("jean.dupont@exemple.fr", "EMAIL_ADDRESS") == "j***@e***.fr"
+    assert mask("Jean Dupont", "PERSON") == "J*** D***"
+    assert mask("AB-123-CD", "FR_LICENSE_PLATE") == "A*-***-*D"
+
+
+def test_sampling_finds_a_one_percent_column_and_states_its_guarantee() -> None:
+    rows = 20_000
+    phones = [f"06 12 34 {i % 100:02d} {i % 97:02d}" if i % 50 == 0 else f"CMD-{i:06d}" for i in range(rows)]  # 2 % phones
+    frame = pd.DataFrame({"reference": phones, "montant": [f"{i % 1000},50" for i in range(rows)],
+                          "code_postal": [f"13{i % 17:03d}" for i in range(rows)]})
+    report = scan_frame(frame, ScanOptions(mode="sampling", min_detectable_rate=0.01, confidence=0.99))
+    assert report.scanned_rows == 1000 and report.rows == rows
+    assert "probability at least 0.99995" in report.guarantee
+    assert report.column("reference").entity_types() == {"FR_PHONE"}
+    assert 0.01 <= report.column("reference").findings[0].share <= 0.04
+    assert not report.column("montant").findings and not report.column("code_postal").findings
+    exhaustive = scan_frame(frame, ScanOptions(mode="exhaustive"))
+    assert exhaustive.column("reference").findings[0].count == rows // 50
+
+
+def test_structured_columns_skip_ner_and_use_column_names_as_context() -> None:
+    frame = pd.DataFrame({
+        "siren_fournisseur": ["732829320", "552100554", "732829320"],
+        "numero_commande": ["732829320", "552100554", "732829320"],
+        "categorie": ["voirie", "proprete", "voirie"],
+        "vide": [None, None, None],
+    })
+    report = scan_frame(frame, ScanOptions(mode="exhaustive"))
+    assert report.column("siren_fournisseur").entity_types() == {"FR_SIREN"}
+    assert report.column("numero_commande").findings == [] and report.column("numero_commande").suspects
+    assert report.column("categorie").kind == "structured"
+    assert report.column("vide").kind == "empty"
+
+
+def test_clean_citizen_training_passes(sample: Path) -> None:
+    policy = load_policy("citizen_requests")
+    outcome = check_personal_data(policy, "training", run_id="t1")
+    assert outcome.result.verdict.value == "pass", outcome.result.summary
+    message = outcome.scan.column("message")
+    assert message.kind == "free_text"
+    assert {"PERSON", "FR_PHONE", "EMAIL_ADDRESS"} <= message.entity_types()
+    assert outcome.result.engagements == ["surete.1", "proportionnalite.3"]
+    assert outcome.incident is None
+    assert Path(outcome.result.report_path or "").exists() and Path(outcome.reports["json"]).exists()
+
+
+def test_undeclared_column_in_a_personal_dataset_fails_without_gdpr_incident(sample: Path) -> None:
+    policy = load_policy("citizen_requests")
+    outcome = check_personal_data(policy, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t2",
+                                  exhaustive=True)
+    assert outcome.result.verdict.value == "fail"
+    bad = [c for c in outcome.columns if not c.ok]
+    assert [c.column for c in bad] == ["telephone_usager"] and not bad[0].declared and bad[0].forbidden == ["FR_PHONE"]
+    assert outcome.incident is None
+
+
+def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: Path) -> None:
+    policy = load_policy("waste_tonnage")
+    outcome = check_personal_data(policy, "training", path=sample / "waste_tonnage" / "training__pii_leak.csv", run_id="t3")
+    assert outcome.result.verdict.value == "fail" and outcome.result.severity.value == "critical"
+    column = next(c for c in outcome.columns if c.column == "contact_agent")
+    assert {"EMAIL_ADDRESS", "FR_PHONE", "PERSON"} <= set(column.forbidden)
+    assert outcome.incident is not None and outcome.incident.breach_type.value == "gdpr_compliance"
+    clean = check_personal_data(policy, "training", run_id="t4")
+    assert clean.result.verdict.value == "pass", clean.result.summary
+
+
+def test_unreadable_dataset_is_a_failing_verdict(charter_home: Path) -> None:
+    policy = load_policy("waste_tonnage")
+    outcome = check_personal_data(policy, "training", path=charter_home / "missing.csv")
+    assert outcome.result.verdict.value == "fail" and outcome.result.evidence["read_error"]["kind"] == "missing"
+
+
+def _raw_values(data_dir: Path) -> set[str]:
+    """Every personal value the generator put in the files: names, phones, e-mails, NIRs."""
+    values: set[str] = set()
+    phone = re.compile(r"(?:\+33 \d|0\d)(?: ?\d\d){4}")
+    email = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+    nir_re = re.compile(r"[12] \d\d \d\d \d\d \d{3} \d{3} \d\d")
+    for path in [data_dir / "waste_tonnage" / "training__pii_leak.csv", data_dir / "citizen_requests" / "training.csv",
+                 data_dir / "citizen_requests" / "training__pii_leak.csv"]:
+        text = path.read_bytes().decode("utf-8" if "citizen" in str(path) else "latin-1")
+        values |= set(phone.findall(text)) | set(email.findall(text)) | set(nir_re.findall(text))
+        values |= {m.strip() for m in re.findall(r"Je suis ([^,;]+),", text)}
+        values |= {m.strip() for m in re.findall(r";([^;<\n]+) <", text)}  # contact_agent: "Name <email> phone"
+    values = {v for v in values if len(v) >= 6}
+    assert len(values) > 100
+    return values
+
+
+def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
+        ledger_url: str, sample: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    leak = sample / "waste_tonnage" / "training__pii_leak.csv"
+    policy_file = get_settings().policies_dir / "waste_tonnage.yaml"
+    code = charter(["scan", str(leak), "--policy", str(policy_file), "--json", "--run-id", "leak-1"])
+    out = capsys.readouterr()
+    assert code == 1
+    columns = json.loads(out.out)
+    contact = next(c for c in columns if c["name"] == "contact_agent")
+    assert {f["entity_type"] for f in contact["findings"]} >= {"EMAIL_ADDRESS", "FR_PHONE", "PERSON"}
+    assert contact["ok"] is False and contact["declared"] is False
+    for finding in contact["findings"]:
+        assert set(finding) >= {"entity_type", "count", "share", "mean_score", "max_score", "masked_examples"}
+    with ledger_session() as session:
+        incident = session.scalars(select(Incident)).one()
+        assert incident.breach_type == "gdpr_compliance" and incident.use_case == "waste_tonnage" and incident.run_id == "leak-1"
+        assert session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id == incident.id)).all()
+        run = session.scalars(select(CheckRun)).one()
+        assert (run.dag_id, run.run_id) == ("cli", "leak-1")
+        result = session.scalars(select(CheckResultRecord)).one()
+        assert result.check == "personal_data" and result.verdict == "fail" and result.report_path
+        findings = session.scalars(select(PiiFinding).where(PiiFinding.check_result_id == result.id)).all()
+        assert {f.entity_type for f in findings if f.column == "contact_agent"} >= {"EMAIL_ADDRESS", "FR_PHONE"}
+        assert not any(f.allowed for f in findings)
+        ledger_dump = json.dumps([
+            [(r.summary, r.evidence, r.metrics) for r in session.scalars(select(CheckResultRecord))],
+            [(f.column, f.entity_type, f.masked_examples) for f in findings],
+            [(i.title, i.nature, i.facts, i.measures_taken) for i in session.scalars(select(Incident))],
+            [a.payload for a in session.scalars(select(AlertOutbox))],
+            [e.payload for e in session.scalars(select(AuditEvent))],
+        ], ensure_ascii=False, default=str)
+    # a clean scan (no policy) of the citizen files too: their messages carry names, phones, e-mails, NIRs
+    assert charter(["scan", str(sample / "citizen_requests" / "training.csv"), "--exhaustive", "--json"]) == 0
+    assert charter(["scan", str(sample / "citizen_requests" / "training__pii_leak.csv"), "--json"]) == 0
+    out2 = capsys.readouterr()
+    reports = "".join(p.read_text(encoding="utf-8") for p in get_settings().reports_dir.rglob("*") if p.is_file())
+    assert "contact_agent" in reports and "***" in reports
+    haystack = "\n".join([out.out, out.err, out2.out, out2.err, caplog.text, reports, ledger_dump])
+    leaked = sorted(v for v in _raw_values(sample) if v in haystack)
+    assert leaked == []
+
+
+def test_charter_scan_without_policy_says_what_it_assumed(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes("nom;téléphone;montant\nJosé Müller;06 12 34 56 78;12,50\nRené Ça;07 98 76 54 32;3,10\n".encode("cp1252"))
+    assert charter(["scan", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert "cp1252" in out.err and "';'" in out.err and "decimal ','" in out.err
+    columns = {c["name"]: c for c in json.loads(out.out)}
+    assert [f["entity_type"] for f in columns["téléphone"]["findings"]] == ["FR_PHONE"]
+    assert columns["montant"]["findings"] == []
+
+
+@pytest.mark.parametrize("name,content,code,message", [
+    ("empty.csv", b"", 2, "empty"),
+    ("garbage.csv", bytes(range(256)) * 8, 2, "NUL bytes"),
+    ("bom.csv", "\ufeffcourriel;ville\nmarie.curie@exemple.fr;Lyon\n".encode(), 0, None),
+    ("header_only.csv", b"a;b;c\n", 0, None),
+    ("nulls.csv", b"vide;rempli;null\n;06 12 34 56 78;\n;;\n", 0, None),
+])
+def test_bad_input_works_or_fails_clearly(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          name: str, content: bytes, code: int, message: str | None) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert charter(["scan", str(path), "--json"]) == code
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    if message:
+        assert message in out.err and "charter: error:" in out.err
+    else:
+        columns = json.loads(out.out)
+        if name == "bom.csv":
+            assert columns[0]["name"] == "courriel" and columns[0]["findings"][0]["entity_type"] == "EMAIL_ADDRESS"
+        if name == "nulls.csv":
+            kinds = {c["name"]: c["kind"] for c in columns}
+            assert kinds == {"vide": "empty", "rempli": "structured", "null": "empty"}
+
+
+def test_huge_cells_and_ten_thousand_columns(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    big = tmp_path / "big.csv"
+    cell = "x" * 1_200_000 + " 06 12 34 56 78"
+    big.write_text(f"blob;n\n{cell};1\ncourt;2\n", encoding="utf-8")
+    assert charter(["scan", str(big), "--json"]) == 0
+    columns = json.loads(capsys.readouterr().out)
+    assert [f["entity_type"] for f in columns[0]["findings"]] == ["FR_PHONE"]
+    wide = tmp_path / "wide.csv"
+    header = ";".join(f"c{i}" for i in range(10_000))
+    wide.write_text(header + "\n" + ";".join(str(i) for i in range(10_000)) + "\n", encoding="utf-8")
+    assert charter(["scan", str(wide), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 10_000
+
+
+def test_pseudonymise_is_keyed_deterministic_and_minimises(sample: Path, capsys: pytest.CaptureFixture[str],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    import base64
+
+    from charter_guardrails.keys import load_pseudonymisation_key
+
+    caplog.set_level(logging.DEBUG)
+    policy_file = get_settings().policies_dir / "citizen_requests.yaml"
+    source = sample / "citizen_requests" / "training__pii_leak.csv"
+    target = charter_out = sample / "out" / "training.csv"
+    assert charter(["pseudonymise", str(source), str(target), "--policy", str(policy_file), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["dropped_columns"] == ["telephone_usager"] and report["hashed_columns"] == ["request_id"]
+    assert report["masked_columns"] == ["message"] and report["masked_entities"]["FR_PHONE"] > 0
+    policy = UseCasePolicy.from_file(policy_file)
+    original = pd.read_csv(source, sep=";", dtype=str)
+    out = pd.read_csv(charter_out, sep=";", dtype=str)
+    assert list(out.columns) == [c.name for c in policy.training_dataset.columns]
+    key = load_pseudonymisation_key()
+    assert out["request_id"].tolist() == [pseudonym(key, v) for v in original["request_id"]]
+    text = charter_out.read_text(encoding="utf-8")
+    assert not [v for v in _raw_values(sample) if v in text]
+    assert re.search(r"<PERSON_[0-9a-f]{10}>", text) and re.search(r"<FR_PHONE_[0-9a-f]{10}>", text)
+    for secret in (base64.b64encode(key).decode(), key.hex()):
+        assert secret not in caplog.text and secret not in text
+    # deterministic: the same frame gives the same output, so joins on pseudonyms still work
+    frame = original.head(20)
+    first, _ = pseudonymise_frame(frame, policy.training_dataset, key)
+    second, _ = pseudonymise_frame(frame, policy.training_dataset, key)
+    assert first.equals(second)
+    other, _ = pseudonymise_frame(frame, policy.training_dataset, b"k" * 32)
+    assert not other["request_id"].equals(first["request_id"])
+    assert entity_token(key, "PERSON", "Jean  Dupont") == entity_token(key, "PERSON", "jean dupont")
