@@ -81,12 +81,12 @@ def suite_parameters(dataset: Dataset, loaded: LoadedSuite, now: datetime | None
 
 def validate_frame(policy: UseCasePolicy, dataset: Dataset | str, frame: pd.DataFrame, *, suite: str | Path | LoadedSuite | None = None,
                    run_id: str | None = None, source: str = "dataframe", unparseable: dict[str, int] | None = None,
-                   data_docs: bool = True, now: datetime | None = None) -> CheckResult:
+                   data_docs: bool = True, now: datetime | None = None, problems: list[dict[str, Any]] | None = None) -> CheckResult:
     """Validate a typed DataFrame (see :func:`charter_guardrails.datasets.apply_types`)."""
     ds = _dataset(policy, dataset)
     loaded = _suite(ds, suite)
     frame = _naive_utc(frame)
-    info = _Input(source=source, columns=[str(c) for c in frame.columns], row_count=len(frame))
+    info = _Input(source=source, columns=[str(c) for c in frame.columns], row_count=len(frame), problems=list(problems or []))
     for column, bad in sorted((unparseable or {}).items()):
         declared = next((c.type.value for c in ds.columns if c.name == column), "?")
         info.problems.append({"kind": "type", "column": column, "count": bad,
@@ -109,11 +109,39 @@ def validate_file(policy: UseCasePolicy, dataset: Dataset | str, path: Path | No
     target = path or ds.resolve_path()
     try:
         raw = read_dataset(ds, target)
+        stored = stored_type_problems(raw, ds) if not _is_csv(ds, target) else []
         frame, unparseable = apply_types(raw, ds)
     except DatasetReadError as exc:
         return _unreadable(policy, ds, loaded, exc.kind, str(exc), source=str(target))
     return validate_frame(policy, ds, frame, suite=loaded, run_id=run_id, source=str(target), unparseable=unparseable,
-                          data_docs=data_docs, now=now)
+                          data_docs=data_docs, now=now, problems=stored)
+
+
+def _is_csv(ds: Dataset, target: Path) -> bool:
+    from charter_guardrails.policy import DatasetFormat
+
+    return ds.format is DatasetFormat.CSV and target.suffix.lower() != ".parquet" and not target.is_dir()
+
+
+def stored_type_problems(raw: pd.DataFrame, ds: Dataset) -> list[dict[str, Any]]:
+    """A typed file (Parquet) whose column is stored with another type than declared: a changed type,
+    even when ``apply_types`` could still convert the values."""
+    import pandas as pd
+
+    from charter_guardrails.policy import ColumnType
+
+    checks = {ColumnType.INTEGER: pd.api.types.is_integer_dtype, ColumnType.FLOAT: pd.api.types.is_numeric_dtype,
+              ColumnType.BOOLEAN: pd.api.types.is_bool_dtype, ColumnType.DATE: pd.api.types.is_datetime64_any_dtype,
+              ColumnType.DATETIME: pd.api.types.is_datetime64_any_dtype}
+    problems = []
+    for column in ds.columns:
+        check = checks.get(column.type)
+        if column.name in raw.columns and check is not None and not check(raw[column.name].dtype):
+            if column.type is ColumnType.INTEGER and pd.api.types.is_float_dtype(raw[column.name].dtype):
+                continue  # integers with nulls are floats in many writers
+            problems.append({"kind": "type", "column": column.name, "stored_as": str(raw[column.name].dtype),
+                             "message": f"column {column.name}: stored as {raw[column.name].dtype}, declared {column.type.value}"})
+    return problems
 
 
 def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | None = None, *, url: str | None = None,
@@ -140,7 +168,8 @@ def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | N
         inspector = inspect(engine)
         if not inspector.has_table(name, schema=schema or None):
             return _unreadable(policy, ds, loaded, "missing", f"table {table} does not exist in {redact_url(url)}", source=source)
-        columns = [c["name"] for c in inspector.get_columns(name, schema=schema or None)]
+        reflected = inspector.get_columns(name, schema=schema or None)
+        columns = [c["name"] for c in reflected]
         with engine.connect() as conn:
             rows = int(conn.execute(select(func.count()).select_from(sa_table(name, schema=schema or None))).scalar_one())
     except SQLAlchemyError as exc:
@@ -148,6 +177,7 @@ def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | N
     finally:
         engine.dispose()
     info = _Input(source=source, columns=columns, row_count=rows)
+    local = _sqlite_type_outcomes(loaded, {c["name"]: c["type"] for c in reflected}) if url.startswith("sqlite") else {}
 
     def batch_for(context: Any) -> Any:
         backend = url.split(":", 1)[0]
@@ -160,7 +190,27 @@ def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | N
         asset = datasource.add_table_asset(ds.id, table_name=name, **({"schema_name": schema} if schema else {}))
         return asset.add_batch_definition_whole_table("whole").get_batch()
 
-    return _run(policy, ds, loaded, info, batch_for, run_id=run_id, data_docs=data_docs, now=now)
+    return _run(policy, ds, loaded, info, batch_for, run_id=run_id, data_docs=data_docs, now=now, local=local)
+
+
+def _sqlite_type_outcomes(loaded: LoadedSuite, types: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Type-list expectations on SQLite, evaluated here: SQLite reflects columns as SQLAlchemy's
+    generic classes (``sqltypes.DATETIME``, ``BIGINT``) while GX 1.24 resolves type names in the
+    ``sqlalchemy.dialects.sqlite`` module, whose ``DATETIME`` is another class and which has no
+    ``BIGINT``, so GX fails a correct column. Names are resolved in ``sqlalchemy`` itself instead."""
+    import inspect as pyinspect
+
+    import sqlalchemy
+
+    outcomes: dict[int, dict[str, Any]] = {}
+    for spec in loaded.expectations:
+        if spec.type != "expect_column_values_to_be_in_type_list" or spec.kwargs.get("column") not in types:
+            continue
+        actual = types[spec.kwargs["column"]]
+        classes = [getattr(sqlalchemy, n) for n in spec.kwargs.get("type_list") or [] if pyinspect.isclass(getattr(sqlalchemy, n, None))]
+        outcomes[spec.index] = {"success": isinstance(actual, tuple(classes)) if classes else True,
+                                "result": {"observed_value": type(actual).__name__}, "evaluated_by": "charter (SQLite reflected types)"}
+    return outcomes
 
 
 def sql_url(url: str) -> str:
@@ -209,14 +259,15 @@ def _column_problems(ds: Dataset, loaded: LoadedSuite, info: _Input) -> tuple[li
 
 
 def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, batch_for: Any, *, run_id: str | None,
-         data_docs: bool, now: datetime | None) -> CheckResult:
+         data_docs: bool, now: datetime | None, local: dict[int, dict[str, Any]] | None = None) -> CheckResult:
     from charter_guardrails.quality._gx import ephemeral_context
 
     started = time.perf_counter()
     column_problems, absent = _column_problems(ds, loaded, info)
     problems = column_problems + info.problems
     personal = personal_columns(ds)
-    runnable = [e for e in loaded.expectations if not set(e.columns) & absent]
+    local = local or {}
+    runnable = [e for e in loaded.expectations if not set(e.columns) & absent and e.index not in local]
     skipped = [e for e in loaded.expectations if set(e.columns) & absent]
     params = suite_parameters(ds, loaded, now)
 
@@ -240,6 +291,10 @@ def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, 
                 outcome["error"] = "the expectation could not be evaluated" + ("" if is_personal else f": {message.splitlines()[0][:200]}")
             outcomes.append(outcome)
         redact_gx_result(validation, personal_by_index)
+    for spec in loaded.expectations:
+        if spec.index in local and spec not in skipped:
+            outcomes.append({"expectation": spec.type, "index": spec.index, "columns": spec.columns, "severity": spec.severity,
+                             **local[spec.index]})
     for spec in skipped:
         cols = [c for c in spec.columns if c in absent]
         outcomes.append({"expectation": spec.type, "index": spec.index, "columns": spec.columns, "severity": spec.severity,
