@@ -103,7 +103,8 @@ def measure_energy(*, country_iso_code: str = "FRA") -> Iterator[_EnergyBox]:
         # codecarbon sets its own logger level at import and logs at INFO while it initialises
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         tracker = OfflineEmissionsTracker(
-            country_iso_code=country_iso_code, save_to_file=False, log_level="error", tracking_mode="process",
+            # output_methods=[]: no CSV, API, logger or Prometheus output, whatever a config file or env var says
+            country_iso_code=country_iso_code, output_methods=[], log_level="error", tracking_mode="process",
             allow_multiple_runs=True,  # several tasks may train at once; no lock file in /tmp
             measure_power_secs=15,
         )
