@@ -435,8 +435,7 @@ HTML_TEMPLATE = """<!doctype html>
 <p>Responsable : {{ c.owner.name }} ({{ c.owner.email }}). Délégué à la protection des données : {{ c.dpo.name }} ({{ c.dpo.email }}).</p></section>
 <section><h2>Données utilisées</h2>
 <p>Jeu de données <code>{{ c.dataset.id }}</code>, période du {{ c.data_period.start_label }} au {{ c.data_period.end_label }}{% if c.data_period.column %} (colonne <code>{{ c.data_period.column }}</code>){% endif %}.
-{% if c.dataset.retention_days %}Conservation : {{ c.dataset.retention_days }} jours ; les lignes plus anciennes sont exclues.{% endif %}
-Les colonnes non déclarées sont supprimées avant l'entraînement.</p>
+{% if c.dataset.retention_days %}Conservation : {{ c.dataset.retention_days }} jours ; les lignes plus anciennes sont exclues. {% endif %}Les colonnes non déclarées sont supprimées avant l'entraînement.</p>
 <table><thead><tr><th scope="col">Colonne</th><th scope="col">Usage</th><th scope="col">Type</th><th scope="col">Donnée personnelle</th><th scope="col">Pseudonymisée</th></tr></thead>
 <tbody>{% for col in c.columns %}<tr><td><code>{{ col.name }}</code></td><td>{{ col.role }}</td><td>{{ col.type }}</td><td>{{ col.personal_data }}</td><td>{{ "oui" if col.pseudonymised else "non" }}</td></tr>{% endfor %}</tbody></table>
 </section>
