@@ -159,8 +159,10 @@ def evaluate_candidate(policy: UseCasePolicy, candidate: TrainedModel, productio
 
 
 def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred: Any) -> list[GroupFairness]:
+    import functools
+
     import numpy as np
-    from fairlearn.metrics import MetricFrame
+    from fairlearn.metrics import MetricFrame, selection_rate
     from sklearn.metrics import accuracy_score, mean_absolute_error
 
     spec = policy.model
@@ -169,9 +171,8 @@ def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred:
     if spec.kind == "text_classifier":
         functions = {"accuracy": accuracy_score}
         if positive is not None:
-            # the share of rows the model routes to the positive label (fairlearn's selection rate);
-            # written out because fairlearn's selection_rate compares with pos_label after casting to an array
-            functions["selection_rate"] = lambda yt, yp: float(np.mean(np.asarray(yp, dtype=object) == positive))
+            # the share of rows the model routes to the positive label
+            functions["selection_rate"] = functools.partial(selection_rate, pos_label=positive)
     else:
         functions = {"mae": mean_absolute_error}
     y_true_arr = np.asarray(y_true)
