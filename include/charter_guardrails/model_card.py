@@ -32,8 +32,8 @@ from charter_guardrails.training import EnergyMeasurement
 LABEL_TEXT = "Service utilisant l'IA"
 LABEL_SCHEMA = "charter-ai-label/1"
 TRANSPARENCE_4 = "identifier par un logo explicite les services numériques à base d'IA"
-#: Engagements the card and the label serve by existing (checks named model_card / ai_label).
-CARD_ENGAGEMENTS = ["transparence.3", "transparence.4"]
+#: Engagements the card and the label serve by existing: they tell users an AI is used and what for (1), explain it (3), label it (4).
+CARD_ENGAGEMENTS = ["transparence.1", "transparence.3", "transparence.4"]
 
 PRINCIPLE_LABELS = {
     "transparence": "Transparence", "equite": "Équité", "maitrise_humaine": "Maîtrise humaine",
