@@ -372,7 +372,13 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
 
     with pytest.raises(AirflowFailException) as failure:
         validate_quality_step(use_case="citizen_requests", dataset="training", path=str(planted), context=context)
-    result = validate_file(policy, "training", planted, run_id="manual__planted")
+    from charter_guardrails.ledger.models import CheckRun
+    from charter_guardrails.ledger.store import ledger_session, results_for_run
+    from sqlalchemy import select
+
+    with ledger_session() as session:
+        run = session.scalars(select(CheckRun).where(CheckRun.run_id == "manual__planted")).one()
+        result = results_for_run(session, run)[0]
     assert result.verdict is Verdict.FAIL
     failed = _failed(result)
     assert {("expect_column_values_to_be_in_set", "arrondissement"), ("expect_column_values_to_match_regex", "request_id"),

@@ -39,7 +39,7 @@ def _target_path(policy: Any, dataset: str, path: str | None) -> Path:
 
 def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, Any], path: str | None = None,
                           table: str | None = None, url: str | None = None, suite: str | None = None,
-                          write_profile: bool = True) -> dict[str, Any]:
+                          write_profile: bool = True, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
     """Validate a dataset (file, or SQL table in place) against its suite; persist and gate.
 
     :param use_case: the policy id.
@@ -48,6 +48,7 @@ def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, 
     :param table: a SQL table to validate in the database (GX SQL datasource); ``url`` defaults to CHARTER_DATA_URL.
     :param suite: a suite file in ``expectations/``; default the dataset's.
     :param write_profile: for passing training data, store the drift reference profile (computed once, here).
+    :param fail_on: verdicts that raise ``AirflowFailException`` (a DAG may let a human override a failure).
     :return: the redacted CheckResult as a JSON-safe dict (for XCom).
     """
     from charter_guardrails.policy import DatasetFormat, load_policy
@@ -65,11 +66,11 @@ def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, 
         result = validate_file(policy, dataset, target, suite=suite, run_id=run_id)
         if write_profile and not result.failed and dataset == policy.training_dataset.id:
             profile_training(policy, target)
-    return persist_and_gate(result, policy=policy, context=context)
+    return persist_and_gate(result, policy=policy, context=context, fail_on=fail_on)
 
 
 def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str | None = None, path: str | None = None,
-                     reference: str | None = None) -> dict[str, Any]:
+                     reference: str | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
     """Compare an inference batch with the stored training profile; persist and gate.
 
     :param reference: a profile ``.json`` or a training file; default the profile stored by ``validate_quality``.
@@ -82,11 +83,11 @@ def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str 
     ds = dataset or (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0].id
     result = drift_of_file(policy, _target_path(policy, ds, path), reference=Path(reference) if reference else None, dataset=ds)
     result = with_json_report(result, policy, run_ids(context)[1])
-    return persist_and_gate(result, policy=policy, context=context)
+    return persist_and_gate(result, policy=policy, context=context, fail_on=fail_on)
 
 
 def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], dataset: str | None = None,
-                                  path: str | None = None) -> dict[str, Any]:
+                                  path: str | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
     """Group shares, sizes, data gaps and label base rates of the training data; persist and gate."""
     from charter_guardrails.policy import load_policy
     from charter_guardrails.quality.checks import representativeness_of_file, with_json_report
@@ -96,7 +97,7 @@ def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], 
     ds = dataset or policy.training_dataset.id
     result = representativeness_of_file(policy, _target_path(policy, ds, path), dataset=ds)
     result = with_json_report(result, policy, run_ids(context)[1])
-    return persist_and_gate(result, policy=policy, context=context)
+    return persist_and_gate(result, policy=policy, context=context, fail_on=fail_on)
 
 
 @task(task_id="validate_quality")
