@@ -1,0 +1,25 @@
+"""End-to-end fixtures: a CHARTER_HOME with keys, a migrated ledger, the sample data, and helpers
+to register deliveries and read the ledger after a DAG run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[Path]:
+    """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (small sizes to stay fast)."""
+    from charter_guardrails.ledger import db
+    from charter_guardrails.policy import UseCasePolicy, policy_files
+    from charter_guardrails.sample_data import generate
+    from charter_guardrails.settings import get_settings
+
+    url = f"sqlite:///{charter_home / 'ledger.db'}"
+    monkeypatch.setenv("CHARTER_LEDGER_URL", url)
+    db.migrate(url)
+    policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
+    generate(get_settings().data_dir, policies, rows=1200)
+    yield charter_home

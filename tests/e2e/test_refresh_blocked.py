@@ -1,0 +1,69 @@
+"""Fail-closed end to end with dag.test(): a guardrail that cannot be overridden stops the refresh
+before any human is asked, publish never runs and the registry is unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.support import ledger_state, register
+
+
+def _states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
+
+
+def _dag(dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import ROOT
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert not bag.import_errors
+    return bag.get_dag(dag_id)
+
+
+@pytest.mark.parametrize(
+    ("variant", "registered", "blocking_task", "incident"),
+    [
+        ("citizen_requests/training__pii_leak.csv", "citizen_requests/training__pii_leak.csv", "scan_personal_data", None),
+        ("citizen_requests/training__corrupted.csv", "citizen_requests/training.csv", "verify_integrity", "integrity"),
+    ],
+    ids=["pii_leak", "corruption"],
+)
+def test_hard_failure_blocks_before_any_human(e2e_home, variant, registered, blocking_task, incident) -> None:
+    register("citizen_requests", "training", registered)
+    before = ledger_state("citizen_requests")["versions"]
+    dag_run = _dag("citizen_requests_model_refresh").test(run_conf={"training_file": variant})
+    states = _states(dag_run)
+    assert states[blocking_task] == "failed"
+    assert states["gate"] == "failed"
+    assert states["human_review"] == "upstream_failed" and states["publish"] == "upstream_failed"
+    after = ledger_state("citizen_requests")
+    assert after["versions"] == before == []
+    decided = [r for r in after["runs"] if r[0] == "citizen_requests_model_refresh"]
+    assert decided and decided[-1][1] == "blocked"
+    if incident:
+        assert any(i[0] == incident for i in after["incidents"])
+    else:  # a forbidden PII column in a personal dataset is a GDPR-compliance incident
+        assert after["incidents"], "the PII leak raised no incident"
+    from charter_guardrails.cli import main as charter
+
+    assert charter(["audit", "verify"]) == 0
+
+
+def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
+    from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.registry import publish_version, suspend
+
+    with ledger_session() as s:
+        publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,
+                        approved_by="claire")
+    with ledger_session() as s:
+        suspend(s, "citizen_requests", actor="dpo", reason="signalement de la médiation")
+    register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
+    dag_run = _dag("citizen_requests_inference_guardrails").test()
+    states = _states(dag_run)
+    assert states["kill_switch"] == "failed"
+    assert all(states[t] == "upstream_failed" for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift"))
+    assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
+    assert not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*")) if (e2e_home / "data" / "citizen_requests" / "accepted").exists() else True
