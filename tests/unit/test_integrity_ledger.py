@@ -285,3 +285,13 @@ def test_verify_path_imports_no_heavy_library(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "charter_guardrails.cli", "ledger", "migrate"], env=env, capture_output=True, check=True, cwd=ROOT)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_verify_checks_the_schema_without_alembic_and_agrees_with_it(charter_home: Path, monkeypatch, capsys) -> None:
+    from charter_guardrails.integrity.registry import _head_revision_from_files
+
+    assert _head_revision_from_files() == db.head_revision()
+    monkeypatch.setenv("CHARTER_LEDGER_URL", f"sqlite:///{charter_home / 'never_migrated.db'}")
+    path = _csv(charter_home / "data" / "x.csv", rows=5)
+    assert charter(["verify", str(path), "--dataset", "citizen_requests.training"]) == 2
+    assert "charter ledger migrate" in capsys.readouterr().err

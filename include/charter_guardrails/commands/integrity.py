@@ -124,11 +124,16 @@ def _verify(args: argparse.Namespace) -> int:
 
     # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
     job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
-    from charter_guardrails.integrity.registry import ManifestSnapshot, active_manifest, parse_dataset_ref, verify_file
-    from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.integrity.registry import (
+        ManifestSnapshot,
+        active_manifest,
+        light_ledger_session,
+        parse_dataset_ref,
+        verify_file,
+    )
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
-    with ledger_session() as session:
+    with light_ledger_session() as session:
         row = active_manifest(session, use_case, dataset)
         manifest = ManifestSnapshot.of(row) if row is not None else None
     digest = None
@@ -160,13 +165,13 @@ def _verify(args: argparse.Namespace) -> int:
 def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
     """Persist the verdict, the verification row and, on a mismatch, the incident: one transaction."""
     from charter_guardrails.incidents import raise_incident
-    from charter_guardrails.integrity.registry import ensure_dataset_record, load_policy, record_verification
-    from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, ledger_session, record_check_result
+    from charter_guardrails.integrity.registry import ensure_dataset_record, light_ledger_session, load_policy, record_verification
+    from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, record_check_result
 
     result = verification.to_check_result()
     draft = verification.incident_draft(run_id)
     policy = load_policy(verification.use_case) if (draft is not None or manifest is None) else None
-    with ledger_session() as session:
+    with light_ledger_session() as session:
         if manifest is not None:
             dataset_id = manifest.dataset_id
         else:
