@@ -12,7 +12,7 @@ Speed comes from design, not from skipping data:
   values of two or three words), with ``nlp.pipe`` batches on up to all cores;
 - the **column name** is context: ``siret_fournisseur`` raises the score of a SIRET match;
 - in **sampling** mode, ``n = ceil(ln(1 - confidence) / ln(1 - rate))`` rows are drawn at random
-  (at least :data:`MIN_SAMPLE`): a column where at least ``rate`` of the rows hold an entity is
+  (the policy's ``min_detectable_rate`` and ``confidence``): a column where at least ``rate`` of the rows hold an entity is
   then found with probability ``confidence`` or more (rate 1 %, confidence 99 %: n = 459).
   **Exhaustive** mode analyses every distinct value.
 
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 
 ScanMode = Literal["sampling", "exhaustive"]
 
-#: Sampling mode reads at least this many rows: cheap, and it tightens the guarantee.
-MIN_SAMPLE = 1000
 #: Score of a look-alike that fails its checksum: reported as a suspect, never as the entity.
 SUSPECT_SCORE = 0.1
 #: Presidio's context enhancement factor: a context word near a match (or naming the column) adds it.
@@ -415,7 +413,7 @@ def scan_frame(frame: pd.DataFrame, options: ScanOptions | None = None, *, sourc
     total = len(frame)
     scanned = frame
     if options.mode == "sampling":
-        n = max(sample_size(options.min_detectable_rate, options.confidence), MIN_SAMPLE)
+        n = sample_size(options.min_detectable_rate, options.confidence)
         if total > n:
             scanned = frame.sample(n=n, random_state=options.seed)
             guarantee = (f"sampling: {n} of {total} rows drawn at random; a column where at least {options.min_detectable_rate:.2%} "
