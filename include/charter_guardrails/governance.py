@@ -330,13 +330,19 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def drift_features(evidence: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-feature drift from ``evidence["features"]`` (a mapping or a list with ``feature``/``name``).
+_DRIFT_SCORES = (("psi", "psi_max"), ("js_distance", "js_max"), ("length_psi", "text_length_psi_max"))
+_HISTOGRAM_KEYS = {"histogram", "bins", "categories", "edges", "reference", "current", "batch", "reference_counts", "current_counts",
+                   "reference_shares", "batch_shares"}
 
-    Each row keeps its statistics and, when present, a histogram as ``bins`` with ``reference``
-    and ``current`` counts or shares.
+
+def drift_features(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-feature drift from ``evidence["features"]`` (a mapping, or a list with ``feature``/``name``).
+
+    Each row keeps the feature's statistics, its main score (PSI, Jensen-Shannon distance or text
+    length PSI) with the policy threshold from ``evidence["thresholds"]``, and a histogram when the
+    check stored one (``bins`` with ``reference`` and ``current`` counts or shares).
     """
-    raw = evidence.get("features") or evidence.get("drift")
+    raw = evidence.get("features")
     if isinstance(raw, dict):
         items = [{"feature": k, **(v if isinstance(v, dict) else {"value": v})} for k, v in raw.items()]
     elif isinstance(raw, list):
@@ -345,6 +351,8 @@ def drift_features(evidence: dict[str, Any]) -> list[dict[str, Any]]:
             item.setdefault("feature", item.get("name") or item.get("column"))
     else:
         return []
+    given = evidence.get("thresholds")
+    thresholds: dict[str, Any] = given if isinstance(given, dict) else {}
     out = []
     for item in items:
         nested = item.get("histogram")
@@ -358,21 +366,26 @@ def drift_features(evidence: dict[str, Any]) -> list[dict[str, Any]]:
             labels = [str(b) for b in bins][:n] if len(bins) >= n else [str(i) for i in range(n)]
             histogram = {"bins": labels, "reference": [_number(v) or 0.0 for v in reference[:n]],
                          "current": [_number(v) or 0.0 for v in current[:n]]}
-        stats = {k: v for k, v in item.items() if k not in {"histogram", "bins", "categories", "edges", "reference", "current", "batch",
-                                                             "reference_counts", "current_counts", "reference_shares", "batch_shares"}}
-        out.append({"feature": str(item.get("feature")), "stats": stats, "histogram": histogram,
-                    "drifted": bool(item.get("drifted") or item.get("drift"))})
+        score = next(((name, _number(item.get(name)), _number(thresholds.get(limit))) for name, limit in _DRIFT_SCORES
+                      if _number(item.get(name)) is not None), None)
+        out.append({"feature": str(item.get("feature")), "stats": {k: v for k, v in item.items() if k not in _HISTOGRAM_KEYS},
+                    "histogram": histogram, "drifted": bool(item.get("drifted")),
+                    "score": {"name": score[0], "value": score[1], "threshold": score[2]} if score else None})
     return out
 
 
 def group_shares(evidence: dict[str, Any]) -> list[dict[str, Any]]:
     """Group shares against the reference: ``[{column, groups: [{group, share, reference, gap_pp}]}]``.
 
-    Accepts ``evidence["groups"]`` as ``{column: {group: {share, reference}}}``, ``{column: [{group, share, reference}]}``
-    or a flat list with a ``column`` key.
+    Accepts the representativeness check's ``evidence["group_columns"]`` (``[{column, groups: {group: {share,
+    reference_share, gap_pp}}}]``), ``evidence["groups"]`` as ``{column: {group: {share, reference}}}`` or
+    ``{column: [{group, share, reference}]}``, or a flat list with a ``column`` key.
     """
-    raw = evidence.get("groups") or evidence.get("group_shares") or evidence.get("representativeness")
+    raw = evidence.get("group_columns") or evidence.get("groups") or evidence.get("group_shares")
     columns: dict[str, list[dict[str, Any]]] = {}
+    if isinstance(raw, list) and all(isinstance(c, dict) and isinstance(c.get("groups"), dict) for c in raw):
+        # The representativeness check: [{column, groups: {group: {count, share, reference_share, gap_pp}}}]
+        raw = {str(c.get("column")): c["groups"] for c in raw}
     if isinstance(raw, dict):
         for column, groups in raw.items():
             if isinstance(groups, dict):
@@ -402,8 +415,8 @@ def group_shares(evidence: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fairness_table(evidence: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the per-group fairness table (``evidence["fairness"]`` / ``by_group``), as given."""
-    raw = evidence.get("fairness") or evidence.get("by_group") or evidence.get("metric_frame")
+    """Rows of the per-group fairness table (the fairness check's ``evidence["table"]``, or ``fairness`` / ``by_group``)."""
+    raw = evidence.get("table") or evidence.get("fairness") or evidence.get("by_group")
     if isinstance(raw, dict) and isinstance(raw.get("by_group"), list | dict):
         raw = raw["by_group"]
     if isinstance(raw, dict):
@@ -413,19 +426,22 @@ def fairness_table(evidence: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-_ENERGY_KEYS = ("energy_kwh", "kwh", "energy_consumed_kwh")
-_CO2_KEYS = ("emissions_kg", "co2_kg", "emissions_kg_co2", "co2eq_kg", "emissions_kgco2eq")
+_ENERGY_KEYS = ("kwh", "energy_kwh", "energy_consumed_kwh")
 
 
 def energy(metrics: dict[str, Any], evidence: dict[str, Any]) -> dict[str, Any] | None:
-    """Energy (kWh), CO₂ (kg) and gain per kWh when the check measured them."""
+    """Energy (kWh), emissions (g CO₂e) and gain per kWh when the check measured them (the footprint check's metrics)."""
     footprint = evidence.get("footprint")
     merged = {**(footprint if isinstance(footprint, dict) else {}), **evidence, **metrics}
     kwh = next((_number(merged[k]) for k in _ENERGY_KEYS if _number(merged.get(k)) is not None), None)
-    co2 = next((_number(merged[k]) for k in _CO2_KEYS if _number(merged.get(k)) is not None), None)
-    if kwh is None and co2 is None:
+    grams = _number(merged.get("gco2e"))
+    if grams is None:
+        kilograms = next((_number(merged[k]) for k in ("emissions_kg", "co2_kg") if _number(merged.get(k)) is not None), None)
+        grams = kilograms * 1000 if kilograms is not None else None
+    if kwh is None and grams is None:
         return None
-    return {"energy_kwh": kwh, "co2_kg": co2, "gain_per_kwh": _number(merged.get("gain_per_kwh"))}
+    return {"energy_kwh": kwh, "gco2e": grams, "gain": _number(merged.get("gain")), "gain_per_kwh": _number(merged.get("gain_per_kwh")),
+            "method": merged.get("energy_method")}
 
 
 def evidence_sections(evidence: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
@@ -526,7 +542,7 @@ def charter_report(session: Session, *, start: datetime, end: datetime, chain: d
             counts[r.verdict] = counts.get(r.verdict, 0) + 1
         checks_seen = {r.check for r, _ in matched}
         overrides = [a for a in approvals if a.decision in OVERRIDE_DECISIONS
-                     and (set(a.overridden_checks or []) & (controls | checks_seen) or "override" in controls)]
+                     and ("overrides" in eng.sources or set(a.overridden_checks or []) & (controls | checks_seen))]
         last = matched[-1] if matched else None
         evidence: dict[str, Any] = {
             "results": len(matched), "runs": len({run.id for _, run in matched}), **counts,

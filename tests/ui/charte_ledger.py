@@ -70,25 +70,37 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(check="quality", verdict=Verdict.PASS, engagements=["equite.2"], dataset="training",
                         summary="Les 14 attentes de la suite citizen_requests.training passent.", metrics={"success_percent": 100.0},
                         report_path="data_docs/citizen_requests/index.html"),
-            CheckResult(check="representativeness", verdict=Verdict.WARN, severity=Severity.WARNING, engagements=["equite.1"],
+            # Evidence shaped as the project's checks write it (quality/representativeness.py, evaluation.py,
+            # quality/drift.py, footprint.py).
+            CheckResult(check="representativeness", verdict=Verdict.WARN, severity=Severity.WARNING, engagements=["equite.1", "equite.2"],
                         dataset="training", summary="Le 15e arrondissement est sous-représenté de 6,1 points.",
-                        evidence={"groups": {"arrondissement": {
-                            "13001": {"share": 0.05, "reference": 0.047}, "13003": {"share": 0.04, "reference": 0.05},
-                            "13013": {"share": 0.11, "reference": 0.106}, "13015": {"share": 0.02, "reference": 0.081},
-                            "13008": {"share": 0.12, "reference": 0.09}}}}),
-            CheckResult(check="fairness", verdict=Verdict.PASS, engagements=["equite.2"], dataset="training",
-                        summary="Écart d'exactitude entre tranches d'âge : 0,04 (seuil 0,2).", metrics={"disparate_impact": 0.91},
-                        evidence={"fairness": [{"group": "18-29", "accuracy": 0.84, "selection_rate": 0.31},
-                                               {"group": "30-59", "accuracy": 0.86, "selection_rate": 0.30},
-                                               {"group": "60+", "accuracy": 0.82, "selection_rate": 0.28}]}),
-            CheckResult(check="drift", verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=["equite.2", "maitrise_humaine.5"],
-                        dataset="inference", summary="La variable channel dérive (PSI 0,41 > 0,2).", metrics={"drifted_features": 1},
-                        evidence={"features": {"channel": {"psi": 0.41, "drifted": True, "bins": ["téléphone", "web", "courrier", "guichet"],
-                                                           "reference": [0.45, 0.35, 0.1, 0.1], "current": [0.15, 0.7, 0.05, 0.1]},
-                                               "message_length": {"psi": 0.03, "drifted": False}}}),
+                        metrics={"max_abs_gap_pp": 6.1},
+                        evidence={"group_columns": [{"column": "arrondissement", "rows_with_group": 5000, "groups": {
+                            "13001": {"count": 250, "share": 0.05, "reference_share": 0.047, "gap_pp": 0.3},
+                            "13003": {"count": 200, "share": 0.04, "reference_share": 0.05, "gap_pp": -1.0},
+                            "13008": {"count": 600, "share": 0.12, "reference_share": 0.09, "gap_pp": 3.0},
+                            "13013": {"count": 550, "share": 0.11, "reference_share": 0.106, "gap_pp": 0.4},
+                            "13015": {"count": 100, "share": 0.02, "reference_share": 0.081, "gap_pp": -6.1}}}],
+                            "data_gaps": [], "reasons": ["arrondissement=13015: 2,0 % des lignes contre 8,1 % de la population"]}),
+            CheckResult(check="fairness", verdict=Verdict.PASS, engagements=["equite.1"], dataset="training",
+                        summary="Écart d'exactitude entre tranches d'âge : 0,04 (seuil 0,2).", metrics={"max_difference": 0.04, "limit": 0.2},
+                        evidence={"positive_label": None, "breaches": [], "table": [
+                            {"column": "age_band", "group": "18-29", "accuracy": 0.84, "count": 310, "compared": True},
+                            {"column": "age_band", "group": "30-59", "accuracy": 0.86, "count": 640, "compared": True},
+                            {"column": "age_band", "group": "60+", "accuracy": 0.82, "count": 300, "compared": True}]}),
+            CheckResult(check="drift", verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=["maitrise_humaine.1", "equite.2"],
+                        dataset="inference", summary="1 variable sur 2 dérive : channel (Jensen-Shannon 0,41 > 0,1).",
+                        metrics={"features": 2, "drifted_features": 1},
+                        evidence={"features": {"channel": {"js_distance": 0.41, "chi2_pvalue": 1e-9, "batch_n": 800, "kind": "categorical",
+                                                           "drifted": True, "reasons": ["Jensen-Shannon 0.410 > 0.1"]},
+                                               "message": {"length_psi": 0.03, "oov_share": 0.12, "kind": "text", "drifted": False,
+                                                           "reasons": []}},
+                                  "drifted": ["channel"], "missing_features": [],
+                                  "thresholds": {"psi_max": 0.2, "js_max": 0.1, "text_length_psi_max": 0.2}}),
             CheckResult(check="footprint", verdict=Verdict.PASS, engagements=["durabilite.1"],
-                        summary="Entraînement : 0,012 kWh, gain 0,02 d'exactitude par kWh au-dessus du seuil.",
-                        metrics={"energy_kwh": 0.012, "emissions_kg": 0.0007, "gain_per_kwh": 1.6}),
+                        summary="Le réentraînement vaut son empreinte : 12 Wh, 0,7 gCO2e pour un gain d'exactitude de +0,02.",
+                        metrics={"gain": 0.02, "kwh": 0.012, "gco2e": 0.7, "gain_per_kwh": 1.6},
+                        evidence={"metric": "accuracy", "energy_method": "codecarbon (hors ligne, FRA)", "problems": []}),
         ]
         rows = {r.check: record_check_result(session, run, r) for r in results}
         session.add(PiiFinding(check_result_id=rows["personal_data"].id, column="channel", entity_type="FR_PHONE", count=37, share=0.0074,
@@ -112,10 +124,13 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                             justification="Gain de MAE de 4 %.")
         session.add(approval)
         append_event(session, actor="claire.martin", action="approval.recorded", subject=approval, use_case=waste.id, run_id=PUBLISHED_RUN)
-        card_dir = reports_dir / "model_cards" / waste.id / "v3"
+        card_dir = reports_dir.parent / "models" / waste.id / "v3"  # where model_card.write_model_card puts them
         card_dir.mkdir(parents=True, exist_ok=True)
         (card_dir / "model_card.md").write_text("# Fiche modèle — waste_tonnage v3\n\nFinalité : prévoir le tonnage hebdomadaire.\n", encoding="utf-8")
+        (card_dir / "model_card.html").write_text("<html><body><h1>Fiche modèle</h1></body></html>", encoding="utf-8")
         (card_dir / "ai_label.json").write_text(json.dumps({"système": "waste_tonnage", "niveau": "aide à la décision"}), encoding="utf-8")
+        (card_dir / "ai_label.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="264" height="64" role="img"><title>Service utilisant '
+                                               "l'IA</title><rect width=\"264\" height=\"64\" fill=\"#0b3d6e\"/></svg>", encoding="utf-8")
         model = ModelVersion(use_case=waste.id, version=3, run_id=PUBLISHED_RUN, status="production", metrics={"mae": 12.4},
                              card_path=str(card_dir / "model_card.md"), approved_by="claire.martin")
         session.add(model)

@@ -83,6 +83,18 @@ def test_governance_view_in_chromium(ui_server: ApiServer, ui_ledger: tuple[str,
     assert len(report["engagements"]) == 21
     surete2 = next(e for e in report["engagements"] if e["id"] == "surete.2")
     assert surete2["evidence"]["fail"] == 1 and surete2["evidence"]["incidents"] == 1
+
+    # The production model's card and AI label.
+    frame.get_by_role("link", name="Modèles").click()
+    frame.get_by_role("link", name="v3").click()
+    frame.get_by_text("Étiquette IA", exact=True).wait_for()
+    assert "prévoir le tonnage hebdomadaire" in frame.locator("main").inner_text()
+    badge = frame.locator("img[alt='Étiquette IA']")
+    loaded = badge.evaluate("img => img.complete ? img.naturalWidth > 0 : new Promise(done => {"
+                            " img.onload = () => done(img.naturalWidth > 0); img.onerror = () => done(false); })")
+    badge_url = f"{ui_server.base_url}{badge.get_attribute('src')}"
+    assert loaded, f"AI label badge not displayed: {badge_url} -> {page.request.get(badge_url).status}"
+    page.screenshot(path=str(artifacts / "06-fiche-modele.png"))
     page.close()
 
     # The acknowledgement is in the signed audit chain, with who and why.

@@ -61,13 +61,16 @@ def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows
         by_check = {r["check"]: r for r in report["results"]}
         assert LEAKED_PHONE not in str(report)
         assert by_check["personal_data"]["pii_findings"][0]["masked_examples"] == ["06 ** ** ** 78", "07 ** ** ** 12"]
-        drift = by_check["drift"]["sections"]["drift"]
-        assert drift[0]["feature"] == "channel" and drift[0]["drifted"] and drift[0]["histogram"]["bins"][0] == "téléphone"
+        drift = {f["feature"]: f for f in by_check["drift"]["sections"]["drift"]}
+        assert drift["channel"]["drifted"] and drift["channel"]["score"] == {"name": "js_distance", "value": 0.41, "threshold": 0.1}
+        assert drift["message"]["score"] == {"name": "length_psi", "value": 0.03, "threshold": 0.2} and not drift["message"]["drifted"]
         groups = by_check["representativeness"]["sections"]["groups"][0]
         assert groups["column"] == "arrondissement"
-        assert next(g for g in groups["groups"] if g["group"] == "13015")["gap_pp"] == pytest.approx(-6.1)
+        shares = {g["group"]: g for g in groups["groups"]}
+        assert shares["13015"]["gap_pp"] == pytest.approx(-6.1) and shares["13015"]["reference"] == pytest.approx(0.081)
         assert [r["group"] for r in by_check["fairness"]["sections"]["fairness"]] == ["18-29", "30-59", "60+"]
-        assert by_check["footprint"]["sections"]["energy"] == {"energy_kwh": 0.012, "co2_kg": 0.0007, "gain_per_kwh": 1.6}
+        energy = by_check["footprint"]["sections"]["energy"]
+        assert (energy["energy_kwh"], energy["gco2e"], energy["gain_per_kwh"]) == (0.012, 0.7, 1.6)
 
         start, end = gov.parse_period(None, None)
         charter = gov.charter_report(session, start=start, end=end, chain={"ok": True})
@@ -84,6 +87,13 @@ def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows
     with ledger_session() as session:
         empty = gov.charter_report(session, start=later_start, end=later_end)
     assert all(e["evidence"]["results"] == 0 for e in empty["engagements"])
+
+
+def test_drift_histograms_are_read_when_a_check_stores_them() -> None:
+    features = gov.drift_features({"features": [{"name": "channel", "psi": 0.5, "drifted": True, "bins": ["web", "téléphone"],
+                                                 "reference": [0.3, 0.7], "current": [0.8, 0.2]}], "thresholds": {"psi_max": 0.2}})
+    assert features[0]["histogram"] == {"bins": ["web", "téléphone"], "reference": [0.3, 0.7], "current": [0.8, 0.2]}
+    assert features[0]["score"] == {"name": "psi", "value": 0.5, "threshold": 0.2}
 
 
 def test_svg_charts_escape_labels() -> None:

@@ -33,7 +33,7 @@ def _routes() -> list[tuple[str, str, Any]]:
 
 def _fill(path: str, rows: LedgerRows) -> str:
     values = {"run_pk": rows.blocked_run_pk, "incident_id": rows.incident_id, "model_id": rows.model_id,
-              "path": "data_docs/citizen_requests/index.html"}
+              "path": "data_docs/citizen_requests/index.html", "name": "ai_label.svg"}
     filled = re.sub(r"\{(\w+)(?::path)?\}", lambda m: str(values[m.group(1)]), path)
     if filled == "/ti":
         filled += "?" + httpx.QueryParams({"dag_id": BLOCKED_DAG, "run_id": BLOCKED_RUN, "task_id": "check_integrity"}).__str__()
@@ -70,7 +70,7 @@ def test_api_server_enforces_authentication_roles_and_csrf(ui_server: ApiServer,
     _, rows = ui_ledger
     routes = _routes()
     admin, viewer = ui_server.token("admin"), ui_server.token("viewer")
-    forged = jwt.encode({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "exp": 4102444800}, "not-the-secret", algorithm="HS512")
+    forged = jwt.encode({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "exp": 4102444800}, "not-the-secret-" * 8, algorithm="HS512")
     with httpx.Client(base_url=ui_server.base_url + PREFIX, timeout=30) as client:
         for method, path, _ in routes:
             url = _fill(path, rows)

@@ -266,6 +266,17 @@ def create_app() -> FastAPI:
         card, label = _card_documents(model["card_path"])
         return page(request, "model.html", user, model=model, card=card, label=label)
 
+    @app.get("/modeles/{model_id}/fichiers/{name}", name="model_file")
+    def model_file(user: ReaderDep, model_id: int, name: str) -> Response:
+        """A file of the model card's folder (card as HTML, AI label badge), nothing else."""
+        with ledger_session() as session:
+            row = session.get(ModelVersion, model_id)
+            folder = _card_dir(row.card_path) if row else None
+        target = (folder / name).resolve() if folder else None
+        if target is None or folder is None or target.parent != folder or not target.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
+        return FileResponse(target, headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
+
     @app.get("/rapport-charte", response_class=HTMLResponse, name="charter_report")
     def charter_report_page(request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None) -> HTMLResponse:
         report, days = _charter_report(debut, fin)
@@ -367,29 +378,44 @@ def create_app() -> FastAPI:
     return app
 
 
-def _card_documents(card_path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The model card and, next to it, the AI label (a file whose name contains ``label``), masked."""
-    from charter_guardrails.governance import mask_personal_values, mask_tree
+def _card_dir(card_path: str | None) -> Path | None:
+    """The folder of a model card, if it lies under CHARTER_HOME (cards live in ``models/<use case>/v<n>``)."""
     from charter_guardrails.settings import get_settings
 
     if not card_path:
-        return None, None
+        return None
     settings = get_settings()
-    path = Path(card_path) if Path(card_path).is_absolute() else settings.reports_dir / card_path
-    path = path.resolve()
-    if not (path.is_relative_to(settings.reports_dir) or path.is_relative_to(settings.home)) or not path.is_file():
-        return {"path": card_path, "missing": True}, None
+    path = (Path(card_path) if Path(card_path).is_absolute() else settings.home / card_path).resolve()
+    if not (path.is_relative_to(settings.home) or path.is_relative_to(settings.reports_dir)) or not path.is_file():
+        return None
+    return path.parent
 
-    def read(p: Path) -> dict[str, Any]:
+
+def _card_documents(card_path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The model card and, next to it, the AI label (files whose name contains ``label``), masked."""
+    from charter_guardrails.governance import mask_personal_values, mask_tree
+
+    folder = _card_dir(card_path)
+    if card_path is None:
+        return None, None
+    if folder is None:
+        return {"path": card_path, "missing": True, "files": []}, None
+    card = Path(card_path).name
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+
+    def read(p: Path, files: list[str]) -> dict[str, Any]:
         text = p.read_text(encoding="utf-8", errors="replace")[:200_000]
+        doc: dict[str, Any] = {"path": p.name, "files": files}
         if p.suffix == ".json":
             try:
-                return {"path": p.name, "json": mask_tree(json.loads(text)), "link": _report_link(str(p))}
+                return {**doc, "json": mask_tree(json.loads(text))}
             except ValueError:
                 pass
-        if p.suffix in (".html", ".htm"):
-            return {"path": p.name, "link": _report_link(str(p))}
-        return {"path": p.name, "text": mask_personal_values(text), "link": _report_link(str(p))}
+        if p.suffix in (".md", ".txt"):
+            doc["text"] = mask_personal_values(text)
+        return doc
 
-    labels = sorted(p for p in path.parent.glob("*label*") if p.is_file() and p != path)
-    return read(path), (read(labels[0]) if labels else None)
+    label_files = [n for n in names if "label" in n]
+    card_files = [n for n in names if n not in label_files and n.rsplit(".", 1)[0] == card.rsplit(".", 1)[0]] or [card]
+    label_main = next((n for n in label_files if n.endswith(".json")), label_files[0] if label_files else None)
+    return read(folder / card, card_files), (read(folder / label_main, label_files) if label_main else None)
