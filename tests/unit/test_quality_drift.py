@@ -215,9 +215,11 @@ def test_airflow_task_steps_persist_and_gate(ledger_url: str, policies: dict[str
 
     monkeypatch.setenv("CHARTER_DATA_DIR", str(sample))
     context = {"dag_run": SimpleNamespace(dag_id="citizen_requests_quality", run_id="manual__steps")}
-    profile_training(policies["citizen_requests"])  # what validate_quality does for passing training data
+    assert not profile_path("citizen_requests", "training").exists()
     xcom = check_drift_step(use_case="citizen_requests", context=context)
     assert xcom["verdict"] == "pass" and xcom["check"] == "drift"
+    # no training run stored a profile yet: the policy's training file was profiled once and stored
+    assert profile_path("citizen_requests", "training").is_file() and policies["citizen_requests"].id == "citizen_requests"
     json.dumps(xcom)
     with pytest.raises(AirflowFailException, match="guardrail drift failed"):
         check_drift_step(use_case="citizen_requests", context=context, path="citizen_requests/inference_batch__drifted.csv")

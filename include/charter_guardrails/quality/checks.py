@@ -49,7 +49,11 @@ def drift_of_file(policy: UseCasePolicy, batch: Path | None = None, *, reference
     from charter_guardrails.quality.drift import load_profile, profile_path
 
     ds = policy.dataset(dataset) if dataset else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
-    reference = reference or profile_path(policy.id, policy.training_dataset.id)
+    stored = profile_path(policy.id, policy.training_dataset.id)
+    if reference is None and not stored.exists():
+        # no training run has stored the profile yet: profile the policy's training file once, here
+        reference = policy.training_dataset.resolve_path()
+    reference = reference or stored
     if reference.suffix.lower() != ".json":
         try:
             reference = profile_training(policy, reference)
