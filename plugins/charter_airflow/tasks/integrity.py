@@ -84,7 +84,7 @@ def verify_dataset_integrity_step(*, use_case: str, dataset: str, path: str | No
                             incident=verification.incident_draft(run_id), extra=record)
 
 
-@task(task_id="verify_dataset_integrity")
+@task(task_id="verify_dataset_integrity", multiple_outputs=False)  # one XCom: the CheckResult
 def verify_dataset_integrity(*, use_case: str, dataset: str, path: str | None = None, **context: Any) -> dict[str, Any]:
     """Verify a dataset file against its signed manifest; fail without retry and raise an incident on a mismatch.
 
@@ -125,7 +125,7 @@ def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | N
     return summary
 
 
-@task(task_id="register_dataset_manifest")
+@task(task_id="register_dataset_manifest", multiple_outputs=False)
 def register_dataset_manifest(*, use_case: str, dataset: str, path: str | None = None, chunk_size: int | None = None,
                               **context: Any) -> dict[str, Any]:
     """Register the signed Merkle manifest of a dataset file in the ledger.
@@ -198,7 +198,7 @@ def alert_senders(conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
     return senders
 
 
-@task(task_id="relay_alert_outbox")
+@task(task_id="relay_alert_outbox", multiple_outputs=False)
 def relay_alert_outbox(*, smtp_conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
     """Deliver every due outbox alert; failed attempts are rescheduled with backoff in the outbox itself.
 
