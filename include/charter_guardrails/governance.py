@@ -38,7 +38,7 @@ from charter_guardrails.settings import ConfigError, get_settings
 ENGAGEMENTS_FILE = Path(__file__).with_name("charter_engagements.yaml")
 
 #: Run decisions that wait for a human (the gate's "needs approval").
-PENDING_DECISIONS = frozenset({"needs_approval", "awaiting_approval", "pending_approval"})
+PENDING_DECISIONS = frozenset({"needs_approval", "needs_override", "awaiting_approval", "pending_approval"})
 #: Approval decisions that set a failing guardrail aside (Maîtrise humaine 2).
 OVERRIDE_DECISIONS = frozenset({"override", "overridden"})
 
@@ -56,10 +56,13 @@ class Engagement:
     text: str
     controls: tuple[str, ...]
     sources: tuple[str, ...]
+    #: breach types of the incidents that count as evidence (all when empty)
+    incident_types: tuple[str, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"id": self.id, "principle": self.principle, "principle_label": self.principle_label, "number": self.number,
-                "text": self.text, "controls": list(self.controls), "sources": list(self.sources)}
+                "text": self.text, "controls": list(self.controls), "sources": list(self.sources),
+                "incident_types": list(self.incident_types)}
 
 
 @functools.lru_cache(maxsize=1)
@@ -79,7 +82,7 @@ def load_engagements(path: Path = ENGAGEMENTS_FILE) -> tuple[Engagement, ...]:
                 out.append(Engagement(
                     id=f"{principle}.{number}", principle=principle, principle_label=str(body.get("label", principle)),
                     number=number, text=str(item["text"]), controls=tuple(item.get("controls") or ()),
-                    sources=tuple(item.get("sources") or ()),
+                    sources=tuple(item.get("sources") or ()), incident_types=tuple(item.get("incident_types") or ()),
                 ))
             except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}: principles.{principle}.engagements[{i}]: {exc!r}") from exc
@@ -556,7 +559,7 @@ def charter_report(session: Session, *, start: datetime, end: datetime, chain: d
         if "approvals" in eng.sources:
             evidence["approvals"] = len(approvals)
         if "incidents" in eng.sources:
-            relevant = [i for i in incidents if not eng.id.startswith("surete.2") or i.breach_type == "integrity"]
+            relevant = [i for i in incidents if not eng.incident_types or i.breach_type in eng.incident_types]
             evidence["incidents"] = len(relevant)
             evidence["incidents_open"] = sum(1 for i in relevant if i.status != "resolved")
         if "audit" in eng.sources:

@@ -79,6 +79,7 @@ def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows
     surete2 = engagements["surete.2"]["evidence"]
     assert (surete2["pass"], surete2["fail"], surete2["incidents"], surete2["status"]) == (1, 1, 1, "manquement")
     assert surete2["last_run"] is not None and surete2["failures"][0]["check"] == "integrity"
+    assert engagements["surete.1"]["evidence"]["incidents"] == 0, "an integrity breach is not a GDPR confidentiality incident"
     assert engagements["durabilite.1"]["evidence"]["status"] == "respecté"
     assert engagements["maitrise_humaine.3"]["evidence"]["status"] == "sans preuve"
     assert charter["totals"]["runs"] == 2 and charter["totals"]["incidents"] == 1

@@ -52,6 +52,43 @@ def _configure_ledger_from_airflow() -> None:
         pass
 
 
+def _airflow_pending_approvals(use_cases: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Human-in-the-loop tasks still waiting for an answer, per use case (DAG ids start with the use case id).
+
+    The gate's approval is an Airflow HITL task: while it waits, the ledger only knows a running
+    check run, so Airflow's ``hitl_detail`` table is the source of truth for what is pending.
+    """
+    try:
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.execute(
+                select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, HITLDetail.subject, HITLDetail.created_at)
+                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id).where(HITLDetail.responded_at.is_(None))
+                .order_by(HITLDetail.created_at.desc()).limit(200)
+            ).all()
+    except Exception as exc:  # noqa: BLE001 - the view must still render without Airflow's HITL table
+        log.warning("cannot read pending human-in-the-loop tasks from Airflow: %s", exc)
+        return {}
+    pending: dict[str, list[dict[str, Any]]] = {}
+    for dag_id, run_id, task_id, subject, created_at in rows:
+        use_case = next((u for u in sorted(use_cases, key=len, reverse=True) if dag_id == u or dag_id.startswith(f"{u}_")), None)
+        if use_case:
+            pending.setdefault(use_case, []).append({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "subject": subject,
+                                                     "started_at": created_at.isoformat() if created_at else None, "source": "airflow"})
+    return pending
+
+
+def _add_airflow_pending(overviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    hitl = _airflow_pending_approvals([o["use_case"] for o in overviews])
+    for item in overviews:
+        item["pending_approvals"] = [*item["pending_approvals"], *hitl.get(item["use_case"], [])]
+    return overviews
+
+
 def _fmt_dt(value: str | datetime | None) -> str:
     if not value:
         return "—"
@@ -167,6 +204,7 @@ def create_app() -> FastAPI:
             overviews = [gov.use_case_overview(session, name, now) for name in chosen]
             days = gov.pass_rates(session, start=now - timedelta(days=30), end=now + timedelta(seconds=1))
             runs = gov.recent_runs(session, limit=10)
+        _add_airflow_pending(overviews)
         return page(request, "overview.html", user, overviews=overviews, use_cases=names, chosen=use_case, days=days, runs=runs,
                     principles=gov.principle_labels())
 
@@ -369,7 +407,8 @@ def create_app() -> FastAPI:
     @app.get("/api/vue-ensemble", name="api_overview")
     def api_overview(user: ReaderDep) -> list[dict[str, Any]]:
         with ledger_session() as session:
-            return [gov.use_case_overview(session, name) for name in gov.use_cases(session)]
+            overviews = [gov.use_case_overview(session, name) for name in gov.use_cases(session)]
+        return _add_airflow_pending(overviews)
 
     @app.get("/api/rapport-charte", name="api_charter_report")
     def api_charter_report(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> dict[str, Any]:
