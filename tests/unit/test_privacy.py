@@ -97,6 +97,18 @@ def test_undeclared_column_in_a_personal_dataset_fails_without_gdpr_incident(sam
     assert outcome.incident is None
 
 
+def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:
+    policy = load_policy("citizen_requests")
+    raw = policy.model_dump(mode="json")
+    raw["datasets"][0]["columns"].append({"name": "telephone_usager", "role": "feature", "personal_data": "contact",
+                                          "pii_allowed": ["PHONE_NUMBER"]})
+    declared = UseCasePolicy.model_validate(raw)
+    outcome = check_personal_data(declared, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t5")
+    assert outcome.result.verdict.value == "warn", outcome.result.summary
+    column = next(c for c in outcome.columns if c.column == "telephone_usager")
+    assert column.ok and column.warning and "telephone_usager" in outcome.result.summary
+
+
 def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: Path) -> None:
     policy = load_policy("waste_tonnage")
     outcome = check_personal_data(policy, "training", path=sample / "waste_tonnage" / "training__pii_leak.csv", run_id="t3")

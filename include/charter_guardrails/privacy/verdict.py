@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charter_guardrails.policy import DatasetRole
 from charter_guardrails.privacy.scanner import ScanOptions, ScanReport, scan_frame
 from charter_guardrails.results import CheckResult, Severity, Verdict
 from charter_guardrails.settings import get_settings
@@ -61,6 +62,8 @@ class ColumnVerdict:
     forbidden: list[str]
     reason: str
     forbidden_rows: int = 0
+    #: Allowed personal data that reaches training in clear (the column is not pseudonymised).
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,7 +71,8 @@ class ColumnVerdict:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {"column": self.column, "declared": self.declared, "allowed": self.allowed, "found": self.found,
-                "forbidden": self.forbidden, "forbidden_rows": self.forbidden_rows, "ok": self.ok, "reason": self.reason}
+                "forbidden": self.forbidden, "forbidden_rows": self.forbidden_rows, "ok": self.ok, "reason": self.reason,
+                "warning": self.warning}
 
 
 @dataclass
@@ -106,7 +110,10 @@ def judge_columns(scan: ScanReport, dataset: Dataset) -> list[ColumnVerdict]:
             else:
                 reason = "no personal data found"
         rows = max((f.count for f in column.findings if f.entity_type in forbidden), default=0)
-        verdicts.append(ColumnVerdict(column.name, spec is not None, allowed, found, forbidden, reason, rows))
+        warning = None
+        if spec is not None and found and not forbidden and not spec.pseudonymise and dataset.role is DatasetRole.TRAINING:
+            warning = "allowed personal data reaches training in clear: declare pseudonymise: true"
+        verdicts.append(ColumnVerdict(column.name, spec is not None, allowed, found, forbidden, reason, rows, warning))
     return verdicts
 
 
@@ -150,6 +157,10 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
             summary = f"Personal data not allowed by the policy in {len(bad)} column(s): {names}."
             severity = Severity.ERROR
         verdict = Verdict.FAIL
+    elif any(c.warning for c in columns):
+        verdict, severity = Verdict.WARN, Severity.WARNING
+        names = ", ".join(c.column for c in columns if c.warning)
+        summary = f"Allowed personal data is not pseudonymised before training in: {names}."
     else:
         verdict, severity = Verdict.PASS, Severity.INFO
         summary = (f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
@@ -229,7 +240,7 @@ def render_html(outcome: PersonalDataOutcome, *, use_case: str, run_id: str) -> 
         suspects = "<br>".join(f"{e(f.entity_type)} {f.count} (score {f.max_score:.2f})" for f in column.suspects) or ""
         rows.append(f"<tr class='{'bad' if v and not v.ok else ''}'><td>{e(column.name)}</td><td>{e(column.kind)}</td>"
                     f"<td>{column.non_null}/{column.rows}</td><td>{column.distinct}</td><td>{findings}</td><td>{suspects}</td>"
-                    f"<td>{e(status)}</td><td>{e(v.reason if v else '')}</td></tr>")
+                    f"<td>{e(status)}</td><td>{e(v.reason if v else '')}{e(' — ' + v.warning) if v and v.warning else ''}</td></tr>")
     return f"""<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>Données personnelles — {e(use_case)} / {e(result.dataset or '')}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;
