@@ -22,10 +22,17 @@ from typing import Any
 from urllib.parse import quote
 
 TERMINAL_STATES = {"success", "failed"}
+#: Set in the environment of each local Celery worker to its node name (see :func:`worker_hostname`).
+WORKER_NAME_VARIABLE = "AIRFLOW_LOCAL_WORKER_NAME"
 
 
 class AirflowRestError(RuntimeError):
     """The Airflow REST API answered with an error or did not answer in time."""
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the local Celery workers: the worker's node name, else the FQDN."""
+    return os.environ.get(WORKER_NAME_VARIABLE) or socket.getfqdn()
 
 
 def free_port() -> int:
@@ -120,7 +127,12 @@ class LocalAirflow:
     :param home: the AIRFLOW_HOME to use (its metadata database must be migrated).
     :param users: ``{name: (role, password)}`` for the simple auth manager.
     :param executor: ``LocalExecutor`` (SQLite) or ``CeleryExecutor``.
-    :param celery_workers: how many ``airflow celery worker`` processes to start.
+    :param celery_workers: how many ``airflow celery worker`` processes to start; worker ``i``
+        is named ``charter-worker-<i>@<host>``, the ``hostname`` its task instances record.
+    :param triggerer: also start ``airflow triggerer`` (deferred tasks).
+    :param celery_concurrency: task slots of each Celery worker.
+    :param pid_dir: when set, ``<process>.pid`` files and ``cluster.json`` are written there, so
+        that another process (``make cluster-stop``) can stop the cluster: :func:`stop_pid_dir`.
     """
 
     home: Path
@@ -130,6 +142,15 @@ class LocalAirflow:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    triggerer: bool = False
+    celery_concurrency: int = 1
+    pid_dir: Path | None = None
+
+    @property
+    def worker_names(self) -> list[str]:
+        """Celery node names of the workers; also the ``hostname`` their task instances record."""
+        host = socket.gethostname()
+        return [f"charter-worker-{i + 1}@{host}" for i in range(self.celery_workers)]
 
     @property
     def base_url(self) -> str:
@@ -166,15 +187,36 @@ class LocalAirflow:
         airflow = str(Path(sys.executable).parent / "airflow")
         commands = {"api-server": [airflow, "api-server", "--port", str(self.port)],
                     "scheduler": [airflow, "scheduler"], "dag-processor": [airflow, "dag-processor"]}
-        for i in range(self.celery_workers):
-            commands[f"celery-worker-{i + 1}"] = [airflow, "celery", "worker", "--concurrency", "1",
-                                                  "--celery-hostname", f"charter-worker-{i + 1}@%h"]
+        # All processes share this machine's log folder, which the api-server reads directly: the
+        # workers' and triggerer's log servers are not needed, and would all want port 8793.
+        if self.triggerer:
+            commands["triggerer"] = [airflow, "triggerer", "--skip-serve-logs"]
         env = self.env()
+        envs = {}
+        for i, worker_name in enumerate(self.worker_names):
+            commands[f"celery-worker-{i + 1}"] = [airflow, "celery", "worker", "--concurrency", str(self.celery_concurrency),
+                                                  "--celery-hostname", worker_name, "--skip-serve-logs"]
+            # Several workers share this host: each task instance records its worker's name instead.
+            envs[f"celery-worker-{i + 1}"] = {**env, WORKER_NAME_VARIABLE: worker_name,
+                                              "AIRFLOW__CORE__HOSTNAME_CALLABLE": "charter_airflow.local.worker_hostname"}
         for name, argv in commands.items():
-            log = (self.home / "logs" / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            with (self.home / "logs" / f"{name}.log").open("ab") as log:
+                self.processes[name] = subprocess.Popen(argv, env=envs.get(name, env), stdout=log, stderr=subprocess.STDOUT,
+                                                        start_new_session=True)
+            self._write_pid(name, self.processes[name].pid)
+        if self.pid_dir is not None:
+            (self.pid_dir / "cluster.json").write_text(json.dumps({
+                "base_url": self.base_url, "port": self.port, "home": str(self.home), "executor": self.executor,
+                "processes": {name: proc.pid for name, proc in self.processes.items()},
+            }, indent=2))
         self._wait_healthy(timeout)
         return self
+
+    def _write_pid(self, name: str, pid: int) -> None:
+        if self.pid_dir is None:
+            return
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        (self.pid_dir / f"{name}.pid").write_text(f"{pid}\n")
 
     def _wait_healthy(self, timeout: float) -> None:
         import httpx
@@ -215,9 +257,65 @@ class LocalAirflow:
                     pass
                 proc.wait()
         self.processes.clear()
+        if self.pid_dir is not None:
+            for pid_file in self.pid_dir.glob("*.pid"):
+                pid_file.unlink(missing_ok=True)
+            (self.pid_dir / "cluster.json").unlink(missing_ok=True)
 
     def __enter__(self) -> LocalAirflow:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _is_airflow_process(pid: int) -> bool:
+    """True when ``pid`` is alive and runs airflow: a recycled pid is never signalled.
+
+    Celery renames its main process (``[celeryd: charter-worker-1@host:MainProcess]``), hence both names.
+    """
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"airflow" in cmdline or b"celeryd" in cmdline
+
+
+def running_from_pid_dir(pid_dir: Path) -> dict[str, int]:
+    """``{process name: pid}`` of the processes of ``pid_dir`` that are still running."""
+    running = {}
+    for pid_file in sorted(pid_dir.glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            continue
+        if _is_airflow_process(pid):
+            running[pid_file.stem] = pid
+    return running
+
+
+def stop_pid_dir(pid_dir: Path, timeout: float = 30) -> list[str]:
+    """Stop the processes a :class:`LocalAirflow` with ``pid_dir`` started, from another process.
+
+    Each process leads its own process group (``start_new_session``), so its children (task
+    processes, gunicorn/uvicorn workers) are stopped with it: SIGTERM, then SIGKILL after ``timeout``.
+    :return: the names of the processes that were running.
+    """
+    running = running_from_pid_dir(pid_dir)
+    for pid in running.values():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_is_airflow_process(pid) for pid in running.values()):
+        time.sleep(0.5)
+    for pid in running.values():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid_file in pid_dir.glob("*.pid"):
+        pid_file.unlink(missing_ok=True)
+    (pid_dir / "cluster.json").unlink(missing_ok=True)
+    return sorted(running)
