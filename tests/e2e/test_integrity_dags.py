@@ -4,7 +4,10 @@ DAG delivers to a real SMTP server (aiosmtpd) on loopback."""
 
 from __future__ import annotations
 
+import email
+import json
 import socket
+from email.policy import default as default_policy
 from typing import Any
 
 from tests.e2e.support import register
@@ -79,8 +82,11 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        monkeypatch.setenv("CHARTER_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("CHARTER_SMTP_PORT", str(port))
+        # E-mail goes through the Airflow SMTP provider's hook and the `smtp_default` connection.
+        monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "alertes-charte@ampmetropole.example", "retry_limit": 0}}))
         relay_run = _dag("incident_alert_relay.py", "incident_alert_relay").test()
     finally:
         controller.stop()
@@ -88,4 +94,7 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     with ledger_session() as session:
         outbox = session.scalars(select(AlertOutbox)).all()
         assert {o.status for o in outbox} == {"delivered"} and len(received) == len(outbox) == 2
-    assert all(b"X-Idempotency-Key" in message for message in received)
+    messages = [email.message_from_bytes(m, policy=default_policy) for m in received]
+    assert {m["From"] for m in messages} == {"alertes-charte@ampmetropole.example"}  # the connection's sender: the provider sent it
+    assert {m["X-Idempotency-Key"] for m in messages} == {o.idempotency_key for o in outbox}
+    assert all(m["Subject"].startswith("[Charte IA – Sûreté] Incident n°") for m in messages)
