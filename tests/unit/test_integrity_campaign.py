@@ -280,3 +280,22 @@ def test_no_false_positive_on_clean_reverifications(campaign: dict, tmp_path: Pa
         result = verify_file(path, base.snapshot, use_case="uc", dataset="ds", trusted_keys=campaign["keys"], workers=1 + i % 3)
         outcomes[result.outcome.value] += 1
     assert outcomes == Counter({"intact": 240})
+
+
+def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
+    """Hash a 32 MiB and a 512 MiB (sparse) file in fresh processes: the peak RSS stays flat and small."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys\nfrom charter_guardrails.integrity.hashing import hash_file\n"
+            "hash_file(sys.argv[1])\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    peaks = {}
+    for size_mib in (32, 512):
+        path = tmp_path / f"sparse_{size_mib}.bin"
+        with path.open("wb") as handle:
+            handle.truncate(size_mib * 1024 * 1024)
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+        peaks[size_mib] = int(out.stdout.strip())
+        path.unlink()
+    assert peaks[512] - peaks[32] < 24, peaks  # MiB: buffers are per worker, not per file size
+    assert peaks[512] < 150, peaks

@@ -45,7 +45,7 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
     "sha512": hashlib.sha512,
     "blake2b": hashlib.blake2b,
 }
-#: Upper bound of chunk buffers in flight, whatever the core count (memory stays bounded).
+#: Upper bound of the chunk buffers (one per worker), whatever the core count: memory stays bounded.
 MAX_BUFFER_BYTES = 96 * 1024 * 1024
 
 
@@ -227,7 +227,8 @@ def hash_file(
         if hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         n_chunks = -(-size // chunk_size)
-        workers = max(1, min(workers or default_workers(), n_chunks))
+        # One buffer per worker: on a many-core machine the default is capped so memory stays bounded.
+        workers = max(1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // chunk_size)), n_chunks))
         local = threading.local()
 
         def work(index: int) -> ChunkDigest:
@@ -253,8 +254,8 @@ def hash_file(
             ends = buffer[length - 1] == 0x0A if count_newlines else None
             return ChunkDigest(index, offset, length, h.hexdigest(), newlines, ends)
 
-        # Bounded: at most `window` chunks are queued; each worker reuses one buffer.
-        window = max(workers, min(2 * workers, MAX_BUFFER_BYTES // chunk_size))
+        # Bounded: at most `window` chunks are queued (their results are small); each worker reuses one buffer.
+        window = 2 * workers
         chunks: list[ChunkDigest] = []
         pending: deque[Future[ChunkDigest]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charter-hash") as pool:
