@@ -124,6 +124,19 @@ def test_french_phone_scores_high() -> None:
     assert results and results[0].score >= 0.7
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("Il y a un nid-de-poule au 12 rue de la République.", "12 rue de la République"),
+    ("12 bis, avenue du Prado", "12 bis, avenue du Prado"),
+    ("boulevard de Lemaire, 95508 Lucas-sur-Dubois", "boulevard de Lemaire, 95508 Lucas-sur-Dubois"),
+    ("la rue est sale", None),  # near miss: no number, no postcode
+    ("montant 1 234,56", None),
+    ("13001 Marseille", None),  # a postcode and a city alone are not an address
+])
+def test_street_addresses_are_locations(text: str, expected: str | None) -> None:
+    hits = [h for h in get_detector().pattern_hits(text) if h.entity_type == "LOCATION"]
+    assert [text[h.start:h.end] for h in hits] == ([expected] if expected else [])
+
+
 def test_column_name_is_context() -> None:
     detector = get_detector()
     assert detector.pattern_hits("732829320") and detector.pattern_hits("732829320")[0].score < 0.5

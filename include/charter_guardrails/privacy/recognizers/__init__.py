@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from charter_guardrails.privacy.recognizers.fr_address_recognizer import FrAddressRecognizer
 from charter_guardrails.privacy.recognizers.fr_email_recognizer import FrEmailRecognizer
 from charter_guardrails.privacy.recognizers.fr_iban_recognizer import FrIbanRecognizer
 from charter_guardrails.privacy.recognizers.fr_id_card_recognizer import FrIdCardRecognizer
@@ -17,11 +18,11 @@ from charter_guardrails.privacy.recognizers.fr_vat_recognizer import FrVatRecogn
 #: Recognizers that need no NLP: the column scanner runs these alone on structured columns.
 PATTERN_RECOGNIZERS = (
     FrNirRecognizer, FrSirenRecognizer, FrSiretRecognizer, FrVatRecognizer, FrPhoneRecognizer, FrIbanRecognizer,
-    FrRibRecognizer, FrIdCardRecognizer, FrPassportRecognizer, FrLicensePlateRecognizer, FrEmailRecognizer,
+    FrRibRecognizer, FrIdCardRecognizer, FrPassportRecognizer, FrLicensePlateRecognizer, FrEmailRecognizer, FrAddressRecognizer,
 )
 
 __all__ = [
-    "PATTERN_RECOGNIZERS", "FrEmailRecognizer", "FrIbanRecognizer", "FrIdCardRecognizer", "FrLicensePlateRecognizer",
+    "PATTERN_RECOGNIZERS", "FrAddressRecognizer", "FrEmailRecognizer", "FrIbanRecognizer", "FrIdCardRecognizer", "FrLicensePlateRecognizer",
     "FrNirRecognizer", "FrPassportRecognizer", "FrPhoneRecognizer", "FrRibRecognizer", "FrSirenRecognizer",
     "FrSiretRecognizer", "FrVatRecognizer",
 ]
