@@ -28,6 +28,22 @@ def test_governance_view_in_chromium(ui_server: ApiServer, ui_ledger: tuple[str,
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(lambda url: "/auth/" not in url)
 
+    # The "Rapport charte" tab of a task instance: Airflow embeds the page in an iframe sandboxed with
+    # "allow-forms" only (opaque origin). Reproduce that frame on Airflow's origin and check that the
+    # report loads with the user's session; requests from inside such a frame carry no cookie, so the
+    # page offers no link that would land on a 401.
+    run_id = BLOCKED_RUN.replace("+", "%2B")
+    tab = (f'<iframe title="tab" sandbox="allow-forms" style="width:1300px;height:900px" '
+           f'src="/charte/ti?dag_id=citizen_requests_refresh&run_id={run_id}&task_id=check_integrity"></iframe>')
+    page.route(f"{ui_server.base_url}/__ti_tab__", lambda route: route.fulfill(status=200, content_type="text/html", body=tab))
+    page.goto(f"{ui_server.base_url}/__ti_tab__")
+    ti_frame = page.frame_locator("iframe[title='tab']")
+    ti_frame.locator("#raisons").wait_for()
+    assert "integrity" in ti_frame.locator("#raisons").inner_text() and ti_frame.locator("#onglet").is_visible()
+    assert ti_frame.locator("a").count() == 0
+    page.unroute(f"{ui_server.base_url}/__ti_tab__")
+    page.goto(f"{ui_server.base_url}/")
+
     # "Charte IA" is in Airflow's navigation; the view opens in the UI's plugin frame.
     page.get_by_role("link", name="Charte IA").click()
     page.wait_for_url("**/plugin/charte-ia/**")

@@ -152,6 +152,7 @@ def create_app() -> FastAPI:
 
     def page(request: Request, template: str, user: Any, status_code: int = 200, **context: Any) -> HTMLResponse:
         base = request.scope.get("root_path", "").rstrip("/")
+        context.setdefault("embedded", False)
         html = env.get_template(template).render(base=base, user=actor_name(user) if user else None, can_act=bool(user) and can_act(user),
                                                  csrf_token=issue_csrf_token(user) if user else "", csrf_field=CSRF_FIELD,
                                                  report_link=_report_link, **context)
@@ -228,9 +229,11 @@ def create_app() -> FastAPI:
         with ledger_session() as session:
             run = gov.find_check_run(session, dag_id=dag_id, run_id=run_id)
             report = gov.run_report(session, run.id) if run else None
+        # Airflow shows this tab in an iframe sandboxed without allow-same-origin: requests made from
+        # inside it carry no session cookie, so the page is rendered without links (embedded=True).
         if report is None:
-            return page(request, "no_report.html", user, dag_id=dag_id, run_id=run_id, task_id=task_id)
-        return page(request, "run.html", user, report=report, task_id=task_id)
+            return page(request, "no_report.html", user, dag_id=dag_id, run_id=run_id, task_id=task_id, embedded=True)
+        return page(request, "run.html", user, report=report, task_id=task_id, embedded=True)
 
     @app.get("/incidents", response_class=HTMLResponse, name="incidents")
     def incidents_page(request: Request, user: ReaderDep, statut: str | None = None) -> HTMLResponse:

@@ -19,11 +19,14 @@ VERDICT_COLOURS = {"pass": "#2da44e", "warn": "#d4a72c", "fail": "#cf222e"}
 
 
 def _fmt(value: float) -> str:
+    """French number formatting: decimal comma, thin space between thousands."""
     if value == 0:
         return "0"
     if abs(value) < 1:
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    return f"{value:,.1f}".replace(",", " ").removesuffix(".0")
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:,.1f}".replace(",", "\u202f").removesuffix(".0")
+    return text.replace(".", ",")
 
 
 def grouped_bars(labels: Sequence[str], reference: Sequence[float], current: Sequence[float], *, title: str,
