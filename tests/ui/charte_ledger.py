@@ -25,6 +25,7 @@ class LedgerRows:
     blocked_run_pk: int
     published_run_pk: int
     incident_id: int
+    pii_incident_id: int
     model_id: int
 
 
@@ -113,6 +114,12 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             nature="Le contenu du fichier diffère de son manifeste signé : 1 bloc sur 2 modifié (lignes 1024 à 2047).",
             facts={"manifest_id": manifest.id, "mismatched_chunks": 1}, likely_consequences="Un modèle entraîné sur des données altérées.",
             measures_taken=["Entraînement bloqué", "Jeu de données mis en quarantaine"], approx_records=1024))
+        pii_incident, _ = raise_incident(session, citizen, IncidentDraft(
+            breach_type=BreachType.CONFIDENTIALITY, severity="medium", dataset="training", run_id=BLOCKED_RUN,
+            title="Numéros de téléphone dans une colonne sans données personnelles autorisées",
+            nature="37 numéros de téléphone détectés dans la colonne channel (données de contact non prévues par la finalité).",
+            facts={"column": "channel", "entity_type": "FR_PHONE", "count": 37}, likely_consequences="Exposition de coordonnées d'usagers.",
+            measures_taken=["Entraînement bloqué"], approx_records=37))
 
         published = get_or_create_check_run(session, use_case=waste.id, dag_id=PUBLISHED_DAG, run_id=PUBLISHED_RUN)
         record_check_result(session, published, CheckResult(check="declaration", verdict=Verdict.PASS,
@@ -138,4 +145,5 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
         docs = reports_dir / "data_docs" / "citizen_requests"
         docs.mkdir(parents=True, exist_ok=True)
         (docs / "index.html").write_text("<html><body><h1>Data Docs</h1></body></html>", encoding="utf-8")
-        return LedgerRows(blocked_run_pk=run.id, published_run_pk=published.id, incident_id=incident.id, model_id=model.id)
+        return LedgerRows(blocked_run_pk=run.id, published_run_pk=published.id, incident_id=incident.id,
+                          pii_incident_id=pii_incident.id, model_id=model.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -114,3 +116,21 @@ def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
+
+
+def app_routes() -> list[tuple[str, str, Any]]:
+    """(method, path, route) of every route of the Charte IA app, read from the app object."""
+    from charter_airflow.ui.app import create_app
+    from fastapi.routing import APIRoute
+
+    app = create_app()
+    # Any other kind of route (a Mount, static files, /docs) would escape the app-level dependency.
+    assert all(isinstance(r, APIRoute) for r in app.routes), [r for r in app.routes if not isinstance(r, APIRoute)]
+    return [(method, route.path, route) for route in app.routes if isinstance(route, APIRoute) for method in sorted(route.methods)]
+
+
+def fill_path(path: str, values: dict[str, Any], query: dict[str, dict[str, str]] | None = None) -> str:
+    """A route path with its parameters filled in (``{name}`` and ``{name:path}``), plus the query a route requires."""
+    filled = re.sub(r"\{(\w+)(?::path)?\}", lambda m: str(values[m.group(1)]), path)
+    extra = (query or {}).get(path)
+    return filled + ("?" + str(httpx.QueryParams(extra)) if extra else "")

@@ -1,23 +1,111 @@
-"""End to end in headless Chromium: log into Airflow, open "Charte IA", see the blocked run and its
-reasons, open the incident, acknowledge it, and find the acknowledgement in the audit chain.
+"""The Charte IA view on a real ``airflow api-server`` (simple auth manager, users ``admin`` and ``viewer``).
 
-Screenshots go to ``artifacts/ui/`` (git-ignored).
+One server for the whole scenario, to keep the tier lean on shared machines:
+
+1. security, on every route enumerated from the app: anonymous → 401, a forged JWT → 401/403, the
+   ``viewer`` (token from ``POST /auth/token``) reads every page and gets 403 on every action, a
+   cookie POST without a valid CSRF token or from another Origin → 403; the JSON API resolves an
+   incident with a Bearer token;
+2. headless Chromium: log into Airflow, open "Charte IA", see the blocked run and its reasons,
+   open the incident, acknowledge it, see the audit log; screenshots in ``artifacts/ui/``;
+3. the ledger: both decisions are in the signed audit chain, with who and why.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from charte_ledger import BLOCKED_RUN, LEAKED_PHONE, LedgerRows
-from charte_server import USERS, ApiServer
+import httpx
+import jwt
+from charte_ledger import BLOCKED_DAG, BLOCKED_RUN, LEAKED_PHONE, LedgerRows
+from charte_server import USERS, ApiServer, app_routes, fill_path
 
-COMMENT = "Pris en charge par le RSSI : fichier mis en quarantaine, restauration en cours."
+PREFIX = "/charte"
+ACK_COMMENT = "Pris en charge par le RSSI : fichier mis en quarantaine, restauration en cours."
+RESOLVE_COMMENT = "Colonne channel purgée et source corrigée ; DPO informé."
 
 
-def test_governance_view_in_chromium(ui_server: ApiServer, ui_ledger: tuple[str, LedgerRows], browser: Any, artifacts: Path) -> None:
+def test_charte_ia_on_a_real_api_server(ui_server: ApiServer, ui_ledger: tuple[str, LedgerRows], browser: Any, artifacts: Path) -> None:
     _, rows = ui_ledger
+    _check_api_security(ui_server, rows)
+    _browse(ui_server, rows, browser, artifacts)
+
+    from charter_guardrails.ledger.audit import verify_chain
+    from charter_guardrails.ledger.models import AuditEvent, Incident
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import select
+
+    with ledger_session() as session:
+        events = {(e.action, e.subject_id): e for e in session.scalars(select(AuditEvent).where(AuditEvent.action.like("incident.%")))}
+        acknowledged = events[("incident.acknowledged", str(rows.incident_id))]
+        assert acknowledged.actor == "admin" and acknowledged.payload["comment"] == ACK_COMMENT
+        resolved = events[("incident.resolved", str(rows.pii_incident_id))]
+        assert resolved.actor == "admin" and resolved.payload["comment"] == RESOLVE_COMMENT
+        assert sorted(action for action, _ in events) == ["incident.acknowledged", "incident.raised", "incident.raised", "incident.resolved"]
+        incident = session.get(Incident, rows.incident_id)
+        assert incident is not None and incident.status == "acknowledged" and incident.acknowledged_by == "admin"
+        chain = verify_chain(session)
+        assert chain.ok, chain.to_json_dict()
+
+
+def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
+    """Anonymous, forged, read-only and cookie-without-CSRF requests are refused on every route; the API acts with a token."""
+    routes = app_routes()
+    values = {"run_pk": rows.blocked_run_pk, "incident_id": rows.incident_id, "model_id": rows.model_id,
+              "path": "data_docs/citizen_requests/index.html", "name": "ai_label.svg"}
+    query = {"/ti": {"dag_id": BLOCKED_DAG, "run_id": BLOCKED_RUN, "task_id": "check_integrity"}}
+    admin, viewer = ui_server.token("admin"), ui_server.token("viewer")
+    forged = jwt.encode({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "exp": 4102444800}, "not-the-secret-" * 8, algorithm="HS512")
+    with httpx.Client(base_url=ui_server.base_url + PREFIX, timeout=30) as client:
+        for method, path, _ in routes:
+            url = fill_path(path, values, query)
+            anonymous = client.request(method, url)
+            assert anonymous.status_code == 401, f"anonymous {method} {url} -> {anonymous.status_code}"
+            bad = client.request(method, url, headers={"Authorization": f"Bearer {forged}"})
+            assert bad.status_code in (401, 403), f"forged token {method} {url} -> {bad.status_code}"
+            as_viewer = client.request(method, url, headers={"Authorization": f"Bearer {viewer}"},
+                                       **({"json": {"comment": "lecture seule"}} if method == "POST" and "/api/" in path else {}))
+            if method == "POST":
+                assert as_viewer.status_code == 403, f"viewer {method} {url} -> {as_viewer.status_code}"
+            else:
+                assert as_viewer.status_code == 200, f"viewer {method} {url} -> {as_viewer.status_code}: {as_viewer.text[:300]}"
+
+        # The viewer sees the incident but is offered no action.
+        page = client.get(f"/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {viewer}"}).text
+        assert "Prendre en compte" not in page and "lecture seule" in page
+
+        # Cookie sessions (the UI) need the page's CSRF token, and a foreign Origin is refused even with it.
+        cookies = {"_token": admin}
+        no_token = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "sans jeton"}, cookies=cookies)
+        assert no_token.status_code == 403 and "CSRF" in no_token.text
+        page = client.get(f"/incidents/{rows.incident_id}", cookies=cookies).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token, "the incident page carries a CSRF token for an operator"
+        foreign = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "x", "csrf_token": token.group(1)},
+                              cookies=cookies, headers={"Origin": "https://attaquant.example"})
+        assert foreign.status_code == 403
+        tampered = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "x", "csrf_token": token.group(1)[:-2] + "00"},
+                               cookies=cookies)
+        assert tampered.status_code == 403
+        incident = client.get(f"/api/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {admin}"}).json()
+        assert incident["status"] == "open", "refused requests changed nothing"
+
+        # The JSON API for security officers' tools: bearer token, no CSRF token needed (no ambient credential).
+        feed = client.get("/api/incidents", params={"status": "open"}, headers={"Authorization": f"Bearer {viewer}"}).json()
+        assert sorted(i["id"] for i in feed) == sorted([rows.incident_id, rows.pii_incident_id])
+        assert all(i["time_left"]["seconds"] > 71 * 3600 and i["dpo_contact"] and i["nature"] for i in feed)
+        done = client.post(f"/api/incidents/{rows.pii_incident_id}/resolve", json={"comment": RESOLVE_COMMENT},
+                           headers={"Authorization": f"Bearer {admin}"})
+        assert done.status_code == 200 and done.json()["status"] == "resolved" and done.json()["resolved_by"] == "admin"
+        again = client.post(f"/api/incidents/{rows.pii_incident_id}/acknowledge", json={}, headers={"Authorization": f"Bearer {admin}"})
+        assert again.status_code == 409
+
+
+def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Path) -> None:
+    """Log in, open Charte IA, see the blocked run and its reasons, acknowledge the incident, check the audit chain."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
     page.set_default_timeout(30_000)
 
@@ -68,17 +156,17 @@ def test_governance_view_in_chromium(ui_server: ApiServer, ui_ledger: tuple[str,
     page.screenshot(path=str(artifacts / "02-rapport-execution-graphique.png"))
 
     # The incident: every GDPR Art. 33 field and the time left, then the acknowledgement.
-    frame.get_by_role("link", name="n°1 — Corruption du jeu d'entraînement citizen_requests/training").click()
+    frame.get_by_role("link", name=f"n°{rows.incident_id} — Corruption du jeu d'entraînement citizen_requests/training").click()
     frame.get_by_text("Champs de l'article 33-3 du RGPD").wait_for()
     detail = frame.locator("main").inner_text()
     for field in ("Nature de la violation", "Catégories de personnes concernées", "Contact du DPO", "Conséquences probables",
                   "Mesures prises ou proposées", "restantes"):
         assert field in detail, field
-    frame.locator("#commentaire-acquitter").fill(COMMENT)
+    frame.locator("#commentaire-acquitter").fill(ACK_COMMENT)
     frame.locator("#acquitter").click()
     frame.locator("#confirmation").wait_for()
     assert "pris en compte" in frame.locator("h2").first.inner_text()
-    assert COMMENT in frame.locator("main").inner_text()
+    assert ACK_COMMENT in frame.locator("main").inner_text()
     page.screenshot(path=str(artifacts / "03-incident-pris-en-compte.png"))
 
     # The audit log shows the event and a verified chain.
@@ -112,17 +200,3 @@ def test_governance_view_in_chromium(ui_server: ApiServer, ui_ledger: tuple[str,
     assert loaded, f"AI label badge not displayed: {badge_url} -> {page.request.get(badge_url).status}"
     page.screenshot(path=str(artifacts / "06-fiche-modele.png"))
     page.close()
-
-    # The acknowledgement is in the signed audit chain, with who and why.
-    from charter_guardrails.ledger.audit import verify_chain
-    from charter_guardrails.ledger.models import AuditEvent, Incident
-    from charter_guardrails.ledger.store import ledger_session
-    from sqlalchemy import select
-
-    with ledger_session() as session:
-        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "incident.acknowledged")).one()
-        assert event.actor == "admin" and event.subject_id == str(rows.incident_id) and event.payload["comment"] == COMMENT
-        incident = session.get(Incident, rows.incident_id)
-        assert incident is not None and incident.status == "acknowledged" and incident.acknowledged_by == "admin"
-        chain = verify_chain(session)
-        assert chain.ok, chain.to_json_dict()

@@ -51,7 +51,7 @@ def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows
         assert overview["principles"]["surete"]["verdict"] == "fail"
         assert overview["principles"]["equite"]["verdict"] == "fail"  # drift fails, representativeness warns
         assert overview["principles"]["durabilite"]["verdict"] == "pass"
-        assert [i["id"] for i in overview["open_incidents"]] == [rows.incident_id]
+        assert sorted(i["id"] for i in overview["open_incidents"]) == [rows.incident_id, rows.pii_incident_id]
         waste = gov.use_case_overview(session, "waste_tonnage")
         assert waste["production_model"]["version"] == 3 and waste["production_model"]["suspended"] is False
 
@@ -79,10 +79,10 @@ def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows
     surete2 = engagements["surete.2"]["evidence"]
     assert (surete2["pass"], surete2["fail"], surete2["incidents"], surete2["status"]) == (1, 1, 1, "manquement")
     assert surete2["last_run"] is not None and surete2["failures"][0]["check"] == "integrity"
-    assert engagements["surete.1"]["evidence"]["incidents"] == 0, "an integrity breach is not a GDPR confidentiality incident"
+    assert engagements["surete.1"]["evidence"]["incidents"] == 1, "only the confidentiality incident counts for Sûreté 1"
     assert engagements["durabilite.1"]["evidence"]["status"] == "respecté"
     assert engagements["maitrise_humaine.3"]["evidence"]["status"] == "sans preuve"
-    assert charter["totals"]["runs"] == 2 and charter["totals"]["incidents"] == 1
+    assert charter["totals"]["runs"] == 2 and charter["totals"]["incidents"] == 2
 
     later_start, later_end = gov.parse_period("2030-01-01", "2030-06-30")
     with ledger_session() as session:
