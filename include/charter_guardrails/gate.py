@@ -59,8 +59,11 @@ class GateDecision(BaseModel):
 
     @property
     def blocked_by(self) -> list[str]:
-        """The guardrails a human would have to override (or that block outright)."""
-        return sorted(set(self.failed) | set(self.missing))
+        """The guardrails that failed; when none failed, those that never produced a result.
+
+        A guardrail that did not run because an earlier one failed is not what blocked the run.
+        """
+        return sorted(self.failed) if self.failed else sorted(self.missing)
 
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -74,7 +77,7 @@ def decide(results: Iterable[CheckResult], expected: Iterable[str]) -> GateDecis
     missing = [name for name in expected if name not in by_check]
     failed: list[str] = []
     warnings: list[str] = []
-    reasons: dict[str, str] = {name: "no result: the guardrail did not complete" for name in missing}
+    reasons: dict[str, str] = {name: "no result: the guardrail did not run or did not complete" for name in missing}
     for name, items in by_check.items():
         bad = [r for r in items if r.verdict is Verdict.FAIL]
         if bad:

@@ -88,7 +88,7 @@ def gate(policy: Any, context: Mapping[str, Any], expected: tuple[str, ...]) -> 
         finish_run(policy, context, decision="blocked", blocked_by=decision.blocked_by)
         raise AirflowFailException(
             f"refresh of {policy.id} blocked by {', '.join(decision.blocked_by)}: "
-            + "; ".join(f"{k}: {v}" for k, v in decision.reasons.items())
+            + "; ".join(f"{name}: {decision.reasons[name]}" for name in decision.blocked_by)
         )
     return {"decision": decision.to_json_dict(), "body": approval_body(policy, results, decision)}
 

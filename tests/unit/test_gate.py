@@ -41,6 +41,7 @@ def test_fail_closed_matrix(failed_check: str, failure: str, choice: HumanChoice
         results.append(_r(failed_check, "fail"))
     decision = decide(results, REFRESH_CHECKS)
     assert failed_check in decision.blocked_by
+    assert decision.blocked_by == [failed_check]
     justification = "Données de qualité suffisante après revue manuelle du service"
     outcome = review(decision, choice, justification)
     overridable = failure == "fail" and failed_check in OVERRIDABLE

@@ -87,7 +87,7 @@ def _list_runs(args: argparse.Namespace) -> int:
         query = select(CheckRun).order_by(CheckRun.id.desc()).limit(args.limit)
         if args.use_case:
             query = query.where(CheckRun.use_case == args.use_case)
-        rows: list[dict[str, Any]] = [{"use_case": r.use_case, "dag_id": r.dag_id, "run_id": r.run_id, "decision": r.decision or "running",
+        rows: list[dict[str, Any]] = [{"use_case": r.use_case, "dag_id": r.dag_id, "run_id": r.run_id, "decision": r.decision or ("no gate" if r.finished_at is None else "-"),
                  "blocked_by": r.blocked_by, "reports": r.reports, "started_at": r.started_at.isoformat(),
                  "finished_at": r.finished_at.isoformat() if r.finished_at else None} for r in session.scalars(query)]
     rows.reverse()
