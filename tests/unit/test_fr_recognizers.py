@@ -206,3 +206,14 @@ def test_valid_nir_always_found_with_separators(first: str, rest: str) -> None:
     number = body + nir.calc_check_digits(body)
     grouped = f"{number[0]} {number[1:3]} {number[3:5]} {number[5:7]} {number[7:10]} {number[10:13]} {number[13:]}"
     assert _found(_NIR, grouped, "FR_NIR") and _found(_NIR, grouped.replace(" ", "."), "FR_NIR")
+
+
+def test_prefilter_keeps_every_entity_and_arrow_agrees_with_python() -> None:
+    import pandas as pd
+    from charter_guardrails.privacy.scanner import _PREFILTER, PREFILTER
+
+    entities = [expected for _, _, expected in CASES if expected] + ["3 rue Paradis", "12 bis, avenue du Prado"]
+    assert all(_PREFILTER.search(value) for value in entities)
+    texts = [text for _, text, _ in CASES] + ["rien à signaler", "voirie", "3 fois rien"]
+    arrow = pd.Series(texts, dtype="string[pyarrow]").str.contains(PREFILTER, regex=True).tolist()
+    assert arrow == [bool(_PREFILTER.search(t)) for t in texts]

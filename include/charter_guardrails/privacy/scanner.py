@@ -54,7 +54,8 @@ NER_CHUNK_CHARS = 100_000
 #: A column whose values have this many words (median) is free text.
 FREE_TEXT_MIN_WORDS = 4
 #: Values that could match any recognizer; everything else skips the Python regexes. RE2-compatible.
-PREFILTER = r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
+PREFILTER = (r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
+             r"|\d(?: ?(?:bis|ter|[A-D]))?,? (?i:rue|av|bd|bo|ch|al|im|pl|co|qu|ro|tr|sq|pa|es|mo|lo|r[eé]|vo|se|fa)")
 _PREFILTER = re.compile(PREFILTER)
 #: Below this many distinct values, plain Python beats pandas/Arrow's per-call overhead.
 VECTORISE_FROM = 2000
