@@ -11,6 +11,7 @@ request, and nothing here imports FastAPI, pandas, Great Expectations or Presidi
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -32,12 +33,15 @@ class LazyGovernanceApp:
 
     def __init__(self) -> None:
         self._app: Any = None
+        self._lock = threading.Lock()
 
     def get_app(self) -> Any:
         if self._app is None:
-            from charter_airflow.ui.app import create_app
+            with self._lock:  # the first requests may arrive together on uvicorn's thread pool
+                if self._app is None:
+                    from charter_airflow.ui.app import create_app
 
-            self._app = create_app()
+                    self._app = create_app()
         return self._app
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: _Receive, send: _Send) -> None:

@@ -38,3 +38,31 @@ def test_every_route_of_the_app_requires_a_reader_and_refuses_anonymous_requests
         url = re.sub(r"\{(\w+)(?::path)?\}", "1", path)
         response = client.request(method, url)
         assert response.status_code == 401, f"anonymous {method} {path} -> {response.status_code}"
+
+
+def test_airflow_loads_the_plugin_from_the_plugins_folder_without_heavy_imports() -> None:
+    """Every Airflow process loads plugins: ours must not drag pandas, GX, Presidio or FastAPI in."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    probe = (
+        "import json, sys\n"
+        "from airflow import plugins_manager\n"
+        "plugins, errors = plugins_manager._get_plugins()\n"
+        "ours = [p for p in plugins if p.name == 'charter_governance']\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'great_expectations', 'presidio_analyzer', 'fastapi'})\n"
+        "views = [(v['name'], v['destination']) for p in ours for v in p.external_views]\n"
+        "print(json.dumps({'ours': len(ours), 'errors': errors, 'heavy': heavy, 'views': views,\n"
+        "                  'prefixes': [a['url_prefix'] for p in ours for a in p.fastapi_apps]}))\n"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins")}
+    proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["ours"] == 1 and found["prefixes"] == ["/charte"]
+    assert [e for e in found["errors"] if "charter_airflow/ui" in e or "plugin.py" in e] == []
+    assert found["heavy"] == [], f"plugin loading imported {found['heavy']}"
+    assert found["views"] == [["Charte IA", "nav"], ["Rapport charte", "task_instance"]]
