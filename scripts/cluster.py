@@ -100,7 +100,8 @@ def start(args: argparse.Namespace) -> int:
     airflow.home.mkdir(parents=True, exist_ok=True)
     print("airflow db migrate (PostgreSQL)")
     _run([str(bin_dir / "airflow"), "db", "migrate"], env, "airflow db migrate")
-    for argv in (["ledger", "migrate"], ["keys", "init"], ["data", "generate"]):
+    generate = ["data", "generate"] + (["--rows", str(args.data_rows)] if args.data_rows else [])
+    for argv in (["ledger", "migrate"], ["keys", "init"], generate):
         print("charter " + " ".join(argv))
         _run([str(bin_dir / "charter"), *argv], env, "charter " + " ".join(argv))
     started = time.monotonic()
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="task slots per worker")
     parser.add_argument("--port", type=int, default=0, help="api-server port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=240)
+    parser.add_argument("--data-rows", type=int, default=0, help="rows of the generated training sample (default: the CLI's)")
     args = parser.parse_args(argv)
     return {"start": start, "stop": stop, "status": status}[args.command](args)
 
