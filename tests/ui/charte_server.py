@@ -82,7 +82,7 @@ def migrate_airflow(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 120) -> Iterator[ApiServer]:
+def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 240) -> Iterator[ApiServer]:
     """Run ``airflow api-server`` until the block exits; always stopped (its whole process group)."""
     port = free_port()
     env = server_env(airflow_home, charter_env, port)

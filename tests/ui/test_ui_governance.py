@@ -4,9 +4,10 @@ deadlines and the charter report, on a ledger filled through the library's own f
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from charte_ledger import LEAKED_PHONE, LedgerRows
+from charte_ledger import LEAKED_PHONE, LedgerRows, populate_ledger
 from charter_guardrails import governance as gov
 from charter_guardrails.results import PRINCIPLES
 
@@ -42,10 +43,16 @@ def test_time_left_on_the_72_hour_deadline() -> None:
     assert late["overdue"] and late["label"] == "dépassé de 2 h 00 min"
 
 
-def test_overview_run_report_and_charter_report(ui_ledger: tuple[str, LedgerRows]) -> None:
+@pytest.fixture
+def filled_ledger(ledger_url: str, charter_home: Path) -> LedgerRows:
+    """The UI tests' ledger on SQLite and on PostgreSQL (the ``ledger_url`` fixture)."""
+    return populate_ledger(ledger_url, charter_home / "reports")
+
+
+def test_overview_run_report_and_charter_report(filled_ledger: LedgerRows) -> None:
     from charter_guardrails.ledger.store import ledger_session
 
-    _, rows = ui_ledger
+    rows = filled_ledger
     with ledger_session() as session:
         overview = gov.use_case_overview(session, "citizen_requests")
         assert overview["principles"]["surete"]["verdict"] == "fail"
