@@ -297,5 +297,5 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
         out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
         peaks[size_mib] = int(out.stdout.strip())
         path.unlink()
-    assert peaks[512] - peaks[32] < 24, peaks  # MiB: buffers are per worker, not per file size
+    assert peaks[512] - peaks[32] < 40, peaks  # MiB, for 480 MiB more data: buffers are per worker, not per file size
     assert peaks[512] < 150, peaks
