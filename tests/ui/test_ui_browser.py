@@ -73,6 +73,14 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
             else:
                 assert as_viewer.status_code == 200, f"viewer {method} {url} -> {as_viewer.status_code}: {as_viewer.text[:300]}"
 
+        # Report files are served from CHARTER_REPORTS_DIR only: no way out to the keys or the ledger.
+        # (both targets exist: CHARTER_HOME/keys/signing_ed25519.pem and CHARTER_HOME/ledger.db)
+        for escape in ("..%2Fkeys%2Fsigning_ed25519.pem", "%2E%2E%2Fledger.db", "%2Fetc%2Fpasswd"):
+            response = client.get(f"/rapports/{escape}", headers={"Authorization": f"Bearer {admin}"})
+            assert response.status_code == 404, f"/rapports/{escape} -> {response.status_code}"
+        assert client.get(f"/modeles/{rows.model_id}/fichiers/..%2F..%2F..%2Fledger.db",
+                          headers={"Authorization": f"Bearer {admin}"}).status_code == 404
+
         # The viewer sees the incident but is offered no action.
         page = client.get(f"/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {viewer}"}).text
         assert "Prendre en compte" not in page and "lecture seule" in page
