@@ -164,7 +164,6 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
     """Persist the verdict, the verification row and, on a mismatch, the incident: one transaction."""
-    from charter_guardrails.incidents import raise_incident
     from charter_guardrails.integrity.registry import ensure_dataset_record, light_ledger_session, load_policy, record_verification
     from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, record_check_result
 
@@ -182,6 +181,8 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
         record_verification(session, verification, dataset_id=dataset_id, run_id=run_id)
         incident_id = None
         if draft is not None:
+            from charter_guardrails.incidents import raise_incident  # imports the policy model: only on a mismatch
+
             assert policy is not None
             incident, _created = raise_incident(session, policy, draft)
             incident_id = incident.id

@@ -246,10 +246,10 @@ class Verification:
 
     def incident_draft(self, run_id: str | None) -> IncidentDraft | None:
         """The security incident this outcome calls for (Sûreté 2), or None when intact or a configuration problem."""
-        from charter_guardrails.incidents import BreachType, IncidentDraft
-
         if not self.raises_incident:
             return None
+        from charter_guardrails.incidents import BreachType, IncidentDraft  # imports the policy model: only when needed
+
         nature = {
             Outcome.DATA_CHANGED: "altération des données : le fichier ne correspond plus à son manifeste signé",
             Outcome.MANIFEST_EDITED: "altération du manifeste : le document ne correspond plus à sa signature",
