@@ -94,13 +94,18 @@ def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", "5"))
     workdir = Path(tempfile.mkdtemp(prefix="charter-bench-integrity-", dir=os.environ.get("BENCH_DIR")))
     env = {**os.environ, "CHARTER_HOME": str(workdir / "home")}
+    # Byte-compile once into the bench folder (the warm-up run writes it), as an installed package is;
+    # the dev tree runs with PYTHONDONTWRITEBYTECODE, which would recompile the project at every start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
     for name in ("CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_KEYS_DIR", "CHARTER_AUDIT_ANCHOR"):
         env.pop(name, None)
     try:
         for argv in (["ledger", "migrate"], ["keys", "init"]):
             subprocess.run([str(BIN / "charter"), *argv], env=env, check=True, stdout=subprocess.DEVNULL)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        print(f"integrity benchmark: `charter verify` vs `openssl dgst -sha256`, whole processes, median of {runs} runs, {cores} cores")
+        print(f"integrity benchmark: `charter verify` vs `openssl dgst -sha256`, whole processes, median of {runs} runs, {cores} cores"
+              f" (load average {os.getloadavg()[0]:.1f} at start)")
         print(f"{'size':>9}  {'openssl':>16}  {'charter verify':>16}  {'ratio':>6}  {'peak RSS (ours)':>15}")
         results = []
         for size in sizes:
