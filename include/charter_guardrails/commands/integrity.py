@@ -118,12 +118,9 @@ def _hash(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    # Start hashing first: the imports below (SQLAlchemy, the ledger) then overlap it.
+    # Start hashing first: the imports below (SQLAlchemy, the ledger) then overlap it. These modules are light.
     from charter_guardrails.integrity.hashing import HashJob, auto_chunk_size
     from charter_guardrails.integrity.manifest import Outcome
-
-    # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
-    job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
     from charter_guardrails.integrity.registry import (
         ManifestSnapshot,
         active_manifest,
@@ -133,6 +130,8 @@ def _verify(args: argparse.Namespace) -> int:
     )
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
+    # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
+    job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
     with light_ledger_session() as session:
         row = active_manifest(session, use_case, dataset)
         manifest = ManifestSnapshot.of(row) if row is not None else None
