@@ -269,3 +269,21 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(sample: Path, capsys:
     other, _ = pseudonymise_frame(frame, policy.training_dataset, b"k" * 32)
     assert not other["request_id"].equals(first["request_id"])
     assert entity_token(key, "PERSON", "Jean  Dupont") == entity_token(key, "PERSON", "jean dupont")
+
+
+def test_sql_table_is_scanned_like_a_file(charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{charter_home / 'warehouse.db'}"
+    monkeypatch.setenv("CHARTER_DATA_URL", url)
+    engine = create_engine(url)
+    pd.DataFrame({"commune": ["13055", "13001", "13005"], "telephone_agent": ["06 12 34 56 78", "07 98 76 54 32", None]}).to_sql(
+        "collecte", engine, index=False)
+    engine.dispose()
+    raw = load_policy("waste_tonnage").model_dump(mode="json")
+    raw["datasets"][0].update({"format": "sql", "table": "collecte", "path": None})
+    policy = UseCasePolicy.model_validate(raw)
+    outcome = check_personal_data(policy, "training", run_id="sql-1")
+    assert outcome.result.verdict.value == "fail"
+    assert [(c.column, c.forbidden) for c in outcome.columns if not c.ok] == [("telephone_agent", ["FR_PHONE"])]
+    assert outcome.result.evidence["declared_columns_absent"]  # the table lacks most declared columns: reported, not fatal
