@@ -81,6 +81,22 @@ def migrate_airflow(env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+def _own_session_dying_with_parent() -> None:
+    """In the child: a process group of its own (stopped as a whole), and SIGTERM when pytest dies.
+
+    Without the death signal, a pytest killed by a timeout would leave the api-server running,
+    since it no longer shares pytest's process group.
+    """
+    os.setsid()
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:  # not Linux/glibc: the finally block below still stops the server
+        pass
+
+
 @contextmanager
 def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 240) -> Iterator[ApiServer]:
     """Run ``airflow api-server`` until the block exits; always stopped (its whole process group)."""
@@ -92,7 +108,7 @@ def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool
     log_path = airflow_home / "api-server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_own_session_dying_with_parent)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
