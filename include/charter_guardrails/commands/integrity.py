@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,8 @@ def _verify(args: argparse.Namespace) -> int:
     )
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
+    # Hashing threads need the GIL for a moment between chunks while this thread imports: let them have it sooner.
+    sys.setswitchinterval(0.001)
     # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
     job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
     with light_ledger_session() as session:
