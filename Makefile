@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export CODECARBON_LOG_LEVEL := error
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv install run data test lint test-unit test-dags test-e2e test-ui schema airflow clean
+.PHONY: help venv install run data test lint test-unit test-dags test-e2e schema airflow clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,7 +56,10 @@ test-unit: $(STAMP)
 test-dags: $(STAMP)
 	$(BIN)/pytest tests/dags -q
 
-test: $(STAMP) lint ## lint, then every test tier (unit, dags, e2e, ui); ledger tests on SQLite and PostgreSQL
+test-e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e -q
+
+test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui); ledger tests on SQLite and PostgreSQL
 	$(BIN)/pytest tests -q -p no:cacheprovider
 
 airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings

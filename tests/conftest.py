@@ -109,6 +109,9 @@ def airflow_db() -> Iterator[Path]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CHARTER_TEST_KEEP_AIRFLOW_HOME"):
+        print(f"\nAirflow home kept for inspection: {_AIRFLOW_HOME}")
+        return
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 TERMINAL_STATES = {"success", "failed"}
+#: A HITL task waits in ``awaiting_input`` (Airflow 3.3+) or ``deferred`` (earlier versions).
+WAITING_STATES = {"awaiting_input", "deferred"}
 #: Set in the environment of each local Celery worker to its node name (see :func:`worker_hostname`).
 WORKER_NAME_VARIABLE = "AIRFLOW_LOCAL_WORKER_NAME"
 
@@ -87,16 +89,23 @@ class AirflowRestClient:
         data = self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 100})
         return list(data["task_instances"])
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+        path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}"
+        data = self._call("GET", path if map_index < 0 else f"{path}/{map_index}")
+        return data.get("state")
+
     def pending_hitl(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         data = self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/hitlDetails")
         return [d for d in data["hitl_details"] if not d.get("response_received")]
 
-    def wait_for_hitl(self, dag_id: str, run_id: str, task_id: str, timeout: float = 300) -> dict[str, Any]:
+    def wait_for_hitl(self, dag_id: str, run_id: str, task_id: str, timeout: float = 900) -> dict[str, Any]:
         """Wait until ``task_id`` asks for a human answer; fail early if the run ends without asking."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for detail in self.pending_hitl(dag_id, run_id):
-                if detail["task_instance"]["task_id"] == task_id:
+                # The form exists a moment before the task is parked; an answer given in between is
+                # recorded but never resumes the task (Airflow 3.3), so wait for the parked state.
+                if detail["task_instance"]["task_id"] == task_id and self.task_state(dag_id, run_id, task_id) in WAITING_STATES:
                     return detail
             state = self.run_state(dag_id, run_id)
             if state in TERMINAL_STATES:
@@ -110,7 +119,7 @@ class AirflowRestClient:
         return dict(self._call("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails",
                                json=body))
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600) -> str:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.run_state(dag_id, run_id)

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture
 def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[Path]:
-    """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (small sizes to stay fast)."""
+    """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (the sizes of `make run`, so that the clean sample passes every guardrail)."""
     from charter_guardrails.ledger import db
     from charter_guardrails.policy import UseCasePolicy, policy_files
     from charter_guardrails.sample_data import generate
@@ -21,5 +21,5 @@ def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
     monkeypatch.setenv("CHARTER_LEDGER_URL", url)
     db.migrate(url)
     policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
-    generate(get_settings().data_dir, policies, rows=1200)
+    generate(get_settings().data_dir, policies, rows=4000)
     yield charter_home

@@ -1,0 +1,86 @@
+"""The human decision on real Airflow processes (api-server, scheduler, dag-processor, LocalExecutor),
+answered through the same HITL REST API the UI uses, logged in as named approvers.
+
+A ``dag.test()`` cannot answer a HITL task from outside, so this tier starts Airflow for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.support import ledger_state, register
+
+DAG = "citizen_requests_model_refresh"
+USERS = {"claire.martin": ("admin", "pw-claire"), "karim.haddad": ("admin", "pw-karim"), "viewer": ("viewer", "pw-viewer")}
+JUSTIFICATION = "Écart de représentativité connu et documenté ; chaque orientation reste validée par un agent."
+
+
+@pytest.fixture
+def airflow(e2e_home: Path, tmp_path: Path):
+    from charter_airflow.local import LocalAirflow
+
+    home = Path(os.environ["AIRFLOW_HOME"])  # the session's migrated metadata database
+    with LocalAirflow(home=home, users=USERS) as running:
+        running.client("claire.martin").wait_for_dag(DAG)
+        yield running
+
+
+def _states(client, run_id: str) -> dict[str, str]:
+    return {t["task_id"]: t["state"] for t in client.task_instances(DAG, run_id)}
+
+
+def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
+    from charter_airflow.local import AirflowRestError
+    from charter_guardrails.cli import main as charter
+
+    claire, karim, viewer = airflow.client("claire.martin"), airflow.client("karim.haddad"), airflow.client("viewer")
+
+    # 1. Clean data: every guardrail passes; the approver approves; v1 is published with its model card.
+    register("citizen_requests", "training", "citizen_requests/training.csv")
+    run_id = claire.trigger(DAG)
+    detail = claire.wait_for_hitl(DAG, run_id, "human_review")
+    assert detail["options"] == ["Approve", "Override", "Reject"]
+    assert "Tous les garde-fous sont conformes" in detail["body"] and "| fairness |" in detail["body"]
+    with pytest.raises(AirflowRestError, match="HTTP 403"):  # a viewer cannot decide
+        viewer.answer_hitl(DAG, run_id, "human_review", "Approve")
+    claire.answer_hitl(DAG, run_id, "human_review", "Approve")
+    assert claire.wait_for_run(DAG, run_id) == "success"
+    assert _states(claire, run_id)["publish"] == "success"
+    state = ledger_state("citizen_requests")
+    assert state["versions"] == [(1, "production", "claire.martin")]
+    card_dir = e2e_home / "models" / "citizen_requests" / "v1"
+    card = (card_dir / "model_card.md").read_text(encoding="utf-8")
+    for field in ("Finalité", "Base légale", "claire.martin", "Recours", "CO"):
+        assert field in card, field
+    label = json.loads((card_dir / "ai_label.json").read_text(encoding="utf-8"))
+    assert label and (card_dir / "ai_label.svg").read_text(encoding="utf-8").startswith("<svg")
+
+    # 2. Biased sample: representativeness and fairness fail; the approver rejects; nothing changes.
+    register("citizen_requests", "training", "citizen_requests/training__biased.csv")
+    run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
+    detail = karim.wait_for_hitl(DAG, run_id, "human_review")
+    assert "Override" in detail["body"] and "representativeness" in detail["body"]
+    karim.answer_hitl(DAG, run_id, "human_review", "Reject")
+    karim.wait_for_run(DAG, run_id)
+    assert _states(karim, run_id)["publish"] == "skipped"
+    assert ledger_state("citizen_requests")["versions"] == [(1, "production", "claire.martin")]
+
+    # 3. The same sample, overridden with a written justification: v2 is published, the override audited.
+    run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
+    karim.wait_for_hitl(DAG, run_id, "human_review")
+    karim.answer_hitl(DAG, run_id, "human_review", "Override", {"justification": JUSTIFICATION})
+    assert karim.wait_for_run(DAG, run_id) == "success"
+    state = ledger_state("citizen_requests")
+    assert state["versions"] == [(1, "retired", "claire.martin"), (2, "production", "karim.haddad")]
+    assert ("overridden", "karim.haddad") in state["approvals"] and ("rejected", "karim.haddad") in state["approvals"]
+    capsys.readouterr()
+    assert charter(["audit", "log", "--limit", "200", "--json"]) == 0
+    events = json.loads(capsys.readouterr().out)
+    assert any(e["action"] == "approval.overridden" and e["actor"] == "karim.haddad" for e in events)
+    assert charter(["audit", "verify"]) == 0
+    for client in (claire, karim, viewer):
+        client.close()
