@@ -287,8 +287,9 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    code = ("import resource, sys\nfrom charter_guardrails.integrity.hashing import hash_file\n"
-            "hash_file(sys.argv[1])\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec and would count the (large) pytest parent at fork time.
+    code = ("import sys\nfrom charter_guardrails.integrity.hashing import hash_file\nhash_file(sys.argv[1])\n"
+            "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) // 1024)")
     peaks = {}
     for size_mib in (32, 512):
         path = tmp_path / f"sparse_{size_mib}.bin"
