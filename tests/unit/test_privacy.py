@@ -87,14 +87,15 @@ def test_clean_citizen_training_passes(sample: Path) -> None:
     assert Path(outcome.result.report_path or "").exists() and Path(outcome.reports["json"]).exists()
 
 
-def test_undeclared_column_in_a_personal_dataset_fails_without_gdpr_incident(sample: Path) -> None:
+def test_undeclared_column_in_a_personal_dataset_fails_with_a_gdpr_incident(sample: Path) -> None:
     policy = load_policy("citizen_requests")
     outcome = check_personal_data(policy, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t2",
                                   exhaustive=True)
     assert outcome.result.verdict.value == "fail"
     bad = [c for c in outcome.columns if not c.ok]
     assert [c.column for c in bad] == ["telephone_usager"] and not bad[0].declared and bad[0].forbidden == ["FR_PHONE"]
-    assert outcome.incident is None
+    assert outcome.incident is not None and outcome.incident.breach_type.value == "gdpr_compliance"
+    assert outcome.incident.severity == "medium" and "telephone_usager" in str(outcome.incident.facts)
 
 
 def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:

@@ -156,6 +156,21 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
         else:
             summary = f"Personal data not allowed by the policy in {len(bad)} column(s): {names}."
             severity = Severity.ERROR
+            # Personal data the purpose does not need is a GDPR compliance failure (Art. 5(1)(c)) even in a
+            # personal dataset: the DPO must know that it was collected, whatever happens to the refresh.
+            incident = IncidentDraft(
+                breach_type=BreachType.GDPR_COMPLIANCE, severity="medium", dataset=dataset.id, run_id=run_id,
+                title=f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}",
+                nature=("Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
+                        "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."),
+                facts={"columns": [c.to_json_dict() for c in bad], "scan_mode": scan.mode, "rows": scan.rows,
+                       "scanned_rows": scan.scanned_rows},
+                likely_consequences=("Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
+                                     "utilisées pour l'entraînement."),
+                measures_taken=["entraînement bloqué par le garde-fou personal_data", "rapport de scan masqué conservé",
+                                "alerte envoyée au RSSI et au DPO"],
+                approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
+            )
         verdict = Verdict.FAIL
     elif any(c.warning for c in columns):
         verdict, severity = Verdict.WARN, Severity.WARNING
