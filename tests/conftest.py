@@ -23,7 +23,9 @@ PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@12
 
 # Tests never touch the Airflow metadata of `make run`: one fresh AIRFLOW_HOME per test session,
 # set before anything imports airflow (its configuration is read at import time).
-_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="charter-test-airflow-"))
+# (Guarded: a test module that imports ``tests.conftest`` by name must not make a second home.)
+_AIRFLOW_HOME = Path(os.environ.get("CHARTER_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="charter-test-airflow-"))
+os.environ["CHARTER_TEST_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")

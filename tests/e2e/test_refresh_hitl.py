@@ -7,7 +7,6 @@ A ``dag.test()`` cannot answer a HITL task from outside, so this tier starts Air
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,11 +19,10 @@ JUSTIFICATION = "Écart de représentativité connu et documenté ; chaque orien
 
 
 @pytest.fixture
-def airflow(e2e_home: Path, tmp_path: Path):
+def airflow(e2e_home: Path, airflow_db: Path):
     from charter_airflow.local import LocalAirflow
 
-    home = Path(os.environ["AIRFLOW_HOME"])  # the session's migrated metadata database
-    with LocalAirflow(home=home, users=USERS) as running:
+    with LocalAirflow(home=airflow_db, users=USERS) as running:  # the session's migrated metadata database
         running.client("claire.martin").wait_for_dag(DAG)
         yield running
 
