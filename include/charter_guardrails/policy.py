@@ -202,6 +202,23 @@ class Dataset(_Frozen):
     def columns_with_role(self, *roles: ColumnRole) -> list[Column]:
         return [c for c in self.columns if c.role in roles]
 
+    def delivery(self, path: str | Path | None = None, data_dir: Path | None = None) -> Path:
+        """This dataset's file, or another delivery of it at ``path``: relative to the data folder, or
+        absolute inside it. A path that leaves the data folder is refused, as in a policy file."""
+        if path is None or str(path) == "":
+            return self.resolve_path(data_dir)
+        root = (data_dir or get_settings().data_dir).resolve()
+        candidate = Path(path)
+        if candidate.is_absolute():
+            if not candidate.resolve().is_relative_to(root):
+                raise ConfigError(f"dataset {self.id!r}: {candidate} is outside the data folder {root}")
+            candidate = candidate.resolve().relative_to(root)
+        try:
+            other = Dataset.model_validate({**self.model_dump(mode="json"), "path": candidate.as_posix()})
+        except ValidationError as exc:
+            raise ConfigError(f"dataset {self.id!r}: invalid delivery path {str(path)!r}: {_reason(exc.errors()[0])}") from None
+        return other.resolve_path(data_dir)
+
     def resolve_path(self, data_dir: Path | None = None) -> Path:
         """The dataset's file under the data folder; refuses to leave it (path traversal)."""
         if self.path is None:

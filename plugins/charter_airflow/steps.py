@@ -288,14 +288,9 @@ def route_batch(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_k
     from charter_guardrails.gate import INFERENCE_CHECKS, decide
     from charter_guardrails.incidents import BreachType, IncidentDraft, raise_incident
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.policy import Dataset
     from charter_guardrails.settings import get_settings
 
-    spec = policy.dataset(dataset_id)
-    override = delivery(context, conf_key)
-    if override:
-        spec = Dataset.model_validate({**spec.model_dump(mode="json"), "path": override})
-    source = spec.resolve_path()
+    source = policy.dataset(dataset_id).delivery(delivery(context, conf_key))
     decision = decide(run_results(policy, context), INFERENCE_CHECKS)
     _, run_id = run_ids(context)
     if decision.outcome.value == "needs_approval":

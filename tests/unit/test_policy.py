@@ -101,3 +101,16 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert charter(["policy", "validate", "--json", str(bad)]) == 2
     out = json.loads(capsys.readouterr().out)
     assert out[0]["ok"] is False and out[0]["errors"][0]["key"] == "surprise"
+
+
+def test_a_delivery_stays_inside_the_data_folder(charter_home: Path) -> None:
+    from charter_guardrails.settings import ConfigError, get_settings
+
+    dataset = UseCasePolicy.from_file(CITIZEN).training_dataset
+    data_dir = get_settings().data_dir
+    assert dataset.delivery() == data_dir / "citizen_requests" / "training.csv"
+    assert dataset.delivery("citizen_requests/training__biased.csv") == data_dir / "citizen_requests" / "training__biased.csv"
+    assert dataset.delivery(data_dir / "x" / "y.csv") == data_dir / "x" / "y.csv"
+    for hostile in ("../../etc/passwd", "/etc/passwd", "citizen_requests/../../../etc/shadow"):
+        with pytest.raises(ConfigError, match="data folder|invalid delivery"):
+            dataset.delivery(hostile)

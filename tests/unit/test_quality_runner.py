@@ -364,7 +364,11 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
     from charter_airflow.runtime import persist_and_gate
     from charter_airflow.tasks.quality import validate_quality_step
 
-    planted = _plant(sample / "citizen_requests" / "training.csv", tmp_path / "planted.csv")
+    from charter_guardrails.settings import get_settings
+
+    # a delivery inside the data folder: the Airflow steps refuse files outside it
+    (get_settings().data_dir / "citizen_requests").mkdir(parents=True, exist_ok=True)
+    planted = _plant(sample / "citizen_requests" / "training.csv", get_settings().data_dir / "citizen_requests" / "planted.csv")
     raw = planted.read_text(encoding="utf-8")
     assert all(value in raw for value in PLANTED)
     policy = policies["citizen_requests"]

@@ -32,16 +32,10 @@ from charter_airflow.runtime import configure_from_airflow, persist_and_gate, ru
 log = logging.getLogger(__name__)
 
 
-def _target(policy: Any, dataset: str, path: str | None) -> Path:
-    """The policy's file for ``dataset``, or ``path`` relative to the data folder (validated like a policy path)."""
-    from charter_guardrails.policy import Dataset
 
-    spec = policy.dataset(dataset)
-    if not path:
-        return Path(spec.resolve_path())
-    if Path(path).is_absolute():
-        return Path(path)
-    return Path(Dataset.model_validate({**spec.model_dump(mode="json"), "path": path}).resolve_path())
+def _target(policy: Any, dataset: str, path: str | None) -> Path:
+    """The policy's file for ``dataset``, or another delivery at ``path`` inside the data folder."""
+    return Path(policy.dataset(dataset).delivery(path))
 
 
 def scan_personal_data_step(*, policy: Any, dataset: str, path: str | None, context: Mapping[str, Any],

@@ -26,15 +26,8 @@ from charter_airflow.runtime import configure_from_airflow, persist_and_gate, ru
 
 
 def _target_path(policy: Any, dataset: str, path: str | None) -> Path:
-    """The policy's file for ``dataset``, or ``path``: absolute, or relative to the data folder (which it may not leave)."""
-    from charter_guardrails.policy import Dataset
-
-    spec = policy.dataset(dataset)
-    if not path:
-        return Path(spec.resolve_path())
-    if Path(path).is_absolute():
-        return Path(path)
-    return Path(Dataset.model_validate({**spec.model_dump(mode="json"), "path": path}).resolve_path())
+    """The policy's file for ``dataset``, or another delivery at ``path`` inside the data folder."""
+    return Path(policy.dataset(dataset).delivery(path))
 
 
 def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, Any], path: str | None = None,
