@@ -363,7 +363,6 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
     from airflow.sdk.exceptions import AirflowFailException
     from charter_airflow.runtime import persist_and_gate
     from charter_airflow.tasks.quality import validate_quality_step
-
     from charter_guardrails.settings import get_settings
 
     # a delivery inside the data folder: the Airflow steps refuse files outside it
