@@ -67,3 +67,35 @@ def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
     assert all(states[t] == "upstream_failed" for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift"))
     assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
     assert not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*")) if (e2e_home / "data" / "citizen_requests" / "accepted").exists() else True
+
+
+def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:
+    from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.registry import publish_version
+
+    with ledger_session() as s:
+        publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,
+                        approved_by="claire")
+    register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
+    dag_run = _dag("citizen_requests_inference_guardrails").test(run_conf={"batch_file": "citizen_requests/inference_batch__drifted.csv"})
+    states = _states(dag_run)
+    assert states["verify_integrity"] == "success" and states["scan_personal_data"] == "success"
+    assert states["check_drift"] == "success"  # the verdict is recorded; route_batch decides on every verdict
+    assert states["route_batch"] == "failed"
+    quarantined = list((e2e_home / "data" / "citizen_requests" / "quarantine").glob("*inference_batch__drifted.csv"))
+    assert len(quarantined) == 1
+    assert not (e2e_home / "data" / "citizen_requests" / "accepted").exists()
+    state = ledger_state("citizen_requests")
+    inference_runs = [r for r in state["runs"] if r[0] == "citizen_requests_inference_guardrails"]
+    assert inference_runs[-1][1] == "quarantined" and inference_runs[-1][2] == ["drift"]
+    assert any(i[0] == "availability" for i in state["incidents"])
+
+
+def test_clean_inference_batch_is_passed_on(e2e_home) -> None:
+    register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
+    dag_run = _dag("citizen_requests_inference_guardrails").test()
+    states = _states(dag_run)
+    assert all(state == "success" for state in states.values()), states
+    assert (e2e_home / "data" / "citizen_requests" / "accepted" / "inference_batch.csv").exists()
+    runs = [r for r in ledger_state("citizen_requests")["runs"] if r[0] == "citizen_requests_inference_guardrails"]
+    assert runs[-1][1] == "passed"
