@@ -31,6 +31,20 @@ def _states(client, run_id: str) -> dict[str, str]:
     return {t["task_id"]: t["state"] for t in client.task_instances(DAG, run_id)}
 
 
+def _finished(client, home: Path, run_id: str) -> str:
+    """Wait for the run; on failure, say which task failed and why (from its log), to make the test debuggable."""
+    state = client.wait_for_run(DAG, run_id)
+    if state != "success":
+        states = _states(client, run_id)
+        errors = []
+        for task_id in (t for t, s in states.items() if s == "failed"):
+            for log in sorted((home / "logs" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}").glob("attempt=*.log")):
+                lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+                errors += [f"{task_id}: {e.get('event')} {str(e.get('error_detail', ''))[-1500:]}" for e in lines if e.get("level") == "error"]
+        return f"{state}: {states}; {errors}"
+    return state
+
+
 def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     from charter_airflow.local import AirflowRestError
     from charter_guardrails.cli import main as charter
@@ -46,7 +60,7 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     with pytest.raises(AirflowRestError, match="HTTP 403"):  # a viewer cannot decide
         viewer.answer_hitl(DAG, run_id, "human_review", "Approve")
     claire.answer_hitl(DAG, run_id, "human_review", "Approve")
-    assert claire.wait_for_run(DAG, run_id) == "success"
+    assert _finished(claire, airflow.home, run_id) == "success"
     assert _states(claire, run_id)["publish"] == "success"
     state = ledger_state("citizen_requests")
     assert state["versions"] == [(1, "production", "claire.martin")]
@@ -71,7 +85,7 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
     karim.wait_for_hitl(DAG, run_id, "human_review")
     karim.answer_hitl(DAG, run_id, "human_review", "Override", {"justification": JUSTIFICATION})
-    assert karim.wait_for_run(DAG, run_id) == "success"
+    assert _finished(karim, airflow.home, run_id) == "success"
     state = ledger_state("citizen_requests")
     assert state["versions"] == [(1, "retired", "claire.martin"), (2, "production", "karim.haddad")]
     assert ("overridden", "karim.haddad") in state["approvals"] and ("rejected", "karim.haddad") in state["approvals"]
