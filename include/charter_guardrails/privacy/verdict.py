@@ -137,40 +137,33 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
     incident = None
     if bad:
         names = ", ".join(f"{c.column} ({'/'.join(c.forbidden)})" for c in bad)
-        if not dataset.personal_data:
+        non_personal = not dataset.personal_data
+        if non_personal:
             summary = f"Personal data in a dataset declared non-personal: {names}."
             severity = Severity.CRITICAL
-            incident = IncidentDraft(
-                breach_type=BreachType.GDPR_COMPLIANCE, severity="high", dataset=dataset.id, run_id=run_id,
-                title=f"Données personnelles non autorisées dans {policy.id}/{dataset.id}",
-                nature=("Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
-                        "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)."),
-                facts={"columns": [c.to_json_dict() for c in bad], "scan_mode": scan.mode, "rows": scan.rows,
-                       "scanned_rows": scan.scanned_rows},
-                likely_consequences=("Des données de contact ou d'identification de personnes pourraient être utilisées pour "
-                                     "entraîner un modèle sans base légale ni information des personnes."),
-                measures_taken=["entraînement bloqué par le garde-fou personal_data", "rapport de scan masqué conservé",
-                                "alerte envoyée au RSSI et au DPO"],
-                approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
-            )
         else:
             summary = f"Personal data not allowed by the policy in {len(bad)} column(s): {names}."
             severity = Severity.ERROR
-            # Personal data the purpose does not need is a GDPR compliance failure (Art. 5(1)(c)) even in a
-            # personal dataset: the DPO must know that it was collected, whatever happens to the refresh.
-            incident = IncidentDraft(
-                breach_type=BreachType.GDPR_COMPLIANCE, severity="medium", dataset=dataset.id, run_id=run_id,
-                title=f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}",
-                nature=("Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
-                        "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."),
-                facts={"columns": [c.to_json_dict() for c in bad], "scan_mode": scan.mode, "rows": scan.rows,
-                       "scanned_rows": scan.scanned_rows},
-                likely_consequences=("Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
-                                     "utilisées pour l'entraînement."),
-                measures_taken=["entraînement bloqué par le garde-fou personal_data", "rapport de scan masqué conservé",
-                                "alerte envoyée au RSSI et au DPO"],
-                approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
-            )
+        # Personal data the purpose does not need is a GDPR compliance failure (Art. 5(1)(c)), in a
+        # non-personal dataset above all, but also in a personal one: the DPO must know it was collected.
+        incident = IncidentDraft(
+            breach_type=BreachType.GDPR_COMPLIANCE, severity="high" if non_personal else "medium", dataset=dataset.id, run_id=run_id,
+            title=(f"Données personnelles non autorisées dans {policy.id}/{dataset.id}" if non_personal
+                   else f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}"),
+            nature=("Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
+                    "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)." if non_personal else
+                    "Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
+                    "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."),
+            facts={"columns": [c.to_json_dict() for c in bad], "scan_mode": scan.mode, "rows": scan.rows,
+                   "scanned_rows": scan.scanned_rows},
+            likely_consequences=("Des données de contact ou d'identification de personnes pourraient être utilisées pour "
+                                 "entraîner un modèle sans base légale ni information des personnes." if non_personal else
+                                 "Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
+                                 "utilisées pour l'entraînement."),
+            measures_taken=["entraînement bloqué par le garde-fou personal_data", "rapport de scan masqué conservé",
+                            "alerte envoyée au RSSI et au DPO"],
+            approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
+        )
         verdict = Verdict.FAIL
     elif any(c.warning for c in columns):
         verdict, severity = Verdict.WARN, Severity.WARNING
