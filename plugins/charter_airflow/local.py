@@ -24,6 +24,8 @@ from urllib.parse import quote
 TERMINAL_STATES = {"success", "failed"}
 #: A HITL task waits in ``awaiting_input`` (Airflow 3.3+) or ``deferred`` (earlier versions).
 WAITING_STATES = {"awaiting_input", "deferred"}
+#: Seconds to let the scheduler process the executor's report of a parked HITL task (heartbeat is 2 s here).
+HITL_SETTLE_SECONDS = 12
 #: Set in the environment of each local Celery worker to its node name (see :func:`worker_hostname`).
 WORKER_NAME_VARIABLE = "AIRFLOW_LOCAL_WORKER_NAME"
 
@@ -106,7 +108,12 @@ class AirflowRestClient:
                 # The form exists a moment before the task is parked; an answer given in between is
                 # recorded but never resumes the task (Airflow 3.3), so wait for the parked state.
                 if detail["task_instance"]["task_id"] == task_id and self.task_state(dag_id, run_id, task_id) in WAITING_STATES:
-                    return detail
+                    # The executor reports the parked process's exit a few seconds later; an answer that
+                    # resumes the task before the scheduler has seen that report can be failed by it as a
+                    # stale event. Let one report cycle pass, then check the task still waits.
+                    time.sleep(HITL_SETTLE_SECONDS)
+                    if self.task_state(dag_id, run_id, task_id) in WAITING_STATES:
+                        return detail
             state = self.run_state(dag_id, run_id)
             if state in TERMINAL_STATES:
                 raise AirflowRestError(f"{dag_id} run {run_id} ended {state} before {task_id} asked for a human answer")
