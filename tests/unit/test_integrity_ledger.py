@@ -295,3 +295,28 @@ def test_verify_checks_the_schema_without_alembic_and_agrees_with_it(charter_hom
     path = _csv(charter_home / "data" / "x.csv", rows=5)
     assert charter(["verify", str(path), "--dataset", "citizen_requests.training"]) == 2
     assert "charter ledger migrate" in capsys.readouterr().err
+
+
+def test_console_script_exits_promptly_with_its_output_and_commit_kept(ledger_url: str, dataset_file: Path, capsys) -> None:
+    """`charter verify` as a process skips the interpreter teardown (``cli.entry``): its exit code,
+    its JSON on stdout and its ledger rows must all survive that."""
+    _hash(capsys, dataset_file)
+    charter_bin = str(Path(sys.executable).parent / "charter")
+    env = {**os.environ, "CHARTER_LEDGER_URL": ledger_url}
+    intact = subprocess.run([charter_bin, "verify", str(dataset_file), "--dataset", "citizen_requests.training", "--json"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert intact.returncode == 0, intact.stderr
+    assert json.loads(intact.stdout)["outcome"] == "intact"
+    corrupted = dataset_file.with_name("training__appended.csv")
+    corrupted.write_bytes(dataset_file.read_bytes() + b"R99999;2026-01-01T10:00:00;ajout;13201;web;30-44;voirie\n")
+    failed = subprocess.run([charter_bin, "verify", str(corrupted), "--dataset", "citizen_requests.training", "--json"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, failed.stderr
+    reported = json.loads(failed.stdout)
+    assert reported["outcome"] == "data_changed" and reported["incident_id"] is not None
+    db.reset_caches()
+    with ledger_session() as s:
+        assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == ["intact", "data_changed"]
+        assert s.scalars(select(Incident.id)).all() == [reported["incident_id"]]
+    assert _count(AlertOutbox) >= 1
+    assert charter(["audit", "verify"]) == 0

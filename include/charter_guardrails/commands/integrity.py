@@ -45,14 +45,14 @@ def register(subparsers: Any) -> None:
     hash_.add_argument("--chunk-size", type=_chunk_size, default=None, help="bytes per Merkle leaf (default: 8M, or less for files under 256M so that they get about 32 leaves)")
     hash_.add_argument("--algorithm", default="sha256", choices=["sha256", "sha512", "blake2b"])
     add_json_flag(hash_)
-    hash_.set_defaults(handler=_hash)
+    hash_.set_defaults(handler=_hash, exit_promptly=True)
 
     verify = subparsers.add_parser(
         "verify", help="check a dataset file against its signed manifest (exit 0 intact, 1 mismatch: an incident is raised, 2 usage)")
     _dataset_args(verify)
     verify.add_argument("--no-record", action="store_true", help="only verify (public key only); write nothing to the ledger")
     add_json_flag(verify)
-    verify.set_defaults(handler=_verify)
+    verify.set_defaults(handler=_verify, exit_promptly=True)
 
     incidents = subparsers.add_parser("incidents", help="security and GDPR incidents (Art. 33 fields, 72-hour deadline)")
     sub = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
@@ -140,6 +140,8 @@ def _verify(args: argparse.Namespace) -> int:
         manifest = ManifestSnapshot.of(row) if row is not None else None
     digest = None
     if job is not None and manifest is not None:
+        if not args.no_record:
+            _import_record_path()  # while the file is still being hashed, not after it
         digest = job.result()  # raises DatasetFileError (exit 2) for a file that changed while hashed
     verification = verify_file(args.file, manifest, use_case=use_case, dataset=dataset, digest=digest)
     incident_id = None
@@ -162,6 +164,17 @@ def _verify(args: argparse.Namespace) -> int:
     if verification.outcome in (Outcome.KEY_MISSING, Outcome.NO_MANIFEST):
         return EXIT_USAGE
     return EXIT_FAILED
+
+
+def _import_record_path() -> None:
+    """Import what :func:`_record` needs (the ledger store, the audit chain and its signing key handling).
+
+    Called while the hashing threads run: the imports then use the time the file is read, instead of
+    adding to it once the digest is known.
+    """
+    import charter_guardrails.integrity.registry  # noqa: F401
+    import charter_guardrails.ledger.audit  # noqa: F401
+    import charter_guardrails.ledger.store  # noqa: F401
 
 
 def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
