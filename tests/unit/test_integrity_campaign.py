@@ -175,6 +175,22 @@ def test_chunked_digest_does_not_depend_on_worker_count(tmp_path: Path) -> None:
     assert one_leaf.root == leaf_hash(path.read_bytes()).hex()
 
 
+def test_leaves_read_in_pieces_equal_the_whole_chunk_digest(tmp_path: Path) -> None:
+    """A leaf larger than the read piece (1 MiB) is hashed piece by piece: its digest and its newline
+    count must be those of the whole chunk."""
+    rng = random.Random(7)
+    data = b"".join(rng.randbytes(rng.randrange(1, 200)).replace(b"\n", b"") + b"\n" for _ in range(40_000))[:5 * 1024 * 1024 + 123]
+    path = tmp_path / "rows.csv"
+    path.write_bytes(data)
+    chunk = 3 * 1024 * 1024 + 17  # not a multiple of the piece size
+    digest = hash_file(path, chunk_size=chunk, count_newlines=True, workers=2)
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    assert [c.digest for c in digest.chunks] == [leaf_hash(p).hex() for p in pieces]
+    assert [c.newlines for c in digest.chunks] == [p.count(b"\n") for p in pieces]
+    assert [c.ends_with_newline for c in digest.chunks] == [p.endswith(b"\n") for p in pieces]
+    assert digest.root == merkle_root([leaf_hash(p) for p in pieces]).hex()
+
+
 def test_corruption_campaign_detects_and_localises_everything(campaign: dict, tmp_path: Path) -> None:
     rng: random.Random = campaign["rng"]
     bases: list[Base] = campaign["bases"]

@@ -5,9 +5,11 @@ tree with RFC 6962 domain separation: ``leaf = H(0x00 ‖ chunk)`` and
 ``node = H(0x01 ‖ left ‖ right)``, so a leaf can never be passed off as an inner node.
 
 Leaves are independent, so they are hashed on every core: each worker thread reads its
-chunk with ``os.preadv`` into its own buffer and hashes it; both calls release the GIL on
-large buffers. At most ``window`` chunks are in flight and each worker owns one buffer, so
-memory is ``workers × chunk_size`` whatever the file size.
+chunk with ``os.preadv`` in 1 MiB pieces into its own buffer and hashes them as they come; both
+calls release the GIL on large buffers. At most ``window`` chunks are in flight and each worker
+owns one buffer, so memory is ``workers × 1 MiB`` whatever the file size. (``mmap`` would save
+the copy, but a file truncated while mapped kills the process with SIGBUS instead of raising
+:class:`DatasetFileChanged`.)
 
 A file that changes while it is hashed (size, mtime or inode differ between start and end,
 a short read, or bytes past the initial end) raises :class:`DatasetFileChanged`: no digest
@@ -47,6 +49,10 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
 }
 #: Upper bound of the chunk buffers (one per worker), whatever the core count: memory stays bounded.
 MAX_BUFFER_BYTES = 96 * 1024 * 1024
+#: A leaf is read in pieces of this size and hashed piece by piece: each piece is still in the core's
+#: L2 cache when it is hashed, which saves about a tenth of the CPU of reading 8 MiB and hashing it
+#: from main memory (measured with ``make bench-integrity``). The leaf digest is the same.
+READ_PIECE = 1024 * 1024
 
 
 class DatasetFileError(ConfigError):
@@ -228,31 +234,36 @@ def hash_file(
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         n_chunks = -(-size // chunk_size)
         # One buffer per worker: on a many-core machine the default is capped so memory stays bounded.
-        workers = max(1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // chunk_size)), n_chunks))
+        workers = max(1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // min(READ_PIECE, chunk_size))), n_chunks))
         local = threading.local()
 
         def work(index: int) -> ChunkDigest:
             offset = index * chunk_size
             length = min(chunk_size, size - offset)
             buffer = getattr(local, "buffer", None)
-            if buffer is None or len(buffer) < length:
-                buffer = local.buffer = bytearray(chunk_size)
-            view = memoryview(buffer)[:length]
-            filled = 0
-            while filled < length:
-                try:
-                    got = os.preadv(fd, [view[filled:]], offset + filled)
-                except OSError as exc:
-                    raise DatasetFileUnreadable(f"dataset file {path} cannot be read at byte {offset + filled}: {exc.strerror}") from None
-                if got == 0:
-                    raise DatasetFileChanged(f"dataset file {path} shrank while it was hashed (short read at byte {offset + filled} of {size})")
-                filled += got
+            if buffer is None:
+                buffer = local.buffer = bytearray(min(READ_PIECE, chunk_size))
+            view = memoryview(buffer)
             h = new_hash()
             h.update(LEAF_PREFIX)
-            h.update(view)
-            newlines = buffer.count(b"\n", 0, length) if count_newlines else None
-            ends = buffer[length - 1] == 0x0A if count_newlines else None
-            return ChunkDigest(index, offset, length, h.hexdigest(), newlines, ends)
+            newlines = 0
+            last = 0
+            done = 0
+            while done < length:
+                want = min(len(buffer), length - done)
+                try:
+                    got = os.preadv(fd, [view[:want]], offset + done)
+                except OSError as exc:
+                    raise DatasetFileUnreadable(f"dataset file {path} cannot be read at byte {offset + done}: {exc.strerror}") from None
+                if got == 0:
+                    raise DatasetFileChanged(f"dataset file {path} shrank while it was hashed (short read at byte {offset + done} of {size})")
+                h.update(view[:got])
+                if count_newlines:
+                    newlines += buffer.count(b"\n", 0, got)
+                    last = buffer[got - 1]
+                done += got
+            return ChunkDigest(index, offset, length, h.hexdigest(), newlines if count_newlines else None,
+                               last == 0x0A if count_newlines else None)
 
         # Bounded: at most `window` chunks are queued (their results are small); each worker reuses one buffer.
         window = 2 * workers
