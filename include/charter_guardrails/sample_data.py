@@ -18,6 +18,11 @@ Files, per use case folder:
     arrondissements and age bands far from the population, a missing group, skewed labels.
 ``inference_batch__drifted.csv``
     a batch whose feature distributions moved away from training.
+
+With ``canaries`` (:class:`Canaries`), one row in ``canaries.every`` of every citizen file carries
+known personal values in its free text, and the undeclared columns of the ``__pii_leak`` variants
+carry them too (SIRET and IBAN included). A test then proves that none of them leaves the input
+files: not in logs, XCom, the ledger, reports, model cards, alerts or exceptions.
 """
 
 from __future__ import annotations
@@ -89,6 +94,102 @@ def valid_nir(rng: random.Random) -> str:
     return f"{sex} {yy} {mm} {dept} {commune} {order} {key:02d}"
 
 
+_CANARY_FIRST_NAMES = ["Zéphyrine", "Anatole", "Philomène", "Hippolyte", "Eudoxie", "Barnabé"]
+_CANARY_LAST_NAMES = ["Quillebeuf", "Brindejonc", "Kervadec", "Marsouin", "Tréguilly", "Pellegrue"]
+_CANARY_STREETS = ["impasse des Ormeaux-Cendrés", "allée des Tamaris-Bleus", "traverse des Genêts-Roux", "chemin des Arbousiers-Clairs"]
+
+
+def _rib_key(bank: str, branch: str, account: str) -> int:
+    letters = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "12345678912345678923456789")
+    b, g, a = (int(part.translate(letters)) for part in (bank, branch, account))
+    return 97 - (89 * b + 15 * g + 3 * a) % 97
+
+
+@dataclass(frozen=True)
+class Canaries:
+    """Known personal values seeded into the sample data, each valid (checksums from python-stdnum).
+
+    :param every: one row in ``every`` carries a canary sentence.
+    """
+
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    nir: str
+    address: str
+    siret: str
+    iban: str
+    every: int = 40
+
+    @classmethod
+    def from_seed(cls, seed: int, *, every: int = 40) -> Canaries:
+        from stdnum import iban, luhn
+        from stdnum.fr import nir, siret
+
+        rng = random.Random(f"canaries-{seed}")
+        first, last = rng.choice(_CANARY_FIRST_NAMES), rng.choice(_CANARY_LAST_NAMES)
+        body = rng.choice("12") + f"{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        nir_value = f"{body}{97 - int(body) % 97:02d}"
+        siren = f"{rng.randint(10_000_000, 99_999_999)}"
+        siren += luhn.calc_check_digit(siren)
+        siret_value = f"{siren}{rng.randint(1, 999):04d}"
+        siret_value += luhn.calc_check_digit(siret_value)
+        bank, branch, account = f"{rng.randint(10000, 39999)}", f"{rng.randint(1, 99999):05d}", f"{rng.randint(0, 10**11 - 1):011d}"
+        bban = f"{bank}{branch}{account}{_rib_key(bank, branch, account):02d}"
+        iban_value = "FR" + iban.calc_check_digits("FR00" + bban) + bban
+        phone = rng.choice("67") + "".join(str(rng.randint(0, 9)) for _ in range(8))
+        assert nir.is_valid(nir_value) and siret.is_valid(siret_value) and iban.is_valid(iban_value)
+        return cls(
+            first_name=first, last_name=last,
+            email=f"{_ascii(first)}.{_ascii(last)}{rng.randint(10, 99)}@courriel-canari.fr".lower(),
+            phone="+33 " + phone[0] + " " + " ".join(phone[i:i + 2] for i in range(1, 9, 2)),
+            nir=" ".join((nir_value[0], nir_value[1:3], nir_value[3:5], nir_value[5:7], nir_value[7:10], nir_value[10:13], nir_value[13:])),
+            address=f"{rng.randint(2, 98)} bis {rng.choice(_CANARY_STREETS)}",
+            siret=f"{siret_value[:3]} {siret_value[3:6]} {siret_value[6:9]} {siret_value[9:]}",
+            iban=" ".join(iban_value[i:i + 4] for i in range(0, len(iban_value), 4)),
+            every=every,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def national_phone(self) -> str:
+        """The phone number as ``06.47.29.18.53``: the same person written another way."""
+        digits = "0" + "".join(c for c in self.phone[3:] if c.isdigit())
+        return ".".join(digits[i:i + 2] for i in range(0, 10, 2))
+
+    def values(self) -> dict[str, str]:
+        return {"name": self.name, "email": self.email, "phone": self.phone, "nir": self.nir, "address": self.address,
+                "siret": self.siret, "iban": self.iban}
+
+    def carries(self, row: int) -> bool:
+        return row % self.every == 0
+
+    def free_text(self, row: int) -> str:
+        """A sentence for a declared free-text column: only entity types a personal dataset allows there."""
+        sentences = [f"Je suis {self.name}, merci de me rappeler au {self.phone}.",
+                     f"Vous pouvez m'écrire à {self.email}.",
+                     f"Mon numéro de sécurité sociale est le {self.nir}.",
+                     f"J'habite au {self.address}, 13012 Marseille.",
+                     f"Signé {self.name}, {self.address}, tél. {self.national_phone}."]
+        return sentences[(row // self.every) % len(sentences)]
+
+    def contact(self, row: int) -> str:
+        """A value for an undeclared column: every kind, SIRET and IBAN included."""
+        values = [f"{self.name} <{self.email}> {self.phone}", f"SIRET {self.siret}", f"IBAN {self.iban}", f"NIR {self.nir}",
+                  f"{self.address}, {self.national_phone}"]
+        return values[(row // self.every) % len(values)]
+
+
+def _ascii(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
 def _writer(path: Path, header: list[str], rows: Iterable[list[object]], *, encoding: str, decimal: str) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
@@ -152,7 +253,7 @@ class _CitizenFaker:
 def _citizen_rows(n: int, seed: int, as_of: datetime, *, arr_weights: list[int] | None = None, age_weights: list[int] | None = None,
                   channel_weights: list[int] | None = None, category_for: Callable[[random.Random, str, str], str] | None = None,
                   message_suffix: Callable[[random.Random], str] | None = None, id_prefix: str = "DEM",
-                  with_label: bool = True) -> list[list[object]]:
+                  with_label: bool = True, canaries: Canaries | None = None) -> list[list[object]]:
     gen = _CitizenFaker(seed)
     rng = gen.rng
     rows: list[list[object]] = []
@@ -164,6 +265,8 @@ def _citizen_rows(n: int, seed: int, as_of: datetime, *, arr_weights: list[int] 
         age_days = rng.uniform(366, 500) if rng.random() < 0.03 else rng.uniform(0, 360)
         received = (as_of - timedelta(days=age_days)).replace(microsecond=0)
         message = gen.message(category) + (message_suffix(rng) if message_suffix else "")
+        if canaries is not None and canaries.carries(i):
+            message += " " + canaries.free_text(i)
         row: list[object] = [f"{id_prefix}-{seed % 1000:03d}-{i:07d}", received, message, arrondissement,
                              rng.choices(CHANNELS, weights=channel_weights or CHANNEL_WEIGHTS)[0],
                              age if rng.random() > 0.02 else None]
@@ -199,8 +302,11 @@ def _waste_rows(weeks: int, seed: int, as_of: datetime, *, rain_shift: float = 0
 
 
 def generate(data_dir: Path, policies: dict[str, UseCasePolicy], *, seed: int = DEFAULT_SEED, rows: int = 4000,
-             as_of: datetime | None = None) -> list[GeneratedFile]:
-    """Write every sample file; return what was written."""
+             as_of: datetime | None = None, canaries: Canaries | None = None) -> list[GeneratedFile]:
+    """Write every sample file; return what was written.
+
+    :param canaries: known personal values to seed into the files (see :class:`Canaries`).
+    """
     as_of = as_of or datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     out: list[GeneratedFile] = []
 
@@ -212,13 +318,14 @@ def generate(data_dir: Path, policies: dict[str, UseCasePolicy], *, seed: int = 
 
     if "citizen_requests" in policies:
         uc = "citizen_requests"
-        training = _citizen_rows(rows, seed, as_of)
+        training = _citizen_rows(rows, seed, as_of, canaries=canaries)
         add(uc, "training.csv", CITIZEN_HEADER, training, "clean training data")
-        add(uc, "inference_batch.csv", CITIZEN_HEADER[:-1], _citizen_rows(max(rows // 8, 200), seed + 1, as_of, id_prefix="INF", with_label=False),
-            "clean inference batch")
+        add(uc, "inference_batch.csv", CITIZEN_HEADER[:-1],
+            _citizen_rows(max(rows // 8, 200), seed + 1, as_of, id_prefix="INF", with_label=False, canaries=canaries), "clean inference batch")
         leak_rng = _CitizenFaker(seed + 2)
         add(uc, "training__pii_leak.csv", [*CITIZEN_HEADER, "telephone_usager"],
-            [[*r, leak_rng.phone()] for r in training], "undeclared column telephone_usager holds phone numbers")
+            [[*r, _canary_or(canaries, i, leak_rng.phone())] for i, r in enumerate(training)],
+            "undeclared column telephone_usager holds phone numbers")
         add(uc, "training__quality_failure.csv", CITIZEN_HEADER, _quality_failures_citizen(training, seed),
             "nulls in required columns, unknown arrondissements and channels, duplicate ids")
 
@@ -229,12 +336,14 @@ def generate(data_dir: Path, policies: dict[str, UseCasePolicy], *, seed: int = 
 
         biased_arr = [0 if a == "13216" else (400 if a in ("13206", "13207", "13208") else w) for a, w in zip(ARRONDISSEMENTS, ARRONDISSEMENT_WEIGHTS, strict=True)]
         add(uc, "training__biased.csv", CITIZEN_HEADER,
-            _citizen_rows(rows, seed + 3, as_of, arr_weights=biased_arr, age_weights=[5, 10, 25, 35, 25], category_for=skewed_label),
+            _citizen_rows(rows, seed + 3, as_of, arr_weights=biased_arr, age_weights=[5, 10, 25, 35, 25], category_for=skewed_label,
+                          canaries=canaries),
             "16e arrondissement missing, 6e-8e over-represented, older age bands over-represented, label skewed by arrondissement")
         add(uc, "inference_batch__drifted.csv", CITIZEN_HEADER[:-1],
             _citizen_rows(max(rows // 8, 200), seed + 4, as_of, id_prefix="INF", with_label=False,
                           channel_weights=[2, 5, 3, 2, 88], arr_weights=[1] * 12 + [60, 60, 60, 60],
-                          message_suffix=lambda r: " " + " ".join(r.choice(["trottinette", "borne", "recharge", "électrique", "application", "QR", "code", "compte", "appli", "trotinettes"]) for _ in range(r.randint(8, 20)))),
+                          message_suffix=lambda r: " " + " ".join(r.choice(["trottinette", "borne", "recharge", "électrique", "application", "QR", "code", "compte", "appli", "trotinettes"]) for _ in range(r.randint(8, 20))),
+                          canaries=canaries),
             "channel moved to the mobile app, northern arrondissements dominate, longer messages with new vocabulary")
     if "waste_tonnage" in policies:
         uc = "waste_tonnage"
@@ -244,7 +353,7 @@ def generate(data_dir: Path, policies: dict[str, UseCasePolicy], *, seed: int = 
         add(uc, "inference_batch.csv", WASTE_HEADER[:-1], _waste_rows(4, seed + 1, as_of, with_label=False), "clean inference batch")
         fake = _CitizenFaker(seed + 2)
         add(uc, "training__pii_leak.csv", [*WASTE_HEADER, "contact_agent"],
-            [[*r, f"{fake.fake.name()} <{fake.fake.email()}> {fake.phone()}"] for r in training],
+            [[*r, _canary_or(canaries, i, f"{fake.fake.name()} <{fake.fake.email()}> {fake.phone()}")] for i, r in enumerate(training)],
             "undeclared column contact_agent holds names, e-mails and phones in a non-personal dataset")
         bad = [list(r) for r in training]
         brng = random.Random(seed + 5)
@@ -262,6 +371,11 @@ def generate(data_dir: Path, policies: dict[str, UseCasePolicy], *, seed: int = 
         if src.exists():
             out.append(_corrupt_copy(src, data_dir / use_case / "training__corrupted.csv", use_case, seed))
     return out
+
+
+def _canary_or(canaries: Canaries | None, row: int, value: str) -> str:
+    """The canary contact on the rows that carry one (``value`` is drawn anyway: the other rows stay the same)."""
+    return canaries.contact(row) if canaries is not None and canaries.carries(row) else value
 
 
 def _quality_failures_citizen(training: list[list[object]], seed: int) -> list[list[object]]:
