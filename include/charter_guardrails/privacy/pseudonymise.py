@@ -22,11 +22,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.privacy.scanner import detect_values, distinct_values
+from charter_guardrails.privacy.scanner import Hit, detect_values, distinct_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,7 +75,7 @@ def mask_free_text(values: list[str], key: bytes, *, column: str = "", counts: d
     from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
     engine = AnonymizerEngine()
-    hits = detect_values(values, "free_text", column)
+    hits = propagate_names(values, detect_values(values, "free_text", column))
     out: list[str] = []
     operators: dict[str, OperatorConfig] = {}
     for text, text_hits in zip(values, hits, strict=True):
@@ -88,6 +90,46 @@ def mask_free_text(values: list[str], key: bytes, *, column: str = "", counts: d
             if counts is not None:
                 counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
         out.append(engine.anonymize(text=text, analyzer_results=results, operators=operators).text)
+    return out
+
+
+#: Entities the NER finds: it may miss in one sentence a name it finds in others.
+_PROPAGATED = frozenset({"PERSON", "LOCATION"})
+_WORD = re.compile(r"[\w'’-]+")
+
+
+def propagate_names(values: Sequence[str], hits: list[list[Hit]]) -> list[list[Hit]]:
+    """Mask a name or place of two words or more wherever it appears in the column, once it was detected anywhere in it.
+
+    spaCy finds "Barnabé Kervadec" after "Je suis" but may miss it after "Signé"; the same person
+    must not stay in clear in the sentences where the model missed them.
+    """
+    known: dict[str, str] = {}
+    for text, text_hits in zip(values, hits, strict=True):
+        for h in text_hits:
+            span = text[h.start:h.end]
+            if h.entity_type in _PROPAGATED and not h.suspect and len(_WORD.findall(span)) >= 2:
+                known.setdefault(span, h.entity_type)
+    by_first_word: dict[str, list[str]] = {}
+    for span in sorted(known, key=len, reverse=True):
+        first = _WORD.search(span)
+        if first is not None and first.start() == 0:
+            by_first_word.setdefault(first.group(0), []).append(span)
+    if not by_first_word:
+        return hits
+    out: list[list[Hit]] = []
+    for text, text_hits in zip(values, hits, strict=True):
+        taken = [(h.start, h.end) for h in text_hits]
+        extra = []
+        for word in _WORD.finditer(text):
+            for span in by_first_word.get(word.group(0), ()):
+                start, end = word.start(), word.start() + len(span)
+                if (text.startswith(span, start) and (end == len(text) or not (text[end].isalnum() or text[end] == "_"))
+                        and not any(s < end and start < e for s, e in taken)):
+                    extra.append(Hit(known[span], start, end, 0.85))
+                    taken.append((start, end))
+                    break
+        out.append(sorted([*text_hits, *extra], key=lambda h: h.start) if extra else text_hits)
     return out
 
 
