@@ -133,11 +133,19 @@ def _remember_head(session: Session, head: dict[str, Any]) -> None:
         session.info["charter_audit_listener"] = True
 
 
+# SQLAlchemy fires after_commit and after_rollback for a SAVEPOINT too (``begin_nested``, used by
+# get_or_create and raise_incident): only the outermost transaction decides whether the events are
+# durable. Writing the anchor at a SAVEPOINT release would sign a head that a failed commit then
+# never stores, and ``charter audit verify`` would report a truncated chain.
 def _forget_head(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     session.info.pop("charter_audit_head", None)
 
 
 def _write_anchor_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     head = session.info.pop("charter_audit_head", None)
     if head is None:
         return
