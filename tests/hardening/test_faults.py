@@ -48,9 +48,21 @@ def _draft(run_id: str) -> Any:
     )
 
 
-def _writer(policy: Any, trial: int, out: int) -> None:
-    """The child: raise incidents one transaction at a time, say ``B`` before and ``C`` once committed."""
+def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
+    """What ``persist_and_gate`` writes for a corrupted dataset, in one transaction: the run, the verdict, the incident."""
     from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.ledger.store import get_or_create_check_run, record_check_result
+    from charter_guardrails.results import CheckResult, Severity, Verdict
+
+    check_run = get_or_create_check_run(session, use_case=policy.id, dag_id="integrity_monitor", run_id=run_id)
+    record_check_result(session, check_run, CheckResult(
+        check="integrity", verdict=Verdict.FAIL, severity=Severity.CRITICAL, engagements=["surete.2"], dataset="training",
+        summary="training.csv differs from its signed manifest", metrics={"changed_chunks": 1}, evidence={"ranges": [[1024, 2048]]}))
+    raise_incident(session, policy, _draft(run_id))
+
+
+def _writer(policy: Any, trial: int, out: int) -> None:
+    """The child: one guardrail write per transaction; say ``B`` before and ``C`` once committed."""
     from charter_guardrails.ledger import db
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import text
@@ -65,7 +77,7 @@ def _writer(policy: Any, trial: int, out: int) -> None:
         run_id = f"scheduled__kill-{trial:04d}-{n:04d}"
         os.write(out, f"B {run_id}\n".encode())
         with ledger_session() as session:
-            raise_incident(session, policy, _draft(run_id))
+            _guardrail_write(session, policy, run_id)
         os.write(out, f"C {run_id}\n".encode())
         n += 1
 
@@ -109,7 +121,7 @@ def _reset_ledger(url: str, template: Path | None) -> None:
 
 def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
     from charter_guardrails.cli import main as charter
-    from charter_guardrails.ledger.models import AlertOutbox, AuditCheckpoint, AuditEvent, Incident
+    from charter_guardrails.ledger.models import AlertOutbox, AuditCheckpoint, AuditEvent, CheckResultRecord, CheckRun, Incident
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import func, select
 
@@ -117,14 +129,19 @@ def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
         incidents = {i.run_id: i.id for i in session.scalars(select(Incident))}
         outbox = Counter(session.scalars(select(AlertOutbox.incident_id)))
         raised = Counter(session.scalars(select(AuditEvent.subject_id).where(AuditEvent.action == "incident.raised")))
+        recorded = Counter(session.scalars(select(AuditEvent.run_id).where(AuditEvent.action == "check.recorded")))
+        verdicts = Counter(session.scalars(select(CheckRun.run_id).join(CheckResultRecord)))
+        runs = set(session.scalars(select(CheckRun.run_id)))
         events = session.scalar(select(func.count()).select_from(AuditEvent))
         checkpoints = session.scalar(select(func.count()).select_from(AuditCheckpoint))
     lost = [r for r in committed if r not in incidents]
     assert not lost, f"incidents reported committed are missing: {lost}"
-    partial = {run: (outbox[i], raised[str(i)]) for run, i in incidents.items() if (outbox[i], raised[str(i)]) != (OUTBOX_PER_INCIDENT, 1)}
-    assert not partial, f"incidents without all their outbox rows or their audit event: {partial}"
+    partial = {run: (outbox[i], raised[str(i)], verdicts[run], recorded[run]) for run, i in incidents.items()
+               if (outbox[i], raised[str(i)], verdicts[run], recorded[run]) != (OUTBOX_PER_INCIDENT, 1, 1, 1)}
+    assert not partial, f"incidents without all their outbox rows, audit events or verdict: {partial}"
+    assert runs == set(incidents), f"a verdict without its incident: {runs ^ set(incidents)}"
     assert set(incidents) <= {f"history-{i}" for i in range(HISTORY)} | set(begun), "an incident nobody wrote"
-    assert events == checkpoints == len(incidents), (events, checkpoints, len(incidents))
+    assert events == checkpoints == 2 * len(incidents), (events, checkpoints, len(incidents))
     assert charter(["audit", "verify"]) == 0, "the audit chain does not verify after a SIGKILL"
     in_write = bool(begun) and (not committed or begun[-1] != committed[-1])
     return {"incidents": len(incidents) - HISTORY, "in_write": in_write, "unreported": in_write and begun[-1] in incidents}
@@ -132,7 +149,6 @@ def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(ledger_url: str, policies, monkeypatch, capsys) -> None:
-    from charter_guardrails.incidents import raise_incident
     from charter_guardrails.ledger import db
     from charter_guardrails.ledger.store import ledger_session
 
@@ -150,9 +166,9 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
     started = time.perf_counter()
     for trial in range(trials):
         _reset_ledger(ledger_url, template)
-        with ledger_session() as session:
-            for i in range(HISTORY):
-                raise_incident(session, policy, _draft(f"history-{i}"))
+        for i in range(HISTORY):
+            with ledger_session() as session:
+                _guardrail_write(session, policy, f"history-{i}")
         db.reset_caches()  # no connection crosses the fork
         read_end, write_end = os.pipe()
         pid = os.fork()
