@@ -105,6 +105,27 @@ class CheckResult(BaseModel):
         return cls.model_validate(data)
 
 
+#: ``evidence`` key of a result whose report could not be written (see :func:`with_report_error`).
+REPORT_ERROR = "report_error"
+
+
+class ReportWriteError(Exception):
+    """A report could not be written (reports folder full, read-only...). Infrastructure: Airflow retries it.
+
+    Raised only after the verdict was recorded in the ledger, so the verdict is never lost with its report.
+    """
+
+
+def with_report_error(result: CheckResult, report: str, folder: object, exc: BaseException) -> CheckResult:
+    """``result`` without its report, saying which report could not be written where, and why (never a data value)."""
+    cause: BaseException | None = exc
+    while cause is not None and not (isinstance(cause, OSError) and cause.strerror):
+        cause = cause.__cause__ or cause.__context__  # libraries (Great Expectations) wrap the OSError
+    reason = cause.strerror if isinstance(cause, OSError) else f"{type(exc).__name__}: {exc}"
+    message = f"the {report} could not be written to {folder}: {reason}"
+    return result.model_copy(update={"report_path": None, "evidence": {**result.evidence, REPORT_ERROR: message}})
+
+
 def worst(verdicts: list[Verdict]) -> Verdict:
     """The worst verdict of a list (fail > warn > pass); pass for an empty list."""
     if Verdict.FAIL in verdicts:

@@ -73,6 +73,9 @@ def persist_and_gate(
 ) -> dict[str, Any]:
     """Persist ``result`` (and an incident, in the same transaction), log it, raise on failure.
 
+    A result whose report could not be written (``evidence["report_error"]``) is recorded all the
+    same, then :class:`~charter_guardrails.results.ReportWriteError` is raised (retried by Airflow).
+
     :param extra: called as ``extra(session, check_run, result_row)`` inside the transaction, to
         write rows that belong with the result (PII findings, manifests...).
     :return: the JSON-safe result, for XCom. Only the CheckResult goes to XCom.
@@ -80,6 +83,7 @@ def persist_and_gate(
     from airflow.sdk.exceptions import AirflowFailException
     from charter_guardrails.incidents import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result
+    from charter_guardrails.results import REPORT_ERROR, ReportWriteError
 
     configure_from_airflow()
     dag_id, run_id = run_ids(context)
@@ -94,9 +98,16 @@ def persist_and_gate(
             incident_id = created_incident.id
     log.info("%s on %s: %s (%s)%s", result.check, result.dataset or policy.id, result.verdict.value.upper(), result.summary,
              f"; incident #{incident_id}" if incident_id else "")
+    report_error = result.evidence.get(REPORT_ERROR)
     if result.verdict.value in fail_on:
         raise AirflowFailException(
             f"guardrail {result.check} failed for {policy.id}/{result.dataset or '-'}: {result.summary}"
-            + (f" (incident #{incident_id})" if incident_id else "")
+            + (f" (incident #{incident_id})" if incident_id else "") + (f"; also, {report_error}" if report_error else "")
+        )
+    if report_error:  # infrastructure: Airflow retries once the folder is fixed; the verdict is already in the ledger
+        raise ReportWriteError(
+            f"guardrail {result.check} on {policy.id}/{result.dataset or '-'}: {report_error}. The verdict "
+            f"({result.verdict.value}) is recorded in the ledger; free space in the reports folder (CHARTER_REPORTS_DIR) "
+            "or make it writable, then clear the task."
         )
     return result.to_json_dict()

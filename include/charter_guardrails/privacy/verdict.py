@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.policy import DatasetRole
 from charter_guardrails.privacy.scanner import ScanOptions, ScanReport, scan_frame
-from charter_guardrails.results import CheckResult, Severity, Verdict
+from charter_guardrails.results import CheckResult, Severity, Verdict, with_report_error
 from charter_guardrails.settings import get_settings
 
 if TYPE_CHECKING:
@@ -204,7 +204,10 @@ def check_personal_data(policy: UseCasePolicy, dataset_id: str, frame: pd.DataFr
     scan = scan_frame(frame, options, source=str(source))
     outcome = evaluate(scan, policy, dataset, run_id=run_id)
     if reports:
-        write_reports(outcome, use_case=policy.id, run_id=run_id or "adhoc")
+        try:
+            write_reports(outcome, use_case=policy.id, run_id=run_id or "adhoc")
+        except OSError as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+            outcome.result = with_report_error(outcome.result, "personal-data scan report", report_dir(policy.id, run_id or "adhoc"), exc)
     return outcome
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.policy import Dataset, DatasetRole, UseCasePolicy
 from charter_guardrails.quality import DRIFT_ENGAGEMENTS, REPRESENTATIVENESS_ENGAGEMENTS
-from charter_guardrails.results import CheckResult, Severity, Verdict
+from charter_guardrails.results import CheckResult, Severity, Verdict, with_report_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,8 +92,11 @@ def with_json_report(result: CheckResult, policy: UseCasePolicy, run_id: str | N
     if result.report_path:
         return result
     folder = get_settings().reports_dir / policy.id / safe_run_name(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{result.check}_{result.dataset or policy.id}.json"
     linked = result.model_copy(update={"report_path": str(target)})
-    target.write_text(json.dumps(linked.to_json_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(linked.to_json_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    except OSError as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+        return with_report_error(result, f"JSON {result.check} report", folder, exc)
     return linked

@@ -24,7 +24,7 @@ from charter_guardrails.policy import Dataset, UseCasePolicy
 from charter_guardrails.quality import QUALITY_ENGAGEMENTS
 from charter_guardrails.quality.redaction import exception_message, personal_columns, redact_gx_result, redact_result
 from charter_guardrails.quality.suites import ExpectationSpec, LoadedSuite, build_gx_suite, load_suite
-from charter_guardrails.results import CheckResult, Severity, Verdict
+from charter_guardrails.results import CheckResult, Severity, Verdict, with_report_error
 from charter_guardrails.settings import ConfigError, get_settings
 
 if TYPE_CHECKING:
@@ -301,8 +301,16 @@ def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, 
                          "success": False, "result": {}, "error": f"not evaluated: column(s) {cols} absent from the data"})
     outcomes.sort(key=lambda o: o["index"])
 
-    report = _build_data_docs(context, validation, policy, ds, loaded, run_id) if (data_docs and validation is not None) else None
-    return _to_check_result(policy, ds, loaded, info, problems, outcomes, report, time.perf_counter() - started)
+    report, report_failure = None, None
+    if data_docs and validation is not None:
+        try:
+            report = _build_data_docs(context, validation, policy, ds, loaded, run_id)
+        except Exception as exc:  # noqa: BLE001 - full or read-only reports folder: the verdict is still recorded, then the task fails
+            report_failure = exc
+    result = _to_check_result(policy, ds, loaded, info, problems, outcomes, report, time.perf_counter() - started)
+    if report_failure is not None:
+        result = with_report_error(result, "Data Docs", get_settings().reports_dir / policy.id / safe_run_name(run_id), report_failure)
+    return result
 
 
 def _match_results(runnable: list[ExpectationSpec], gx_suite: Any, validation: Any) -> list[tuple[ExpectationSpec, Any]]:
