@@ -384,3 +384,111 @@ class PrivatePostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- a reports folder that is full or read-only -----------------------------------------------------
+
+_CLONE_NEWNS, _CLONE_NEWUSER = 0x00020000, 0x10000000
+_MS_RDONLY, _MS_REC, _MS_PRIVATE = 1, 16384, 1 << 18
+
+
+class FaultUnavailable(RuntimeError):
+    """This machine cannot build the fault (no mount namespace)."""
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    import ctypes
+
+    if rc != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _private_mount_namespace() -> None:
+    """This process (single-threaded: a fresh fork) gets its own mounts; as a non-root user, in its own user namespace."""
+    libc = _libc()
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+            raise FaultUnavailable("neither a mount namespace nor a user namespace can be created here")
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+    _check(libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
+
+
+def mount_fault(kind: str, folder: Path) -> None:
+    """Make ``folder`` a full (``kind="full"``) or read-only (``"read-only"``) filesystem for this process only.
+
+    The filesystem is a real tmpfs in a private mount namespace, so the kernel itself answers
+    ENOSPC or EROFS, whoever runs the test (root ignores permission bits, not a read-only mount).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    _private_mount_namespace()
+    libc = _libc()
+    target = str(folder).encode()
+    if kind == "read-only":
+        _check(libc.mount(b"tmpfs", target, b"tmpfs", _MS_RDONLY, b"size=64k"), f"mount a read-only tmpfs on {folder}")
+        return
+    _check(libc.mount(b"tmpfs", target, b"tmpfs", 0, b"size=16k"), f"mount a 16 KiB tmpfs on {folder}")
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        if exc.errno != 28:  # ENOSPC: full, as wanted
+            raise
+    finally:
+        os.close(fd)
+
+
+def in_forked_child(setup: Any, body: Any, timeout: float = 300) -> dict[str, Any]:
+    """Run ``setup()`` then ``body()`` in a forked child; return what ``body`` returned or raised, as JSON data."""
+    import select as select_module
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(read_end)
+            try:
+                setup()
+            except FaultUnavailable as exc:
+                payload: dict[str, Any] = {"unavailable": str(exc)}
+            except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                payload = {"setup_error": repr(exc)}
+            else:
+                try:
+                    payload = {"returned": body()}
+                except BaseException as exc:  # noqa: BLE001 - reported to the parent
+                    payload = {"raised": type(exc).__name__, "classes": [c.__name__ for c in type(exc).__mro__],
+                               "message": str(exc), "cause": repr(exc.__cause__ or exc.__context__)}
+            data = json.dumps(payload, default=str).encode()
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select_module.select([read_end], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise TimeoutError(f"the child did not finish within {timeout} s")
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    return json.loads(b"".join(chunks) or b'{"raised": "nothing", "message": "the child died without an answer"}')

@@ -345,3 +345,77 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
         assert rows["results"] == [("personal_data", rows["results"][0][1])] and rows["findings"] > 0
         assert rows["events"] == ["check.recorded"] and rows["incidents"] == []
     assert charter(["audit", "verify"]) == 0
+
+
+# --- the reports folder is full or read-only --------------------------------------------------------
+
+#: Guardrails that write a report under CHARTER_REPORTS_DIR, and the report they write.
+REPORTING_STEPS = {"personal_data": "JSON and HTML scan report", "quality": "Data Docs", "drift": "JSON drift report"}
+
+
+def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Run each reporting guardrail; what it returned or raised (exception class names and message)."""
+    from charter_airflow.tasks.privacy import scan_personal_data_step
+    from charter_airflow.tasks.quality import check_drift_step, validate_quality_step
+    from charter_guardrails.policy import load_policy
+
+    policy = load_policy("citizen_requests")
+    steps = {
+        "personal_data": lambda: scan_personal_data_step(policy=policy, dataset="training", path=None, context=context),
+        "quality": lambda: validate_quality_step(use_case="citizen_requests", dataset="training", context=context),
+        "drift": lambda: check_drift_step(use_case="citizen_requests", dataset="inference", context=context),
+        # A failing verdict stays a failing verdict (not retried), and says the report is missing too.
+        "personal_data of a PII leak": lambda: scan_personal_data_step(
+            policy=policy, dataset="training", path="citizen_requests/training__pii_leak.csv",
+            context={**context, "dag_run": type(context["dag_run"])(dag_id=context["dag_run"].dag_id, run_id=context["dag_run"].run_id + "-leak")}),
+    }
+    outcomes: dict[str, dict[str, Any]] = {}
+    for name, step in steps.items():
+        try:
+            outcomes[name] = {"returned": step()}
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            outcomes[name] = {"raised": [c.__name__ for c in type(exc).__mro__], "message": str(exc)}
+    return outcomes
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_recorded(
+        fault: str, ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_guardrails.cli import main as charter
+    from charter_guardrails.ledger import db
+    from charter_guardrails.privacy.scanner import detect_values
+    from charter_guardrails.results import ReportWriteError
+    from charter_guardrails.settings import get_settings
+
+    from tests.hardening.support_faults import in_forked_child, mount_fault
+
+    _sample(rows=600)
+    reports = get_settings().reports_dir
+    run_id = f"scheduled__reports-{fault}"
+    context = _context("citizen_requests_model_refresh", run_id)
+    detect_values(["Je suis Jeanne Martin, au 3 rue Paradis."], "free_text", "message")  # load spaCy once, before the forks
+    db.reset_caches()  # no connection crosses the fork
+    outcome = in_forked_child(lambda: mount_fault(fault, reports), lambda: _reporting_steps(context))
+    if "unavailable" in outcome:
+        pytest.skip(f"a {fault} filesystem cannot be simulated here: {outcome['unavailable']}")
+    assert "returned" in outcome, outcome
+    reason = {"full": "No space left on device", "read-only": "Read-only file system"}[fault]
+    recorded = dict(_run_rows(run_id)["results"])
+    for check, report in REPORTING_STEPS.items():
+        result = outcome["returned"][check]
+        # A clear error: the task fails, Airflow retries it (not AirflowFailException), and the message says what and where.
+        assert "raised" in result, f"{check}: the {report} could not be written, yet the task succeeded: {result}"
+        assert AirflowFailException.__name__ not in result["raised"], result
+        message = result["message"]
+        print(f"{fault}, {check}: {message}")
+        assert reason in message and str(reports) in message and "recorded" in message, f"{check}: unclear error: {message}"
+        assert ReportWriteError.__name__ in result["raised"], result
+        # ... and the verdict is in the ledger all the same.
+        assert check in recorded, f"{check}: the verdict was lost with the report ({recorded})"
+    leak = outcome["returned"]["personal_data of a PII leak"]
+    assert AirflowFailException.__name__ in leak["raised"] and f"{reason}" in leak["message"], leak
+    assert "also, the personal-data scan report could not be written" in leak["message"], leak
+    leak_rows = _run_rows(run_id + "-leak")
+    assert leak_rows["results"] == [("personal_data", "fail")] and leak_rows["incidents"] == ["gdpr_compliance"], leak_rows
+    assert charter(["audit", "verify"]) == 0
