@@ -23,10 +23,26 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SNIFF_BYTES = 1 << 20
+#: Longest cell a dataset may hold (characters), the longest text the NER pipeline accepts (``nlp.max_length``).
+#: A citizen request is a few hundred characters; a cell of megabytes is a pasted document or an attack on the
+#: analysers (NER memory grows with the text), so it is refused (``too_large``) before any analyser sees it.
+MAX_CELL_CHARS = 2_000_000
+#: Widest CSV the readers accept: the scanner and the quality runner are sized for 10,000 columns, and a
+#: policy declares a few dozen. The header is counted before pandas parses anything.
+MAX_COLUMNS = 10_000
+#: Longest header line read to count the columns.
+MAX_HEADER_BYTES = 4 << 20
+#: Magic numbers of the archive formats pandas would expand on its own: the readers never expand an
+#: archive (a zip bomb of a few MiB holds GiB of rows), they refuse it.
+ARCHIVE_MAGIC = {
+    b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"PK\x05\x06": "zip", b"PK\x07\x08": "zip", b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z",
+}
 
 
 class DatasetReadError(Exception):
-    """A dataset cannot be read. ``kind`` is one of: missing, empty, binary, encoding, parse, schema, sql, too_large.
+    """A dataset cannot be read. ``kind`` is one of: missing, empty, binary (also archives), encoding, parse, schema, sql,
+    too_large (a cell above :data:`MAX_CELL_CHARS`).
 
     Messages name the file and what to do; they never quote cell values.
     """
@@ -68,8 +84,27 @@ def _check_file(path: Path) -> None:
         raise DatasetReadError("missing", f"{path}: cannot be read ({exc.strerror}); check its permissions", path=str(path)) from exc
     if size == 0:
         raise DatasetReadError("empty", f"{path}: the file is empty (0 bytes); regenerate or re-export it", path=str(path))
-    if path.suffix.lower() != ".parquet" and b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    archive = next((name for magic, name in ARCHIVE_MAGIC.items() if head.startswith(magic)), None)
+    if archive is not None:
+        raise DatasetReadError("binary", f"{path}: is a {archive} archive, which the readers never expand (an archive can "
+                               "hide gigabytes of rows); decompress it under a size limit and declare the CSV or Parquet file",
+                               path=str(path))
+    if path.suffix.lower() != ".parquet" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _has_nul(path, head, size):
         raise DatasetReadError("binary", f"{path}: contains NUL bytes, so it is not a text CSV; check the export", path=str(path))
+
+
+def _has_nul(path: Path, head: bytes, size: int) -> bool:
+    """NUL bytes anywhere in the file, not only in its head (a NUL deep in a cell is as wrong as one in the header)."""
+    if b"\x00" in head:
+        return True
+    if size <= len(head):
+        return False
+    with path.open("rb") as handle:
+        handle.seek(len(head))
+        while block := handle.read(1 << 20):
+            if b"\x00" in block:
+                return True
+    return False
 
 
 def detect_encoding(sample: bytes) -> tuple[str, bool, list[str]]:
@@ -119,10 +154,12 @@ def read_csv(path: Path, dialect: CsvDialect, *, usecols: list[str] | None = Non
     encoding = dialect.encoding
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
+    _check_width(path, dialect, encoding)
     try:
-        return pd.read_csv(
+        frame = pd.read_csv(
             path, sep=dialect.separator, quotechar=dialect.quotechar, encoding=encoding, dtype=str,
             keep_default_na=False, na_values=[""], usecols=usecols, nrows=nrows, engine="c", on_bad_lines="error",
+            compression=None,  # never expand an archive because of its file name (see ARCHIVE_MAGIC)
         )
     except UnicodeDecodeError as exc:
         raise DatasetReadError(
@@ -138,6 +175,51 @@ def read_csv(path: Path, dialect: CsvDialect, *, usecols: list[str] | None = Non
         if "Usecols" in str(exc) or "usecols" in str(exc):
             raise DatasetReadError("schema", f"{path}: declared columns are missing: {exc}", path=str(path)) from None
         raise DatasetReadError("parse", f"{path}: cannot be parsed as CSV ({exc})", path=str(path)) from None
+    _check_shape(path, frame, dialect)
+    return frame
+
+
+def _check_width(path: Path, dialect: CsvDialect, encoding: str) -> None:
+    """Refuse a header of more than :data:`MAX_COLUMNS` columns before parsing: pandas alone takes seconds and
+    hundreds of MiB on 100,000 columns, and every check after it more."""
+    if path.is_dir():
+        return
+    with path.open("rb") as handle:
+        header = handle.readline(MAX_HEADER_BYTES + 1)
+    if len(header) > MAX_HEADER_BYTES:
+        raise DatasetReadError("too_large", f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB, so it is not a "
+                               "CSV header; check the export", path=str(path))
+    text = header.decode(encoding, errors="replace").rstrip("\r\n")
+    try:
+        width = len(next(csv.reader([text], delimiter=dialect.separator, quotechar=dialect.quotechar), []))
+    except csv.Error:  # a stray carriage return or quote: count the separators instead
+        width = text.count(dialect.separator) + 1
+    if width > MAX_COLUMNS:
+        raise DatasetReadError("too_large", f"{path}: the header has {width:,} columns, above the {MAX_COLUMNS:,} the guardrails "
+                               "accept; deliver the declared columns only", path=str(path))
+
+
+def _check_shape(path: Path, frame: pd.DataFrame, dialect: CsvDialect) -> None:
+    """A wrong separator reads as one column whose name holds the real separator; a huge cell is refused."""
+    if len(frame.columns) == 1:
+        name = str(frame.columns[0])
+        other = next((sep for sep in (";", ",", "\t", "|") if sep != dialect.separator and sep in name), None)
+        if other is not None:
+            raise DatasetReadError("parse", f"{path}: one column only, and its header holds {other!r}: the file looks "
+                                   f"{other!r}-separated, not {dialect.separator!r}; fix csv.separator in the policy or the export",
+                                   path=str(path))
+    if path.stat().st_size <= MAX_CELL_CHARS or frame.empty:
+        return  # no cell can be longer than the file
+    if len(frame.columns) <= 1000:
+        longest = {str(c): frame[c].str.len().max() for c in frame.columns}
+    else:  # a wide frame: one pass over the values costs less than a Series per column
+        lengths = [len(v) if isinstance(v, str) else 0 for v in frame.to_numpy(dtype=object).ravel()]
+        at = max(range(len(lengths)), key=lengths.__getitem__)
+        longest = {str(frame.columns[at % len(frame.columns)]): lengths[at]}
+    column, size = max(((c, n) for c, n in longest.items() if n == n), key=lambda item: item[1], default=("", 0))  # NaN: empty column
+    if size > MAX_CELL_CHARS:
+        raise DatasetReadError("too_large", f"{path}: a cell of column {column[:60]!r} holds {int(size):,} characters, above the "
+                               f"{MAX_CELL_CHARS:,} the guardrails analyse; remove or split it at the source", path=str(path))
 
 
 def read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFrame:
