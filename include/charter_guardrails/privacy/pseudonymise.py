@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 #: Hex characters of the keyed hash in a free-text token: 40 bits, collisions negligible per dataset.
 TOKEN_HEX = 10
+#: A CSV cell starting with one of these is run as a formula by spreadsheet software (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
 
 
 def pseudonym(key: bytes, value: str) -> str:
@@ -168,15 +171,34 @@ def pseudonymise_frame(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> tup
     return out, report
 
 
+def neutralise_formula(value: Any) -> Any:
+    """``'=HYPERLINK(…)`` for ``=HYPERLINK(…)``: a leading quote makes a spreadsheet show the text instead of
+    running it (OWASP's advice for CSV injection). Plain numbers such as ``-3,5`` are left as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def write_frame(frame: pd.DataFrame, path: Path, dialect: CsvDialect | None = None) -> None:
-    """Write CSV in the declared dialect (or Parquet by suffix), atomically."""
+    """Write CSV in the declared dialect (or Parquet by suffix), atomically.
+
+    CSV output is for people too, who open it in a spreadsheet: text cells that would run as formulas are
+    neutralised, and rows end with CRLF (RFC 4180), so that a cell holding a carriage return is quoted
+    instead of splitting its row.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(tmp, index=False)
     else:
         sep, decimal, encoding = (dialect.separator, dialect.decimal, dialect.encoding) if dialect else (";", ",", "utf-8")
-        frame.to_csv(tmp, sep=sep, decimal=decimal, encoding=encoding, index=False, errors="replace")
+        from pandas.api.types import is_string_dtype
+
+        safe = frame.copy()
+        for column in safe.columns:
+            if is_string_dtype(safe[column]):
+                safe[column] = safe[column].map(neutralise_formula)
+        safe.to_csv(tmp, sep=sep, decimal=decimal, encoding=encoding, index=False, errors="replace", lineterminator="\r\n")
     tmp.replace(path)
 
 
