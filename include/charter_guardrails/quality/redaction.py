@@ -9,6 +9,7 @@ ledger, XCom and the Data Docs, so none of them can show a raw value.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from charter_guardrails.policy import ColumnRole, Dataset, PersonalDataCategory
@@ -78,14 +79,19 @@ def redact_gx_result(validation_result: Any, personal_by_index: dict[int, bool])
         raw = dict(item.result or {})
         kept = redact_result(config.type, raw, personal=personal)
         examples = kept.get("unexpected_examples", [])
-        gx_view: dict[str, Any] = {k: v for k, v in kept.items() if k in NUMERIC_KEYS or k == "observed_value"}
+        # Data Docs put these strings into HTML as they are: a cell holding <script> would run in the reader's browser.
+        gx_view: dict[str, Any] = {k: _escaped(v) for k, v in kept.items() if k in NUMERIC_KEYS or k == "observed_value"}
         if examples:
-            gx_view["partial_unexpected_counts"] = [{"value": e["value"], "count": e["count"]} for e in examples]
-            gx_view["partial_unexpected_list"] = [e["value"] for e in examples]
+            gx_view["partial_unexpected_counts"] = [{"value": _escaped(e["value"]), "count": e["count"]} for e in examples]
+            gx_view["partial_unexpected_list"] = [_escaped(e["value"]) for e in examples]
         item.result = gx_view
         if personal and exception_message(item.exception_info) is not None:
             item.exception_info = {"raised_exception": True, "exception_message": "error withheld: personal column",
                                    "exception_traceback": None}
+
+
+def _escaped(value: Any) -> Any:
+    return html.escape(value) if isinstance(value, str) else value
 
 
 def exception_message(info: Any) -> str | None:
