@@ -166,6 +166,13 @@ class Dataset(_Frozen):
             raise ValueError(f"path {value!r} must be relative to the data folder and must not contain '..'")
         return value
 
+    @field_validator("suite")
+    @classmethod
+    def _suite_file_name(cls, value: str | None) -> str | None:
+        if value is not None and (value != PurePosixPath(value.replace("\\", "/")).name or value in (".", "..") or ":" in value):
+            raise ValueError(f"suite {value!r} must be a file name in the expectations folder, without a directory")
+        return value
+
     @field_validator("table")
     @classmethod
     def _plain_table_name(cls, value: str | None) -> str | None:
