@@ -206,6 +206,17 @@ def verify_chain(session: Session, public_keys: dict[str, Any] | None = None, *,
     """Check links, hashes, signed heads, the anchor file and the audited rows."""
     public_keys = public_keys if public_keys is not None else keys.load_trusted_public_keys()
     report = ChainReport()
+    try:
+        _verify_into(report, session, public_keys, anchor)
+    except (ValueError, TypeError, AttributeError, LookupError) as exc:
+        # e.g. text that is not a timestamp in SQLite's ts column: the ORM cannot even read the row back
+        report.problems.append(Problem(None, f"the ledger holds a value it cannot read back ({type(exc).__name__}: "
+                                             f"{str(exc)[:160]}): written outside the ledger"))
+    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
+    return report
+
+
+def _verify_into(report: ChainReport, session: Session, public_keys: dict[str, Any], anchor: Path | None) -> None:
     hashes: dict[int, str] = {}
     last_subject_event: dict[tuple[str, str], AuditEvent] = {}
     expected_seq, prev = 1, GENESIS
@@ -236,11 +247,14 @@ def verify_chain(session: Session, public_keys: dict[str, Any] | None = None, *,
     if report.head_seq is not None and (not checkpoints or checkpoints[-1].seq != report.head_seq):
         signed = checkpoints[-1].seq if checkpoints else None
         report.problems.append(Problem((signed or 0) + 1, f"events after the last signed head ({signed}) are not signed"))
+    # append_event signs every head: an event without its signed head lost it behind the ledger's back
+    signed_seqs = {cp.seq for cp in checkpoints}
+    last_signed = checkpoints[-1].seq if checkpoints else 0
+    for seq in sorted(s for s in hashes if s < last_signed and s not in signed_seqs):
+        report.problems.append(Problem(seq, f"the signed head of event {seq} is missing (deleted)"))
 
     _verify_anchor(report, hashes, public_keys, anchor or get_settings().audit_anchor)
     _verify_subjects(session, report, last_subject_event)
-    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
-    return report
 
 
 def _verify_anchor(report: ChainReport, hashes: dict[int, str], public_keys: dict[str, Any], anchor: Path) -> None:
@@ -271,7 +285,7 @@ def _verify_subjects(session: Session, report: ChainReport, last_events: dict[tu
             ev = last_events.get(ident)
             if ev is None:
                 report.problems.append(Problem(None, "row is not recorded in the audit chain (inserted outside the ledger)", f"{table}#{row.id}"))  # type: ignore[attr-defined]
-            elif ev.payload.get("row_digest") != row_digest(row):
+            elif (ev.payload if isinstance(ev.payload, dict) else {}).get("row_digest") != row_digest(row):
                 report.problems.append(Problem(ev.seq, "row differs from its last audited state (edited outside the ledger)", f"{table}#{row.id}"))  # type: ignore[attr-defined]
     for ident, ev in last_events.items():
         if ident[0] in AUDITED_MODELS and ident not in seen and not ev.action.endswith(".deleted"):
