@@ -325,8 +325,20 @@ def compare_file(
     :param digest: a digest already computed (e.g. in the background while the ledger was queried);
         used only if it was taken with the manifest's algorithm and chunk size.
     :raises DatasetFileError: missing, unreadable, empty, or changed while hashed.
+    :raises ManifestUnusable: the document lacks a field, or holds one of the wrong type.
     """
-    path = Path(path)
+    try:
+        return _compare_file(Path(path), document, digest=digest, workers=workers)
+    except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+        raise ManifestUnusable(f"the manifest of {document.get('dataset', '?')!s:.80} cannot be used to verify {Path(path).name}: "
+                               f"{type(exc).__name__} on its fields ({str(exc)[:120]}); register the dataset again with `charter hash`") from None
+
+
+class ManifestUnusable(ConfigError):
+    """A manifest (signed, so not edited since) whose fields cannot drive a verification: another tool's or version's."""
+
+
+def _compare_file(path: Path, document: dict[str, Any], *, digest: FileDigest | None, workers: int | None) -> Comparison:
     algorithm, chunk_size = document["algorithm"], int(document["chunk_size"])
     if document.get("format") == "parquet_dir":
         return _compare_directory(path, document, workers=workers)
