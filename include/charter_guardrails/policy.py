@@ -375,6 +375,8 @@ class UseCasePolicy(_Frozen):
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise PolicyError(path, "", f"invalid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+        except RecursionError:  # PyYAML's parser recurses once per nesting level
+            raise PolicyError(path, "", "invalid YAML: nested too deeply to be a policy") from None
         if not isinstance(raw, dict):
             raise PolicyError(path, "", f"the top level must be a mapping, got {type(raw).__name__}")
         try:
