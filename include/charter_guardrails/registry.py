@@ -34,6 +34,13 @@ def versions(session: Session, use_case: str | None = None) -> list[ModelVersion
 
 def record_approval(session: Session, *, use_case: str, run_id: str | None, decision: str, actor: str,
                     justification: str | None = None, overridden_checks: list[str] | None = None) -> Approval:
+    """Record a human decision; the same decision on the same run (a retried publish task) is recorded once."""
+    if run_id is not None:
+        existing = session.scalars(select(Approval).where(
+            Approval.use_case == use_case, Approval.run_id == run_id, Approval.decision == decision, Approval.actor == actor,
+            Approval.justification.is_(None) if justification is None else Approval.justification == justification)).first()
+        if existing is not None and sorted(existing.overridden_checks or []) == sorted(overridden_checks or []):
+            return existing
     approval = Approval(use_case=use_case, run_id=run_id, decision=decision, actor=actor, justification=justification,
                         overridden_checks=sorted(overridden_checks or []), decided_at=datetime.now(UTC))
     session.add(approval)
@@ -65,6 +72,8 @@ def publish_version(session: Session, *, use_case: str, run_id: str, metrics: di
 
 
 def set_card_path(session: Session, version: ModelVersion, card_path: str, actor: str) -> None:
+    if version.card_path == card_path:
+        return  # a retried publish wrote the same card
     version.card_path = card_path
     append_event(session, actor=actor, action="model.card_written", subject=version, use_case=version.use_case, run_id=version.run_id)
 

@@ -343,9 +343,16 @@ def verify_file(
 
 
 def record_verification(session: Session, verification: Verification, *, dataset_id: int, run_id: str | None) -> None:
-    """One row in ``manifest_verifications`` per verification, whatever its outcome."""
+    """One row in ``manifest_verifications`` per verification, whatever its outcome; a retry of the same run adds none."""
+    from sqlalchemy import select
+
     from charter_guardrails.ledger.models import ManifestVerification
 
+    details = verification.to_json_dict()
+    if run_id is not None and any(row.details == details for row in session.scalars(select(ManifestVerification).where(
+            ManifestVerification.run_id == run_id, ManifestVerification.dataset_id == dataset_id,
+            ManifestVerification.manifest_id == verification.manifest_id, ManifestVerification.outcome == verification.outcome.value))):
+        return
     session.add(ManifestVerification(manifest_id=verification.manifest_id, dataset_id=dataset_id, run_id=run_id,
-                                     outcome=verification.outcome.value, details=verification.to_json_dict()))
+                                     outcome=verification.outcome.value, details=details))
     session.flush()

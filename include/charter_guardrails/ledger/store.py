@@ -74,6 +74,8 @@ def record_check_result(session: Session, run: CheckRun, result: CheckResult, *,
     row, created = get_or_create(
         session, CheckResultRecord, check_run_id=run.id, check=result.check, dataset=result.dataset or "", defaults=values
     )
+    if not created and _same_verdict(row, values):
+        return row  # a retried task reached the same verdict: the ledger stays as it was, first measurements kept
     if not created:
         for key, value in values.items():
             setattr(row, key, value)
@@ -90,10 +92,31 @@ def record_check_result(session: Session, run: CheckRun, result: CheckResult, *,
     return row  # type: ignore[no-any-return]
 
 
+#: Metrics that measure the attempt, not the data: a retry that differs only there is the same verdict.
+ATTEMPT_METRICS = frozenset({"seconds"})
+
+
+def _same_verdict(row: CheckResultRecord, values: dict[str, Any]) -> bool:
+    """The stored result says what ``values`` says: verdict, severity, engagements, summary, report and data metrics.
+
+    The evidence is not compared: it also carries when the check ran (``as_of``, the reference's
+    ``created_at``), and the audit event of a result covers its verdict and summary.
+    """
+    def data_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
+        return {k: v for k, v in (metrics or {}).items() if k not in ATTEMPT_METRICS}
+
+    return (row.verdict, row.severity, list(row.engagements or []), row.summary, row.report_path, data_metrics(row.metrics)) == (
+        values["verdict"], values["severity"], values["engagements"], values["summary"], values["report_path"],
+        data_metrics(values["metrics"]))
+
+
 def finish_check_run(
     session: Session, run: CheckRun, *, decision: str, blocked_by: list[str] | None = None, reports: dict[str, Any] | None = None,
     actor: str = SYSTEM_ACTOR,
 ) -> CheckRun:
+    if (run.finished_at is not None and run.decision == decision and list(run.blocked_by or []) == list(blocked_by or [])
+            and {**(run.reports or {}), **(reports or {})} == (run.reports or {})):
+        return run  # a retried task decides the run the same way: nothing to record again
     run.decision = decision
     run.blocked_by = list(blocked_by or [])
     if reports:

@@ -268,26 +268,30 @@ vertical-align:top}}tr.bad{{background:#fde2e2}}.fail{{color:#b00020}}.pass{{col
 """
 
 
+_FINDING_FIELDS = ("column", "entity_type", "count", "share", "mean_score", "max_score", "masked_examples", "allowed")
+
+
 def record_findings(session: Session, result_row: Any, outcome: PersonalDataOutcome) -> int:
     """Insert the masked findings of a scan into ``pii_findings`` for a recorded result; return the row count."""
-    from sqlalchemy import delete
+    from sqlalchemy import delete, select
 
     from charter_guardrails.ledger.models import PiiFinding
 
-    session.execute(delete(PiiFinding).where(PiiFinding.check_result_id == result_row.id))  # a re-run replaces its findings
     verdicts = {c.column: c for c in outcome.columns}
-    count = 0
-    for column in outcome.scan.columns:
-        verdict = verdicts.get(column.name)
-        for finding in column.findings:
-            session.add(PiiFinding(
-                check_result_id=result_row.id, column=column.name[:256], entity_type=finding.entity_type, count=finding.count,
-                share=finding.share, mean_score=finding.mean_score, max_score=finding.max_score,
-                masked_examples=list(finding.masked_examples), allowed=bool(verdict and finding.entity_type not in verdict.forbidden),
-            ))
-            count += 1
+    rows = [
+        {"column": column.name[:256], "entity_type": finding.entity_type, "count": finding.count, "share": finding.share,
+         "mean_score": finding.mean_score, "max_score": finding.max_score, "masked_examples": list(finding.masked_examples),
+         "allowed": bool((verdict := verdicts.get(column.name)) and finding.entity_type not in verdict.forbidden)}
+        for column in outcome.scan.columns for finding in column.findings
+    ]
+    stored = session.scalars(select(PiiFinding).where(PiiFinding.check_result_id == result_row.id).order_by(PiiFinding.id)).all()
+    if [{key: getattr(f, key) for key in _FINDING_FIELDS} for f in stored] == rows:
+        return len(rows)  # a retried scan found the same: its findings stay as they were
+    session.execute(delete(PiiFinding).where(PiiFinding.check_result_id == result_row.id))  # a re-run replaces its findings
+    for values in rows:
+        session.add(PiiFinding(check_result_id=result_row.id, **values))
     session.flush()
-    return count
+    return len(rows)
 
 
 def persist_outcome(outcome: PersonalDataOutcome, policy: UseCasePolicy, *, dag_id: str, run_id: str,
