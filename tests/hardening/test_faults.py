@@ -419,3 +419,157 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
     leak_rows = _run_rows(run_id + "-leak")
     assert leak_rows["results"] == [("personal_data", "fail")] and leak_rows["incidents"] == ["gdpr_compliance"], leak_rows
     assert charter(["audit", "verify"]) == 0
+
+
+# --- a retried or cleared task leaves the ledger as it was ------------------------------------------
+
+def _ledger_state() -> dict[str, Any]:
+    """Every column of every ledger table, and the signed audit anchor outside the database."""
+    from charter_guardrails.settings import get_settings
+
+    from tests.hardening.support_faults import ledger_dump
+
+    anchor = get_settings().audit_anchor
+    return {"tables": ledger_dump(), "anchor": anchor.read_text() if anchor.exists() else None}
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    out = []
+    if before["anchor"] != after["anchor"]:
+        out.append(f"audit anchor: {before['anchor']!r} -> {after['anchor']!r}")
+    for table in sorted(set(before["tables"]) | set(after["tables"])):
+        rows_before, rows_after = before["tables"].get(table, []), after["tables"].get(table, [])
+        if len(rows_before) != len(rows_after):
+            out.append(f"{table}: {len(rows_before)} rows -> {len(rows_after)}")
+            continue
+        for old, new in zip(rows_before, rows_after, strict=True):
+            changed = sorted(k for k in old if old[k] != new.get(k))
+            if changed:
+                label = "/".join(str(old[k]) for k in ("check", "dataset", "action") if old.get(k))
+                out.append(f"{table}#{old.get('id', '?')} {label}: " + "; ".join(_change(k, old[k], new.get(k)) for k in changed))
+    return out
+
+
+def _change(key: str, old: Any, new: Any, depth: int = 0) -> str:
+    """Where two values differ, down to the innermost key (a JSON column holds a deep document)."""
+    if isinstance(old, dict) and isinstance(new, dict) and depth < 6:
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return "; ".join(_change(f"{key}.{k}", old.get(k), new.get(k), depth + 1) for k in keys)
+    return f"{key} {str(old)[:100]!r} -> {str(new)[:100]!r}"
+
+
+def _step_runs(policy: Any) -> list[tuple[str, Any]]:
+    """The task bodies of three DAG runs, as (run: task, callable), in DAG order.
+
+    A clean refresh through the human decision and publish, a blocked refresh (corrupted delivery:
+    integrity incident) and a quarantined inference batch (drift incident). Each task gets the same
+    upstream outputs every time, as a retried or cleared task does from XCom.
+    """
+    from charter_airflow import steps
+
+    clean = _context("citizen_requests_model_refresh", "manual__idempotent-clean")
+    corrupt = _context("citizen_requests_model_refresh", "manual__idempotent-corrupted")
+    corrupt["params"] = {"training_file": "citizen_requests/training__corrupted.csv"}
+    drifted = _context("citizen_requests_inference_guardrails", "manual__idempotent-drifted")
+    drifted["params"] = {"batch_file": "citizen_requests/inference_batch__drifted.csv"}
+    outputs: dict[str, Any] = {}
+
+    def keep(name: str, value: Any) -> Any:
+        outputs.setdefault(name, value)  # the first attempt's XCom, which every retry reads
+        return outputs[name]
+
+    def answer() -> dict[str, Any]:
+        needs_override = outputs["gate"]["decision"]["outcome"] == "needs_override"
+        return {"chosen_options": ["Override" if needs_override else "Approve"],
+                "params_input": {"justification": "Échantillon réduit de l'essai, écarts connus et documentés."},
+                "responded_by_user": {"id": "claire.martin", "name": "claire.martin"}}
+
+    return [
+        ("clean: kill_switch", lambda: steps.kill_switch(policy, clean)),
+        ("clean: verify_integrity", lambda: steps.verify_integrity(policy, clean, "training", "training_file")),
+        ("clean: scan_personal_data", lambda: steps.scan_personal_data(policy, clean, "training", "training_file")),
+        ("clean: pseudonymise", lambda: keep("pseudonymised", steps.pseudonymise(policy, clean, "training", "training_file"))),
+        ("clean: validate_quality", lambda: steps.validate_quality(policy, clean, "training", "training_file")),
+        ("clean: check_representativeness", lambda: steps.check_representativeness(policy, clean, "training", "training_file")),
+        ("clean: check_proportionality", lambda: keep("minimised", steps.check_proportionality(policy, clean, outputs["pseudonymised"]))),
+        ("clean: train_candidate", lambda: keep("candidate", steps.train(policy, clean, outputs["minimised"]))),
+        ("clean: evaluate", lambda: keep("evaluation", steps.evaluate(policy, clean, outputs["candidate"]))),
+        ("clean: footprint_gate", lambda: steps.footprint(policy, clean, outputs["candidate"], outputs["evaluation"])),
+        ("clean: gate", lambda: keep("gate", steps.gate(policy, clean, REFRESH_CHECKS))),
+        ("clean: publish", lambda: steps.publish(policy, clean, gate_output=outputs["gate"], answer=answer(),
+                                                 candidate=outputs["candidate"])),
+        ("corrupted: kill_switch", lambda: steps.kill_switch(policy, corrupt)),
+        ("corrupted: verify_integrity", lambda: steps.verify_integrity(policy, corrupt, "training", "training_file")),
+        ("corrupted: gate", lambda: steps.gate(policy, corrupt, REFRESH_CHECKS)),
+        ("drifted: kill_switch", lambda: steps.kill_switch(policy, drifted)),
+        ("drifted: verify_integrity", lambda: steps.verify_integrity(policy, drifted, "inference", "batch_file")),
+        ("drifted: scan_personal_data", lambda: steps.scan_personal_data(policy, drifted, "inference", "batch_file")),
+        ("drifted: validate_quality", lambda: steps.validate_quality(policy, drifted, "inference", "batch_file")),
+        ("drifted: check_drift", lambda: steps.check_drift(policy, drifted, "inference", "batch_file")),
+        ("drifted: route_batch", lambda: steps.route_batch(policy, drifted, "inference", "batch_file")),
+    ]
+
+
+#: Not retried: training writes no ledger row and takes the longest (its retry is a new candidate in XCom).
+NOT_RETRIED = {"clean: train_candidate"}
+#: Not cleared after the run published: they read the production model, which that publish changed
+#: (the kill switch reports the production version; evaluate compares with it). Retried, they are identical.
+READS_PRODUCTION = {"clean: kill_switch", "clean: evaluate"}
+
+
+REFRESH_CHECKS = ("kill_switch", "integrity", "personal_data", "quality", "representativeness", "proportionality",
+                  "performance", "fairness", "footprint")
+
+
+def _attempt(step: Any) -> str:
+    """Run a task body as Airflow would; its outcome (a failing verdict is an outcome too)."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    try:
+        step()
+    except (AirflowFailException, AirflowSkipException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "success"
+
+
+def test_retried_or_cleared_tasks_leave_the_ledger_identical(ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys) -> None:
+    from charter_guardrails.cli import main as charter
+    from charter_guardrails.policy import load_policy
+
+    from tests.e2e.support import register
+
+    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    _sample(rows=scaled(1200, 4000))
+    register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
+    policy = load_policy("citizen_requests")
+    times = scaled(3, 10)
+    task_bodies = _step_runs(policy)
+
+    # Retried: each task runs `times` times in a row; after every retry the ledger is what its first attempt left.
+    first: dict[str, str] = {}
+    for name, step in task_bodies:
+        first[name] = _attempt(step)
+        after_first = _ledger_state()
+        for attempt in range(2, 1 + (1 if name in NOT_RETRIED else times)):
+            assert _attempt(step) == first[name], f"{name}: another outcome on attempt {attempt}"
+            changed = _differences(after_first, _ledger_state())
+            assert not changed, f"{name}, attempt {attempt}: the ledger changed:\n" + "\n".join(changed[:40])
+    assert first["clean: publish"] == "success", first
+    assert first["corrupted: verify_integrity"].startswith("AirflowFailException: guardrail integrity failed"), first
+    assert first["drifted: route_batch"].startswith("AirflowFailException: batch quarantined"), first
+    reference = _ledger_state()
+    tables = reference["tables"]
+    assert len(tables["incidents"]) == 2 and len(tables["model_versions"]) == 1 and len(tables["approvals"]) == 1, tables["incidents"]
+
+    # Cleared: the three runs again, task after task, once the whole pipeline has run.
+    for name, step in task_bodies:
+        if name not in NOT_RETRIED | READS_PRODUCTION:
+            assert _attempt(step) == first[name], f"{name}: another outcome once cleared"
+    changed = _differences(reference, _ledger_state())
+    assert not changed, "after clearing the runs the ledger differs:\n" + "\n".join(changed[:40])
+    capsys.readouterr()
+    assert charter(["audit", "verify"]) == 0
+    with capsys.disabled():
+        print(f"\nidempotency on {ledger_url.split(':')[0]}: {len(task_bodies)} task bodies, each run {times} times in a row, "
+              f"then the runs cleared; {sum(len(rows) for rows in tables.values())} ledger rows and the anchor identical")
