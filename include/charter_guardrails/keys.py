@@ -58,11 +58,7 @@ def init_keys(keys_dir: Path | None = None, *, force: bool = False) -> KeyInitRe
     kept: list[str] = []
     private_path = keys_dir / SIGNING_KEY_FILE
     if force or not private_path.exists():
-        private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        _write_secret(private_path, pem)
-        public_pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        (keys_dir / PUBLIC_KEY_FILE).write_bytes(public_pem)
+        _new_signing_key(keys_dir)
         created += [SIGNING_KEY_FILE, PUBLIC_KEY_FILE]
     else:
         kept += [SIGNING_KEY_FILE, PUBLIC_KEY_FILE]
@@ -73,6 +69,36 @@ def init_keys(keys_dir: Path | None = None, *, force: bool = False) -> KeyInitRe
     else:
         kept.append(PSEUDONYMISATION_KEY_FILE)
     return KeyInitResult(keys_dir, created, kept, key_id(load_public_key(keys_dir)))
+
+
+def rotate_signing_key(keys_dir: Path | None = None) -> tuple[str, str]:
+    """A new signing key pair; the current public key moves to ``retired/`` and stays trusted, so manifests and
+    audit heads signed before keep verifying. The pseudonymisation key is kept (pseudonyms must not change).
+    Returns (retired key id, new key id)."""
+    keys_dir = keys_dir or get_settings().keys_dir
+    if not (keys_dir / PUBLIC_KEY_FILE).exists():
+        raise KeyError_(f"no key to rotate in {keys_dir}: run `charter keys init` first")
+    old = key_id(load_public_key(keys_dir))
+    return old, _new_signing_key(keys_dir)
+
+
+def _new_signing_key(keys_dir: Path) -> str:
+    """Write a new signing key pair, retiring the current public key (if any) first; return the new key id."""
+    public_path = keys_dir / PUBLIC_KEY_FILE
+    if public_path.exists():
+        current = serialization.load_pem_public_key(public_path.read_bytes())
+        if isinstance(current, Ed25519PublicKey):
+            retired = keys_dir / "retired"
+            retired.mkdir(exist_ok=True)
+            (retired / f"{key_id(current)}.pub").write_bytes(public_path.read_bytes())
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    _write_secret(keys_dir / SIGNING_KEY_FILE, pem)
+    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    tmp = public_path.with_suffix(".tmp")
+    tmp.write_bytes(public_pem)
+    os.replace(tmp, public_path)
+    return key_id(private.public_key())
 
 
 def _write_secret(path: Path, data: bytes) -> None:

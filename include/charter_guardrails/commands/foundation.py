@@ -29,9 +29,13 @@ def register(subparsers: Any) -> None:
     keys = subparsers.add_parser("keys", help="signing and pseudonymisation keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     init = keys_sub.add_parser("init", help="create local keys in CHARTER_KEYS_DIR (kept if they exist)")
-    init.add_argument("--force", action="store_true", help="replace existing keys (old signatures stop verifying)")
+    init.add_argument("--force", action="store_true",
+                      help="replace existing keys (the old public key stays trusted in retired/; pseudonyms change)")
     add_json_flag(init)
     init.set_defaults(handler=_keys_init)
+    rotate = keys_sub.add_parser("rotate", help="a new signing key; the old public key stays trusted, the pseudonymisation key is kept")
+    add_json_flag(rotate)
+    rotate.set_defaults(handler=_keys_rotate)
 
     audit = subparsers.add_parser("audit", help="the tamper-evident audit chain")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
@@ -101,6 +105,16 @@ def _keys_init(args: argparse.Namespace) -> int:
     result = init_keys(force=args.force)
     emit(args, {"keys_dir": str(result.keys_dir), "created": result.created, "kept": result.kept, "key_id": result.key_id},
          f"keys in {result.keys_dir} (key id {result.key_id}): created {result.created or 'none'}, kept {result.kept or 'none'}")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from charter_guardrails.keys import rotate_signing_key
+    from charter_guardrails.settings import get_settings
+
+    retired, current = rotate_signing_key()
+    emit(args, {"keys_dir": str(get_settings().keys_dir), "retired_key_id": retired, "key_id": current},
+         f"signing key rotated: new key id {current}; key {retired} retired (still trusted to verify what it signed)")
     return EXIT_OK
 
 
