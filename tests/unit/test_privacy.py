@@ -75,6 +75,84 @@ def test_structured_columns_skip_ner_and_use_column_names_as_context() -> None:
     assert report.column("vide").kind == "empty"
 
 
+def _free_text_table(rows: int) -> pd.DataFrame:
+    """Citizen messages, all distinct, with names (capitalised or not), phones, NIRs, e-mails and streets."""
+    import random
+
+    from stdnum.fr import nir
+
+    rng = random.Random(7)
+    first = ["Jean", "Marie", "Henri", "Lucie", "Karim", "Sophie", "René", "Inès", "Paul", "Chloé"]
+    last = ["Dupont", "Lévy", "Fournier", "Benali", "Martin", "Garnier", "Nguyen", "Rey", "Blin", "Vidal"]
+    messages, references = [], []
+    for i in range(rows):
+        name = f"{rng.choice(first)} {rng.choice(last)}"
+        body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        text = rng.choice([
+            f"Bonjour, je suis {name}, rappelez-moi au 06 {i % 100:02d} {i % 97:02d} 34 {i % 89:02d}.",
+            f"bonjour je suis {name.lower()}, le lampadaire du {i} rue de la Paix est en panne",
+            f"Mon numéro de sécurité sociale est le {body}{nir.calc_check_digits(body)} (demande {i}).",
+            f"Écrivez-moi à {name.split()[0].lower()}.{i}@exemple.fr pour le dossier {i}.",
+            f"La collecte n'est pas passée au {i % 300} boulevard {name}, merci.",
+            f"Rien à signaler pour la demande {i}.",
+        ])
+        messages.append(text)
+        references.append(f"CMD-{i:06d}" if i % 3 else f"06 {i % 100:02d} {i % 97:02d} 12 {i % 89:02d}")
+    return pd.DataFrame({"message": messages, "reference_usager": references})
+
+
+def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
+    """The fast path (RE2 plan, worker processes, OpenBLAS NER) finds exactly what every pattern on
+    every value plus spaCy's stock NER pipeline (default thinc ops) on every value find."""
+    import spacy
+    from charter_guardrails.privacy.analyzer import FRENCH_MODEL, NER_ENTITY_MAPPING, NER_SCORE
+    from charter_guardrails.privacy.scanner import VECTORISE_FROM, Hit, detect_values, get_detector, merge_ner
+
+    frame = _free_text_table(VECTORISE_FROM + 500)
+    detector = get_detector()
+    stock = spacy.load(FRENCH_MODEL, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    for column, kind in (("message", "free_text"), ("reference_usager", "structured")):
+        values = list(dict.fromkeys(frame[column]))
+        assert len(values) >= VECTORISE_FROM
+        boosted = detector.context_entities(column)
+        naive = [detector.pattern_hits(v, boosted) for v in values]
+        if kind == "free_text":
+            ner = [[Hit(NER_ENTITY_MAPPING[e.label_], e.start_char, e.end_char, NER_SCORE) for e in doc.ents if e.label_ in NER_ENTITY_MAPPING]
+                   for doc in stock.pipe(values)]
+            naive = [merge_ner(p, n) for p, n in zip(naive, ner, strict=True)]
+        fast = detect_values(values, kind, column, n_process=2)
+        assert fast == naive, column
+        assert sum(1 for hits in fast if hits) > len(values) // 3
+    report = scan_frame(frame, ScanOptions(mode="exhaustive", n_process=2))
+    assert {"FR_PHONE", "FR_NIR", "EMAIL_ADDRESS", "PERSON", "LOCATION"} <= report.column("message").entity_types()
+
+
+def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors() -> None:
+    import numpy as np
+    from charter_guardrails.privacy.analyzer import get_ner_pipeline
+
+    nlp = get_ner_pipeline()
+    fast = next(node for node in nlp.get_pipe("ner").model.walk() if node.name == "distinct_windows_tok2vec")
+    stock = fast.layers[0]  # spaCy's own Tok2Vec, which the fast one wraps
+    texts = ["", "Jean", "Bonjour, je suis Jean Dupont, rappelez-moi.", "Bonjour, je suis Marie Curie, rappelez-moi.",
+             "  ", "le bus 21 ne passe plus rue de la République", "Jean"] + [f"Demande {i} : rien à signaler." for i in range(50)]
+    docs = [nlp.make_doc(t) for t in texts]
+    expected, got = stock.predict(docs), fast.predict(docs)
+    assert [e.shape for e in expected] == [g.shape for g in got]
+    assert all(np.array_equal(e, g) for e, g in zip(expected, got, strict=True))
+    assert fast.predict([nlp.make_doc("")])[0].shape == (0, stock.get_dim("nO"))
+
+
+def test_a_name_without_capitals_is_still_found_in_free_text() -> None:
+    """No pruning on capitalisation: the French model finds names typed in lower case, so NER reads every value."""
+    frame = pd.DataFrame({"message": ["merci de rappeler jean dupont au sujet de la collecte",
+                                      "le bus ne passe plus, signé rené fournier", "rien à signaler", "tout va bien"]})
+    report = scan_frame(frame, ScanOptions(mode="exhaustive", free_text_columns=frozenset({"message"})))
+    person = report.column("message").finding("PERSON")
+    assert person is not None and person.count == 2
+    assert person.masked_examples == ["j*** d***", "r*** f***"]
+
+
 def test_clean_citizen_training_passes(sample: Path) -> None:
     policy = load_policy("citizen_requests")
     outcome = check_personal_data(policy, "training", run_id="t1")

@@ -5,11 +5,18 @@ Speed comes from design, not from skipping data:
 - each column is reduced to its **distinct values** with their row counts, and every value is
   analysed once;
 - **structured** columns (codes, numbers, identifiers) go through the regex + checksum
-  recognizers only; a vectorised pre-filter (pandas/Arrow ``str.contains``) discards values
-  that cannot match any of them before the Python regexes run;
+  recognizers only. A vectorised pass plans the work: each recognizer pattern has an RE2
+  over-approximation (:func:`re2_superset`) that Arrow runs over the whole column in C++, so a
+  value goes only through the Python patterns and checksums that can match it (a NIR column
+  through the NIR pattern, not all sixteen), and a value no pattern can match through none;
 - **NER** (spaCy, names and places) runs only on free-text columns (declared ``free_text`` in
   the policy, or whose values are mostly several words) and on name-like columns (many distinct
-  values of two or three words), with ``nlp.pipe`` batches in worker processes on up to all cores;
+  values of two or three words), with ``nlp.pipe`` batches in one worker process per core (up to
+  4), each of which also runs the pattern pass on its chunk. The NER pipeline computes each
+  distinct token window of a batch once, with OpenBLAS (``analyzer.get_ner_pipeline``): the same
+  entities as spaCy's stock pipeline for about half its CPU time;
+- NER reads every distinct value in full: there is no pruning on capital letters, because the
+  French model finds names typed in lower case ("merci de rappeler jean dupont");
 - the **column name** is context: ``siret_fournisseur`` raises the score of a SIRET match;
 - in **sampling** mode, ``n = ceil(ln(1 - confidence) / ln(1 - rate))`` rows are drawn at random
   (the policy's ``min_detectable_rate`` and ``confidence``): a column where at least ``rate`` of the rows hold an entity is
@@ -51,17 +58,23 @@ CONTEXT_BOOST = 0.35
 CONTEXT_WINDOW = 48
 #: spaCy processes long cells in pieces of this many characters.
 NER_CHUNK_CHARS = 100_000
-#: Texts per ``nlp.pipe`` batch, per chunk handed to a worker, and from how many texts workers are worth it.
-NER_BATCH = 512
+#: Texts per ``nlp.pipe`` batch (spaCy's NER runs its model on quarters of it, sorted by length): large
+#: batches share more token windows (``analyzer.distinct_windows_tok2vec``).
+NER_BATCH = 1024
+#: A chunk handed to a worker: at most this many values, and about this many characters.
 NER_CHUNK_TEXTS = 4000
+NER_CHUNK_CHARS_TOTAL = 2_000_000
+#: From how many distinct texts, or characters, worker processes are worth their start.
 PARALLEL_NER_FROM = 20_000
+PARALLEL_NER_CHARS = 2_000_000
 #: A column whose values have this many words (median) is free text.
 FREE_TEXT_MIN_WORDS = 4
-#: Values that could match any recognizer; everything else skips the Python regexes. RE2-compatible.
+#: Columns of fewer than :data:`VECTORISE_FROM` distinct values: values that could match any recognizer
+#: go through all the patterns, the others through none.
 PREFILTER = (r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
              r"|\d(?: ?(?:bis|ter|[A-D]))?,? (?i:rue|av|bd|bo|ch|al|im|pl|co|qu|ro|tr|sq|pa|es|mo|lo|r[eé]|vo|se|fa)")
 _PREFILTER = re.compile(PREFILTER)
-#: Below this many distinct values, plain Python beats pandas/Arrow's per-call overhead.
+#: From this many distinct values, the vectorised plan (Arrow) beats plain Python despite its per-call overhead.
 VECTORISE_FROM = 2000
 PROGRESS_EVERY_SECONDS = 10.0
 #: Words of at least two letters: "06 12 34 56 78" has none, "rue de la Paix" four.
@@ -213,16 +226,71 @@ class Detector:
             entity = rec.supported_entities[0]
             self._context[entity] = re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + r")")
         self._strong = {rec.supported_entities[0]: bool(getattr(rec, "STRONG_CHECKSUM", False)) for rec in self.recognizers}
+        #: Every pattern: the plan code of a value that goes through all of them.
+        self.all_patterns = (1 << len(self._patterns)) - 1
+        self._subsets: dict[int, list[tuple[Any, re.Pattern[str], float]]] = {self.all_patterns: self._patterns}
+        self._filters: list[str | None] | None = None
 
     def context_entities(self, column_name: str) -> set[str]:
         """Entities whose context words appear in a column name (``telephone_usager`` → FR_PHONE)."""
         name = _normalise(column_name)
         return {entity for entity, pattern in self._context.items() if pattern.search(name)}
 
-    def pattern_hits(self, text: str, boosted: frozenset[str] | set[str] = frozenset()) -> list[Hit]:
-        """Regex + checksum hits in one value. ``boosted``: entities with context in the column name."""
+    @property
+    def filters(self) -> list[str | None]:
+        """Per pattern, its RE2 over-approximation (:func:`re2_superset`), or ``None``: no filter, always run."""
+        if self._filters is None:
+            self._filters = [re2_superset(compiled.pattern, compiled.flags) if k < 63 else None
+                             for k, (_, compiled, _) in enumerate(self._patterns)]
+        return self._filters
+
+    def plan(self, values: Sequence[str]) -> list[int]:
+        """For each value, a bit set of the patterns that may match it (0: none can).
+
+        From :data:`VECTORISE_FROM` values on, each pattern's RE2 over-approximation runs over the
+        whole column in Arrow (C++), so the Python regexes and checksums run only where their
+        pattern can match: a NIR column goes through the NIR pattern, not the sixteen. Below,
+        building Arrow arrays costs more than it saves: the combined :data:`PREFILTER` decides.
+        """
+        if len(values) >= VECTORISE_FROM and len(self._patterns) <= 63:
+            try:
+                return self._vector_plan(values)
+            except (ValueError, TypeError, UnicodeError) as exc:  # pyarrow's errors derive from these
+                log.debug("vectorised pattern plan unavailable (%s); per-value pre-filter", type(exc).__name__)
+        return [self.all_patterns if _PREFILTER.search(v) else 0 for v in values]
+
+    def _vector_plan(self, values: Sequence[str]) -> list[int]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        array = pa.array(values, type=pa.large_string())
+        # Python's IGNORECASE lets i match İ and ı, RE2's does not: fold both before filtering
+        # (one character for one: the filter only says which values to look at).
+        array = pc.replace_substring(pc.replace_substring(array, "\u0130", "I"), "\u0131", "i")
+        codes = np.zeros(len(values), dtype=np.int64)
+        for k, regex in enumerate(self.filters):
+            if regex is None:
+                codes |= np.int64(1 << k)
+            else:
+                hit = pc.match_substring_regex(array, regex).to_numpy(zero_copy_only=False)
+                codes |= hit.astype(np.int64) << k
+        return [int(c) for c in codes.tolist()]
+
+    def patterns_for(self, code: int) -> list[tuple[Any, re.Pattern[str], float]]:
+        """The patterns of a plan code, in the recognizers' order."""
+        subset = self._subsets.get(code)
+        if subset is None:
+            subset = self._subsets[code] = [p for k, p in enumerate(self._patterns) if code >> k & 1]
+        return subset
+
+    def pattern_hits(self, text: str, boosted: frozenset[str] | set[str] = frozenset(), code: int | None = None) -> list[Hit]:
+        """Regex + checksum hits in one value. ``boosted``: entities with context in the column name.
+
+        ``code``: only the patterns of this :meth:`plan` code (the others cannot match); all by default.
+        """
         hits: list[Hit] = []
-        for rec, compiled, base in self._patterns:
+        for rec, compiled, base in (self._patterns if code is None else self.patterns_for(code)):
             entity = rec.supported_entities[0]
             for match in compiled.finditer(text):
                 matched = match.group(0)
@@ -237,66 +305,210 @@ class Detector:
                 hits.append(Hit(entity, match.start(), match.end(), score))
         return _resolve_overlaps(hits)
 
+    def planned_hits(self, values: Sequence[str], plan: Sequence[int], boosted: frozenset[str] | set[str]) -> list[list[Hit]]:
+        """:meth:`pattern_hits` of each value, through the patterns its plan code names."""
+        return [self.pattern_hits(v, boosted, code) if code else [] for v, code in zip(values, plan, strict=True)]
+
     def ner_hits(self, texts: Sequence[str], *, n_process: int | None = None, label: str = "") -> list[list[Hit]]:
-        """PERSON and LOCATION spans for each text, with spaCy's ``nlp.pipe`` in batches."""
-        from charter_guardrails.privacy.analyzer import NER_ENTITY_MAPPING, NER_SCORE, get_ner_pipeline
-
-        nlp = get_ner_pipeline()
-        pieces: list[str] = []
-        owners: list[tuple[int, int]] = []  # (text index, offset of the piece in the text)
-        for i, text in enumerate(texts):
-            for offset in range(0, max(len(text), 1), NER_CHUNK_CHARS):
-                pieces.append(text[offset:offset + NER_CHUNK_CHARS])
-                owners.append((i, offset))
+        """PERSON and LOCATION spans for each text, with spaCy's ``nlp.pipe`` in batches (``n_process`` > 1: worker processes)."""
         if n_process is None:
-            n_process = max(1, min(os.cpu_count() or 1, 4)) if len(pieces) >= PARALLEL_NER_FROM else 1
-        out: list[list[Hit]] = [[] for _ in texts]
-        started = last = time.monotonic()
-        done = 0
-        for chunk_start, spans in _ner_spans(nlp, pieces, n_process):
-            for k, piece_spans in enumerate(spans, start=chunk_start):
-                index, offset = owners[k]
-                for label_, start, end in piece_spans:
-                    entity = NER_ENTITY_MAPPING.get(label_)
-                    if entity:
-                        out[index].append(Hit(entity, start + offset, end + offset, NER_SCORE))
-            done += len(spans)
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY_SECONDS:
-                last = now
-                log.info("personal data scan: NER %s%d/%d texts (%.0f/s)", f"{label}: " if label else "", done, len(pieces),
-                         done / (now - started))
-        return out
+            n_process = ner_processes(texts)
+        if n_process > 1:
+            return _detect_parallel(texts, None, frozenset(), n_process, label)
+        return _ner_hits_here(texts)
 
 
-def _spans_of(nlp: Any, texts: list[str]) -> list[list[tuple[str, int, int]]]:
-    return [[(e.label_, e.start_char, e.end_char) for e in doc.ents] for doc in nlp.pipe(texts, batch_size=NER_BATCH)]
+def re2_superset(regex: str, flags: int) -> str | None:
+    r"""An RE2 regex that matches in every string where the Python ``regex`` does, or ``None``.
 
+    It only filters (:meth:`Detector.plan`): a value it rejects cannot hold a match of the
+    pattern; a value it accepts still goes through the Python pattern and its checksum. So the
+    translation may accept more, never less:
 
-def _ner_worker(texts: list[str]) -> list[list[tuple[str, int, int]]]:
-    from charter_guardrails.privacy.analyzer import get_ner_pipeline
-
-    return _spans_of(get_ner_pipeline(), texts)  # inherited from the parent by fork: no reload
-
-
-def _ner_spans(nlp: Any, pieces: list[str], n_process: int) -> Iterable[tuple[int, list[list[tuple[str, int, int]]]]]:
-    """(offset, entity spans) per chunk of texts, in order.
-
-    With several processes, workers return only (label, start, end) tuples: spaCy's own
-    ``n_process`` ships whole ``Doc`` objects back, which doubled the CPU cost per text and was
-    slower than one process on a busy 2-core machine.
+    - look-arounds (``(?<!\w)``, ``(?=…)``), ``\b``, ``^``, ``$`` are dropped: they only restrict;
+    - Python's Unicode classes get RE2 classes at least as wide: ``\d`` → ``\p{Nd}``,
+      ``\w`` → ``[\p{L}\p{N}_]``, ``\s`` → every Unicode space; ``\uXXXX`` → ``\x{XXXX}``;
+    - the flags become ``(?i)`` and ``(?s)``;
+    - anything else RE2 might read differently (``\W``, ``\D``, ``\S``, back-references and octal
+      escapes, ``{,n}``, POSIX-looking ``[:``, possessive or atomic groups, verbose mode), or a
+      result RE2 does not compile: ``None``.
     """
-    chunks = [(i, pieces[i:i + NER_CHUNK_TEXTS]) for i in range(0, len(pieces), NER_CHUNK_TEXTS)]
-    if n_process <= 1 or len(chunks) < 2:
-        for start, chunk in chunks:
-            yield start, _spans_of(nlp, chunk)
-        return
+    if "{," in regex or "[:" in regex or "(?x" in regex or flags & re.VERBOSE:
+        return None
+    out: list[str] = []
+    i, n, in_class = 0, len(regex), False
+    while i < n:
+        c = regex[i]
+        if c == "\\":
+            nxt = regex[i + 1:i + 2]
+            if nxt == "d":
+                out.append(r"\p{Nd}")
+            elif nxt == "w":
+                out.append(r"\p{L}\p{N}_" if in_class else r"[\p{L}\p{N}_]")
+            elif nxt == "s":
+                out.append(_RE2_SPACES if in_class else f"[{_RE2_SPACES}]")
+            elif nxt in ("b", "B", "A", "Z") and not in_class:
+                pass
+            elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", regex[i + 2:i + 6]):
+                out.append(r"\x{" + regex[i + 2:i + 6] + "}")
+                i += 6
+                continue
+            elif nxt.isalnum() and nxt not in "tnrfvx":
+                return None
+            else:
+                out.append(regex[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            out.append(c)
+            in_class = c != "]"
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            out.append(c)
+            i += 1
+            if regex[i:i + 1] == "^":
+                out.append("^")
+                i += 1
+            if regex[i:i + 1] == "]":
+                out.append(r"\]")
+                i += 1
+            continue
+        if regex.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            i = _group_end(regex, i)
+            continue
+        if regex.startswith(("(?>", "(?P=", "(?("), i) or (c in "*+?}" and regex[i + 1:i + 2] == "+"):
+            return None
+        if c not in "^$":
+            out.append(c)
+        i += 1
+    result = ("(?i)" if flags & re.IGNORECASE else "") + ("(?s)" if flags & re.DOTALL else "") + "".join(out)
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        pc.match_substring_regex(pa.array([""]), result)
+    except (ImportError, ValueError, TypeError):
+        return None
+    return result
+
+
+#: Everything Python's ``\s`` matches in a ``str`` pattern, in RE2 syntax.
+_RE2_SPACES = r"\t\n\x0b\f\r \x1c-\x1f\x{85}\p{Z}"
+
+
+def _group_end(regex: str, i: int) -> int:
+    """Index just after the group that opens at ``regex[i]``."""
+    depth, in_class = 0, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 1 + (regex[i + 1:i + 2] == "^")
+            if regex[i:i + 1] == "]":
+                i += 1
+            continue
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    raise ValueError(f"unbalanced group in {regex!r}")
+
+
+def ner_processes(texts: Sequence[str]) -> int:
+    """NER processes for these texts: all cores (up to 4) for large inputs, one for small ones."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:  # a daemonic process may not have children
+        return 1
+    if len(texts) < PARALLEL_NER_FROM and sum(map(len, texts)) < PARALLEL_NER_CHARS:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4))
+
+
+def _ner_hits_here(texts: Sequence[str]) -> list[list[Hit]]:
+    """NER in this process; cells over :data:`NER_CHUNK_CHARS` are read in pieces."""
+    from charter_guardrails.privacy.analyzer import NER_ENTITY_MAPPING, NER_SCORE, get_ner_pipeline, one_blas_thread
+
+    nlp = get_ner_pipeline()
+    pieces: list[str] = []
+    owners: list[tuple[int, int]] = []  # (text index, offset of the piece in the text)
+    for i, text in enumerate(texts):
+        for offset in range(0, max(len(text), 1), NER_CHUNK_CHARS):
+            pieces.append(text[offset:offset + NER_CHUNK_CHARS])
+            owners.append((i, offset))
+    out: list[list[Hit]] = [[] for _ in texts]
+    with one_blas_thread():
+        for (index, offset), doc in zip(owners, nlp.pipe(pieces, batch_size=NER_BATCH), strict=True):
+            for ent in doc.ents:
+                entity = NER_ENTITY_MAPPING.get(ent.label_)
+                if entity:
+                    out[index].append(Hit(entity, ent.start_char + offset, ent.end_char + offset, NER_SCORE))
+    return out
+
+
+def _detect_chunk(task: tuple[list[str], list[int] | None, frozenset[str]]) -> list[list[Hit]]:
+    """In a worker: the pattern pass (when planned) and NER on one chunk of distinct values, merged."""
+    values, plan, boosted = task
+    ner = _ner_hits_here(values)
+    if plan is None:
+        return ner
+    pattern = get_detector().planned_hits(values, plan, boosted)
+    return [merge_ner(p, n) for p, n in zip(pattern, ner, strict=True)]
+
+
+def _chunks(count: int, sizes: Iterable[int]) -> list[tuple[int, int]]:
+    """(start, end) of consecutive chunks of at most :data:`NER_CHUNK_TEXTS` values and about :data:`NER_CHUNK_CHARS_TOTAL` characters."""
+    bounds: list[tuple[int, int]] = []
+    start = chars = 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= NER_CHUNK_TEXTS or chars + size > NER_CHUNK_CHARS_TOTAL):
+            bounds.append((start, i))
+            start, chars = i, 0
+        chars += size
+    if start < count:
+        bounds.append((start, count))
+    return bounds
+
+
+def _detect_parallel(values: Sequence[str], plan: Sequence[int] | None, boosted: frozenset[str], n_process: int,
+                     label: str) -> list[list[Hit]]:
+    """Pattern pass and NER in ``n_process`` forked workers, chunk by chunk, in order.
+
+    Workers return only hits (entity, offsets, score): spaCy's own ``n_process`` ships whole
+    ``Doc`` objects back, which doubled the CPU cost per text. They inherit the loaded model and
+    the compiled recognizers from the parent by fork: nothing is reloaded.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    from charter_guardrails.privacy.analyzer import get_ner_pipeline
+
+    get_ner_pipeline()
+    get_detector()
+    bounds = _chunks(len(values), map(len, values))
+    tasks = ((list(values[a:b]), None if plan is None else list(plan[a:b]), boosted) for a, b in bounds)
+    out: list[list[Hit]] = []
+    started = last = time.monotonic()
     with ProcessPoolExecutor(max_workers=n_process, mp_context=multiprocessing.get_context("fork")) as pool:
-        for (start, _), spans in zip(chunks, pool.map(_ner_worker, [c for _, c in chunks]), strict=True):
-            yield start, spans
+        for hits in pool.map(_detect_chunk, tasks):
+            out.extend(hits)
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY_SECONDS:
+                last = now
+                log.info("personal data scan: NER %s%d/%d texts (%.0f/s, %d processes)", f"{label}: " if label else "", len(out),
+                         len(values), len(out) / (now - started), n_process)
+    return out
 
 
 def _resolve_overlaps(hits: list[Hit]) -> list[Hit]:
@@ -344,27 +556,24 @@ def column_kind(name: str, values: Sequence[str], free_text_columns: Iterable[st
 
 
 def detect_values(values: Sequence[str], kind: str, column_name: str = "", *, n_process: int | None = None) -> list[list[Hit]]:
-    """Hits for each distinct value of one column (offsets into the value)."""
-    import numpy as np
-    import pandas as pd
+    """Hits for each distinct value of one column (offsets into the value).
 
-    detector = get_detector()
-    boosted = detector.context_entities(column_name)
-    out: list[list[Hit]] = [[] for _ in values]
+    Every value goes through the patterns its :meth:`Detector.plan` names; free-text and
+    name-like columns also through NER, in worker processes for large inputs (which then run
+    the pattern pass on their chunk too).
+    """
     if not values:
-        return out
-    if len(values) >= VECTORISE_FROM:
-        # Arrow's RE2 runs the pre-filter over all values in C++; the Python regexes see candidates only.
-        mask = pd.Series(values, dtype="string[pyarrow]").str.contains(PREFILTER, regex=True).fillna(False).to_numpy(dtype=bool)
-        candidates = [int(i) for i in np.flatnonzero(mask)]
-    else:  # building an Arrow array costs more than it saves on a few values (wide tables)
-        candidates = [i for i, v in enumerate(values) if _PREFILTER.search(v)]
-    for i in candidates:
-        out[i] = detector.pattern_hits(values[i], boosted)
-    if kind in ("free_text", "name_like"):
-        ner = detector.ner_hits(values, n_process=n_process, label=column_name)
-        out = [merge_ner(p, n) for p, n in zip(out, ner, strict=True)]
-    return out
+        return []
+    detector = get_detector()
+    boosted = frozenset(detector.context_entities(column_name))
+    plan = detector.plan(values)
+    if kind not in ("free_text", "name_like"):
+        return detector.planned_hits(values, plan, boosted)
+    workers = ner_processes(values) if n_process is None else n_process
+    if workers > 1:
+        return _detect_parallel(values, plan, boosted, workers, column_name)
+    pattern = detector.planned_hits(values, plan, boosted)
+    return [merge_ner(p, n) for p, n in zip(pattern, _ner_hits_here(values), strict=True)]
 
 
 def distinct_values(series: pd.Series) -> tuple[list[str], list[int], int]:
@@ -400,12 +609,15 @@ class _Tally:
         self.max = 0.0
         self.examples: list[str] = []
 
-    def add(self, rows: int, score: float, example: str, limit: int) -> None:
+    def add(self, rows: int, value: str, hit: Hit, limit: int) -> None:
         self.rows += rows
-        self.weighted += rows * score
-        self.max = max(self.max, score)
-        if len(self.examples) < limit and example not in self.examples:
-            self.examples.append(example)
+        self.weighted += rows * hit.score
+        if hit.score > self.max:
+            self.max = hit.score
+        if len(self.examples) < limit:  # masked only while an example is still wanted
+            example = mask(value[hit.start:hit.end], hit.entity_type)
+            if example not in self.examples:
+                self.examples.append(example)
 
     def finding(self, entity: str, scanned: int) -> EntityFinding:
         return EntityFinding(entity, self.rows, self.rows / scanned if scanned else 0.0, self.weighted / self.rows if self.rows else 0.0,
@@ -430,10 +642,10 @@ def scan_column(name: str, series: pd.Series, options: ScanOptions) -> ColumnSca
             if hit.entity_type not in target or hit.score > target[hit.entity_type].score:
                 target[hit.entity_type] = hit
         for entity, hit in best.items():
-            found.setdefault(entity, _Tally()).add(count, hit.score, mask(value[hit.start:hit.end], entity), options.max_examples)
+            found.setdefault(entity, _Tally()).add(count, value, hit, options.max_examples)
         for entity, hit in low.items():
             if entity not in best:
-                suspect.setdefault(entity, _Tally()).add(count, hit.score, mask(value[hit.start:hit.end], entity), options.max_examples)
+                suspect.setdefault(entity, _Tally()).add(count, value, hit, options.max_examples)
     notes = []
     longest = max(len(v) for v in values)
     if longest > 1_000_000:
