@@ -247,3 +247,54 @@ def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch
 
     print(f"\ncanary scenarios (seconds): {timings}; searched characters per place: {search.searched}")
     assert not search.hits, "canary personal data found outside the inputs:\n" + "\n".join(str(h) for h in search.hits[:40])
+
+
+def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path) -> None:
+    """The same search in the log files real Airflow processes write (``dag.test()`` writes none).
+
+    A PII leak blocked and a drifted batch quarantined run on an api-server, a scheduler and a
+    dag-processor with the LocalExecutor: each task runs in its own process, which writes its log
+    file under AIRFLOW_HOME/logs, failing tasks with their exception and traceback. At full size the
+    clean refresh (approved) and the biased one (overridden) run too, answered through the HITL REST API.
+    """
+    from charter_airflow.local import LocalAirflow
+    from charter_guardrails.settings import get_settings
+
+    values, _ = canaries
+    register("citizen_requests", "training", "citizen_requests/training__pii_leak.csv")
+    register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
+    before = {p for p in (airflow_db / "logs").rglob("*") if p.is_file()}
+    with LocalAirflow(home=airflow_db, users={"claire.martin": ("admin", "pw-claire")}) as running:
+        client = running.client("claire.martin")
+        client.wait_for_dag(REFRESH)
+        client.wait_for_dag(INFERENCE)
+        runs = [(REFRESH, client.trigger(REFRESH, {"training_file": "citizen_requests/training__pii_leak.csv"}), "failed"),
+                (INFERENCE, client.trigger(INFERENCE, {"batch_file": "citizen_requests/inference_batch__drifted.csv"}), "failed")]
+        for dag_id, run_id, expected in runs:
+            assert client.wait_for_run(dag_id, run_id) == expected, (dag_id, run_id, client.task_instances(dag_id, run_id))
+        if FULL:
+            register("citizen_requests", "training", "citizen_requests/training.csv")
+            for conf, option, params in (({}, "Approve", {}),
+                                         ({"training_file": "citizen_requests/training__biased.csv"}, "Override", {"justification": JUSTIFICATION})):
+                if conf:
+                    register("citizen_requests", "training", conf["training_file"])
+                run_id = client.trigger(REFRESH, conf)
+                client.wait_for_hitl(REFRESH, run_id, "human_review")
+                client.answer_hitl(REFRESH, run_id, "human_review", option, params)
+                assert client.wait_for_run(REFRESH, run_id) == "success"
+                runs.append((REFRESH, run_id, "success"))
+        client.close()
+    logs = sorted(p for p in (airflow_db / "logs").rglob("*") if p.is_file() and p not in before)
+    task_logs = [p for p in logs if any(part.startswith("run_id=") for part in p.parts)]
+    assert {p.parts[-2] for p in task_logs} >= {"task_id=scan_personal_data", "task_id=route_batch", "task_id=check_drift"}, task_logs
+    text = "\n".join(p.read_text(errors="replace") for p in task_logs)
+    assert "AirflowFailException" in text and "batch quarantined" in text, "the failing tasks' errors are not in their log files"
+    search = CanarySearch(values)
+    for path in logs:
+        search.search_file("Airflow log files", path)
+    search.search("Airflow metadata (XCom included)", "airflow.db", sqlite_dump_text(airflow_db / "airflow.db"))
+    search.search("ledger", "every table", ledger_text())
+    for path in files_under(get_settings().reports_dir):
+        search.search_file("reports", path)
+    print(f"{len(task_logs)} task log files and {len(logs) - len(task_logs)} other log files searched")
+    assert not search.hits, "canary personal data found in Airflow's files:\n" + "\n".join(str(h) for h in search.hits[:40])
