@@ -32,6 +32,10 @@ MAX_CELL_CHARS = 2_000_000
 MAX_COLUMNS = 10_000
 #: Longest header line read to count the columns.
 MAX_HEADER_BYTES = 4 << 20
+#: A Parquet file announcing more rows than this per byte of file (and more than PARQUET_BOMB_MIN_ROWS) is refused:
+#: real tables of several columns take a byte or more per row, even compressed.
+PARQUET_MAX_ROWS_PER_BYTE = 10
+PARQUET_BOMB_MIN_ROWS = 1_000_000
 #: Magic numbers of the archive formats pandas would expand on its own: the readers never expand an
 #: archive (a zip bomb of a few MiB holds GiB of rows), they refuse it.
 ARCHIVE_MAGIC = {
@@ -227,9 +231,26 @@ def read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFram
 
     _check_file(path)
     try:
+        _check_parquet_expansion(path)
         return pd.read_parquet(path, columns=columns)
+    except DatasetReadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
         raise DatasetReadError("parse", f"{path}: not a readable Parquet file ({type(exc).__name__}); re-export it", path=str(path)) from None
+
+
+def _check_parquet_expansion(path: Path) -> None:
+    """Refuse a Parquet "bomb" from its footer, before reading: run-length and dictionary encoding let a file of
+    a few hundred KiB announce tens of millions of rows, which pandas would build in memory."""
+    import pyarrow.parquet as pq
+
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in {".parquet", ".pq"}) if path.is_dir() else [path]
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    size = sum(f.stat().st_size for f in files)
+    if rows > PARQUET_BOMB_MIN_ROWS and rows > PARQUET_MAX_ROWS_PER_BYTE * size:
+        raise DatasetReadError("too_large", f"{path}: {size:,} bytes of Parquet announce {rows:,} rows, more than "
+                               f"{PARQUET_MAX_ROWS_PER_BYTE} per byte (a decompression bomb, or a constant column); refused "
+                               "before reading", path=str(path))
 
 
 def read_sql_table(table: str, url: str | None = None, *, columns: list[str] | None = None) -> pd.DataFrame:
