@@ -252,6 +252,20 @@ def parquet_truncated() -> bytes:
     return data[: len(data) // 2]
 
 
+def parquet_bomb() -> bytes:
+    """20 million identical rows, dictionary- and run-length-encoded then zstd-compressed: a few hundred KiB."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 20_000_000
+    codes = pa.array(np.zeros(n, dtype=np.int32))
+    table = pa.table({name: pa.DictionaryArray.from_arrays(codes, pa.array([value])) for name, value in zip(HEADER, rows(1)[0], strict=True)})
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", row_group_size=n)
+    return sink.getvalue()
+
+
 def parquet_is_csv() -> bytes:
     return clean_csv()
 
@@ -451,6 +465,7 @@ CORPUS: list[BadFile] = [
     BadFile("parquet_corrupt_footer.parquet", "data", "Parquet whose Thrift footer is scrambled", parquet_corrupt_footer),
     BadFile("parquet_bad_footer_length.parquet", "data", "Parquet whose footer length points before the file", parquet_bad_footer_length),
     BadFile("parquet_truncated.parquet", "data", "the first half of a Parquet file", parquet_truncated),
+    BadFile("parquet_bomb.parquet", "data", "a Parquet bomb: 20 million encoded rows in a few hundred KiB", parquet_bomb, large=True),
     BadFile("parquet_is_csv.parquet", "data", "a CSV file named .parquet", parquet_is_csv),
     BadFile("parquet_empty.parquet", "data", "0 bytes named .parquet", lambda: b""),
     # archive bombs

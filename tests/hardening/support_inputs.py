@@ -124,7 +124,12 @@ def chain_ok() -> bool:
 
 def _cli_outcome(code: int, out: str, err: str) -> dict[str, Any]:
     outcome = {0: "ok", 1: "fail", 2: "error"}.get(code, f"exit {code}")
-    return {"outcome": outcome, "exit": code, "message": err.strip()[:4000], "stdout": out[-200_000:]}
+    try:
+        document = json.loads(out)
+    except ValueError:
+        document = None
+    summary = {k: document[k] for k in ("check", "verdict", "summary", "outcome", "ok") if k in document} if isinstance(document, dict) else None
+    return {"outcome": outcome, "exit": code, "message": err.strip()[:4000], "stdout": out[:200_000], "json": summary}
 
 
 def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:

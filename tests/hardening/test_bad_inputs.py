@@ -89,6 +89,7 @@ DATA: dict[str, Expect] = {
     "parquet_corrupt_footer.parquet": Expect("parse", r"not a readable Parquet file", hash="error"),
     "parquet_bad_footer_length.parquet": Expect("parse", r"not a readable Parquet file", hash="error"),
     "parquet_truncated.parquet": Expect("parse", r"not a readable Parquet file", hash="error"),
+    "parquet_bomb.parquet": Expect("too_large", r"announce 20,000,000 rows, more than 10 per byte"),
     "parquet_is_csv.parquet": Expect("parse", r"not a readable Parquet file", hash="error"),
     "parquet_empty.parquet": Expect("empty", r"empty \(0 bytes\)", hash="error"),
     "zip_bomb.csv.zip": Expect("binary", r"is a zip archive, which the readers never expand"),
@@ -259,7 +260,7 @@ def test_data_file(harness: dict[str, Any], name: str) -> None:
     if "validate" in calls:
         validate = calls["validate"]
         assert validate["outcome"] == expect.validate, validate
-        verdict = json.loads(validate["stdout"])
+        verdict = validate["json"]
         assert verdict["check"] == "quality" and verdict["verdict"] == ("fail" if expect.validate == "fail" else verdict["verdict"])
         if expect.reader != "ok":  # an unreadable delivery is a failing verdict that says why
             assert f"the data cannot be read ({expect.reader})" in verdict["summary"], verdict["summary"]
@@ -267,7 +268,7 @@ def test_data_file(harness: dict[str, Any], name: str) -> None:
     assert calls["hash"]["outcome"] == expect.hash, calls["hash"]
     if expect.hash == "ok":
         assert calls["hash"]["rows_added"].get("manifests") == 1
-        assert calls["verify"]["outcome"] == "ok" and json.loads(calls["verify"]["stdout"])["outcome"] == "intact"
+        assert calls["verify"]["outcome"] == "ok" and calls["verify"]["json"]["outcome"] == "intact"
     else:  # nothing to register: said so, and no manifest
         assert file_name in calls["hash"]["message"] and re.search(r"is empty \(0 bytes\)|is not a readable Parquet file",
                                                                    calls["hash"]["message"]), calls["hash"]

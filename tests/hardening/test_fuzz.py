@@ -267,7 +267,7 @@ def _set_path(document: Any, path: str, value: Any) -> None:
     target = document
     for part in parts[:-1]:
         if isinstance(target, list):
-            if int(part) >= len(target):
+            if not part.isdigit() or int(part) >= len(target):
                 return
             target = target[int(part)]
         else:
@@ -276,7 +276,7 @@ def _set_path(document: Any, path: str, value: Any) -> None:
             return
     last = parts[-1]
     if isinstance(target, list):
-        if int(last) < len(target):
+        if last.isdigit() and int(last) < len(target):
             target[int(last)] = value
     else:
         target[last] = value
