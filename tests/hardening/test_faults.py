@@ -1,8 +1,8 @@
 """Fault injection: under faults, nothing is lost and nothing is half-written (GDPR Art. 32, AI Act Art. 12).
 
 * SIGKILL during incident writes, hundreds of times: every incident a writer reported committed is
-  there, none is partial (an incident always has its alert outbox rows and its audit event), and
-  ``charter audit verify`` passes after every kill.
+  there, none is partial (an incident always has its verdict, its alert outbox rows and its audit
+  events), and ``charter audit verify`` passes after every kill.
 * PostgreSQL restarted in the middle of a guardrail's ledger transaction (a private server of this
   test, never the shared one): the task fails with an infrastructure error, which Airflow retries,
   nothing of the failed attempt is in the ledger, and the retry records everything once.
