@@ -102,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+#: True in the ``charter`` process itself (not when :func:`main` is called by a library or a test):
+#: a command may then fork a helper process early, before any thread exists.
+console_script = False
+
 #: Set by :func:`main` for commands whose work is fully committed when they return (see :func:`entry`).
 _exit_promptly = False
 
@@ -115,6 +119,8 @@ def entry() -> None:
     Output is flushed and ledger connections are closed first; SQLite commits are already durable
     (WAL, ``synchronous=FULL``). Any other command, or an uncaught error, exits normally.
     """
+    global console_script
+    console_script = True
     code = main()
     if _exit_promptly:
         db = sys.modules.get("charter_guardrails.ledger.db")

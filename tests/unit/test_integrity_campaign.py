@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import io
+import json
 import random
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,6 +192,44 @@ def test_leaves_read_in_pieces_equal_the_whole_chunk_digest(tmp_path: Path) -> N
     assert [c.newlines for c in digest.chunks] == [p.count(b"\n") for p in pieces]
     assert [c.ends_with_newline for c in digest.chunks] == [p.endswith(b"\n") for p in pieces]
     assert digest.root == merkle_root([leaf_hash(p) for p in pieces]).hex()
+
+
+CHILD_JOB = """
+import json, sys
+from pathlib import Path
+from charter_guardrails.integrity.hashing import HashJob
+path, chunk = Path(sys.argv[1]), int(sys.argv[2])
+out = {}
+job = HashJob(path, isolate=True, chunk_size=chunk, count_newlines=True)
+out["forked"] = job._pid is not None
+digest = job.result()
+out["root"], out["chunks"] = digest.root, [(c.digest, c.newlines) for c in digest.chunks]
+for name in ("missing.csv", "empty.csv"):
+    try:
+        HashJob(path.with_name(name), isolate=True).result()
+    except Exception as exc:
+        out[name] = [type(exc).__name__, str(exc)]
+cancelled = HashJob(path, isolate=True, chunk_size=chunk)
+cancelled.cancel()
+out["cancelled"] = cancelled._pid is None and cancelled._read_fd is None
+print(json.dumps(out))
+"""
+
+
+def test_hash_job_in_a_child_process_returns_the_same_digest_and_errors(tmp_path: Path) -> None:
+    """``HashJob(isolate=True)``, the console script's path, hashes in a forked child process: the
+    digest and the errors must be those of :func:`hash_file` in this process."""
+    path = tmp_path / "rows.csv"
+    path.write_bytes(random.Random(5).randbytes(CHUNK * 9 + 3))
+    (tmp_path / "empty.csv").write_bytes(b"")
+    done = subprocess.run([sys.executable, "-c", CHILD_JOB, str(path), str(CHUNK)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    expected = hash_file(path, chunk_size=CHUNK, count_newlines=True)
+    assert out["forked"] and out["cancelled"]
+    assert out["root"] == expected.root and out["chunks"] == [[c.digest, c.newlines] for c in expected.chunks]
+    assert out["missing.csv"][0] == "DatasetFileMissing" and "does not exist" in out["missing.csv"][1]
+    assert out["empty.csv"][0] == "DatasetFileEmpty"
 
 
 def test_corruption_campaign_detects_and_localises_everything(campaign: dict, tmp_path: Path) -> None:

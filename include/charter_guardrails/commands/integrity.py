@@ -131,18 +131,27 @@ def _verify(args: argparse.Namespace) -> int:
     )
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
-    # Hashing threads need the GIL for a moment between chunks while this thread imports: let them have it sooner.
-    sys.setswitchinterval(0.001)
+    from charter_guardrails import cli
+
     # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
-    job = HashJob(args.file, chunk_size=auto_chunk_size(args.file.stat().st_size)) if args.file.is_file() else None
-    with light_ledger_session() as session:
-        row = active_manifest(session, use_case, dataset)
-        manifest = ManifestSnapshot.of(row) if row is not None else None
-    digest = None
-    if job is not None and manifest is not None:
-        if not args.no_record:
-            _import_record_path()  # while the file is still being hashed, not after it
-        digest = job.result()  # raises DatasetFileError (exit 2) for a file that changed while hashed
+    # In the console script the hashing runs in a child process; in-process (tests, libraries) in a
+    # thread, whose workers need the GIL between reads while this thread imports: let them have it sooner.
+    if not cli.console_script:
+        sys.setswitchinterval(0.001)
+    job = (HashJob(args.file, isolate=cli.console_script, chunk_size=auto_chunk_size(args.file.stat().st_size))
+           if args.file.is_file() else None)
+    try:
+        with light_ledger_session() as session:
+            row = active_manifest(session, use_case, dataset)
+            manifest = ManifestSnapshot.of(row) if row is not None else None
+        digest = None
+        if job is not None and manifest is not None:
+            if not args.no_record:
+                _import_record_path()  # while the file is still being hashed, not after it
+            digest = job.result()  # raises DatasetFileError (exit 2) for a file that changed while hashed
+    finally:
+        if job is not None:
+            job.cancel()  # no-op once the digest is in
     verification = verify_file(args.file, manifest, use_case=use_case, dataset=dataset, digest=digest)
     incident_id = None
     run_id = _run_id(args)
