@@ -35,7 +35,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -56,8 +56,12 @@ SUSPECT_SCORE = 0.1
 CONTEXT_BOOST = 0.35
 #: Characters before a match searched for a context word.
 CONTEXT_WINDOW = 48
-#: spaCy processes long cells in pieces of this many characters.
-NER_CHUNK_CHARS = 100_000
+#: spaCy processes long cells in pieces of at most this many characters, cut at a space.
+NER_CHUNK_CHARS = 20_000
+#: Characters per ``nlp.pipe`` call: the NER's memory grows with the tokens of a batch, so a batch
+#: of long cells is split (1,024 cells of 100,000 characters would need tens of GB); short
+#: cells still go 1,024 at a time.
+NER_BATCH_CHARS = 400_000
 #: Texts per ``nlp.pipe`` batch (spaCy's NER runs its model on quarters of it, sorted by length): large
 #: batches share more token windows (``analyzer.distinct_windows_tok2vec``).
 NER_BATCH = 1024
@@ -444,17 +448,49 @@ def _ner_hits_here(texts: Sequence[str]) -> list[list[Hit]]:
     pieces: list[str] = []
     owners: list[tuple[int, int]] = []  # (text index, offset of the piece in the text)
     for i, text in enumerate(texts):
-        for offset in range(0, max(len(text), 1), NER_CHUNK_CHARS):
-            pieces.append(text[offset:offset + NER_CHUNK_CHARS])
+        for offset, piece in _cut(text, NER_CHUNK_CHARS):
+            pieces.append(piece)
             owners.append((i, offset))
     out: list[list[Hit]] = [[] for _ in texts]
     with one_blas_thread():
-        for (index, offset), doc in zip(owners, nlp.pipe(pieces, batch_size=NER_BATCH), strict=True):
-            for ent in doc.ents:
-                entity = NER_ENTITY_MAPPING.get(ent.label_)
-                if entity:
-                    out[index].append(Hit(entity, ent.start_char + offset, ent.end_char + offset, NER_SCORE))
+        for start, end in _char_batches(pieces, NER_BATCH, NER_BATCH_CHARS):
+            docs = nlp.pipe(pieces[start:end], batch_size=NER_BATCH)
+            for (index, offset), doc in zip(owners[start:end], docs, strict=True):
+                for ent in doc.ents:
+                    entity = NER_ENTITY_MAPPING.get(ent.label_)
+                    if entity:
+                        out[index].append(Hit(entity, ent.start_char + offset, ent.end_char + offset, NER_SCORE))
     return out
+
+
+def _cut(text: str, limit: int) -> Iterator[tuple[int, str]]:
+    """``text`` in pieces of at most ``limit`` characters, each cut after a space when one is near
+    the limit (so that a word, and mostly a name, stays whole), with the offset of each piece."""
+    if len(text) <= limit:
+        yield 0, text
+        return
+    offset = 0
+    while offset < len(text):
+        end = min(offset + limit, len(text))
+        if end < len(text):
+            space = text.rfind(" ", offset + limit // 2, end)
+            if space > offset:
+                end = space + 1
+        yield offset, text[offset:end]
+        offset = end
+
+
+def _char_batches(pieces: Sequence[str], max_items: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` ranges of ``pieces`` with at most ``max_items`` items and, unless one piece is
+    longer on its own, at most ``max_chars`` characters."""
+    start, chars = 0, 0
+    for i, piece in enumerate(pieces):
+        if i > start and (i - start >= max_items or chars + len(piece) > max_chars):
+            yield start, i
+            start, chars = i, 0
+        chars += len(piece)
+    if start < len(pieces):
+        yield start, len(pieces)
 
 
 def _detect_chunk(task: tuple[list[str], list[int] | None, frozenset[str]]) -> list[list[Hit]]:
