@@ -70,6 +70,8 @@ def cluster_env(args: argparse.Namespace, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "32",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+        # Airflow's Celery defaults, plus the NER model loaded once per worker (see charter_airflow/celery_config.py).
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "charter_airflow.celery_config.CELERY_CONFIG",
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "TLDEXTRACT_CACHE": str(charter_home / "tldextract"),
