@@ -60,6 +60,11 @@ def run_once(client: AirflowRestClient) -> dict[str, float]:
     whole = (max(_time(t["end_date"]) for t in every) - min(_time(t["start_date"]) for t in every)).total_seconds()
     busy = sum(float(t["duration"] or 0) for t in mapped)
     hosts = sorted({t["hostname"] for t in mapped})
+    if os.environ.get("BENCH_SCALE_TIMELINE"):  # which worker ran what, when: to see how much the tasks overlapped
+        origin = min(_time(t["start_date"]) for t in mapped)
+        for t in sorted(mapped, key=lambda t: t["start_date"]):
+            start = (_time(t["start_date"]) - origin).total_seconds()
+            print(f"    {t['task_id']:>15}[{t['map_index']}] on {t['hostname'].split('@')[0]}: {start:6.1f} s → {start + float(t['duration'] or 0):6.1f} s")
     return {"map_phase": map_phase, "whole": whole, "busy": busy, "hosts": len(hosts)}
 
 
