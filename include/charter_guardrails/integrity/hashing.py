@@ -317,6 +317,7 @@ class HashJob:
         self.kwargs = kwargs
         self._pid: int | None = None
         self._read_fd: int | None = None
+        self._thread: threading.Thread | None = None
         if isolate and hasattr(os, "fork") and threading.active_count() == 1:
             self._fork(path, kwargs)
         else:
@@ -359,13 +360,11 @@ class HashJob:
         import pickle
 
         assert self._read_fd is not None and self._pid is not None
-        parts = []
         with os.fdopen(self._read_fd, "rb") as pipe:
-            parts.append(pipe.read())
+            data = pipe.read()
         self._read_fd = None
         _pid, status = os.waitpid(self._pid, 0)
         self._pid = None
-        data = b"".join(parts)
         if not data or os.waitstatus_to_exitcode(status) != 0:
             self._error = DatasetFileUnreadable(
                 f"the process hashing {self.path} ended without a digest (exit status {os.waitstatus_to_exitcode(status)}); run the command again")
@@ -392,9 +391,10 @@ class HashJob:
         """Wait for the digest; re-raise the hashing error, if any."""
         if self._pid is not None:
             self._collect()
-        elif self._read_fd is None and self._result is None and self._error is None:
+        elif self._thread is not None:
             self._thread.join()
         if self._error is not None:
             raise self._error
-        assert self._result is not None
+        if self._result is None:
+            raise DatasetFileUnreadable(f"hashing {self.path} was cancelled: no digest")
         return self._result
