@@ -117,10 +117,12 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
         assert ti["hostname"] in workers, f"{ti['task_id']} ran on {ti['hostname']!r}, not on a Celery worker {sorted(workers)}"
         assert ti["queue"] == info["queue"]
 
-    # Each worker loaded the personal data analysers once, before forking its pool (celery_config.py).
+    # Each worker loaded the personal data analysers once, before forking its pool, and reaps its
+    # task processes as soon as they exit (celery_config.py, task_reaping.py).
     for i in (1, 2):
         log = (Path(info["home"]) / "logs" / f"celery-worker-{i}.log").read_text(errors="replace")
         assert "personal data analysers preloaded" in log, log[-2000:]
+        assert "task processes are reaped as soon as they exit" in log, log[-2000:]
 
     # The ledger on PostgreSQL holds the run and its verdicts.
     with psycopg.connect(info["ledger_url"], connect_timeout=5) as conn:
