@@ -5,7 +5,10 @@ free-text rows) run as mapped tasks of ``partitioned_scan``. The same cluster co
 (``scripts/cluster.py``) is started with 1 Celery worker, then with 2, on fresh PostgreSQL
 databases; the same data and DAG run ``BENCH_SCALE_RUNS`` times on each. Printed: the median
 wall time of the map phase (first mapped task start → last mapped task end) and of the whole run,
-and the speed-up of 2 workers over 1. Target: ≥ 1.6× on a 2-core machine.
+and the speed-up of 2 workers over 1. Target: ≥ 1.6× on a 2-core machine. Memory, sampled every
+0.2 s during the counted runs: the peak RSS of one process under a Celery worker (a task process,
+which shares the model its worker loaded), and the peak of the summed PSS of all the worker
+processes (each shared page counted once, split between the processes that map it).
 
 Sizes (environment): ``BENCH_SCALE_ROWS`` rows in all (default 24000: below that, the fixed cost of a task process dominates; smoke: 800),
 ``BENCH_SCALE_PARTITIONS`` (default 8), ``BENCH_SCALE_RUNS`` (default 2, after one warm-up run
@@ -22,11 +25,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -68,6 +74,45 @@ def run_once(client: AirflowRestClient) -> dict[str, float]:
     return {"map_phase": map_phase, "whole": whole, "busy": busy, "hosts": len(hosts)}
 
 
+class MemorySampler:
+    """Peak memory of the Celery worker process trees of a cluster, sampled from another thread."""
+
+    def __init__(self, state: Path, interval: float = 0.2) -> None:
+        self.roots = [psutil.Process(pid) for name, pid in running_from_pid_dir(state).items() if name.startswith("celery-worker")]
+        self.interval = interval
+        self.peak_rss = 0  # one process
+        self.peak_pss = 0  # all the worker processes together
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        pss = 0
+        for root in self.roots:
+            for proc in [root, *root.children(recursive=True)]:
+                try:
+                    info = proc.memory_full_info()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue  # a task process that just ended
+                self.peak_rss = max(self.peak_rss, info.rss)
+                pss += info.pss
+        self.peak_pss = max(self.peak_pss, pss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._sample()
+            except psutil.NoSuchProcess:
+                continue
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(workers: int, work: Path, databases: tuple[str, str]) -> list[dict[str, float]]:
     state = work / f"cluster-{workers}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
@@ -88,11 +133,14 @@ def measure(workers: int, work: Path, databases: tuple[str, str]) -> list[dict[s
                 warm = run_once(client)
                 print(f"  {workers} worker(s): warm-up run {warm['map_phase']:.1f} s", flush=True)
             results = []
-            for i in range(RUNS):
-                result = run_once(client)
-                results.append(result)
-                print(f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
-                      f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)", flush=True)
+            with MemorySampler(state) as memory:
+                for i in range(RUNS):
+                    result = run_once(client)
+                    results.append(result)
+                    print(f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
+                          f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)", flush=True)
+            for result in results:
+                result["peak_rss"], result["peak_pss"] = memory.peak_rss / 2**20, memory.peak_pss / 2**20
             return results
         finally:
             client.close()
@@ -125,7 +173,7 @@ def main() -> int:
             finally:
                 for name in databases:
                     drop_database(DEFAULT_PG, name)
-            medians[workers] = {key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy")}
+            medians[workers] = {key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy", "peak_rss", "peak_pss")}
             print(f"  {workers} worker(s) done in {time.monotonic() - started:.0f} s", flush=True)
     one, two = medians[1], medians[2]
     speedup = one["map_phase"] / two["map_phase"]
@@ -133,6 +181,8 @@ def main() -> int:
         ("map phase (median)", f"{one['map_phase']:.1f} s", f"{two['map_phase']:.1f} s", f"{speedup:.2f}x"),
         ("whole run (median)", f"{one['whole']:.1f} s", f"{two['whole']:.1f} s", f"{one['whole'] / two['whole']:.2f}x"),
         ("task time, summed", f"{one['busy']:.1f} s", f"{two['busy']:.1f} s", ""),
+        ("peak RSS, 1 process", f"{one['peak_rss']:.0f} MiB", f"{two['peak_rss']:.0f} MiB", ""),
+        ("peak PSS, workers", f"{one['peak_pss']:.0f} MiB", f"{two['peak_pss']:.0f} MiB", ""),
     ]
     print(f"\n{'':22}{'1 worker':>12}{'2 workers':>12}{'speed-up':>10}")
     for label, a, b, ratio in rows:
