@@ -113,7 +113,8 @@ class MemorySampler:
         self._thread.join()
 
 
-def measure(workers: int, work: Path, databases: tuple[str, str]) -> list[dict[str, float]]:
+def measure(workers: int, work: Path, databases: tuple[str, str]) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """The counted runs' results, and the peak memory of the workers over all of them (MiB)."""
     state = work / f"cluster-{workers}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
     env["CHARTER_HOME"] = str(work / "charter")
@@ -139,9 +140,7 @@ def measure(workers: int, work: Path, databases: tuple[str, str]) -> list[dict[s
                     results.append(result)
                     print(f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
                           f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)", flush=True)
-            for result in results:
-                result["peak_rss"], result["peak_pss"] = memory.peak_rss / 2**20, memory.peak_pss / 2**20
-            return results
+            return results, {"peak_rss": memory.peak_rss / 2**20, "peak_pss": memory.peak_pss / 2**20}
         finally:
             client.close()
     finally:
@@ -169,11 +168,11 @@ def main() -> int:
             databases = (f"charter_bench_airflow_{suffix}_{workers}", f"charter_bench_ledger_{suffix}_{workers}")
             started = time.monotonic()
             try:
-                results = measure(workers, work, databases)
+                results, peaks = measure(workers, work, databases)
             finally:
                 for name in databases:
                     drop_database(DEFAULT_PG, name)
-            medians[workers] = {key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy", "peak_rss", "peak_pss")}
+            medians[workers] = {key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy")} | peaks
             print(f"  {workers} worker(s) done in {time.monotonic() - started:.0f} s", flush=True)
     one, two = medians[1], medians[2]
     speedup = one["map_phase"] / two["map_phase"]
