@@ -67,7 +67,7 @@ def bench(size_mib: int, runs: int, workdir: Path, env: dict[str, str]) -> dict[
     openssl = [shutil.which("openssl") or "openssl", "dgst", "-sha256", str(data)]
     ours = [str(BIN / "charter"), "verify", str(data), "--dataset", "citizen_requests.training", "--quiet"]
     # The hashing engine alone in a process (no CLI, no ledger): what the Merkle hashing itself costs.
-    engine = [sys.executable, "-c", "import sys\nfrom charter_guardrails.integrity.hashing import hash_file\nhash_file(sys.argv[1])", str(data)]
+    engine = [sys.executable, "-c", "import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])", str(data)]
     commands = (("openssl", openssl), ("ours", ours), ("engine", engine))
     for _name, argv in commands:
         _run(argv, env)  # warm the page cache and the byte-compiled modules

@@ -125,8 +125,8 @@ def main() -> int:
     rows = int(os.environ.get("BENCH_ROWS", "1000000"))
     baseline_rows = min(int(os.environ.get("BASELINE_ROWS", "20000")), rows)
     exhaustive_rows = min(int(os.environ.get("BENCH_EXHAUSTIVE_ROWS", str(rows))), rows)
-    from charter_guardrails.privacy.analyzer import get_analyzer, get_ner_pipeline
-    from charter_guardrails.privacy.scanner import ScanOptions, scan_frame
+    from charter_guardrails.checks.privacy.analyzer import get_analyzer, get_ner_pipeline
+    from charter_guardrails.checks.privacy.scanner import ScanOptions, scan_frame
 
     started = time.monotonic()
     frame, counts = make_table(rows)

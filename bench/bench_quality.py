@@ -58,10 +58,10 @@ def synthetic(rows: int, start: int = 0) -> Any:
 
 
 def bench_runner(rows: int, runs: int) -> dict[str, Any]:
-    from charter_guardrails.policy import UseCasePolicy
-    from charter_guardrails.quality._gx import ephemeral_context
-    from charter_guardrails.quality.runner import RESULT_FORMAT, suite_parameters, validate_frame
-    from charter_guardrails.quality.suites import build_gx_suite, load_suite
+    from charter_guardrails.checks.quality._gx import ephemeral_context
+    from charter_guardrails.checks.quality.runner import RESULT_FORMAT, suite_parameters, validate_frame
+    from charter_guardrails.checks.quality.suites import build_gx_suite, load_suite
+    from charter_guardrails.core.policy import UseCasePolicy
 
     policy = UseCasePolicy.from_file(ROOT / "include" / "policies" / "waste_tonnage.yaml")
     loaded = load_suite("waste_tonnage.training.json")
@@ -133,8 +133,8 @@ def bench_postgres(rows: int) -> dict[str, Any]:
 
 
 def validate_table_child(url: str) -> None:
-    from charter_guardrails.policy import UseCasePolicy
-    from charter_guardrails.quality.runner import validate_table
+    from charter_guardrails.checks.quality.runner import validate_table
+    from charter_guardrails.core.policy import UseCasePolicy
 
     policy = UseCasePolicy.from_file(ROOT / "include" / "policies" / "waste_tonnage.yaml")
     started = time.perf_counter()
@@ -150,7 +150,7 @@ def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--validate-table":
         validate_table_child(sys.argv[2])
         return 0
-    from charter_guardrails.quality._gx import quiet_gx
+    from charter_guardrails.checks.quality._gx import quiet_gx
 
     quiet_gx()
     rows = int(os.environ.get("BENCH_ROWS", 1_000_000))

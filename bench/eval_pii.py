@@ -1,7 +1,7 @@
 """``make eval-pii``: the scanner on a labelled French table; prints column and cell metrics, exits 1 if a target is missed.
 
 Sizes: ``EVAL_ROWS`` (default 10,000). The table and the metrics are in
-``charter_guardrails.privacy.evaluation``.
+``charter_demo.pii_evaluation``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 
 def main() -> int:
-    from charter_guardrails.privacy.evaluation import evaluate, format_evaluation
+    from charter_demo.pii_evaluation import evaluate, format_evaluation
 
     logging.basicConfig(level=logging.WARNING)
     result = evaluate(rows=int(os.environ.get("EVAL_ROWS", "10000")))

@@ -39,8 +39,8 @@ with DAG(
         from charter_airflow import partitions
         from charter_airflow.factory import policy_file_for
         from charter_airflow.runtime import configure_from_airflow
-        from charter_guardrails.policy import ColumnRole, UseCasePolicy
-        from charter_guardrails.settings import ConfigError, get_settings
+        from charter_guardrails.core.policy import ColumnRole, UseCasePolicy
+        from charter_guardrails.core.settings import ConfigError, get_settings
 
         configure_from_airflow()
         params = context["params"]

@@ -37,7 +37,7 @@ def main() -> int:
         print("airflow db migrate failed; see the output above", file=sys.stderr)
         return 2
 
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     for argv in (["ledger", "migrate"], ["keys", "init"], ["data", "generate"]):
         step("charter " + " ".join(argv))

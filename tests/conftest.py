@@ -40,7 +40,7 @@ _backends: Counter[str] = Counter()
 @pytest.fixture
 def charter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh CHARTER_HOME with local keys; the ledger URL is left to the ``ledger`` fixture."""
-    from charter_guardrails.keys import init_keys
+    from charter_guardrails.core.keys import init_keys
     from charter_guardrails.ledger import db
 
     home = tmp_path / "charter"
@@ -96,7 +96,7 @@ def ledger_url(request: pytest.FixtureRequest, charter_home: Path, monkeypatch: 
 
 @pytest.fixture
 def policies() -> dict[str, object]:
-    from charter_guardrails.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
 
     return {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
 

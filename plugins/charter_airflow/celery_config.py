@@ -49,8 +49,8 @@ def preload_analysers(**_: Any) -> None:
         return
     started = time.perf_counter()
     try:
-        from charter_guardrails.privacy.analyzer import get_ner_pipeline
-        from charter_guardrails.privacy.scanner import get_detector
+        from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
+        from charter_guardrails.checks.privacy.scanner import get_detector
 
         get_ner_pipeline()
         get_detector()

@@ -52,8 +52,8 @@ def build_policy_review_dag(policy_file: Path) -> Any:
 
         @task(task_id="check_declaration")
         def check_declaration_task(**context: Any) -> dict[str, Any]:
-            from charter_guardrails.declaration import check_declaration
-            from charter_guardrails.policy import UseCasePolicy
+            from charter_guardrails.checks.declaration import check_declaration
+            from charter_guardrails.core.policy import UseCasePolicy
 
             from charter_airflow.runtime import persist_and_gate
 
@@ -80,7 +80,7 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
     """
     from airflow.providers.standard.operators.hitl import HITLOperator
     from airflow.sdk import DAG, Asset, Param, TriggerRule, task
-    from charter_guardrails.gate import REFRESH_CHECKS
+    from charter_guardrails.decision.gate import REFRESH_CHECKS
 
     header = _policy_header(policy_file)
     use_case, path = header["id"], str(policy_file)
@@ -264,6 +264,6 @@ def build_inference_dag(policy_file: Path) -> Any:
 
 
 def policy_file_for(use_case: str) -> Path:
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     return get_settings().policies_dir / f"{use_case}.yaml"

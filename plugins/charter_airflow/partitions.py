@@ -5,12 +5,12 @@ partitions (``.expand()``), so that Celery spreads them over the workers, and :f
 reduces their outputs:
 
 - **integrity**: each partition's Merkle root comes from
-  :func:`charter_guardrails.integrity.hashing.hash_file`, with the chunk size the whole directory
+  :func:`charter_guardrails.checks.integrity.hashing.hash_file`, with the chunk size the whole directory
   uses; the dataset root is the Merkle root over the leaves ``file_leaf(name, partition root)``,
-  exactly what :func:`charter_guardrails.integrity.manifest.build_manifest` computes for a directory
+  exactly what :func:`charter_guardrails.checks.integrity.manifest.build_manifest` computes for a directory
   of Parquet files in one task;
 - **personal data**: each partition is scanned exhaustively by
-  :func:`charter_guardrails.privacy.scanner.scan_frame`; findings are additive (rows holding an
+  :func:`charter_guardrails.checks.privacy.scanner.scan_frame`; findings are additive (rows holding an
   entity, and score × rows), so their union per column and entity type is what one scan of the
   whole table finds. Masked examples are illustrations: the union keeps the first few.
 
@@ -34,14 +34,14 @@ MAX_EXAMPLES = 3
 
 def partition_files(directory: Path) -> list[str]:
     """The partitions of ``directory``: its Parquet files, as sorted POSIX paths relative to it."""
-    from charter_guardrails.integrity.manifest import parquet_files
+    from charter_guardrails.checks.integrity.manifest import parquet_files
 
     return [p.relative_to(directory).as_posix() for p in parquet_files(directory)]
 
 
 def plan(directory: Path, *, algorithm: str = "sha256") -> dict[str, Any]:
     """What every mapped task needs: the partitions and the chunk size the whole directory uses."""
-    from charter_guardrails.integrity.hashing import auto_chunk_size
+    from charter_guardrails.checks.integrity.hashing import auto_chunk_size
 
     names = partition_files(directory)
     chunk_size = auto_chunk_size(max((directory / name).stat().st_size for name in names))
@@ -50,7 +50,7 @@ def plan(directory: Path, *, algorithm: str = "sha256") -> dict[str, Any]:
 
 def hash_partition(directory: str | Path, name: str, *, chunk_size: int, algorithm: str = "sha256") -> dict[str, Any]:
     """Merkle root of one partition (one pass, constant memory)."""
-    from charter_guardrails.integrity.hashing import hash_file
+    from charter_guardrails.checks.integrity.hashing import hash_file
 
     digest = hash_file(Path(directory) / name, algorithm=algorithm, chunk_size=chunk_size, workers=1)
     return {"name": name, "merkle_root": digest.root, "size_bytes": digest.size, "leaf_count": len(digest.chunks)}
@@ -58,7 +58,7 @@ def hash_partition(directory: str | Path, name: str, *, chunk_size: int, algorit
 
 def scan_options(free_text_columns: Iterable[str] = ()) -> Any:
     """Exhaustive scan options: a sample drawn per partition would not add up to a sample of the whole."""
-    from charter_guardrails.privacy.scanner import ScanOptions
+    from charter_guardrails.checks.privacy.scanner import ScanOptions
 
     return ScanOptions(mode="exhaustive", free_text_columns=frozenset(free_text_columns), n_process=1)
 
@@ -78,8 +78,8 @@ def _additive(report: Any) -> dict[str, Any]:
 
 def scan_partition(directory: str | Path, name: str, *, free_text_columns: Sequence[str] = ()) -> dict[str, Any]:
     """Personal data findings of one partition, as additive sums (no raw value)."""
-    from charter_guardrails.datasets import read_parquet
-    from charter_guardrails.privacy.scanner import scan_frame
+    from charter_guardrails.checks.privacy.scanner import scan_frame
+    from charter_guardrails.readers.files import read_parquet
 
     frame = read_parquet(Path(directory) / name)
     return {"name": name, **_additive(scan_frame(frame, scan_options(free_text_columns), source=name))}
@@ -99,8 +99,8 @@ def _findings(columns: Mapping[str, Any], rows: int) -> list[dict[str, Any]]:
 
 def combine(hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, Any]], *, algorithm: str = "sha256") -> dict[str, Any]:
     """The reduce step: the Merkle root over the partition digests and the union of the findings."""
-    from charter_guardrails.integrity.hashing import merkle_root
-    from charter_guardrails.integrity.manifest import file_leaf
+    from charter_guardrails.checks.integrity.hashing import merkle_root
+    from charter_guardrails.checks.integrity.manifest import file_leaf
 
     ordered = sorted(hashes, key=lambda h: h["name"])
     names = [h["name"] for h in ordered]
@@ -125,9 +125,9 @@ def combine(hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, An
 
 def single_task(directory: Path, *, free_text_columns: Sequence[str] = (), algorithm: str = "sha256") -> dict[str, Any]:
     """The same result in one task: the library's directory manifest and one scan of the whole table."""
-    from charter_guardrails.datasets import read_parquet
-    from charter_guardrails.integrity.manifest import build_manifest
-    from charter_guardrails.privacy.scanner import scan_frame
+    from charter_guardrails.checks.integrity.manifest import build_manifest
+    from charter_guardrails.checks.privacy.scanner import scan_frame
+    from charter_guardrails.readers.files import read_parquet
 
     manifest = build_manifest(directory, use_case="partitioned_scan", dataset=directory.name, algorithm=algorithm)
     frame = read_parquet(directory)
@@ -148,7 +148,7 @@ def write_partitions(source: Path, directory: Path, partitions: int, *, repeat: 
     :param repeat: concatenate the rows this many times first (benchmarks: more work per partition).
     """
     import pandas as pd
-    from charter_guardrails.datasets import read_any
+    from charter_guardrails.readers.files import read_any
 
     if partitions < 1:
         raise ValueError("partitions must be at least 1")

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from charter_guardrails.incidents import IncidentDraft
-    from charter_guardrails.policy import UseCasePolicy
-    from charter_guardrails.results import CheckResult
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.results import CheckResult
+    from charter_guardrails.incidents.incident import IncidentDraft
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,16 @@ def persist_and_gate(
     """Persist ``result`` (and an incident, in the same transaction), log it, raise on failure.
 
     A result whose report could not be written (``evidence["report_error"]``) is recorded all the
-    same, then :class:`~charter_guardrails.results.ReportWriteError` is raised (retried by Airflow).
+    same, then :class:`~charter_guardrails.core.results.ReportWriteError` is raised (retried by Airflow).
 
     :param extra: called as ``extra(session, check_run, result_row)`` inside the transaction, to
         write rows that belong with the result (PII findings, manifests...).
     :return: the JSON-safe result, for XCom. Only the CheckResult goes to XCom.
     """
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.core.results import REPORT_ERROR, ReportWriteError
+    from charter_guardrails.incidents.incident import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result
-    from charter_guardrails.results import REPORT_ERROR, ReportWriteError
 
     configure_from_airflow()
     dag_id, run_id = run_ids(context)

@@ -10,7 +10,6 @@ All heavy imports happen inside the functions: this module is imported at DAG pa
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Mapping
@@ -27,7 +26,7 @@ HARD_FAIL_ON: tuple[str, ...] = ("fail",)
 
 
 def load(policy_file: str) -> Any:
-    from charter_guardrails.policy import UseCasePolicy
+    from charter_guardrails.core.policy import UseCasePolicy
 
     configure_from_airflow()
     return UseCasePolicy.from_file(policy_file)
@@ -40,7 +39,7 @@ def delivery(context: Mapping[str, Any], conf_key: str) -> str | None:
 
 
 def work_dir(policy: Any, context: Mapping[str, Any]) -> Path:
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     _, run_id = run_ids(context)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
@@ -50,8 +49,8 @@ def work_dir(policy: Any, context: Mapping[str, Any]) -> Path:
 
 
 def kill_switch(policy: Any, context: Mapping[str, Any]) -> dict[str, Any]:
+    from charter_guardrails.decision.model_registry import check_kill_switch
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import check_kill_switch
 
     with ledger_session() as session:
         result = check_kill_switch(session, policy.id)
@@ -80,7 +79,8 @@ def run_results(policy: Any, context: Mapping[str, Any]) -> list[Any]:
 def gate(policy: Any, context: Mapping[str, Any], expected: tuple[str, ...]) -> dict[str, Any]:
     """Decide; a blocked run is recorded and fails here, so the approval and publish never run."""
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.gate import decide
+    from charter_guardrails.decision.gate import decide
+    from charter_guardrails.reporting.brief import render_approval_brief
 
     results = run_results(policy, context)
     decision = decide(results, expected)
@@ -90,40 +90,17 @@ def gate(policy: Any, context: Mapping[str, Any], expected: tuple[str, ...]) -> 
             f"refresh of {policy.id} blocked by {', '.join(decision.blocked_by)}: "
             + "; ".join(f"{name}: {decision.reasons[name]}" for name in decision.blocked_by)
         )
-    return {"decision": decision.to_json_dict(), "body": approval_body(policy, results, decision)}
-
-
-def approval_body(policy: Any, results: list[Any], decision: Any) -> str:
-    """The approver's brief, in French Markdown: verdicts, metrics, fairness, footprint, reports."""
-    labels = {"pass": "✅ conforme", "warn": "⚠️ à surveiller", "fail": "❌ non conforme"}
-    lines = [f"## Mise à jour du modèle « {policy.title} »", "", f"**Finalité** : {policy.purpose}", ""]
-    if decision.outcome.value == "needs_override":
-        lines += [f"**Garde-fous en échec pouvant être levés avec justification** : {', '.join(decision.overridable)}.",
-                  "Choisissez *Override* et saisissez une justification écrite (≥ 20 caractères), ou *Reject*.", ""]
-    else:
-        lines += ["Tous les garde-fous sont conformes. Choisissez *Approve* ou *Reject*.", ""]
-    lines += ["| garde-fou | jeu de données | verdict | résumé |", "|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r.check} | {r.dataset or '-'} | {labels.get(r.verdict.value, r.verdict.value)} | {r.summary} |")
-    for r in results:
-        if r.check == "fairness" and r.evidence.get("groups"):
-            lines += ["", "### Équité des prédictions par groupe", "", "```", json.dumps(r.evidence["groups"], ensure_ascii=False, indent=1)[:3000], "```"]
-        if r.check in ("performance", "footprint") and r.metrics:
-            lines += ["", f"### {r.check}", ""] + [f"- {k} : {v}" for k, v in r.metrics.items()]
-    reports = [f"- {r.check} : `{r.report_path}`" for r in results if r.report_path]
-    if reports:
-        lines += ["", "### Rapports", "", *reports]
-    return "\n".join(lines)
+    return {"decision": decision.to_json_dict(), "body": render_approval_brief(policy, results, decision)}
 
 
 def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, Any], answer: dict[str, Any] | None,
             candidate: dict[str, Any]) -> dict[str, Any]:
     """Apply the human answer; on approval or justified override, register the version and its model card."""
     from airflow.sdk.exceptions import AirflowSkipException
-    from charter_guardrails.gate import GateDecision, review
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.decision.gate import GateDecision, review
+    from charter_guardrails.decision.model_registry import publish_version, record_approval, set_card_path
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import publish_version, record_approval, set_card_path
-    from charter_guardrails.settings import get_settings
 
     decision = GateDecision.model_validate(gate_output["decision"])
     answer = answer or {}
@@ -155,7 +132,7 @@ def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, A
                       overrides=[{"checks": decision.overridable, "justification": justification, "actor": actor}]
                       if outcome.decision == "overridden" else [], candidate=candidate, out_dir=models_dir / f"v{number}")
     with ledger_session() as session:
-        from charter_guardrails.registry import production_version
+        from charter_guardrails.decision.model_registry import production_version
 
         current = production_version(session, policy.id)
         if current is not None and current.version == number:
@@ -168,7 +145,7 @@ def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, A
 
 def write_card(policy: Any, context: Mapping[str, Any], *, version: int, approver: str, decision: str, overrides: list[dict[str, Any]],
                candidate: dict[str, Any], out_dir: Path) -> str:
-    from charter_guardrails.model_card import write_model_card
+    from charter_guardrails.reporting.model_card import write_model_card
 
     _, run_id = run_ids(context)
     results = run_results(policy, context)
@@ -229,7 +206,7 @@ def check_drift(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_k
 def check_proportionality(policy: Any, context: Mapping[str, Any], pseudonymised: str) -> str:
     """Minimise the pseudonymised training data; write the frame training may see. Never overridable."""
     import pandas as pd
-    from charter_guardrails.proportionality import check_proportionality as check
+    from charter_guardrails.checks.proportionality import check_proportionality as check
 
     frame = pd.read_parquet(pseudonymised)
     minimised, result = check(policy, policy.training_dataset, frame, as_of=datetime.now(UTC))
@@ -242,7 +219,7 @@ def check_proportionality(policy: Any, context: Mapping[str, Any], pseudonymised
 def train(policy: Any, context: Mapping[str, Any], minimised: str) -> dict[str, Any]:
     """Train the candidate on the minimised frame only, measuring its energy (codecarbon, offline, FRA)."""
     import pandas as pd
-    from charter_guardrails.training import train_candidate
+    from charter_guardrails.refresh.training import train_candidate
 
     frame = pd.read_parquet(minimised)
     candidate = train_candidate(policy, frame, artifact_dir=work_dir(policy, context) / "candidate")
@@ -250,9 +227,9 @@ def train(policy: Any, context: Mapping[str, Any], minimised: str) -> dict[str, 
 
 
 def _production_model(policy: Any) -> Any:
+    from charter_guardrails.decision.model_registry import production_version
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import production_version
-    from charter_guardrails.training import load_model
+    from charter_guardrails.refresh.training import load_model
 
     with ledger_session() as session:
         version = production_version(session, policy.id)
@@ -264,8 +241,8 @@ def _production_model(policy: Any) -> Any:
 
 def evaluate(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
     """Candidate against production on the same held-out rows; fairness per group (fairlearn MetricFrame)."""
-    from charter_guardrails.evaluation import check_fairness, check_performance, evaluate_candidate
-    from charter_guardrails.training import load_trained_model
+    from charter_guardrails.refresh.evaluation import check_fairness, check_performance, evaluate_candidate
+    from charter_guardrails.refresh.training import load_trained_model
 
     trained = load_trained_model(candidate)
     report = evaluate_candidate(policy, trained, _production_model(policy))
@@ -276,7 +253,7 @@ def evaluate(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any])
 
 def footprint(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
     """Durabilité: is the gain worth the energy of the refresh?"""
-    from charter_guardrails.footprint import check_footprint
+    from charter_guardrails.refresh.footprint import check_footprint
 
     result = check_footprint(policy, float(evaluation.get("gain") or 0.0), candidate.get("energy") or {})
     return persist_and_gate(result, policy=policy, context=context, fail_on=OVERRIDABLE_FAIL_ON)
@@ -285,10 +262,10 @@ def footprint(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any]
 def route_batch(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str) -> dict[str, Any]:
     """Pass the batch on when every guardrail passed; otherwise quarantine it and raise an incident."""
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.gate import INFERENCE_CHECKS, decide
-    from charter_guardrails.incidents import BreachType, IncidentDraft, raise_incident
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.decision.gate import INFERENCE_CHECKS, decide
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.settings import get_settings
 
     source = policy.dataset(dataset_id).delivery(delivery(context, conf_key))
     decision = decide(run_results(policy, context), INFERENCE_CHECKS)

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def run(ctx: Any) -> None:
-    from charter_guardrails.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
 
     for path in policy_files():
         policy = UseCasePolicy.from_file(path)

@@ -25,7 +25,7 @@ ART33_FIELDS = ("detected_at", "breach_type", "nature", "facts", "dataset", "use
 
 def _charter(*argv: str) -> tuple[int, Any]:
     """Run the CLI in-process with ``--json``; return (exit code, parsed output)."""
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -71,8 +71,8 @@ def smtp_catcher(folder: Path) -> Iterator[tuple[MailCatcher, int]]:
 
 
 def run(ctx: Any) -> None:
-    from charter_guardrails.policy import UseCasePolicy, policy_files
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.settings import get_settings
 
     settings = get_settings()
     registered = 0

@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _charter(argv: list[str]) -> tuple[int, str, str]:
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -22,9 +22,9 @@ def _charter(argv: list[str]) -> tuple[int, str, str]:
 
 
 def run(ctx: Any) -> None:
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, Incident, PiiFinding
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.settings import get_settings
     from sqlalchemy import select
 
     settings = get_settings()

@@ -7,9 +7,9 @@ from typing import Any
 
 
 def run(ctx: Any) -> None:
-    from charter_guardrails.cli import main as charter
-    from charter_guardrails.quality._gx import quiet_gx
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.checks.quality._gx import quiet_gx
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.settings import get_settings
 
     quiet_gx()
     data = get_settings().data_dir / "citizen_requests"

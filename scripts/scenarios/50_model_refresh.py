@@ -17,8 +17,8 @@ OVERRIDE_JUSTIFICATION = ("Sous-représentation du 16e arrondissement connue et 
 
 def register(use_case: str, dataset: str, relative: str) -> None:
     """A new delivery of a dataset is registered (signed manifest) before the DAG uses it."""
-    from charter_guardrails.cli import main as charter
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.settings import get_settings
 
     code = charter(["hash", str(get_settings().data_dir / relative), "--dataset", f"{use_case}.{dataset}", "--quiet"])
     if code != 0:
@@ -27,8 +27,8 @@ def register(use_case: str, dataset: str, relative: str) -> None:
 
 def run(ctx: Any) -> None:
     from charter_airflow.local import LocalAirflow
+    from charter_guardrails.decision.model_registry import production_version
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import production_version
 
     home = Path(os.environ["AIRFLOW_HOME"])
     dag_refresh, dag_inference = "citizen_requests_model_refresh", "citizen_requests_inference_guardrails"
@@ -84,7 +84,7 @@ def run(ctx: Any) -> None:
         for client in (claire, karim):
             client.close()
 
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     print()
     charter(["runs", "list", "--use-case", "citizen_requests"])

@@ -57,7 +57,7 @@ class Context:
             self.unexpected.append(message)
 
     def verdict_table(self) -> str:
-        from charter_guardrails.cli import table
+        from charter_guardrails.cli.main import table
         from charter_guardrails.ledger.models import CheckResultRecord, CheckRun
         from charter_guardrails.ledger.store import ledger_session
         from sqlalchemy import select

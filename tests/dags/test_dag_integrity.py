@@ -27,7 +27,7 @@ def test_no_import_errors(dagbag) -> None:
 
 
 def test_every_use_case_has_its_dags(dagbag) -> None:
-    from charter_guardrails.policy import policy_files
+    from charter_guardrails.core.policy import policy_files
 
     for path in policy_files():
         assert any(d.startswith(f"{path.stem}_") for d in dagbag.dags), f"no DAG for {path.stem}"

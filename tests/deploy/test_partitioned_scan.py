@@ -1,7 +1,7 @@
 """Partitioned scale-out: the mapped result (per-partition hash and scan, then combine) equals the single-task result.
 
 The single-task reference is computed by the library alone: the directory manifest of
-``charter_guardrails.integrity.manifest.build_manifest`` and one exhaustive scan of the whole
+``charter_guardrails.checks.integrity.manifest.build_manifest`` and one exhaustive scan of the whole
 table. The mapped result is computed by the ``partitioned_scan`` DAG itself, run with
 ``dag.test()`` on a throw-away Airflow metadata database, and by the partition functions directly.
 """

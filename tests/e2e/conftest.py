@@ -12,10 +12,10 @@ import pytest
 @pytest.fixture
 def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[Path]:
     """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (the sizes of `make run`, so that the clean sample passes every guardrail)."""
+    from charter_demo.sample_data import generate
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
-    from charter_guardrails.policy import UseCasePolicy, policy_files
-    from charter_guardrails.sample_data import generate
-    from charter_guardrails.settings import get_settings
 
     url = f"sqlite:///{charter_home / 'ledger.db'}"
     monkeypatch.setenv("CHARTER_LEDGER_URL", url)

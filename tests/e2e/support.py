@@ -6,8 +6,8 @@ from typing import Any
 
 
 def register(use_case: str, dataset: str, relative: str) -> None:
-    from charter_guardrails.cli import main as charter
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.settings import get_settings
 
     assert charter(["hash", str(get_settings().data_dir / relative), "--dataset", f"{use_case}.{dataset}", "--quiet"]) == 0
 

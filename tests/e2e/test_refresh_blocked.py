@@ -46,14 +46,14 @@ def test_hard_failure_blocks_before_any_human(e2e_home, variant, registered, blo
         assert any(i[0] == incident for i in after["incidents"])
     else:  # a forbidden PII column in a personal dataset is a GDPR-compliance incident
         assert after["incidents"], "the PII leak raised no incident"
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     assert charter(["audit", "verify"]) == 0
 
 
 def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
+    from charter_guardrails.decision.model_registry import publish_version, suspend
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import publish_version, suspend
 
     with ledger_session() as s:
         publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,
@@ -70,8 +70,8 @@ def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
 
 
 def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:
+    from charter_guardrails.decision.model_registry import publish_version
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.registry import publish_version
 
     with ledger_session() as s:
         publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,

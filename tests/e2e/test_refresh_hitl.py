@@ -47,7 +47,7 @@ def _finished(client, home: Path, run_id: str) -> str:
 
 def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     from charter_airflow.local import AirflowRestError
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     claire, karim, viewer = airflow.client("claire.martin"), airflow.client("karim.haddad"), airflow.client("viewer")
 

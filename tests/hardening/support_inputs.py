@@ -93,7 +93,7 @@ def _alarm(_signum: int, _frame: Any) -> None:
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     """``charter ARGV`` in this process: (exit code, stdout, stderr). An exception escaping ``main`` propagates."""
-    from charter_guardrails.cli import main
+    from charter_guardrails.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -136,8 +136,8 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
     path, run = case["path"], f"bad__{case['name']}"
     policy, control = spec["policy"], spec["control"]
     if name == "reader":
-        from charter_guardrails.datasets import DatasetReadError, read_dataset
-        from charter_guardrails.policy import UseCasePolicy
+        from charter_guardrails.core.policy import UseCasePolicy
+        from charter_guardrails.readers.files import DatasetReadError, read_dataset
 
         dataset = UseCasePolicy.from_file(policy).dataset("training")
         try:
@@ -146,7 +146,7 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
             return {"outcome": "error", "kind": exc.kind, "message": str(exc)}
         return {"outcome": "ok", "rows": len(frame), "columns": [str(c) for c in frame.columns[:10]], "width": len(frame.columns)}
     if name == "suite":
-        from charter_guardrails.quality.suites import SuiteError, load_suite
+        from charter_guardrails.checks.quality.suites import SuiteError, load_suite
 
         try:
             loaded = load_suite(path)
@@ -205,7 +205,7 @@ def _watchdog(cap_mib: float, results_path: Path, results: dict[str, Any]) -> No
 
 def child(spec_path: Path, results_path: Path) -> int:
     spec = json.loads(spec_path.read_text())
-    from charter_guardrails.keys import init_keys
+    from charter_guardrails.core.keys import init_keys
     from charter_guardrails.ledger import db
 
     init_keys()

@@ -336,7 +336,7 @@ def test_formula_cells_are_neutralised_in_the_pseudonymised_csv(harness: dict[st
 
 
 def test_neutralisation_leaves_numbers_and_plain_text_alone() -> None:
-    from charter_guardrails.privacy.pseudonymise import neutralise_formula
+    from charter_guardrails.checks.privacy.pseudonymise import neutralise_formula
 
     for value in ("-3,5", "+12", "-0.25", "1e-3", "voirie", "", None, 3.5, "<PERSON_0123456789>"):
         assert neutralise_formula(value) == value or (value != value)
@@ -357,8 +357,8 @@ def test_html_reports_escape_what_the_input_holds(harness: dict[str, Any]) -> No
 
 
 def test_delivery_outside_the_data_folder_is_refused(charter_home: Path) -> None:
-    from charter_guardrails.policy import UseCasePolicy
-    from charter_guardrails.settings import ConfigError
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.settings import ConfigError
 
     dataset = UseCasePolicy.from_file(POLICY).dataset("training")
     for path in ("../../etc/passwd", "/etc/passwd", "citizen_requests/../../../etc/passwd"):

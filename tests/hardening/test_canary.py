@@ -84,10 +84,10 @@ def _decision(dag_id: str, run_id: str) -> str | None:
 @pytest.fixture
 def canaries(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path):
     """A CHARTER_HOME whose sample data carries canaries, a migrated SQLite ledger, and a webhook receiver."""
+    from charter_demo.sample_data import Canaries, generate
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
-    from charter_guardrails.policy import UseCasePolicy, policy_files
-    from charter_guardrails.sample_data import Canaries, generate
-    from charter_guardrails.settings import get_settings
 
     from tests.unit.test_alerts_relay import Hooks
 
@@ -110,7 +110,7 @@ def canaries(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
 
 def test_canary_search_finds_every_form(canaries) -> None:
     """The search itself: every canary is found in the inputs, and in the forms people write it in."""
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     values, _ = canaries
     search = CanarySearch(values)
@@ -138,10 +138,10 @@ def test_canary_search_finds_every_form(canaries) -> None:
 def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd, caplog) -> None:
     from aiosmtpd.controller import Controller
     from airflow.sdk.execution_time import task_runner
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger.models import AlertOutbox, Incident
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.settings import get_settings
     from sqlalchemy import select
 
     from tests.unit.test_alerts_relay import Mailbox, free_port
@@ -258,7 +258,7 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
     clean refresh (approved) and the biased one (overridden) run too, answered through the HITL REST API.
     """
     from charter_airflow.local import LocalAirflow
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     values, _ = canaries
     register("citizen_requests", "training", "citizen_requests/training__pii_leak.csv")

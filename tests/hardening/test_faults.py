@@ -38,7 +38,7 @@ HISTORY = 2  # incidents already in the ledger when a writer starts: the chain n
 
 
 def _draft(run_id: str) -> Any:
-    from charter_guardrails.incidents import BreachType, IncidentDraft
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft
 
     return IncidentDraft(
         breach_type=BreachType.INTEGRITY, severity="critical", dataset="training", run_id=run_id,
@@ -50,9 +50,9 @@ def _draft(run_id: str) -> Any:
 
 def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
     """What ``persist_and_gate`` writes for a corrupted dataset, in one transaction: the run, the verdict, the incident."""
-    from charter_guardrails.incidents import raise_incident
+    from charter_guardrails.core.results import CheckResult, Severity, Verdict
+    from charter_guardrails.incidents.incident import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, record_check_result
-    from charter_guardrails.results import CheckResult, Severity, Verdict
 
     check_run = get_or_create_check_run(session, use_case=policy.id, dag_id="integrity_monitor", run_id=run_id)
     record_check_result(session, check_run, CheckResult(
@@ -101,8 +101,8 @@ def _read_lines(fd: int, *, until: bytes | None = None, timeout: float = 30) -> 
 
 def _reset_ledger(url: str, template: Path | None) -> None:
     """An empty ledger for the next trial (the chain is verified in full after each kill)."""
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
-    from charter_guardrails.settings import get_settings
 
     _close_connections()
     get_settings().audit_anchor.unlink(missing_ok=True)
@@ -128,7 +128,7 @@ def _close_connections() -> None:
 
 
 def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
     from charter_guardrails.ledger.models import AlertOutbox, AuditCheckpoint, AuditEvent, CheckResultRecord, CheckRun, Incident
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import func, select
@@ -162,8 +162,8 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
     import io
     import json
 
+    from charter_guardrails.core.policy import load_policy
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.policy import load_policy
 
     policy = load_policy("citizen_requests")
     rng = random.Random(seed)
@@ -264,9 +264,9 @@ def _context(dag_id: str, run_id: str) -> dict[str, Any]:
 
 def _sample(rows: int = 1000) -> None:
     """Sample data in the CHARTER_HOME, the clean training file registered (signed manifest)."""
-    from charter_guardrails.policy import UseCasePolicy, policy_files
-    from charter_guardrails.sample_data import generate
-    from charter_guardrails.settings import get_settings
+    from charter_demo.sample_data import generate
+    from charter_guardrails.core.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.settings import get_settings
 
     from tests.e2e.support import register
 
@@ -339,14 +339,14 @@ def _restart_inside(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, ser
 @pytest.mark.parametrize("guardrail", ["integrity incident", "personal-data findings"])
 def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_once(
         guardrail: str, mode: str, private_pg, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import charter_guardrails.incidents as incidents_module
-    import charter_guardrails.privacy.verdict as verdict_module
+    import charter_guardrails.checks.privacy.verdict as verdict_module
+    import charter_guardrails.incidents.incident as incidents_module
     from airflow.sdk.exceptions import AirflowFailException
     from charter_airflow.tasks.integrity import verify_dataset_integrity_step
     from charter_airflow.tasks.privacy import scan_personal_data_step
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.policy import load_policy
     from charter_guardrails.ledger import db
-    from charter_guardrails.policy import load_policy
     from sqlalchemy.exc import OperationalError
 
     url = private_pg.create_database(f"ledger_{guardrail.split()[0].replace('-', '_')}_{mode}")
@@ -405,7 +405,7 @@ def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Run each reporting guardrail; what it returned or raised (exception class names and message)."""
     from charter_airflow.tasks.privacy import scan_personal_data_step
     from charter_airflow.tasks.quality import check_drift_step, validate_quality_step
-    from charter_guardrails.policy import load_policy
+    from charter_guardrails.core.policy import load_policy
 
     policy = load_policy("citizen_requests")
     steps = {
@@ -430,11 +430,11 @@ def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_recorded(
         fault: str, ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.checks.privacy.scanner import detect_values
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.results import ReportWriteError
+    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
-    from charter_guardrails.privacy.scanner import detect_values
-    from charter_guardrails.results import ReportWriteError
-    from charter_guardrails.settings import get_settings
 
     from tests.hardening.support_faults import in_forked_child, mount_fault
 
@@ -473,7 +473,7 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
 
 def _ledger_state() -> dict[str, Any]:
     """Every column of every ledger table, and the signed audit anchor outside the database."""
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     from tests.hardening.support_faults import ledger_dump
 
@@ -582,8 +582,8 @@ def _attempt(step: Any) -> str:
 
 def test_retried_or_cleared_tasks_leave_the_ledger_identical(ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch,
                                                             capsys) -> None:
-    from charter_guardrails.cli import main as charter
-    from charter_guardrails.policy import load_policy
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.policy import load_policy
 
     from tests.e2e.support import register
 

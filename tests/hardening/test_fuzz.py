@@ -117,14 +117,14 @@ IDENTIFIERS: dict[str, tuple[str, Any, Any, str, list[int]]] = {
 
 
 def _recognizer(name: str) -> Any:
-    import charter_guardrails.privacy.recognizers as recognizers
+    import charter_guardrails.checks.privacy.recognizers as recognizers
 
     return getattr(recognizers, name)()
 
 
 @pytest.mark.parametrize("entity", sorted(IDENTIFIERS))
 def test_recognizers_agree_with_stdnum_on_valid_and_mutated_values(entity: str) -> None:
-    from charter_guardrails.privacy.scanner import get_detector
+    from charter_guardrails.checks.privacy.scanner import get_detector
 
     class_name, valid, is_valid, sentence, groups = IDENTIFIERS[entity]
     recognizer, detector = _recognizer(class_name), get_detector()
@@ -163,8 +163,8 @@ MANIFEST_KEYS = ["version", "dataset", "use_case", "dataset_name", "file_name", 
 
 @pytest.fixture(scope="module")
 def manifest_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from charter_guardrails.integrity.manifest import build_manifest
-    from charter_guardrails.keys import key_id
+    from charter_guardrails.checks.integrity.manifest import build_manifest
+    from charter_guardrails.core.keys import key_id
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     root = tmp_path_factory.mktemp("manifests")
@@ -198,10 +198,10 @@ def manifest_documents(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_manifest_verifier_raises_only_its_own_errors(manifest_world: dict[str, Any]) -> None:
-    from charter_guardrails.integrity.manifest import SIGNATURE_CONTEXT, Outcome, canonical_json
-    from charter_guardrails.integrity.registry import ManifestSnapshot, verify_file
-    from charter_guardrails.keys import key_id, sign
-    from charter_guardrails.settings import ConfigError
+    from charter_guardrails.checks.integrity.manifest import SIGNATURE_CONTEXT, Outcome, canonical_json
+    from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
+    from charter_guardrails.core.keys import key_id, sign
+    from charter_guardrails.core.settings import ConfigError
 
     world = manifest_world
     kid = key_id(world["key"].public_key())
@@ -238,8 +238,8 @@ def test_manifest_verifier_raises_only_its_own_errors(manifest_world: dict[str, 
 
 def test_a_genuine_manifest_still_verifies(manifest_world: dict[str, Any]) -> None:
     """The fuzz above must not pass by refusing everything: the unmodified manifest is intact."""
-    from charter_guardrails.integrity.manifest import sign_manifest
-    from charter_guardrails.integrity.registry import ManifestSnapshot, verify_file
+    from charter_guardrails.checks.integrity.manifest import sign_manifest
+    from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 
     signed = sign_manifest(manifest_world["document"], manifest_world["key"])
     snapshot = ManifestSnapshot(1, 1, signed.document, signed.signature, signed.key_id, signed.document["merkle_root"],
@@ -294,7 +294,7 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @FUZZ
 @given(text=st.one_of(st.text(max_size=400), st.text(alphabet="[]{}:,-&*!|>'\"\n #?ab1", max_size=400)))
 def test_policy_parser_on_arbitrary_text(policy_dir: Path, text: str) -> None:
-    from charter_guardrails.policy import PolicyError, UseCasePolicy
+    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
 
     path = policy_dir / "fuzz.yaml"
     path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
@@ -305,7 +305,7 @@ def test_policy_parser_on_arbitrary_text(policy_dir: Path, text: str) -> None:
 @FUZZ
 @given(st.lists(st.tuples(st.sampled_from(KEY_PATHS), st.one_of(JSON, HOSTILE)), min_size=1, max_size=4), st.booleans())
 def test_policy_parser_on_mutated_policies(policy_dir: Path, changes: list[tuple[str, Any]], as_yaml: bool) -> None:
-    from charter_guardrails.policy import PolicyError, UseCasePolicy
+    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
 
     document = corpus().base_policy()
     for path, value in changes:

@@ -43,7 +43,7 @@ import logging, sys
 logging.basicConfig(level=logging.DEBUG, filename=sys.argv[1], format="%(asctime)s %(name)s %(levelname)s %(message)s")
 logging.getLogger("sqlalchemy").setLevel(logging.DEBUG)  # SQLAlchemy holds itself at WARNING unless told: every statement and parameter
 sys.argv = ["charter", *sys.argv[2:]]
-from charter_guardrails.cli import entry
+from charter_guardrails.cli.main import entry
 entry()
 """
 
@@ -226,8 +226,8 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(charter_home: P
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """``charter keys rotate`` (and ``keys init --force``) retire the old public key instead of dropping it: what the old
     key signed, manifests and audit heads, still verifies with public keys only. Without the retired key it would not."""
-    from charter_guardrails.cli import main as charter
-    from charter_guardrails.keys import load_pseudonymisation_key
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.keys import load_pseudonymisation_key
     from charter_guardrails.ledger.models import AuditCheckpoint, Manifest
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import select

@@ -58,12 +58,12 @@ def test_campaign_plan_meets_the_issue() -> None:
 
 
 def _populate(policies: dict[str, Any], data_dir: Path) -> None:
-    from charter_guardrails import registry
-    from charter_guardrails.incidents import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
-    from charter_guardrails.integrity.manifest import build_manifest, sign_manifest
-    from charter_guardrails.integrity.registry import store_manifest
+    from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
+    from charter_guardrails.checks.integrity.verification import store_manifest
+    from charter_guardrails.core.results import CheckResult
+    from charter_guardrails.decision import model_registry as registry
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
     from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, ledger_session, record_check_result
-    from charter_guardrails.results import CheckResult
 
     citizen, waste = policies["citizen_requests"], policies["waste_tonnage"]
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -253,7 +253,7 @@ def event_delete(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
 
 def event_insert(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
     """A forged event, well chained (its hash computed as the library would), at the head or in the middle."""
-    from charter_guardrails.keys import sign
+    from charter_guardrails.core.keys import sign
     from charter_guardrails.ledger.audit import checkpoint_message, event_hash
     from charter_guardrails.ledger.models import AuditEvent
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -306,7 +306,7 @@ def event_truncate(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
 def chain_rewrite(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
     """The strongest attacker without the private key: edit an event, recompute every later hash, re-sign every
     later head with a key of one's own (under its own key id, or claiming the trusted one)."""
-    from charter_guardrails.keys import sign
+    from charter_guardrails.core.keys import sign
     from charter_guardrails.ledger.audit import checkpoint_message, event_hash
     from charter_guardrails.ledger.models import AuditEvent
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -462,7 +462,7 @@ def _public_key_only(home: Path) -> None:
     """Delete the private key: verification must not need it."""
     import os
 
-    from charter_guardrails.keys import KeyError_, load_signing_key
+    from charter_guardrails.core.keys import KeyError_, load_signing_key
 
     (home / "keys" / "signing_ed25519.pem").unlink()
     assert "CHARTER_SIGNING_KEY" not in os.environ

@@ -30,7 +30,9 @@ class LedgerRows:
 
 
 def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
-    from charter_guardrails.incidents import BreachType, IncidentDraft, raise_incident
+    from charter_guardrails.core.policy import load_policy
+    from charter_guardrails.core.results import CheckResult, Severity, Verdict
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
     from charter_guardrails.ledger.audit import append_event
     from charter_guardrails.ledger.models import Approval, Manifest, ManifestVerification, ModelVersion, PiiFinding
     from charter_guardrails.ledger.store import (
@@ -40,8 +42,6 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
         ledger_session,
         record_check_result,
     )
-    from charter_guardrails.policy import load_policy
-    from charter_guardrails.results import CheckResult, Severity, Verdict
 
     citizen = load_policy("citizen_requests")
     waste = load_policy("waste_tonnage")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from charte_ledger import LEAKED_PHONE, LedgerRows, populate_ledger
-from charter_guardrails import governance as gov
-from charter_guardrails.results import PRINCIPLES
+from charter_guardrails.core.results import PRINCIPLES
+from charter_guardrails.reporting import governance as gov
 
 
 def test_the_charter_has_21_engagements_over_its_six_principles() -> None:

@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from charter_guardrails.alerts.messages import IDEMPOTENCY_HEADER
-from charter_guardrails.alerts.relay import Backoff, relay, relay_once
-from charter_guardrails.alerts.senders import SmtpSender, SmtpSettings, WebhookSender, default_senders
-from charter_guardrails.cli import main as charter
-from charter_guardrails.incidents import raise_incident
-from charter_guardrails.integrity.manifest import build_manifest, sign_manifest
-from charter_guardrails.integrity.registry import ManifestSnapshot, verify_file
+from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
+from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.incidents.incident import raise_incident
+from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER
+from charter_guardrails.incidents.relay import Backoff, relay, relay_once
+from charter_guardrails.incidents.senders import SmtpSender, SmtpSettings, WebhookSender, default_senders
 from charter_guardrails.ledger.models import AlertOutbox, AuditEvent
 from charter_guardrails.ledger.store import ledger_session
 from sqlalchemy import select
@@ -266,7 +266,7 @@ def test_cli_relay_leaves_email_pending_without_smtp_settings(ledger_url: str, p
 
 
 def test_webhook_sender_posts_json_with_the_key(hooks: Hooks) -> None:
-    from charter_guardrails.alerts.messages import Alert
+    from charter_guardrails.incidents.messages import Alert
 
     hooks.fail = 0
     alert = Alert(1, 7, "webhook", hooks.url, "k" * 40, {"incident_id": 7, "breach_type": "integrity", "title": "t"}, 1)

@@ -8,14 +8,14 @@ import socket
 from typing import Any
 
 import pytest
-from charter_guardrails.privacy.analyzer import get_analyzer
-from charter_guardrails.privacy.recognizers import (
+from charter_guardrails.checks.privacy.analyzer import get_analyzer
+from charter_guardrails.checks.privacy.recognizers import (
     FrIbanRecognizer,
     FrNirRecognizer,
     FrSirenRecognizer,
     FrSiretRecognizer,
 )
-from charter_guardrails.privacy.scanner import get_detector
+from charter_guardrails.checks.privacy.scanner import get_detector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from stdnum import iban
@@ -150,7 +150,7 @@ def test_analyzer_is_built_once_and_never_opens_a_socket(monkeypatch: pytest.Mon
         raise AssertionError("network access attempted")
 
     get_analyzer.cache_clear()
-    from charter_guardrails.privacy.recognizers.fr_email_recognizer import offline_tld_extractor
+    from charter_guardrails.checks.privacy.recognizers.fr_email_recognizer import offline_tld_extractor
 
     offline_tld_extractor.cache_clear()
     monkeypatch.setattr(socket.socket, "connect", no_network)
@@ -209,7 +209,7 @@ def test_valid_nir_always_found_with_separators(first: str, rest: str) -> None:
 
 
 def test_prefilter_of_small_columns_keeps_every_entity() -> None:
-    from charter_guardrails.privacy.scanner import _PREFILTER
+    from charter_guardrails.checks.privacy.scanner import _PREFILTER
 
     entities = [expected for _, _, expected in CASES if expected] + ["3 rue Paradis", "12 bis, avenue du Prado"]
     assert all(_PREFILTER.search(value) for value in entities)
@@ -260,7 +260,7 @@ def test_vectorised_filter_unicode_corner_cases(text: str) -> None:
 def test_re2_translation() -> None:
     import re
 
-    from charter_guardrails.privacy.scanner import re2_superset
+    from charter_guardrails.checks.privacy.scanner import re2_superset
 
     assert re2_superset(r"(?<![\w])\d{2}(?!\d)", re.IGNORECASE) == r"(?i)\p{Nd}{2}"
     assert re2_superset(r"\bx[\w.]\s", 0) == r"x[\p{L}\p{N}_.][\t\n\x0b\f\r \x1c-\x1f\x{85}\p{Z}]"

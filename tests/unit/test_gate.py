@@ -5,7 +5,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from charter_guardrails.gate import (
+from charter_guardrails.core.results import CheckResult
+from charter_guardrails.decision.gate import (
     NEVER_OVERRIDABLE,
     OVERRIDABLE,
     REFRESH_CHECKS,
@@ -14,7 +15,6 @@ from charter_guardrails.gate import (
     decide,
     review,
 )
-from charter_guardrails.results import CheckResult
 
 
 def _r(check: str, verdict: str = "pass") -> CheckResult:

@@ -20,10 +20,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from charter_guardrails.integrity.hashing import hash_file, leaf_hash, merkle_root, node_hash
-from charter_guardrails.integrity.manifest import Outcome, build_manifest, sign_manifest
-from charter_guardrails.integrity.registry import ManifestSnapshot, verify_file
-from charter_guardrails.keys import key_id
+from charter_guardrails.checks.integrity.hashing import hash_file, leaf_hash, merkle_root, node_hash
+from charter_guardrails.checks.integrity.manifest import Outcome, build_manifest, sign_manifest
+from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
+from charter_guardrails.core.keys import key_id
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 SEED = 20260101
@@ -197,7 +197,7 @@ def test_leaves_read_in_pieces_equal_the_whole_chunk_digest(tmp_path: Path) -> N
 CHILD_JOB = """
 import json, sys
 from pathlib import Path
-from charter_guardrails.integrity.hashing import HashJob
+from charter_guardrails.checks.integrity.hashing import HashJob
 path, chunk = Path(sys.argv[1]), int(sys.argv[2])
 out = {}
 job = HashJob(path, isolate=True, chunk_size=chunk, count_newlines=True)
@@ -345,7 +345,7 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     import sys
 
     # VmHWM, not ru_maxrss: ru_maxrss survives exec and would count the (large) pytest parent at fork time.
-    code = ("import sys\nfrom charter_guardrails.integrity.hashing import hash_file\nhash_file(sys.argv[1])\n"
+    code = ("import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])\n"
             "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) // 1024)")
     peaks = {}
     for size_mib in (32, 512):

@@ -14,9 +14,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from charter_guardrails.cli import main as charter
-from charter_guardrails.integrity.hashing import DatasetFileChanged, DatasetFileEmpty, DatasetFileMissing, DatasetFileUnreadable, hash_file
-from charter_guardrails.integrity.manifest import build_manifest
+from charter_guardrails.checks.integrity.hashing import (
+    DatasetFileChanged,
+    DatasetFileEmpty,
+    DatasetFileMissing,
+    DatasetFileUnreadable,
+    hash_file,
+)
+from charter_guardrails.checks.integrity.manifest import build_manifest
+from charter_guardrails.cli.main import main as charter
 from charter_guardrails.ledger import db
 from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, CheckResultRecord, Incident, Manifest, ManifestVerification
 from charter_guardrails.ledger.store import ledger_session
@@ -132,7 +138,7 @@ def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home
     capsys.readouterr()
 
     # Re-signed by an attacker's key.
-    from charter_guardrails.integrity.manifest import sign_manifest
+    from charter_guardrails.checks.integrity.manifest import sign_manifest
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     forged = sign_manifest(document, Ed25519PrivateKey.generate())
@@ -278,17 +284,17 @@ def test_unreadable_file_is_refused() -> None:
 
 def test_verify_path_imports_no_heavy_library(tmp_path: Path) -> None:
     """``charter verify`` must start fast: no pandas, pyarrow, Great Expectations or Presidio."""
-    code = ("import sys\nfrom charter_guardrails.cli import main\nmain(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
+    code = ("import sys\nfrom charter_guardrails.cli.main import main\nmain(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
             "print(sorted(m for m in ('pandas', 'pyarrow', 'great_expectations', 'presidio_analyzer', 'numpy', 'spacy') if m in sys.modules))")
     env = {**os.environ, "CHARTER_HOME": str(tmp_path)}
     env.pop("CHARTER_LEDGER_URL", None)
-    subprocess.run([sys.executable, "-m", "charter_guardrails.cli", "ledger", "migrate"], env=env, capture_output=True, check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "charter_guardrails.cli.main", "ledger", "migrate"], env=env, capture_output=True, check=True, cwd=ROOT)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
 
 def test_verify_checks_the_schema_without_alembic_and_agrees_with_it(charter_home: Path, monkeypatch, capsys) -> None:
-    from charter_guardrails.integrity.registry import _head_revision_from_files
+    from charter_guardrails.checks.integrity.verification import _head_revision_from_files
 
     assert _head_revision_from_files() == db.head_revision()
     monkeypatch.setenv("CHARTER_LEDGER_URL", f"sqlite:///{charter_home / 'never_migrated.db'}")

@@ -6,14 +6,14 @@ import json
 from datetime import timedelta
 
 import pytest
-from charter_guardrails.cli import main as charter
-from charter_guardrails.incidents import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
-from charter_guardrails.keys import init_keys, load_trusted_public_keys
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.keys import init_keys, load_trusted_public_keys
+from charter_guardrails.core.results import CheckResult, Verdict
+from charter_guardrails.incidents.incident import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
 from charter_guardrails.ledger import db
 from charter_guardrails.ledger.audit import append_event, verify_chain
 from charter_guardrails.ledger.models import AlertOutbox, Approval, AuditCheckpoint, AuditEvent, Incident
 from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result, results_for_run
-from charter_guardrails.results import CheckResult, Verdict
 from sqlalchemy import delete, select, text, update
 
 
@@ -98,7 +98,7 @@ def test_tampered_chain_is_detected_and_first_broken_event_named(ledger_url: str
 
 def _rewrite_and_resign_from(conn, seq: int) -> None:
     """An attacker who edits an event, recomputes every later hash and re-signs with a key of their own."""
-    from charter_guardrails.keys import sign
+    from charter_guardrails.core.keys import sign
     from charter_guardrails.ledger.audit import checkpoint_message, event_hash
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from charter_guardrails.datasets import apply_types, read_dataset
-from charter_guardrails.evaluation import EvaluationReport, check_fairness, check_performance, evaluate_candidate
-from charter_guardrails.footprint import check_footprint
-from charter_guardrails.model_card import write_model_card
-from charter_guardrails.policy import UseCasePolicy, policy_files
-from charter_guardrails.proportionality import check_proportionality, model_input_columns
-from charter_guardrails.results import Verdict
-from charter_guardrails.sample_data import generate
-from charter_guardrails.training import (
+from charter_demo.sample_data import generate
+from charter_guardrails.checks.proportionality import check_proportionality, model_input_columns
+from charter_guardrails.core.policy import UseCasePolicy, policy_files
+from charter_guardrails.core.results import Verdict
+from charter_guardrails.readers.files import apply_types, read_dataset
+from charter_guardrails.refresh.evaluation import EvaluationReport, check_fairness, check_performance, evaluate_candidate
+from charter_guardrails.refresh.footprint import check_footprint
+from charter_guardrails.refresh.training import (
     ArtifactIntegrityError,
     EnergyMeasurement,
     TrainedModel,
@@ -31,6 +30,7 @@ from charter_guardrails.training import (
     load_trained_model,
     train_candidate,
 )
+from charter_guardrails.reporting.model_card import write_model_card
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ROWS = 1500

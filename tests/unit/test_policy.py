@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from charter_guardrails.cli import main as charter
-from charter_guardrails.policy import PolicyError, UseCasePolicy, json_schema, policy_files
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.policy import PolicyError, UseCasePolicy, json_schema, policy_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CITIZEN = ROOT / "include" / "policies" / "citizen_requests.yaml"
@@ -104,7 +104,7 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_a_delivery_stays_inside_the_data_folder(charter_home: Path) -> None:
-    from charter_guardrails.settings import ConfigError, get_settings
+    from charter_guardrails.core.settings import ConfigError, get_settings
 
     dataset = UseCasePolicy.from_file(CITIZEN).training_dataset
     data_dir = get_settings().data_dir

@@ -11,16 +11,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from charter_guardrails.cli import main as charter
+from charter_demo.sample_data import generate
+from charter_guardrails.checks.privacy.masking import mask
+from charter_guardrails.checks.privacy.pseudonymise import entity_token, pseudonym, pseudonymise_frame
+from charter_guardrails.checks.privacy.scanner import ScanOptions, miss_probability, sample_size, scan_frame
+from charter_guardrails.checks.privacy.verdict import check_personal_data
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.policy import UseCasePolicy, load_policy
+from charter_guardrails.core.settings import get_settings
 from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, CheckResultRecord, CheckRun, Incident, PiiFinding
 from charter_guardrails.ledger.store import ledger_session
-from charter_guardrails.policy import UseCasePolicy, load_policy
-from charter_guardrails.privacy.masking import mask
-from charter_guardrails.privacy.pseudonymise import entity_token, pseudonym, pseudonymise_frame
-from charter_guardrails.privacy.scanner import ScanOptions, miss_probability, sample_size, scan_frame
-from charter_guardrails.privacy.verdict import check_personal_data
-from charter_guardrails.sample_data import generate
-from charter_guardrails.settings import get_settings
 from sqlalchemy import select
 
 ROWS = 240  # small: NER runs on every message
@@ -105,8 +105,8 @@ def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
     """The fast path (RE2 plan, worker processes, OpenBLAS NER) finds exactly what every pattern on
     every value plus spaCy's stock NER pipeline (default thinc ops) on every value find."""
     import spacy
-    from charter_guardrails.privacy.analyzer import FRENCH_MODEL, NER_ENTITY_MAPPING, NER_SCORE
-    from charter_guardrails.privacy.scanner import VECTORISE_FROM, Hit, detect_values, get_detector, merge_ner
+    from charter_guardrails.checks.privacy.analyzer import FRENCH_MODEL, NER_ENTITY_MAPPING, NER_SCORE
+    from charter_guardrails.checks.privacy.scanner import VECTORISE_FROM, Hit, detect_values, get_detector, merge_ner
 
     frame = _free_text_table(VECTORISE_FROM + 500)
     detector = get_detector()
@@ -129,7 +129,7 @@ def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
 
 def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors() -> None:
     import numpy as np
-    from charter_guardrails.privacy.analyzer import get_ner_pipeline
+    from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
 
     nlp = get_ner_pipeline()
     fast = next(node for node in nlp.get_pipe("ner").model.walk() if node.name == "distinct_windows_tok2vec")
@@ -319,7 +319,7 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(sample: Path, capsys:
                                                              caplog: pytest.LogCaptureFixture) -> None:
     import base64
 
-    from charter_guardrails.keys import load_pseudonymisation_key
+    from charter_guardrails.core.keys import load_pseudonymisation_key
 
     caplog.set_level(logging.DEBUG)
     policy_file = get_settings().policies_dir / "citizen_requests.yaml"
@@ -369,7 +369,7 @@ def test_sql_table_is_scanned_like_a_file(charter_home: Path, monkeypatch: pytes
 
 
 def test_long_cells_are_cut_at_spaces_and_batched_by_characters() -> None:
-    from charter_guardrails.privacy.scanner import _char_batches, _cut
+    from charter_guardrails.checks.privacy.scanner import _char_batches, _cut
 
     text = " ".join(f"mot{i}" for i in range(10_000))
     pieces = list(_cut(text, 1_000))
@@ -399,7 +399,7 @@ def test_a_long_free_text_cell_is_scanned_in_bounded_memory(tmp_path: Path) -> N
              "signalement", "quartier", "nuit", "éclairage", "panne", "depuis", "semaine"]
     body = " ".join(rng.choice(words) for _ in range(240_000))
     cell = body[:300_000] + " Bonjour, je suis Madame Jeanne Dupont, appelez-moi au 06 12 34 56 78. " + body[300_000:]
-    probe = ("import json, resource, sys\nfrom charter_guardrails.cli import main\ncode = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
+    probe = ("import json, resource, sys\nfrom charter_guardrails.cli.main import main\ncode = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
              "print(json.dumps({'code': code, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)")
     env = {name: os.environ[name] for name in ("PATH", "HOME", "TLDEXTRACT_CACHE", "HF_HUB_OFFLINE", "LANG") if name in os.environ}
     env["CHARTER_HOME"] = str(tmp_path / "home")

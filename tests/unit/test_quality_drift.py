@@ -13,14 +13,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from charter_guardrails.cli import main as charter
-from charter_guardrails.datasets import apply_types, read_dataset, read_sql_table
-from charter_guardrails.policy import UseCasePolicy, policy_files
-from charter_guardrails.quality.checks import drift_of_file, profile_training, representativeness_of_file
-from charter_guardrails.quality.drift import build_reference_profile, check_drift, load_profile, profile_path, psi
-from charter_guardrails.quality.representativeness import check_representativeness, load_reference, wilson
-from charter_guardrails.results import Verdict
-from charter_guardrails.settings import ConfigError
+from charter_guardrails.checks.quality.checks import drift_of_file, profile_training, representativeness_of_file
+from charter_guardrails.checks.quality.drift import build_reference_profile, check_drift, load_profile, profile_path, psi
+from charter_guardrails.checks.quality.representativeness import check_representativeness, load_reference, wilson
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.policy import UseCasePolicy, policy_files
+from charter_guardrails.core.results import Verdict
+from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.readers.files import apply_types, read_dataset, read_sql_table
 
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -32,7 +32,7 @@ def policies() -> dict[str, UseCasePolicy]:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory, policies: dict[str, UseCasePolicy]) -> Path:
-    from charter_guardrails.sample_data import generate
+    from charter_demo.sample_data import generate
 
     folder = tmp_path_factory.mktemp("drift_data")
     generate(folder, policies)
@@ -254,7 +254,7 @@ def data_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _load_table(frame: Any, url: str, table: str) -> None:
-    from charter_guardrails.quality.runner import sql_url
+    from charter_guardrails.checks.quality.runner import sql_url
     from sqlalchemy import create_engine
 
     engine = create_engine(sql_url(url))
@@ -265,6 +265,6 @@ def _load_table(frame: Any, url: str, table: str) -> None:
 
 
 def _typed_sql(policy: UseCasePolicy, dataset: str, table: str, url: str) -> Any:
-    from charter_guardrails.quality.runner import sql_url
+    from charter_guardrails.checks.quality.runner import sql_url
 
     return apply_types(read_sql_table(table, sql_url(url)), policy.dataset(dataset))[0]

@@ -14,13 +14,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from charter_guardrails.cli import main as charter
-from charter_guardrails.datasets import apply_types, read_dataset
-from charter_guardrails.policy import UseCasePolicy, policy_files
-from charter_guardrails.quality.redaction import mask_value
-from charter_guardrails.quality.runner import _naive_utc, validate_file, validate_frame, validate_table
-from charter_guardrails.quality.suites import SuiteError, gx_suite_json, load_suite
-from charter_guardrails.results import Verdict
+from charter_guardrails.checks.quality.redaction import mask_value
+from charter_guardrails.checks.quality.runner import _naive_utc, validate_file, validate_frame, validate_table
+from charter_guardrails.checks.quality.suites import SuiteError, gx_suite_json, load_suite
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.policy import UseCasePolicy, policy_files
+from charter_guardrails.core.results import Verdict
+from charter_guardrails.readers.files import apply_types, read_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -36,7 +36,7 @@ def policies() -> dict[str, UseCasePolicy]:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory, policies: dict[str, UseCasePolicy]) -> Path:
     """The deterministic sample data and its bad variants, generated once for the module."""
-    from charter_guardrails.sample_data import generate
+    from charter_demo.sample_data import generate
 
     folder = tmp_path_factory.mktemp("quality_data")
     generate(folder, policies)
@@ -273,7 +273,7 @@ def pg_data_url() -> Iterator[str]:
 
 
 def _load_table(frame: Any, url: str, table: str) -> None:
-    from charter_guardrails.quality.runner import sql_url
+    from charter_guardrails.checks.quality.runner import sql_url
     from sqlalchemy import create_engine
 
     engine = create_engine(sql_url(url))
@@ -363,7 +363,7 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
     from airflow.sdk.exceptions import AirflowFailException
     from charter_airflow.runtime import persist_and_gate
     from charter_airflow.tasks.quality import validate_quality_step
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     # a delivery inside the data folder: the Airflow steps refuse files outside it
     (get_settings().data_dir / "citizen_requests").mkdir(parents=True, exist_ok=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from charter_guardrails.cli import main as charter
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.decision.model_registry import check_kill_switch, production_version, publish_version, record_approval
 from charter_guardrails.ledger.store import ledger_session
-from charter_guardrails.registry import check_kill_switch, production_version, publish_version, record_approval
-from charter_guardrails.settings import ConfigError
 
 
 def _publish(run_id: str) -> int:

@@ -24,9 +24,9 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from charter_guardrails import keys
+from charter_guardrails.core import keys
+from charter_guardrails.core.settings import get_settings
 from charter_guardrails.ledger.models import AUDITED_MODELS, AuditCheckpoint, AuditEvent, Base
-from charter_guardrails.settings import get_settings
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x43484152  # "CHAR": serialises appends across workers on PostgreSQL

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from charter_guardrails.settings import ConfigError, get_settings
+from charter_guardrails.core.settings import ConfigError, get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _ENGINES: list[Engine] = []

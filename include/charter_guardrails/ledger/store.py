@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.results import CheckResult
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.db import session_factory
 from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, DatasetRecord
-from charter_guardrails.results import CheckResult
 
 SYSTEM_ACTOR = "charter-guardrails"
 

@@ -47,8 +47,8 @@ def verify_dataset_integrity_step(*, use_case: str, dataset: str, path: str | No
     :param context: the Airflow context (its run id keys the incident, so a retry doesn't duplicate it).
     :return: the CheckResult as a JSON-safe dict (for XCom).
     """
-    from charter_guardrails.integrity.manifest import Outcome
-    from charter_guardrails.integrity.registry import (
+    from charter_guardrails.checks.integrity.manifest import Outcome
+    from charter_guardrails.checks.integrity.verification import (
         ManifestSnapshot,
         active_manifest,
         ensure_dataset_record,
@@ -56,7 +56,7 @@ def verify_dataset_integrity_step(*, use_case: str, dataset: str, path: str | No
         record_verification,
         verify_file,
     )
-    from charter_guardrails.keys import KeyError_
+    from charter_guardrails.core.keys import KeyError_
     from charter_guardrails.ledger.store import ledger_session
 
     configure_from_airflow()
@@ -95,9 +95,9 @@ def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | N
 
     :return: a small JSON-safe summary (manifest id, root, size, rows); never data values.
     """
-    from charter_guardrails.integrity.manifest import build_manifest, sign_manifest
-    from charter_guardrails.integrity.registry import active_manifest, load_policy, store_manifest
-    from charter_guardrails.keys import load_signing_key
+    from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
+    from charter_guardrails.checks.integrity.verification import active_manifest, load_policy, store_manifest
+    from charter_guardrails.core.keys import load_signing_key
     from charter_guardrails.ledger.store import ledger_session
 
     configure_from_airflow()
@@ -157,8 +157,8 @@ class AirflowSmtpSender:
 
     def send(self, alert: Any) -> None:
         from airflow.providers.smtp.hooks.smtp import SmtpHook
-        from charter_guardrails.alerts.messages import IDEMPOTENCY_HEADER, html_body, message_id, subject
-        from charter_guardrails.alerts.senders import DEFAULT_FROM, DeliveryError
+        from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, html_body, message_id, subject
+        from charter_guardrails.incidents.senders import DEFAULT_FROM, DeliveryError
 
         try:
             with SmtpHook(smtp_conn_id=self.conn_id) as hook:
@@ -184,7 +184,7 @@ def airflow_connection_exists(conn_id: str) -> bool:
 
 def alert_senders(conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
     """E-mail through the Airflow SMTP provider when ``conn_id`` exists, else ``CHARTER_SMTP_*``; and the webhook."""
-    from charter_guardrails.alerts.senders import default_senders
+    from charter_guardrails.incidents.senders import default_senders
 
     senders: dict[str, Any] = dict(default_senders())
     if airflow_connection_exists(conn_id):
@@ -198,7 +198,7 @@ def relay_alert_outbox(*, smtp_conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
 
     :param smtp_conn_id: the Airflow SMTP connection to use when it exists.
     """
-    from charter_guardrails.alerts.relay import relay
+    from charter_guardrails.incidents.relay import relay
 
     configure_from_airflow()
     report = relay(alert_senders(smtp_conn_id))

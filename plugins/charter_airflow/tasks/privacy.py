@@ -50,7 +50,7 @@ def scan_personal_data_step(*, policy: Any, dataset: str, path: str | None, cont
     :param fail_on: verdicts that raise ``AirflowFailException``.
     :return: the CheckResult as a JSON-safe dict (for XCom).
     """
-    from charter_guardrails.privacy.verdict import check_personal_data, record_findings
+    from charter_guardrails.checks.privacy.verdict import check_personal_data, record_findings
 
     configure_from_airflow()
     _dag_id, run_id = run_ids(context)
@@ -66,10 +66,10 @@ def scan_personal_data_step(*, policy: Any, dataset: str, path: str | None, cont
 def pseudonymise_dataset_step(*, policy: Any, dataset: str, path: str | None, context: Mapping[str, Any],
                               output: str | None = None) -> str:
     """Write the training-ready Parquet copy of the dataset; return its path (for XCom)."""
-    from charter_guardrails.datasets import read_dataset
-    from charter_guardrails.keys import load_pseudonymisation_key
-    from charter_guardrails.privacy.pseudonymise import pseudonymise_frame, write_frame
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.checks.privacy.pseudonymise import pseudonymise_frame, write_frame
+    from charter_guardrails.core.keys import load_pseudonymisation_key
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.readers.files import read_dataset
 
     configure_from_airflow()
     _dag_id, run_id = run_ids(context)
@@ -88,7 +88,7 @@ def pseudonymise_dataset_step(*, policy: Any, dataset: str, path: str | None, co
 def scan_personal_data(*, use_case: str, dataset: str, path: str | None = None, exhaustive: bool | None = None,
                        **context: Any) -> dict[str, Any]:
     """Scan a declared dataset for personal data and fail on a policy violation (Sûreté 1, Proportionnalité 3)."""
-    from charter_guardrails.policy import load_policy
+    from charter_guardrails.core.policy import load_policy
 
     configure_from_airflow()
     return scan_personal_data_step(policy=load_policy(use_case), dataset=dataset, path=path, context=context, exhaustive=exhaustive)
@@ -98,7 +98,7 @@ def scan_personal_data(*, use_case: str, dataset: str, path: str | None = None, 
 def pseudonymise_dataset(*, use_case: str, dataset: str, path: str | None = None, output: str | None = None,
                          **context: Any) -> str:
     """Write the pseudonymised, minimised training copy of a dataset; return its path."""
-    from charter_guardrails.policy import load_policy
+    from charter_guardrails.core.policy import load_policy
 
     configure_from_airflow()
     return pseudonymise_dataset_step(policy=load_policy(use_case), dataset=dataset, path=path, context=context, output=output)

@@ -44,9 +44,9 @@ def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, 
     :param fail_on: verdicts that raise ``AirflowFailException`` (a DAG may let a human override a failure).
     :return: the redacted CheckResult as a JSON-safe dict (for XCom).
     """
-    from charter_guardrails.policy import DatasetFormat, load_policy
-    from charter_guardrails.quality.checks import profile_training
-    from charter_guardrails.quality.runner import validate_file, validate_table
+    from charter_guardrails.checks.quality.checks import profile_training
+    from charter_guardrails.checks.quality.runner import validate_file, validate_table
+    from charter_guardrails.core.policy import DatasetFormat, load_policy
 
     configure_from_airflow()
     policy = load_policy(use_case)
@@ -68,8 +68,8 @@ def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str 
 
     :param reference: a profile ``.json`` or a training file; default the profile stored by ``validate_quality``.
     """
-    from charter_guardrails.policy import DatasetRole, load_policy
-    from charter_guardrails.quality.checks import drift_of_file, with_json_report
+    from charter_guardrails.checks.quality.checks import drift_of_file, with_json_report
+    from charter_guardrails.core.policy import DatasetRole, load_policy
 
     configure_from_airflow()
     policy = load_policy(use_case)
@@ -82,8 +82,8 @@ def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str 
 def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], dataset: str | None = None,
                                   path: str | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
     """Group shares, sizes, data gaps and label base rates of the training data; persist and gate."""
-    from charter_guardrails.policy import load_policy
-    from charter_guardrails.quality.checks import representativeness_of_file, with_json_report
+    from charter_guardrails.checks.quality.checks import representativeness_of_file, with_json_report
+    from charter_guardrails.core.policy import load_policy
 
     configure_from_airflow()
     policy = load_policy(use_case)

@@ -2,7 +2,7 @@
 
 Every route depends on :func:`~charter_airflow.ui.security.require_reader` (set on the app, so no
 route can be added without it); actions also need :func:`require_operator` and a CSRF token.
-The pages only render what :mod:`charter_guardrails.governance` computes.
+The pages only render what :mod:`charter_guardrails.reporting.governance` computes.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _pct(value: Any) -> str:
 
 
 def _environment() -> Environment:
-    from charter_guardrails.governance import mask_personal_values
+    from charter_guardrails.reporting.governance import mask_personal_values
 
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
     env.filters.update(mask=lambda v: mask_personal_values(str(v)) if v is not None else "", dt=_fmt_dt, num=_fmt_num, pct=_pct,
@@ -122,7 +122,7 @@ def _environment() -> Environment:
 
 
 def _reports_dir() -> Path:
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     return get_settings().reports_dir
 
@@ -137,12 +137,12 @@ def _report_link(path: str | None) -> str | None:
 
 
 def create_app() -> FastAPI:
-    from charter_guardrails import governance as gov
-    from charter_guardrails.incidents import IncidentStatus, transition_incident
+    from charter_guardrails.core.settings import ConfigError
+    from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
     from charter_guardrails.ledger.db import LedgerNotMigrated, LedgerUnavailable
     from charter_guardrails.ledger.models import Incident, ModelVersion
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.settings import ConfigError
+    from charter_guardrails.reporting import governance as gov
     from sqlalchemy import select
 
     _configure_ledger_from_airflow()
@@ -422,7 +422,7 @@ def create_app() -> FastAPI:
 
 def _card_dir(card_path: str | None) -> Path | None:
     """The folder of a model card, if it lies under CHARTER_HOME (cards live in ``models/<use case>/v<n>``)."""
-    from charter_guardrails.settings import get_settings
+    from charter_guardrails.core.settings import get_settings
 
     if not card_path:
         return None
@@ -435,7 +435,7 @@ def _card_dir(card_path: str | None) -> Path | None:
 
 def _card_documents(card_path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The model card and, next to it, the AI label (files whose name contains ``label``), masked."""
-    from charter_guardrails.governance import mask_personal_values, mask_tree
+    from charter_guardrails.reporting.governance import mask_personal_values, mask_tree
 
     folder = _card_dir(card_path)
     if card_path is None:

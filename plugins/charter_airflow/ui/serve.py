@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(migrated.stderr[-3000:] + "\n")
         return 2
 
-    from charter_guardrails.cli import main as charter
+    from charter_guardrails.cli.main import main as charter
 
     for command in (["ledger", "migrate"], ["keys", "init"]):
         if charter(command) != 0:

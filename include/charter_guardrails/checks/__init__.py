@@ -1,0 +1,1 @@
+"""The guardrail checks: plain functions of (policy, data, context) that return a ``CheckResult``."""

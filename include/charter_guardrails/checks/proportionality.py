@@ -1,0 +1,195 @@
+"""Proportionality: a declared purpose, only the declared columns, only the rows still in retention.
+
+Proportionnalité 1 (a determined, explicit purpose), 2 (only the data the purpose needs: columns
+and rows), 3 (limited retention) and Maîtrise humaine 6 (decision support has a human recourse).
+
+Which columns a model may use is decided here, once, for training, evaluation and inference:
+
+- **model inputs** are the columns declared with role ``feature`` or ``free_text`` (never the target);
+- the **label** is ``policy.model.target``;
+- **sensitive attributes** are kept beside the data only to measure fairness per group; they are
+  never model inputs (a model that routes a request must not look at the requester's age band);
+- **identifiers** are dropped (training does not need them), **timestamps** are kept only to date
+  the data period and to apply retention, never as inputs;
+- **undeclared columns** are dropped before anything else sees the data, and listed by name only.
+
+pandas is imported inside functions: task modules import this one at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from charter_guardrails.core.policy import ColumnRole, Dataset, UseCasePolicy
+from charter_guardrails.core.results import CheckResult, Severity, Verdict
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+CHECK_NAME = "proportionality"
+ENGAGEMENTS = ["proportionnalite.1", "proportionnalite.2", "proportionnalite.3", "maitrise_humaine.6"]
+#: Shorter than this (after trimming), a purpose does not say what the system is for.
+MIN_PURPOSE_CHARS = 20
+
+
+def model_input_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> list[str]:
+    """The columns a model may read, in declaration order: role ``feature`` or ``free_text``, never the target.
+
+    :param policy: the use case.
+    :param dataset: the dataset whose declaration is used; the training dataset by default.
+    """
+    dataset = dataset or policy.training_dataset
+    return [c.name for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT) if c.name != policy.model.target]
+
+
+def sensitive_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> list[str]:
+    """Columns kept only to measure fairness: declared sensitive attributes and the equity group columns."""
+    dataset = dataset or policy.training_dataset
+    names = [c.name for c in dataset.columns_with_role(ColumnRole.SENSITIVE_ATTRIBUTE)]
+    declared = {c.name for c in dataset.columns}
+    for group in policy.equity.groups:
+        if group.column in declared and group.column not in names:
+            names.append(group.column)
+    inputs = set(model_input_columns(policy, dataset))
+    return [n for n in names if n not in inputs and n != policy.model.target]
+
+
+def minimised_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> list[str]:
+    """Every column the minimised frame keeps: inputs, the label (if declared), sensitive attributes, timestamps."""
+    dataset = dataset or policy.training_dataset
+    declared = {c.name for c in dataset.columns}
+    keep = model_input_columns(policy, dataset)
+    if policy.model.target in declared:
+        keep.append(policy.model.target)
+    keep += sensitive_columns(policy, dataset)
+    keep += [c.name for c in dataset.columns_with_role(ColumnRole.TIMESTAMP) if c.name not in keep]
+    if dataset.retention and dataset.retention.date_column not in keep:
+        keep.append(dataset.retention.date_column)
+    return keep
+
+
+def check_proportionality(policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, *, as_of: datetime) -> tuple[pd.DataFrame, CheckResult]:
+    """Minimise a dataset to what the declared purpose needs, and say what was removed.
+
+    Fails when the purpose is missing, a declared model input or the label is absent, the volume
+    cap is exceeded, decision support has no human recourse, or no row is left in retention.
+    Warns when undeclared columns arrived (they are dropped either way). Rows past retention are
+    excluded and counted: that is the rule working, not a failure.
+
+    :param policy: the use case.
+    :param dataset: the declared dataset ``frame`` was read from (training or inference).
+    :param frame: the data, typed with :func:`charter_guardrails.readers.files.apply_types`.
+    :param as_of: the reference instant for retention (timezone-aware, e.g. the run's logical date).
+    :returns: the minimised frame (only the columns of :func:`minimised_columns`, only rows in retention)
+        and the check result. The frame's index is reset.
+    :raises ValueError: if ``as_of`` is naive (a configuration error, not bad data).
+    """
+    import pandas as pd
+
+    if as_of.tzinfo is None or as_of.utcoffset() is None:
+        raise ValueError("check_proportionality: as_of must be timezone-aware (UTC)")
+    problems: list[str] = []
+    warnings: list[str] = []
+    is_training = policy.model.target in {c.name for c in dataset.columns}
+
+    # Proportionnalité 1: a determined, explicit purpose and a legal basis.
+    purpose = (policy.purpose or "").strip()
+    if len(purpose) < MIN_PURPOSE_CHARS:
+        problems.append(f"the purpose is missing or too short ({len(purpose)} characters, at least {MIN_PURPOSE_CHARS})")
+
+    # Maîtrise humaine 6: the policy model refuses this already; a model_copy can bypass validation.
+    if policy.decision_support and policy.human_recourse is None:
+        problems.append("decision support without a human recourse channel (Maîtrise humaine 6)")
+
+    # Proportionnalité 2, columns.
+    declared = [c.name for c in dataset.columns]
+    received = [str(c) for c in frame.columns]
+    undeclared = sorted(c for c in received if c not in declared)
+    if undeclared:
+        warnings.append(f"{len(undeclared)} undeclared column(s) received and dropped before training")
+    inputs = model_input_columns(policy, dataset)
+    keep = minimised_columns(policy, dataset)
+    missing_inputs = [c for c in inputs if c not in received]
+    if missing_inputs:
+        problems.append(f"declared model inputs are missing from the data: {missing_inputs}")
+    if is_training and policy.model.target not in received:
+        problems.append(f"the label {policy.model.target!r} is missing from the data")
+    declared_unused = [c for c in declared if c not in keep]  # identifiers: declared, not needed to train
+    present_keep = [c for c in keep if c in received]
+    minimised = frame.loc[:, present_keep]
+
+    # Proportionnalité 2, rows: the volume cap applies to what was received.
+    rows_received = len(frame)
+    if dataset.max_rows is not None and rows_received > dataset.max_rows:
+        problems.append(f"{rows_received} rows received, above the declared cap of {dataset.max_rows}")
+
+    # Proportionnalité 3, retention.
+    expired = undated = 0
+    cutoff: datetime | None = None
+    if dataset.retention is not None:
+        column = dataset.retention.date_column
+        cutoff = as_of - timedelta(days=dataset.retention.days)
+        if column in frame.columns:
+            dates = frame[column]
+            if not isinstance(dates.dtype, pd.DatetimeTZDtype):
+                dates = pd.to_datetime(dates, errors="coerce", utc=True, format="ISO8601")
+            # a row whose date is unknown cannot be shown to be within retention: it is excluded too
+            undated_mask = dates.isna()
+            expired_mask = ~undated_mask & (dates < pd.Timestamp(cutoff))
+            expired, undated = int(expired_mask.sum()), int(undated_mask.sum())
+            minimised = minimised.loc[~(expired_mask | undated_mask).to_numpy()]
+        else:
+            problems.append(f"the retention date column {column!r} is missing from the data")
+    minimised = minimised.reset_index(drop=True)
+    rows_kept = len(minimised)
+    if rows_received and rows_kept == 0:
+        problems.append("no row is left within the retention period")
+
+    verdict = Verdict.FAIL if problems else (Verdict.WARN if warnings else Verdict.PASS)
+    severity = Severity.ERROR if problems else (Severity.WARNING if warnings else Severity.INFO)
+    parts = [f"{rows_kept}/{rows_received} rows kept", f"{len(inputs)} model inputs"]
+    if expired or undated:
+        parts.append(f"{expired} rows past retention and {undated} undated rows excluded")
+    if undeclared:
+        parts.append(f"{len(undeclared)} undeclared column(s) dropped")
+    head = "proportionality refused: " + "; ".join(problems) if problems else "data minimised to the declared purpose"
+    evidence: dict[str, Any] = {
+        "purpose": purpose,
+        "legal_basis": policy.legal_basis.value,
+        "decision_support": policy.decision_support,
+        "human_recourse": policy.human_recourse.email if policy.human_recourse else None,
+        "model_inputs": inputs,
+        "label": policy.model.target if is_training else None,
+        "fairness_only_columns": sensitive_columns(policy, dataset),
+        "kept_columns": present_keep,
+        "dropped_undeclared_columns": undeclared,  # names only: values never leave this function
+        "dropped_declared_columns": declared_unused,
+        "missing_declared_columns": sorted(c for c in declared if c not in received),
+        "retention": ({"days": dataset.retention.days, "date_column": dataset.retention.date_column,
+                       "cutoff": cutoff.isoformat() if cutoff else None} if dataset.retention else None),
+        "max_rows": dataset.max_rows,
+        "as_of": as_of.isoformat(),
+        "problems": problems,
+        "warnings": warnings,
+    }
+    result = CheckResult(
+        check=CHECK_NAME,
+        verdict=verdict,
+        severity=severity,
+        engagements=list(ENGAGEMENTS),
+        summary=f"{head} ({', '.join(parts)})",
+        metrics={
+            "rows_received": rows_received,
+            "rows_kept": rows_kept,
+            "rows_past_retention": expired,
+            "rows_undated": undated,
+            "columns_received": len(received),
+            "columns_kept": len(present_keep),
+            "undeclared_columns_dropped": len(undeclared),
+            "model_inputs": len(inputs),
+        },
+        evidence=evidence,
+        dataset=dataset.id,
+    )
+    return minimised, result

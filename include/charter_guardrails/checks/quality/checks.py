@@ -1,0 +1,102 @@
+"""The three quality checks on files, as the CLI and the Airflow tasks call them.
+
+Reading goes through ``charter_guardrails.readers.files`` (the policy's CSV dialect, or Parquet) and
+``apply_types``; an unreadable file is a failing CheckResult, not an exception.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from charter_guardrails.checks.quality import DRIFT_ENGAGEMENTS, REPRESENTATIVENESS_ENGAGEMENTS
+from charter_guardrails.core.policy import Dataset, DatasetRole, UseCasePolicy
+from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def read_typed(dataset: Dataset, path: Path | None = None) -> pd.DataFrame:
+    """Read a declared dataset (or a variant file in its format) and apply the declared types.
+    Raises ``DatasetReadError`` for unreadable input."""
+    from charter_guardrails.readers.files import apply_types, read_dataset
+
+    frame, _unparseable = apply_types(read_dataset(dataset, path), dataset)
+    return frame
+
+
+def _unreadable(check: str, engagements: list[str], dataset: Dataset, exc: Any) -> CheckResult:
+    return CheckResult(check=check, verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=engagements, dataset=dataset.id,
+                       summary=f"{check} not checked: the data cannot be read ({exc.kind}): {exc}",
+                       evidence={"problems": [exc.to_json_dict()]})
+
+
+def profile_training(policy: UseCasePolicy, path: Path | None = None, *, out: Path | None = None) -> Path:
+    """Profile the training data once and store the profile (no raw personal value in it)."""
+    from charter_guardrails.checks.quality.drift import build_reference_profile, save_profile
+
+    dataset = policy.training_dataset
+    target = path or dataset.resolve_path()
+    return save_profile(build_reference_profile(policy, read_typed(dataset, target), source=str(target)), out)
+
+
+def drift_of_file(policy: UseCasePolicy, batch: Path | None = None, *, reference: Path | None = None,
+                  dataset: str | None = None) -> CheckResult:
+    """Drift of an inference batch file. ``reference`` is a stored profile (``.json``) or a training
+    file, which is then profiled once and stored next to the other profiles."""
+    from charter_guardrails.checks.quality.drift import load_profile, profile_path
+    from charter_guardrails.readers.files import DatasetReadError
+
+    ds = policy.dataset(dataset) if dataset else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
+    stored = profile_path(policy.id, policy.training_dataset.id)
+    if reference is None and not stored.exists():
+        # no training run has stored the profile yet: profile the policy's training file once, here
+        reference = policy.training_dataset.resolve_path()
+    reference = reference or stored
+    if reference.suffix.lower() != ".json":
+        try:
+            reference = profile_training(policy, reference)
+        except DatasetReadError as exc:
+            return _unreadable("drift", DRIFT_ENGAGEMENTS, ds, exc)
+    profile = load_profile(reference)
+    try:
+        frame = read_typed(ds, batch or ds.resolve_path())
+    except DatasetReadError as exc:
+        return _unreadable("drift", DRIFT_ENGAGEMENTS, ds, exc)
+    from charter_guardrails.checks.quality.drift import check_drift
+
+    return check_drift(policy, frame, profile, dataset=ds.id, profile_source=str(reference))
+
+
+def representativeness_of_file(policy: UseCasePolicy, path: Path | None = None, *, dataset: str | None = None) -> CheckResult:
+    from charter_guardrails.checks.quality.representativeness import check_representativeness
+    from charter_guardrails.readers.files import DatasetReadError
+
+    ds = policy.dataset(dataset) if dataset else policy.training_dataset
+    try:
+        frame = read_typed(ds, path or ds.resolve_path())
+    except DatasetReadError as exc:
+        return _unreadable("representativeness", REPRESENTATIVENESS_ENGAGEMENTS, ds, exc)
+    return check_representativeness(policy, frame, dataset=ds.id)
+
+
+def with_json_report(result: CheckResult, policy: UseCasePolicy, run_id: str | None) -> CheckResult:
+    """Write the (already PII-free) result as a JSON report under the run's reports folder and link it.
+    Quality results link their Data Docs instead and are returned unchanged."""
+    import json
+
+    from charter_guardrails.checks.quality.runner import safe_run_name
+    from charter_guardrails.core.settings import get_settings
+
+    if result.report_path:
+        return result
+    folder = get_settings().reports_dir / policy.id / safe_run_name(run_id)
+    target = folder / f"{result.check}_{result.dataset or policy.id}.json"
+    linked = result.model_copy(update={"report_path": str(target)})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(linked.to_json_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+    except OSError as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+        return with_report_error(result, f"JSON {result.check} report", folder, exc)
+    return linked

@@ -1,0 +1,153 @@
+"""``charter policy``, ``charter ledger``, ``charter keys`` and ``charter audit``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit
+
+
+def register(subparsers: Any) -> None:
+    policy = subparsers.add_parser("policy", help="use-case policies")
+    policy_sub = policy.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    validate = policy_sub.add_parser("validate", help="validate policy files (exit 2 on the first invalid one)")
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add_json_flag(validate)
+    validate.set_defaults(handler=_policy_validate)
+    schema = policy_sub.add_parser("schema", help="print the JSON schema of a policy file")
+    schema.add_argument("--write", type=Path, metavar="FILE", help="write it to FILE instead of stdout")
+    schema.set_defaults(handler=_policy_schema)
+
+    ledger = subparsers.add_parser("ledger", help="the audit ledger database")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    migrate = ledger_sub.add_parser("migrate", help="create or upgrade the ledger schema (alembic)")
+    add_json_flag(migrate)
+    migrate.set_defaults(handler=_ledger_migrate)
+
+    keys = subparsers.add_parser("keys", help="signing and pseudonymisation keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    init = keys_sub.add_parser("init", help="create local keys in CHARTER_KEYS_DIR (kept if they exist)")
+    init.add_argument("--force", action="store_true",
+                      help="replace existing keys (the old public key stays trusted in retired/; pseudonyms change)")
+    add_json_flag(init)
+    init.set_defaults(handler=_keys_init)
+    rotate = keys_sub.add_parser("rotate", help="a new signing key; the old public key stays trusted, the pseudonymisation key is kept")
+    add_json_flag(rotate)
+    rotate.set_defaults(handler=_keys_rotate)
+
+    audit = subparsers.add_parser("audit", help="the tamper-evident audit chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser("verify", help="verify the chain with the public key only (exit 1 if broken)")
+    add_json_flag(verify)
+    verify.set_defaults(handler=_audit_verify)
+    log = audit_sub.add_parser("log", help="print the latest audit events")
+    log.add_argument("--limit", type=int, default=20)
+    add_json_flag(log)
+    log.set_defaults(handler=_audit_log)
+
+
+def _policy_validate(args: argparse.Namespace) -> int:
+    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
+
+    results: list[dict[str, Any]] = []
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            policy = UseCasePolicy.from_file(path)
+            results.append({"file": str(path), "ok": True, "use_case": policy.id})
+        except PolicyError as exc:
+            results.append({"file": str(path), "ok": False, **exc.to_json_dict()})
+            status = EXIT_USAGE
+    def human() -> str:
+        lines = []
+        for r in results:
+            if r["ok"]:
+                lines.append(f"ok       {r['file']} ({r['use_case']})")
+            else:
+                lines.extend(f"invalid  {r['file']}: {e['key'] or '<file>'}: {e['reason']}" for e in r["errors"])
+        return "\n".join(lines)
+    if status != EXIT_OK and not args.json:
+        import sys
+
+        print(human(), file=sys.stderr)
+        return status
+    emit(args, results, human)
+    return status
+
+
+def _policy_schema(args: argparse.Namespace) -> int:
+    from charter_guardrails.core.policy import json_schema
+
+    if args.write:
+        args.write.write_text(json_schema(), encoding="utf-8")
+        print(f"wrote {args.write}")
+    else:
+        print(json_schema(), end="")
+    return EXIT_OK
+
+
+def _ledger_migrate(args: argparse.Namespace) -> int:
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.ledger.db import migrate, redact_url
+
+    url = get_settings().ledger_url
+    before, after = migrate(url)
+    emit(args, {"url": redact_url(url), "from": before, "to": after},
+         f"ledger {redact_url(url)}: {before or 'empty'} -> {after}" if before != after else f"ledger {redact_url(url)} is up to date ({after})")
+    return EXIT_OK
+
+
+def _keys_init(args: argparse.Namespace) -> int:
+    from charter_guardrails.core.keys import init_keys
+
+    result = init_keys(force=args.force)
+    emit(args, {"keys_dir": str(result.keys_dir), "created": result.created, "kept": result.kept, "key_id": result.key_id},
+         f"keys in {result.keys_dir} (key id {result.key_id}): created {result.created or 'none'}, kept {result.kept or 'none'}")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    from charter_guardrails.core.keys import rotate_signing_key
+    from charter_guardrails.core.settings import get_settings
+
+    retired, current = rotate_signing_key()
+    emit(args, {"keys_dir": str(get_settings().keys_dir), "retired_key_id": retired, "key_id": current},
+         f"signing key rotated: new key id {current}; key {retired} retired (still trusted to verify what it signed)")
+    return EXIT_OK
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from charter_guardrails.ledger.audit import verify_chain
+    from charter_guardrails.ledger.store import ledger_session
+
+    with ledger_session() as session:
+        report = verify_chain(session)
+    def human() -> str:
+        if report.ok:
+            return f"audit chain intact: {report.events} events, head {report.head_seq}, every head signed"
+        first = report.first_broken
+        assert first is not None
+        lines = [f"audit chain BROKEN: first broken event {first.seq}" + (f" ({first.subject})" if first.subject else "") + f": {first.reason}"]
+        lines += [f"  - event {p.seq}{' ' + p.subject if p.subject else ''}: {p.reason}" for p in report.problems[1:20]]
+        if len(report.problems) > 20:
+            lines.append(f"  ... and {len(report.problems) - 20} more")
+        return "\n".join(lines)
+    emit(args, report.to_json_dict(), human)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from charter_guardrails.cli.main import table
+    from charter_guardrails.ledger.models import AuditEvent
+    from charter_guardrails.ledger.store import ledger_session
+
+    with ledger_session() as session:
+        events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(args.limit)))
+        rows = [{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action, "use_case": e.use_case,
+                 "run_id": e.run_id, "subject": f"{e.subject_type}#{e.subject_id}" if e.subject_type else None} for e in reversed(events)]
+    emit(args, rows, lambda: table([list(r.values()) for r in rows], list(rows[0].keys()) if rows else ["seq"]))
+    return EXIT_OK

@@ -1,1 +1,0 @@
-"""Sub-commands of ``charter``: one module per area, each with ``register(subparsers)``."""

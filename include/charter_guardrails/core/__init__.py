@@ -1,0 +1,1 @@
+"""The shared contracts: results, the policy, settings, keys, errors and the check catalogue."""

@@ -1,0 +1,132 @@
+"""What an incident alert says: a French e-mail and a JSON webhook body.
+
+Both are built from the outbox row's payload (the Art. 33 fields, see
+:func:`charter_guardrails.incidents.incident.incident_payload`), which never holds a raw personal value:
+facts are chunk numbers, byte and line ranges, digests and counts.
+Both carry the row's idempotency key, so a receiver can drop a duplicate delivery.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+#: Header that carries the idempotency key (e-mail and webhook).
+IDEMPOTENCY_HEADER = "X-Idempotency-Key"
+BREACH_TYPES_FR = {
+    "integrity": "atteinte à l'intégrité",
+    "confidentiality": "atteinte à la confidentialité",
+    "availability": "atteinte à la disponibilité",
+    "gdpr_compliance": "non-conformité RGPD",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One outbox row to deliver, detached from the database session."""
+
+    outbox_id: int
+    incident_id: int
+    channel: str
+    recipient: str
+    idempotency_key: str
+    payload: dict[str, Any]
+    attempt: int
+
+
+def subject(alert: Alert) -> str:
+    p = alert.payload
+    return f"[Charte IA – Sûreté] Incident n°{p.get('incident_id', alert.incident_id)} : {p.get('title', 'incident de sécurité')}"
+
+
+def _fields(alert: Alert) -> list[tuple[str, str]]:
+    p = alert.payload
+    facts = p.get("facts") or {}
+    return [
+        ("Incident", f"n°{p.get('incident_id', alert.incident_id)} (gravité : {p.get('severity', '-')})"),
+        ("Détecté le (UTC)", str(p.get("detected_at", "-"))),
+        ("Notification à la CNIL avant (art. 33(1), 72 h)", str(p.get("notify_deadline", "-"))),
+        ("Type de violation", BREACH_TYPES_FR.get(str(p.get("breach_type")), str(p.get("breach_type")))),
+        ("Usage et jeu de données", f"{p.get('use_case', '-')} / {p.get('dataset') or '-'}"),
+        ("Exécution", str(p.get("run_id") or "-")),
+        ("Nature (art. 33(3)(a))", str(p.get("nature", "-"))),
+        ("Faits", _facts_text(facts)),
+        ("Catégories de personnes concernées", ", ".join(p.get("data_subject_categories") or []) or "aucune déclarée"),
+        ("Nombre approximatif d'enregistrements", str(p.get("approx_records") if p.get("approx_records") is not None else "inconnu")),
+        ("Conséquences probables (art. 33(3)(c))", str(p.get("likely_consequences", "-"))),
+        ("Mesures prises (art. 33(3)(d))", "; ".join(p.get("measures_taken") or []) or "-"),
+        ("Contact DPO (art. 33(3)(b))", str(p.get("dpo_contact", "-"))),
+    ]
+
+
+def _facts_text(facts: dict[str, Any]) -> str:
+    parts = []
+    if facts.get("outcome"):
+        parts.append(f"résultat {facts['outcome']}")
+    if facts.get("file"):
+        parts.append(f"fichier {facts['file']}")
+    for r in (facts.get("ranges") or [])[:5]:
+        piece = f"bloc {r.get('chunk')} : octets {r['bytes'][0]}–{r['bytes'][1]}" if r.get("bytes") else f"bloc {r.get('chunk')}"
+        if r.get("rows"):
+            piece += f", lignes de données {r['rows'][0]}–{r['rows'][1]}"
+        if r.get("file"):
+            piece += f" ({r['file']})"
+        parts.append(piece)
+    if facts.get("changed_chunk_count"):
+        parts.append(f"{facts['changed_chunk_count']} bloc(s) modifié(s) au total")
+    if facts.get("key_id"):
+        parts.append(f"clé {facts['key_id']}")
+    return "; ".join(parts) or json.dumps(facts, ensure_ascii=False, sort_keys=True)[:500]
+
+
+def text_body(alert: Alert) -> str:
+    lines = ["Bonjour,", "",
+             "Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
+             "(engagement Sûreté 2 : « toute corruption de données doit faire l'objet d'un incident de sécurité »).", ""]
+    lines += [f"- {label} : {value}" for label, value in _fields(alert)]
+    lines += ["", "Actions : prendre en compte avec `charter incidents ack "
+              f"{alert.incident_id}`, clore avec `charter incidents resolve {alert.incident_id}`.",
+              "Ce message ne contient aucune donnée personnelle brute.", "",
+              f"Clé d'idempotence : {alert.idempotency_key}"]
+    return "\n".join(lines) + "\n"
+
+
+def html_body(alert: Alert) -> str:
+    rows = "".join(f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in _fields(alert))
+    return (f"<p>Bonjour,</p><p>Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
+            f"(Sûreté 2).</p><table>{rows}</table><p>Prendre en compte : <code>charter incidents ack {alert.incident_id}</code>.</p>"
+            f"<p><small>Clé d'idempotence : {html.escape(alert.idempotency_key)}</small></p>")
+
+
+def message_id(alert: Alert) -> str:
+    """A stable Message-ID: a retry of the same outbox row is recognisably the same message."""
+    return f"<{alert.idempotency_key}@charter-guardrails>"
+
+
+def email_message(alert: Alert, *, sender: str) -> EmailMessage:
+    """The e-mail of ``alert``: French subject, plain text and HTML, idempotency key in the headers."""
+    msg = EmailMessage()
+    msg["Subject"] = subject(alert)
+    msg["From"] = sender
+    msg["To"] = alert.recipient
+    msg["Date"] = formatdate(usegmt=True)
+    msg["Message-ID"] = message_id(alert)
+    msg[IDEMPOTENCY_HEADER] = alert.idempotency_key
+    msg["X-Charter-Incident"] = str(alert.incident_id)
+    msg["Content-Language"] = "fr"
+    msg.set_content(text_body(alert))
+    msg.add_alternative(html_body(alert), subtype="html")
+    return msg
+
+
+def webhook_body(alert: Alert) -> dict[str, Any]:
+    """The JSON a webhook receives; ``idempotency_key`` is also sent as a header."""
+    return {"idempotency_key": alert.idempotency_key, "event": "incident.raised", "attempt": alert.attempt,
+            "incident": alert.payload, "subject": subject(alert)}
+
+
+__all__ = ["IDEMPOTENCY_HEADER", "Alert", "email_message", "html_body", "message_id", "subject", "text_body", "webhook_body"]

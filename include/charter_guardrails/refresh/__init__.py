@@ -1,0 +1,1 @@
+"""The model refresh: training, evaluation and fairness, energy footprint."""

@@ -1,0 +1,308 @@
+"""Evaluate a candidate against production on the same held-out rows: the gain, and fairness per group.
+
+Both models predict the *same* holdout (the candidate's), so the gain compares like with like.
+Without a production model the reference is a naive predictor (the training majority class, or
+the training mean) and the evidence says so.
+
+Fairness (Équité) uses fairlearn's ``MetricFrame`` per group column declared in
+``policy.equity.groups``. Classifiers: accuracy and the selection rate of
+``equity.positive_label``; regressors: the MAE. Groups with fewer holdout rows than
+``min_group_size`` are left out of the comparison (too noisy to judge) and reported.
+
+Evidence carries group values (an arrondissement code, an age band) and aggregates only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.results import CheckResult, Severity, Verdict
+from charter_guardrails.refresh.training import MISSING_CATEGORY, TrainedModel, label_series, metrics_for, score
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Metrics where lower is better; the gain is then ``production - candidate``.
+LOWER_IS_BETTER = frozenset({"mae"})
+#: The fairness metrics whose between-group difference is compared with ``equity.max_metric_difference``.
+#: MAE is in the label's unit, so it is reported but not compared with a share.
+BOUNDED_FAIRNESS_METRICS = frozenset({"accuracy", "selection_rate"})
+
+
+@dataclass
+class GroupFairness:
+    """Fairness of the candidate's predictions across the groups of one column.
+
+    :param column: the group column (e.g. ``arrondissement``).
+    :param by_group: per compared group, each metric and ``count`` (holdout rows).
+    :param difference: per metric, max - min over the compared groups.
+    :param ratio: per metric, min / max over the compared groups.
+    :param small_groups: groups left out (fewer than ``min_group_size`` rows), with their counts.
+    """
+
+    column: str
+    min_group_size: int
+    metrics: list[str]
+    by_group: dict[str, dict[str, float]] = field(default_factory=dict)
+    difference: dict[str, float | None] = field(default_factory=dict)
+    ratio: dict[str, float | None] = field(default_factory=dict)
+    small_groups: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationReport:
+    """Candidate vs reference on one holdout.
+
+    :param reference: ``production`` or ``baseline`` (naive predictor, when there is no production model).
+    :param gain: positive means the candidate is better, in the metric's unit.
+    """
+
+    use_case: str
+    metric: str
+    higher_is_better: bool
+    holdout_rows: int
+    candidate_score: float
+    reference: str
+    reference_score: float
+    gain: float
+    production_score: float | None
+    baseline_score: float
+    baseline_description: str
+    candidate_metrics: dict[str, float]
+    production_metrics: dict[str, float] | None
+    fairness: list[GroupFairness] = field(default_factory=list)
+    positive_label: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        from charter_guardrails.core.results import _json_safe
+
+        return _json_safe(asdict(self))  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> EvaluationReport:
+        values = dict(data)
+        values["fairness"] = [GroupFairness(**g) for g in values.get("fairness", [])]
+        return cls(**values)
+
+    def fairness_table(self) -> list[dict[str, Any]]:
+        """One row per (column, group): the model card's and the approval form's fairness table."""
+        rows: list[dict[str, Any]] = []
+        for group in self.fairness:
+            for value, numbers in group.by_group.items():
+                rows.append({"column": group.column, "group": value, **numbers, "compared": True})
+            for value, count in group.small_groups.items():
+                rows.append({"column": group.column, "group": value, "count": count, "compared": False})
+        return rows
+
+
+def _pipeline_of(model: Any) -> Any:
+    return model.pipeline if isinstance(model, TrainedModel) else model
+
+
+def _predict(model: Any, frame: pd.DataFrame) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _pipeline_of(model).predict(frame)
+
+
+def evaluate_candidate(policy: UseCasePolicy, candidate: TrainedModel, production: TrainedModel | Any | None = None,
+                       holdout: pd.DataFrame | None = None) -> EvaluationReport:
+    """Score the candidate and production on the same holdout, and measure fairness per group.
+
+    :param policy: the use case.
+    :param candidate: the model just trained.
+    :param production: the production model (a :class:`TrainedModel` or a loaded pipeline), or ``None``.
+    :param holdout: the rows to evaluate on; the candidate's holdout by default. It must hold the
+        model inputs, the label and the group columns.
+    :raises ValueError: no holdout, or the label is missing from it.
+    """
+    spec = policy.model
+    holdout = holdout if holdout is not None else candidate.holdout
+    if holdout is None:
+        raise ValueError("evaluate_candidate: no holdout given and the candidate kept none")
+    if spec.target not in holdout.columns:
+        raise ValueError(f"evaluate_candidate: the label {spec.target!r} is missing from the holdout")
+    holdout = holdout.loc[holdout[spec.target].notna().to_numpy()].reset_index(drop=True)
+    y_true = label_series(holdout, spec.kind, spec.target)
+    candidate_pred = _predict(candidate, holdout)
+    candidate_metrics = metrics_for(spec.kind, y_true, candidate_pred)
+    candidate_score = score(spec.metric, y_true, candidate_pred)
+    higher_is_better = spec.metric not in LOWER_IS_BETTER
+
+    baseline_value = candidate.baseline_prediction
+    if baseline_value is None:  # a reloaded model without one: fall back to the holdout's own majority / mean
+        baseline_value = str(y_true.value_counts().idxmax()) if spec.kind == "text_classifier" else float(y_true.mean())
+    baseline_score = score(spec.metric, y_true, [baseline_value] * len(y_true))
+    baseline_description = (f"naive predictor: always the training majority class {baseline_value!r}" if spec.kind == "text_classifier"
+                            else f"naive predictor: always the training mean ({float(baseline_value):.3f})")
+
+    production_score: float | None = None
+    production_metrics: dict[str, float] | None = None
+    if production is not None:
+        production_pred = _predict(production, holdout)
+        production_metrics = metrics_for(spec.kind, y_true, production_pred)
+        production_score = score(spec.metric, y_true, production_pred)
+    reference, reference_score = ("production", production_score) if production_score is not None else ("baseline", baseline_score)
+    assert reference_score is not None
+    gain = candidate_score - reference_score if higher_is_better else reference_score - candidate_score
+
+    return EvaluationReport(
+        use_case=policy.id, metric=spec.metric, higher_is_better=higher_is_better, holdout_rows=len(holdout),
+        candidate_score=candidate_score, reference=reference, reference_score=reference_score, gain=gain,
+        production_score=production_score, baseline_score=baseline_score, baseline_description=baseline_description,
+        candidate_metrics=candidate_metrics, production_metrics=production_metrics,
+        fairness=_fairness(policy, holdout, y_true, candidate_pred), positive_label=policy.equity.positive_label,
+    )
+
+
+def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred: Any) -> list[GroupFairness]:
+    import functools
+
+    import numpy as np
+    from fairlearn.metrics import MetricFrame, selection_rate
+    from sklearn.metrics import accuracy_score, mean_absolute_error
+
+    spec = policy.model
+    positive = policy.equity.positive_label
+    functions: dict[str, Any]
+    if spec.kind == "text_classifier":
+        functions = {"accuracy": accuracy_score}
+        if positive is not None:
+            # the share of rows the model routes to the positive label
+            functions["selection_rate"] = functools.partial(selection_rate, pos_label=positive)
+    else:
+        functions = {"mae": mean_absolute_error}
+    y_true_arr = np.asarray(y_true)
+    y_pred_arr = np.asarray(y_pred)
+    out: list[GroupFairness] = []
+    for group in policy.equity.groups:
+        report = GroupFairness(column=group.column, min_group_size=group.min_group_size, metrics=list(functions))
+        if group.column not in holdout.columns:
+            report.small_groups = {}
+            report.difference = {m: None for m in functions}
+            report.ratio = {m: None for m in functions}
+            out.append(report)
+            continue
+        groups = holdout[group.column].astype("string").fillna(MISSING_CATEGORY).astype(object).to_numpy()
+        values, counts = np.unique(groups, return_counts=True)
+        sizes = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+        compared = {v for v, c in sizes.items() if c >= group.min_group_size}
+        report.small_groups = {v: c for v, c in sorted(sizes.items()) if v not in compared}
+        mask = np.isin(groups, list(compared))
+        if len(compared) < 2:
+            report.by_group = {v: {"count": sizes[v]} for v in sorted(compared)}
+            report.difference = {m: None for m in functions}
+            report.ratio = {m: None for m in functions}
+            out.append(report)
+            continue
+        frame = MetricFrame(metrics=functions, y_true=y_true_arr[mask], y_pred=y_pred_arr[mask], sensitive_features=groups[mask])
+        by_group = frame.by_group
+        report.by_group = {str(v): {**{m: float(by_group.loc[v, m]) for m in functions}, "count": sizes[str(v)]} for v in by_group.index}
+        difference = frame.difference(method="between_groups")
+        ratio = frame.ratio(method="between_groups")
+        report.difference = {m: _finite(difference[m]) for m in functions}
+        report.ratio = {m: _finite(ratio[m]) for m in functions}
+        out.append(report)
+    return out
+
+
+def _finite(value: Any) -> float | None:
+    import math
+
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
+    """Fail when a between-group difference of accuracy or selection rate exceeds ``equity.max_metric_difference``.
+
+    :param policy: the use case (thresholds).
+    :param report: from :func:`evaluate_candidate`.
+    """
+    limit = policy.equity.max_metric_difference
+    breaches: list[dict[str, Any]] = []
+    worst_difference = 0.0
+    small: dict[str, dict[str, int]] = {}
+    uncompared: list[str] = []
+    for group in report.fairness:
+        if group.small_groups:
+            small[group.column] = group.small_groups
+        if all(v is None for v in group.difference.values()):
+            uncompared.append(group.column)
+        for metric, difference in group.difference.items():
+            if difference is None or metric not in BOUNDED_FAIRNESS_METRICS:
+                continue
+            worst_difference = max(worst_difference, difference)
+            if difference > limit:
+                values = {g: numbers[metric] for g, numbers in group.by_group.items()}
+                breaches.append({"column": group.column, "metric": metric, "difference": difference,
+                                 "lowest_group": min(values, key=lambda g: values[g]), "highest_group": max(values, key=lambda g: values[g])})
+    if not report.fairness:
+        verdict, summary = Verdict.PASS, "no equity groups declared: fairness across groups is not applicable"
+    elif breaches:
+        verdict = Verdict.FAIL
+        described = "; ".join(f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} ({b['lowest_group']} vs {b['highest_group']})"
+                              for b in breaches)
+        summary = f"unfair predictions: {described} (limit {limit})"
+    elif len(uncompared) == len(report.fairness):
+        verdict, summary = Verdict.WARN, f"fairness not measurable: fewer than two groups of the minimum size in {uncompared}"
+    else:
+        verdict = Verdict.PASS
+        summary = f"predictions are fair across groups: largest difference {worst_difference:.3f} (limit {limit})"
+        if uncompared:
+            verdict, summary = Verdict.WARN, summary + f"; not measurable for {uncompared}"
+    metrics: dict[str, float | int | None] = {"max_difference": worst_difference if report.fairness else None, "limit": limit,
+                                              "groups_left_out": sum(len(v) for v in small.values())}
+    for group in report.fairness:
+        for metric, difference in group.difference.items():
+            metrics[f"{group.column}.{metric}.difference"] = difference
+            metrics[f"{group.column}.{metric}.ratio"] = group.ratio.get(metric)
+    return CheckResult(
+        check="fairness",
+        verdict=verdict,
+        severity=Severity.ERROR if verdict is Verdict.FAIL else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
+        engagements=["equite.1"],
+        summary=summary,
+        metrics=metrics,
+        evidence={
+            "positive_label": report.positive_label,
+            "max_metric_difference": limit,
+            "breaches": breaches,
+            "small_groups_left_out": small,
+            "not_measurable": uncompared,
+            "table": report.fairness_table(),
+            "holdout_rows": report.holdout_rows,
+        },
+    )
+
+
+def check_performance(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
+    """Fail when the candidate's gain over the reference is below ``model.min_gain``.
+
+    Tagged Durabilité 1: a model is only retrained when the gain justifies it.
+
+    :param policy: the use case (``model.min_gain``).
+    :param report: from :func:`evaluate_candidate`.
+    """
+    minimum = policy.model.min_gain
+    passed = report.gain >= minimum
+    against = ("the production model" if report.reference == "production"
+               else f"a naive baseline, since no model is in production ({report.baseline_description})")
+    summary = (f"{report.metric} {report.candidate_score:.4f} vs {report.reference_score:.4f} for {against}: "
+               f"gain {report.gain:+.4f} ({'at least' if passed else 'below'} the minimum {minimum})")
+    return CheckResult(
+        check="performance",
+        verdict=Verdict.PASS if passed else Verdict.FAIL,
+        severity=Severity.INFO if passed else Severity.ERROR,
+        engagements=["durabilite.1"],
+        summary=summary,
+        metrics={"candidate": report.candidate_score, "reference": report.reference_score, "gain": report.gain,
+                 "min_gain": minimum, "production": report.production_score, "baseline": report.baseline_score,
+                 "holdout_rows": report.holdout_rows},
+        evidence={"metric": report.metric, "higher_is_better": report.higher_is_better, "reference": report.reference,
+                  "baseline": report.baseline_description, "candidate_metrics": report.candidate_metrics,
+                  "production_metrics": report.production_metrics},
+    )

@@ -1,0 +1,1 @@
+"""What the governance team reads: engagements, governance read models, the charter report, model cards."""
