@@ -33,8 +33,10 @@ def _write_csv(path: Path, size: int) -> None:
     rng = random.Random(20260101)
     rows = ["request_id;received_at;message;arrondissement;channel;age_band;category"]
     while sum(len(r) + 1 for r in rows) < 4 * MIB:
-        rows.append(f"R{rng.randrange(10**9):09d};2026-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T10:00:00;"
-                    f"Le lampadaire est en panne rue {rng.randrange(500)};132{rng.randrange(1, 17):02d};web;30-44;eclairage")
+        rows.append(
+            f"R{rng.randrange(10**9):09d};2026-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T10:00:00;"
+            f"Le lampadaire est en panne rue {rng.randrange(500)};132{rng.randrange(1, 17):02d};web;30-44;eclairage"
+        )
     block = ("\n".join(rows[1:]) + "\n").encode()
     with path.open("wb") as handle:
         handle.write((rows[0] + "\n").encode())
@@ -63,11 +65,20 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
 def bench(size_mib: int, runs: int, workdir: Path, env: dict[str, str]) -> dict[str, float]:
     data = workdir / f"bench_{size_mib}mib.csv"
     _write_csv(data, size_mib * MIB)
-    subprocess.run([str(BIN / "charter"), "hash", str(data), "--dataset", "citizen_requests.training", "--quiet"], env=env, check=True)
+    subprocess.run(
+        [str(BIN / "charter"), "hash", str(data), "--dataset", "citizen_requests.training", "--quiet"],
+        env=env,
+        check=True,
+    )
     openssl = [shutil.which("openssl") or "openssl", "dgst", "-sha256", str(data)]
     ours = [str(BIN / "charter"), "verify", str(data), "--dataset", "citizen_requests.training", "--quiet"]
     # The hashing engine alone in a process (no CLI, no ledger): what the Merkle hashing itself costs.
-    engine = [sys.executable, "-c", "import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])", str(data)]
+    engine = [
+        sys.executable,
+        "-c",
+        "import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])",
+        str(data),
+    ]
     commands = (("openssl", openssl), ("ours", ours), ("engine", engine))
     for _name, argv in commands:
         _run(argv, env)  # warm the page cache and the byte-compiled modules
@@ -108,30 +119,54 @@ def main() -> int:
     # the dev tree runs with PYTHONDONTWRITEBYTECODE, which would recompile the project at every start.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
-    for name in ("CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_KEYS_DIR", "CHARTER_AUDIT_ANCHOR"):
+    for name in (
+        "CHARTER_LEDGER_URL",
+        "CHARTER_SIGNING_KEY",
+        "CHARTER_PUBLIC_KEY",
+        "CHARTER_KEYS_DIR",
+        "CHARTER_AUDIT_ANCHOR",
+    ):
         env.pop(name, None)
     try:
         for argv in (["ledger", "migrate"], ["keys", "init"]):
             subprocess.run([str(BIN / "charter"), *argv], env=env, check=True, stdout=subprocess.DEVNULL)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        print(f"integrity benchmark: `charter verify` vs `openssl dgst -sha256`, whole processes, median of {runs} runs, {cores} cores"
-              f" (load average {os.getloadavg()[0]:.1f} at start)")
-        print(f"{'size':>9}  {'openssl':>16}  {'charter verify':>16}  {'ratio':>6}  {'peak RSS (ours)':>15}  {'CPU s openssl/ours':>18}  {'engine only':>17}")
+        print(
+            f"integrity benchmark: `charter verify` vs `openssl dgst -sha256`, whole processes, median of {runs} runs, {cores} cores"
+            f" (load average {os.getloadavg()[0]:.1f} at start)"
+        )
+        print(
+            f"{'size':>9}  {'openssl':>16}  {'charter verify':>16}  {'ratio':>6}  {'peak RSS (ours)':>15}  {'CPU s openssl/ours':>18}  {'engine only':>17}"
+        )
         results = []
         for size in sizes:
             r = bench(size, runs, workdir, env)
             results.append(r)
-            print(f"{size:>5} MiB  {r['openssl_s']:>6.3f} s {r['openssl_gbps']:>4.2f} GB/s  {r['ours_s']:>6.3f} s {r['ours_gbps']:>4.2f} GB/s"
-                  f"  {r['ratio']:>6.2f}  {r['ours_rss_mib']:>11.1f} MiB  {r['openssl_cpu_s']:>8.2f} / {r['ours_cpu_s']:.2f}"
-                  f"  {r['engine_s']:>6.3f} s (x{r['engine_ratio']:.2f})", flush=True)
+            print(
+                f"{size:>5} MiB  {r['openssl_s']:>6.3f} s {r['openssl_gbps']:>4.2f} GB/s  {r['ours_s']:>6.3f} s {r['ours_gbps']:>4.2f} GB/s"
+                f"  {r['ratio']:>6.2f}  {r['ours_rss_mib']:>11.1f} MiB  {r['openssl_cpu_s']:>8.2f} / {r['ours_cpu_s']:.2f}"
+                f"  {r['engine_s']:>6.3f} s (x{r['engine_ratio']:.2f})",
+                flush=True,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    ratio_ok = all(r["ratio"] >= TARGET_RATIO for r in results if r["size_mib"] >= 1024) if any(r["size_mib"] >= 1024 for r in results) else None
+    ratio_ok = (
+        all(r["ratio"] >= TARGET_RATIO for r in results if r["size_mib"] >= 1024)
+        if any(r["size_mib"] >= 1024 for r in results)
+        else None
+    )
     rss_ok = all(r["ours_rss_mib"] <= TARGET_RSS_MIB for r in results)
-    print(f"throughput ratio ours/openssl at 1 GiB: {'target ≥ 1.0 met' if ratio_ok else 'target ≥ 1.0 NOT met' if ratio_ok is False else 'not measured (smoke size)'}")
-    print(f"peak RSS: {'≤ 150 MiB at every size' if rss_ok else 'ABOVE 150 MiB'}"
-          + (f"; {results[0]['size_mib']} MiB -> {results[-1]['size_mib']} MiB: {results[0]['ours_rss_mib']:.1f} -> {results[-1]['ours_rss_mib']:.1f} MiB"
-             if len(results) > 1 else ""))
+    print(
+        f"throughput ratio ours/openssl at 1 GiB: {'target ≥ 1.0 met' if ratio_ok else 'target ≥ 1.0 NOT met' if ratio_ok is False else 'not measured (smoke size)'}"
+    )
+    print(
+        f"peak RSS: {'≤ 150 MiB at every size' if rss_ok else 'ABOVE 150 MiB'}"
+        + (
+            f"; {results[0]['size_mib']} MiB -> {results[-1]['size_mib']} MiB: {results[0]['ours_rss_mib']:.1f} -> {results[-1]['ours_rss_mib']:.1f} MiB"
+            if len(results) > 1
+            else ""
+        )
+    )
     strict = os.environ.get("BENCH_STRICT") == "1"
     return 1 if strict and (ratio_ok is False or not rss_ok) else 0
 

@@ -44,16 +44,18 @@ def synthetic(rows: int, start: int = 0) -> Any:
     rng = np.random.default_rng(start + 7)
     i = np.arange(start, start + rows)
     base = np.datetime64(datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0), "us")
-    frame = pd.DataFrame({
-        "commune": pd.array(np.array(COMMUNES)[(i // 4) % 12], dtype="string"),
-        # one "week" per day back in time keeps the compound key unique on any size
-        "week": base - (i // 48).astype("timedelta64[D]"),
-        "flux": pd.array(np.array(FLUX)[i % 4], dtype="string"),
-        "population": pd.array(rng.integers(9000, 900000, rows), dtype="Int64"),
-        "jours_feries": pd.array((rng.random(rows) < 0.12).astype("int64"), dtype="Int64"),
-        "pluie_mm": pd.array(np.clip(rng.normal(12, 9, rows), 0, None).round(3), dtype="Float64"),
-        "tonnage_t": pd.array(rng.uniform(1, 900, rows).round(3), dtype="Float64"),
-    })
+    frame = pd.DataFrame(
+        {
+            "commune": pd.array(np.array(COMMUNES)[(i // 4) % 12], dtype="string"),
+            # one "week" per day back in time keeps the compound key unique on any size
+            "week": base - (i // 48).astype("timedelta64[D]"),
+            "flux": pd.array(np.array(FLUX)[i % 4], dtype="string"),
+            "population": pd.array(rng.integers(9000, 900000, rows), dtype="Int64"),
+            "jours_feries": pd.array((rng.random(rows) < 0.12).astype("int64"), dtype="Int64"),
+            "pluie_mm": pd.array(np.clip(rng.normal(12, 9, rows), 0, None).round(3), dtype="Float64"),
+            "tonnage_t": pd.array(rng.uniform(1, 900, rows).round(3), dtype="Float64"),
+        }
+    )
     return frame
 
 
@@ -72,8 +74,12 @@ def bench_runner(rows: int, runs: int) -> dict[str, Any]:
         started = time.perf_counter()
         context = ephemeral_context()
         suite = context.suites.add(build_gx_suite(loaded.path, loaded.name, loaded.expectations))
-        batch = (context.data_sources.add_pandas("bare").add_dataframe_asset("t").add_batch_definition_whole_dataframe("b")
-                 .get_batch(batch_parameters={"dataframe": frame}))
+        batch = (
+            context.data_sources.add_pandas("bare")
+            .add_dataframe_asset("t")
+            .add_batch_definition_whole_dataframe("b")
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
         batch.validate(suite, result_format=RESULT_FORMAT, expectation_parameters=params)
         return time.perf_counter() - started
 
@@ -87,11 +93,19 @@ def bench_runner(rows: int, runs: int) -> dict[str, Any]:
     bare(), ours()  # warm-up: imports, first-use caches
     bare_times, our_times = [], []
     for run in range(runs):
-        for name in (("bare", "ours") if run % 2 == 0 else ("ours", "bare")):
+        for name in ("bare", "ours") if run % 2 == 0 else ("ours", "bare"):
             (bare_times if name == "bare" else our_times).append(bare() if name == "bare" else ours())
     b, o = statistics.median(bare_times), statistics.median(our_times)
-    return {"rows": rows, "expectations": len(loaded.expectations), "runs": runs, "bare_gx_s": round(b, 3), "runner_s": round(o, 3),
-            "ratio": round(o / b, 3), "target": TARGET_RATIO, "ok": o / b <= TARGET_RATIO}
+    return {
+        "rows": rows,
+        "expectations": len(loaded.expectations),
+        "runs": runs,
+        "bare_gx_s": round(b, 3),
+        "runner_s": round(o, 3),
+        "ratio": round(o / b, 3),
+        "target": TARGET_RATIO,
+        "ok": o / b <= TARGET_RATIO,
+    }
 
 
 def _pg(url: str) -> str:
@@ -108,24 +122,37 @@ def bench_postgres(rows: int) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         with psycopg.connect(url) as conn:
-            conn.execute("CREATE UNLOGGED TABLE tonnages (commune text, week timestamp, flux text, population bigint, "
-                         "jours_feries bigint, pluie_mm double precision, tonnage_t double precision)")
+            conn.execute(
+                "CREATE UNLOGGED TABLE tonnages (commune text, week timestamp, flux text, population bigint, "
+                "jours_feries bigint, pluie_mm double precision, tonnage_t double precision)"
+            )
             chunk = 500_000
             with conn.cursor().copy("COPY tonnages FROM STDIN WITH (FORMAT csv)") as copy:
                 for start in range(0, rows, chunk):
                     buffer = io.StringIO()
-                    synthetic(min(chunk, rows - start), start).to_csv(buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S")
+                    synthetic(min(chunk, rows - start), start).to_csv(
+                        buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S"
+                    )
                     copy.write(buffer.getvalue())
             conn.execute("ANALYZE tonnages")
         load_s = time.perf_counter() - started
         # the validation runs in its own process so that its peak RSS is not the loader's
         with tempfile.TemporaryDirectory() as home:
             env = {**os.environ, "CHARTER_HOME": home}
-            child = subprocess.run([sys.executable, __file__, "--validate-table", url], capture_output=True, text=True, env=env)
+            child = subprocess.run(
+                [sys.executable, __file__, "--validate-table", url], capture_output=True, text=True, env=env
+            )
         if child.returncode != 0:
             raise RuntimeError(f"validation child failed:\n{child.stderr[-3000:]}")
         out = json.loads(child.stdout.strip().splitlines()[-1])
-        out.update({"rows": rows, "load_s": round(load_s, 1), "target_rss_mib": TARGET_RSS >> 20, "ok": out["peak_rss_bytes"] <= TARGET_RSS})
+        out.update(
+            {
+                "rows": rows,
+                "load_s": round(load_s, 1),
+                "target_rss_mib": TARGET_RSS >> 20,
+                "ok": out["peak_rss_bytes"] <= TARGET_RSS,
+            }
+        )
         return out
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
@@ -141,9 +168,19 @@ def validate_table_child(url: str) -> None:
     result = validate_table(policy, "training", "tonnages", url=_pg(url), run_id="bench_pg")
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    print(json.dumps({"validate_s": round(elapsed, 1), "peak_rss_bytes": peak, "peak_rss_mib": round(peak / 2**20, 1),
-                      "verdict": result.verdict.value, "evaluated": result.metrics["evaluated_expectations"],
-                      "failed_error": result.metrics["failed_error"], "table_rows": result.metrics["rows"]}))
+    print(
+        json.dumps(
+            {
+                "validate_s": round(elapsed, 1),
+                "peak_rss_bytes": peak,
+                "peak_rss_mib": round(peak / 2**20, 1),
+                "verdict": result.verdict.value,
+                "evaluated": result.metrics["evaluated_expectations"],
+                "failed_error": result.metrics["failed_error"],
+                "table_rows": result.metrics["rows"],
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -158,15 +195,21 @@ def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS", 3))
     os.environ.setdefault("CHARTER_HOME", tempfile.mkdtemp(prefix="charter_bench_"))
     first = bench_runner(rows, runs)
-    print(f"runner vs bare GX, {first['rows']:,} rows, {first['expectations']} expectations, median of {runs}: "
-          f"bare {first['bare_gx_s']} s, ours {first['runner_s']} s, ratio {first['ratio']} (target <= {TARGET_RATIO}) "
-          f"{'OK' if first['ok'] else 'MISSED'}", flush=True)
+    print(
+        f"runner vs bare GX, {first['rows']:,} rows, {first['expectations']} expectations, median of {runs}: "
+        f"bare {first['bare_gx_s']} s, ours {first['runner_s']} s, ratio {first['ratio']} (target <= {TARGET_RATIO}) "
+        f"{'OK' if first['ok'] else 'MISSED'}",
+        flush=True,
+    )
     if pg_rows <= 0:  # BENCH_PG_ROWS=0: the runner ratio only
         return 0 if first["ok"] else 1
     second = bench_postgres(pg_rows)
-    print(f"PostgreSQL pushdown, {second['rows']:,} rows: load (COPY) {second['load_s']} s, validation {second['validate_s']} s, "
-          f"peak RSS {second['peak_rss_mib']} MiB (target <= {TARGET_RSS >> 20} MiB) {'OK' if second['ok'] else 'MISSED'}; "
-          f"verdict {second['verdict']} ({second['failed_error']} error expectation(s) failed of {second['evaluated']})", flush=True)
+    print(
+        f"PostgreSQL pushdown, {second['rows']:,} rows: load (COPY) {second['load_s']} s, validation {second['validate_s']} s, "
+        f"peak RSS {second['peak_rss_mib']} MiB (target <= {TARGET_RSS >> 20} MiB) {'OK' if second['ok'] else 'MISSED'}; "
+        f"verdict {second['verdict']} ({second['failed_error']} error expectation(s) failed of {second['evaluated']})",
+        flush=True,
+    )
     print(json.dumps({"runner": first, "postgres": second}))
     return 0 if first["ok"] and second["ok"] else 1
 

@@ -62,7 +62,9 @@ def run_once(client: AirflowRestClient) -> dict[str, float]:
     if len(mapped) != 2 * PARTITIONS:
         raise RuntimeError(f"expected {2 * PARTITIONS} mapped task instances, got {len(mapped)}")
     every = [t for t in instances if t["start_date"] and t["end_date"]]
-    map_phase = (max(_time(t["end_date"]) for t in mapped) - min(_time(t["start_date"]) for t in mapped)).total_seconds()
+    map_phase = (
+        max(_time(t["end_date"]) for t in mapped) - min(_time(t["start_date"]) for t in mapped)
+    ).total_seconds()
     whole = (max(_time(t["end_date"]) for t in every) - min(_time(t["start_date"]) for t in every)).total_seconds()
     busy = sum(float(t["duration"] or 0) for t in mapped)
     hosts = sorted({t["hostname"] for t in mapped})
@@ -70,7 +72,9 @@ def run_once(client: AirflowRestClient) -> dict[str, float]:
         origin = min(_time(t["start_date"]) for t in mapped)
         for t in sorted(mapped, key=lambda t: t["start_date"]):
             start = (_time(t["start_date"]) - origin).total_seconds()
-            print(f"    {t['task_id']:>15}[{t['map_index']}] on {t['hostname'].split('@')[0]}: {start:6.1f} s → {start + float(t['duration'] or 0):6.1f} s")
+            print(
+                f"    {t['task_id']:>15}[{t['map_index']}] on {t['hostname'].split('@')[0]}: {start:6.1f} s → {start + float(t['duration'] or 0):6.1f} s"
+            )
     return {"map_phase": map_phase, "whole": whole, "busy": busy, "hosts": len(hosts)}
 
 
@@ -78,7 +82,9 @@ class MemorySampler:
     """Peak memory of the Celery worker process trees of a cluster, sampled from another thread."""
 
     def __init__(self, state: Path, interval: float = 0.2) -> None:
-        self.roots = [psutil.Process(pid) for name, pid in running_from_pid_dir(state).items() if name.startswith("celery-worker")]
+        self.roots = [
+            psutil.Process(pid) for name, pid in running_from_pid_dir(state).items() if name.startswith("celery-worker")
+        ]
         self.interval = interval
         self.peak_rss = 0  # one process
         self.peak_pss = 0  # all the worker processes together
@@ -118,9 +124,25 @@ def measure(workers: int, work: Path, databases: tuple[str, str]) -> tuple[list[
     state = work / f"cluster-{workers}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
     env["CHARTER_HOME"] = str(work / "charter")
-    argv = [sys.executable, str(ROOT / "scripts" / "cluster.py"), "start", "--workers", str(workers), "--state-dir", str(state),
-            "--charter-home", env["CHARTER_HOME"], "--metadata-db", databases[0], "--ledger-db", databases[1], "--pg", DEFAULT_PG,
-            "--data-rows", str(ROWS)]
+    argv = [
+        sys.executable,
+        str(ROOT / "scripts" / "cluster.py"),
+        "start",
+        "--workers",
+        str(workers),
+        "--state-dir",
+        str(state),
+        "--charter-home",
+        env["CHARTER_HOME"],
+        "--metadata-db",
+        databases[0],
+        "--ledger-db",
+        databases[1],
+        "--pg",
+        DEFAULT_PG,
+        "--data-rows",
+        str(ROWS),
+    ]
     try:
         started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
         if started.returncode != 0:
@@ -138,14 +160,21 @@ def measure(workers: int, work: Path, databases: tuple[str, str]) -> tuple[list[
                 for i in range(RUNS):
                     result = run_once(client)
                     results.append(result)
-                    print(f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
-                          f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)", flush=True)
+                    print(
+                        f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
+                        f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)",
+                        flush=True,
+                    )
             return results, {"peak_rss": memory.peak_rss / 2**20, "peak_pss": memory.peak_pss / 2**20}
         finally:
             client.close()
     finally:
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "cluster.py"), "stop", "--state-dir", str(state)], env=env,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "cluster.py"), "stop", "--state-dir", str(state)],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         stop_pid_dir(state)
         assert not running_from_pid_dir(state)
 
@@ -160,7 +189,9 @@ def _prepare_partitions(home: Path) -> None:
 
 def main() -> int:
     suffix = uuid.uuid4().hex[:8]
-    print(f"bench-scale: {PARTITIONS} partitions, {ROWS} rows, {RUNS} run(s) per setting, {os.cpu_count()} cores on {socket.gethostname()}")
+    print(
+        f"bench-scale: {PARTITIONS} partitions, {ROWS} rows, {RUNS} run(s) per setting, {os.cpu_count()} cores on {socket.gethostname()}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         medians: dict[int, dict[str, float]] = {}
@@ -172,7 +203,9 @@ def main() -> int:
             finally:
                 for name in databases:
                     drop_database(DEFAULT_PG, name)
-            medians[workers] = {key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy")} | peaks
+            medians[workers] = {
+                key: statistics.median(r[key] for r in results) for key in ("map_phase", "whole", "busy")
+            } | peaks
             print(f"  {workers} worker(s) done in {time.monotonic() - started:.0f} s", flush=True)
     one, two = medians[1], medians[2]
     speedup = one["map_phase"] / two["map_phase"]

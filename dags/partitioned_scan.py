@@ -25,8 +25,11 @@ with DAG(
     default_args=DEFAULT_ARGS,
     tags=["charter", "integrity", "privacy"],
     params={
-        "directory": Param("citizen_requests/training_partitions", type="string",
-                           description="folder of Parquet partitions, relative to the data folder"),
+        "directory": Param(
+            "citizen_requests/training_partitions",
+            type="string",
+            description="folder of Parquet partitions, relative to the data folder",
+        ),
         "use_case": Param("citizen_requests", type="string"),
         "dataset": Param("training", type="string"),
     },
@@ -51,17 +54,32 @@ with DAG(
         policy = UseCasePolicy.from_file(policy_file_for(params["use_case"]))
         free_text = [c.name for c in policy.dataset(params["dataset"]).columns if c.role is ColumnRole.FREE_TEXT]
         plan = partitions.plan(directory)
-        return [{"name": name, "directory": plan["directory"], "chunk_size": plan["chunk_size"], "algorithm": plan["algorithm"],
-                 "free_text_columns": free_text} for name in plan["partitions"]]
+        return [
+            {
+                "name": name,
+                "directory": plan["directory"],
+                "chunk_size": plan["chunk_size"],
+                "algorithm": plan["algorithm"],
+                "free_text_columns": free_text,
+            }
+            for name in plan["partitions"]
+        ]
 
     @task(task_id="hash_partition")
-    def hash_partition(name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]) -> dict[str, Any]:
+    def hash_partition(
+        name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]
+    ) -> dict[str, Any]:
         from charter_airflow import partitions
 
-        return {**partitions.hash_partition(directory, name, chunk_size=chunk_size, algorithm=algorithm), "algorithm": algorithm}
+        return {
+            **partitions.hash_partition(directory, name, chunk_size=chunk_size, algorithm=algorithm),
+            "algorithm": algorithm,
+        }
 
     @task(task_id="scan_partition")
-    def scan_partition(name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]) -> dict[str, Any]:
+    def scan_partition(
+        name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]
+    ) -> dict[str, Any]:
         from charter_airflow import partitions
 
         return partitions.scan_partition(directory, name, free_text_columns=free_text_columns)
@@ -79,7 +97,11 @@ with DAG(
         result = partitions.combine(hashes, list(scans), algorithm=algorithms.pop())
         logging.getLogger(__name__).info(
             "%d partitions, %d rows: Merkle root %s, %d findings (column × entity type)",
-            result["partitions"], result["rows"], result["merkle_root"], len(result["findings"]))
+            result["partitions"],
+            result["rows"],
+            result["merkle_root"],
+            len(result["findings"]),
+        )
         return result
 
     plan = plan_partitions()

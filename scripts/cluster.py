@@ -95,8 +95,16 @@ def start(args: argparse.Namespace) -> int:
     bin_dir = Path(sys.executable).parent
     for name in (args.metadata_db, args.ledger_db):
         print(f"database {name}: {'created' if create_database(args.pg, name) else 'exists'}")
-    airflow = LocalAirflow(home=state / "airflow", users=dict(USERS), executor="CeleryExecutor", celery_workers=args.workers,
-                           celery_concurrency=args.concurrency, triggerer=True, port=port, pid_dir=state)
+    airflow = LocalAirflow(
+        home=state / "airflow",
+        users=dict(USERS),
+        executor="CeleryExecutor",
+        celery_workers=args.workers,
+        celery_concurrency=args.concurrency,
+        triggerer=True,
+        port=port,
+        pid_dir=state,
+    )
     airflow.extra_env = cluster_env(args, port)
     env = airflow.env()
     airflow.home.mkdir(parents=True, exist_ok=True)
@@ -111,12 +119,22 @@ def start(args: argparse.Namespace) -> int:
     # The processes outlive this script: drop the handles without waiting for them.
     airflow.processes.clear()
     info = json.loads((state / "cluster.json").read_text())
-    info.update({"users": {u: p for u, (_, p) in USERS.items()}, "metadata_db": args.metadata_db, "ledger_db": args.ledger_db,
-                 "queue": env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], "workers": args.workers,
-                 "charter_home": env["CHARTER_HOME"], "ledger_url": env["CHARTER_LEDGER_URL"]})
+    info.update(
+        {
+            "users": {u: p for u, (_, p) in USERS.items()},
+            "metadata_db": args.metadata_db,
+            "ledger_db": args.ledger_db,
+            "queue": env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"],
+            "workers": args.workers,
+            "charter_home": env["CHARTER_HOME"],
+            "ledger_url": env["CHARTER_LEDGER_URL"],
+        }
+    )
     (state / "cluster.json").write_text(json.dumps(info, indent=2))
-    print(f"cluster up in {time.monotonic() - started:.0f} s: {info['base_url']} (admin/admin), "
-          f"{args.workers} Celery worker(s), logs in {airflow.home / 'logs'}; stop with `make cluster-stop`")
+    print(
+        f"cluster up in {time.monotonic() - started:.0f} s: {info['base_url']} (admin/admin), "
+        f"{args.workers} Celery worker(s), logs in {airflow.home / 'logs'}; stop with `make cluster-stop`"
+    )
     return 0
 
 
@@ -148,9 +166,13 @@ def status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["start", "stop", "status"])
-    parser.add_argument("--state-dir", default=str(ROOT / ".charter" / "cluster"), help="pid files, cluster.json, AIRFLOW_HOME")
+    parser.add_argument(
+        "--state-dir", default=str(ROOT / ".charter" / "cluster"), help="pid files, cluster.json, AIRFLOW_HOME"
+    )
     parser.add_argument("--charter-home", default=os.environ.get("CHARTER_HOME", str(ROOT / ".charter")))
     parser.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL server URL, without a database")
     parser.add_argument("--metadata-db", default="charter_airflow")
@@ -160,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="task slots per worker")
     parser.add_argument("--port", type=int, default=0, help="api-server port (default: a free one)")
     parser.add_argument("--timeout", type=float, default=240)
-    parser.add_argument("--data-rows", type=int, default=0, help="rows of the generated training sample (default: the CLI's)")
+    parser.add_argument(
+        "--data-rows", type=int, default=0, help="rows of the generated training sample (default: the CLI's)"
+    )
     args = parser.parse_args(argv)
     return {"start": start, "stop": stop, "status": status}[args.command](args)
 

@@ -72,12 +72,23 @@ def rows(n: int = 120, seed: int = 7) -> list[list[str]]:
     out = []
     for i in range(n):
         message, category = MESSAGES[i % len(MESSAGES)]
-        out.append([f"DEM-101-{i:07d}", f"2026-01-{1 + i % 28:02d}T{8 + i % 10:02d}:15:00", message, f"132{1 + i % 16:02d}",
-                    rng.choice(["web", "telephone", "courriel"]), rng.choice(["18-29", "30-44", "45-59"]), category])
+        out.append(
+            [
+                f"DEM-101-{i:07d}",
+                f"2026-01-{1 + i % 28:02d}T{8 + i % 10:02d}:15:00",
+                message,
+                f"132{1 + i % 16:02d}",
+                rng.choice(["web", "telephone", "courriel"]),
+                rng.choice(["18-29", "30-44", "45-59"]),
+                category,
+            ]
+        )
     return out
 
 
-def csv_text(header: list[str], body: list[list[str]], sep: str = ";", newline: str = "\n", quoting: int = csv.QUOTE_MINIMAL) -> str:
+def csv_text(
+    header: list[str], body: list[list[str]], sep: str = ";", newline: str = "\n", quoting: int = csv.QUOTE_MINIMAL
+) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=sep, quoting=quoting, lineterminator=newline)
     writer.writerow(header)
@@ -141,13 +152,17 @@ def nul_after_head() -> bytes:
     """NUL bytes past the first 4 KiB, where a quick look at the head does not see them."""
     data = csv_text(HEADER, rows(400)).encode("utf-8")
     at = data.index(b"\n", 20_000) + 1
-    return data[:at] + b"DEM-101-9999999;2026-01-02T10:00:00;Le\x00lampadaire\x00;13201;web;18-29;eclairage\n" + data[at:]
+    return (
+        data[:at] + b"DEM-101-9999999;2026-01-02T10:00:00;Le\x00lampadaire\x00;13201;web;18-29;eclairage\n" + data[at:]
+    )
 
 
 def cell_10mb() -> bytes:
     """One message cell of 10 MiB of French words (a pasted document, or an attack on the analysers)."""
     rng = random.Random(10)
-    words = "le lampadaire est en panne devant chez moi merci de venir vite la rue est sombre depuis trois jours".split()
+    words = (
+        "le lampadaire est en panne devant chez moi merci de venir vite la rue est sombre depuis trois jours".split()
+    )
     parts: list[str] = []
     size = 0
     while size < 10 * MIB:
@@ -165,6 +180,7 @@ def many_columns(n: int, n_rows: int = 2) -> Callable[[], bytes]:
         header = HEADER + [f"extra_{i}" for i in range(n - len(HEADER))]
         body = [r + [str((i + j) % 10) for j in range(n - len(HEADER))] for i, r in enumerate(rows(n_rows))]
         return csv_text(header, body).encode("utf-8")
+
     return build
 
 
@@ -260,7 +276,12 @@ def parquet_bomb() -> bytes:
 
     n = 20_000_000
     codes = pa.array(np.zeros(n, dtype=np.int32))
-    table = pa.table({name: pa.DictionaryArray.from_arrays(codes, pa.array([value])) for name, value in zip(HEADER, rows(1)[0], strict=True)})
+    table = pa.table(
+        {
+            name: pa.DictionaryArray.from_arrays(codes, pa.array([value]))
+            for name, value in zip(HEADER, rows(1)[0], strict=True)
+        }
+    )
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd", row_group_size=n)
     return sink.getvalue()
@@ -345,10 +366,22 @@ def zip_named_csv() -> bytes:
 
 def base_policy() -> dict:
     columns = [
-        {"name": "request_id", "role": "identifier", "type": "string", "personal_data": "indirect_identifier", "pseudonymise": True},
+        {
+            "name": "request_id",
+            "role": "identifier",
+            "type": "string",
+            "personal_data": "indirect_identifier",
+            "pseudonymise": True,
+        },
         {"name": "received_at", "role": "timestamp", "type": "datetime"},
-        {"name": "message", "role": "free_text", "type": "string", "personal_data": "free_text", "pseudonymise": True,
-         "pii_allowed": ["PERSON", "EMAIL_ADDRESS", "FR_PHONE", "LOCATION"]},
+        {
+            "name": "message",
+            "role": "free_text",
+            "type": "string",
+            "personal_data": "free_text",
+            "pseudonymise": True,
+            "pii_allowed": ["PERSON", "EMAIL_ADDRESS", "FR_PHONE", "LOCATION"],
+        },
         {"name": "arrondissement", "role": "sensitive_attribute", "type": "category", "personal_data": "location"},
         {"name": "channel", "role": "feature", "type": "category"},
         {"name": "age_band", "role": "sensitive_attribute", "type": "category", "personal_data": "demographic"},
@@ -364,10 +397,20 @@ def base_policy() -> dict:
         "alert_recipients": ["rssi@ampmetropole.example"],
         "dpo": {"name": "Délégué à la protection des données", "email": "dpo@ampmetropole.example"},
         "decision_support": False,
-        "datasets": [{"id": "training", "role": "training", "format": "csv", "path": "bad/training.csv",
-                      "csv": {"separator": ";", "decimal": ",", "encoding": "utf-8"}, "personal_data": True,
-                      "data_subjects": ["usagers"], "retention": {"days": 365, "date_column": "received_at"},
-                      "suite": "citizen_requests.training.json", "columns": columns}],
+        "datasets": [
+            {
+                "id": "training",
+                "role": "training",
+                "format": "csv",
+                "path": "bad/training.csv",
+                "csv": {"separator": ";", "decimal": ",", "encoding": "utf-8"},
+                "personal_data": True,
+                "data_subjects": ["usagers"],
+                "retention": {"days": 365, "date_column": "received_at"},
+                "suite": "citizen_requests.training.json",
+                "columns": columns,
+            }
+        ],
         "model": {"kind": "text_classifier", "target": "category", "metric": "f1_macro"},
     }
 
@@ -378,12 +421,14 @@ def policy_yaml(mutate: Callable[[dict], None] | None = None) -> Callable[[], by
         if mutate:
             mutate(policy)
         return json.dumps(policy, ensure_ascii=False, indent=1).encode("utf-8")  # JSON is YAML
+
     return build
 
 
 def _set_dataset(key: str, value: object) -> Callable[[dict], None]:
     def mutate(policy: dict) -> None:
         policy["datasets"][0][key] = value
+
     return mutate
 
 
@@ -429,15 +474,24 @@ datasets:
 
 
 def suite(expectations: object, **extra: object) -> Callable[[], bytes]:
-    return lambda: json.dumps({"name": "bad_inputs_probe.training", "expectations": expectations, "meta": {}, **extra},
-                              ensure_ascii=False, indent=1).encode("utf-8")
+    return lambda: json.dumps(
+        {"name": "bad_inputs_probe.training", "expectations": expectations, "meta": {}, **extra},
+        ensure_ascii=False,
+        indent=1,
+    ).encode("utf-8")
 
 
-NOT_NULL = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "request_id"}, "meta": {"severity": "error"}}
+NOT_NULL = {
+    "type": "expect_column_values_to_not_be_null",
+    "kwargs": {"column": "request_id"},
+    "meta": {"severity": "error"},
+}
 
 CORPUS: list[BadFile] = [
     # the control: the same rows, well formed (not counted as bad)
-    BadFile("control_clean.csv", "data", "a well-formed delivery of citizen_requests.training (the control)", clean_csv),
+    BadFile(
+        "control_clean.csv", "data", "a well-formed delivery of citizen_requests.training (the control)", clean_csv
+    ),
     # CSV
     BadFile("truncated_in_quote.csv", "data", "cut in the middle of a quoted field", truncated_in_quote),
     BadFile("truncated_mid_row.csv", "data", "cut in the middle of the last row (fields missing)", truncated_mid_row),
@@ -459,45 +513,124 @@ CORPUS: list[BadFile] = [
     BadFile("ragged_rows.csv", "data", "a row with two fields too many", ragged_rows),
     BadFile("binary_garbage.csv", "data", "64 KiB of random bytes", binary_garbage),
     BadFile("binary_garbage_no_nul.csv", "data", "random bytes without NUL (invalid UTF-8)", binary_garbage_no_nul),
-    BadFile("formula_injection.csv", "data", "spreadsheet formulas in cells (=HYPERLINK, @SUM, +, -, tab, CR)", formula_injection),
+    BadFile(
+        "formula_injection.csv",
+        "data",
+        "spreadsheet formulas in cells (=HYPERLINK, @SUM, +, -, tab, CR)",
+        formula_injection,
+    ),
     BadFile("html_injection.csv", "data", "HTML and script in cells and in a column name", html_injection),
     # Parquet
-    BadFile("parquet_corrupt_footer.parquet", "data", "Parquet whose Thrift footer is scrambled", parquet_corrupt_footer),
-    BadFile("parquet_bad_footer_length.parquet", "data", "Parquet whose footer length points before the file", parquet_bad_footer_length),
+    BadFile(
+        "parquet_corrupt_footer.parquet", "data", "Parquet whose Thrift footer is scrambled", parquet_corrupt_footer
+    ),
+    BadFile(
+        "parquet_bad_footer_length.parquet",
+        "data",
+        "Parquet whose footer length points before the file",
+        parquet_bad_footer_length,
+    ),
     BadFile("parquet_truncated.parquet", "data", "the first half of a Parquet file", parquet_truncated),
-    BadFile("parquet_bomb.parquet", "data", "a Parquet bomb: 20 million encoded rows in a few hundred KiB", parquet_bomb, large=True),
+    BadFile(
+        "parquet_bomb.parquet",
+        "data",
+        "a Parquet bomb: 20 million encoded rows in a few hundred KiB",
+        parquet_bomb,
+        large=True,
+    ),
     BadFile("parquet_is_csv.parquet", "data", "a CSV file named .parquet", parquet_is_csv),
     BadFile("parquet_empty.parquet", "data", "0 bytes named .parquet", lambda: b""),
     # archive bombs
     BadFile("zip_bomb.csv.zip", "data", "a zip bomb: 1 GiB of rows deflated to about 1 MiB", zip_bomb, large=True),
-    BadFile("gzip_bomb.csv.gz", "data", "a gzip bomb: 1 GiB of rows in concatenated members, no NUL byte in its head", gzip_bomb, large=True),
+    BadFile(
+        "gzip_bomb.csv.gz",
+        "data",
+        "a gzip bomb: 1 GiB of rows in concatenated members, no NUL byte in its head",
+        gzip_bomb,
+        large=True,
+    ),
     BadFile("bz2_bomb.csv.bz2", "data", "a bzip2 bomb: 1 GiB of rows from a few KiB", bz2_bomb, large=True),
     BadFile("xz_bomb.csv.xz", "data", "an xz bomb: 1 GiB of rows in concatenated streams", xz_bomb, large=True),
     BadFile("zip_named_csv.csv", "data", "a zip archive named .csv", zip_named_csv),
     # policies
     BadFile("policy_control.yaml", "policy", "a valid minimal policy (the control)", policy_yaml()),
-    BadFile("policy_path_traversal.yaml", "policy", "a dataset path ../../etc/passwd", policy_yaml(_set_dataset("path", "../../etc/passwd"))),
-    BadFile("policy_absolute_path.yaml", "policy", "a dataset path /etc/passwd", policy_yaml(_set_dataset("path", "/etc/passwd"))),
-    BadFile("policy_windows_path.yaml", "policy", "a dataset path C:\\Windows\\win.ini", policy_yaml(_set_dataset("path", "C:\\Windows\\win.ini"))),
-    BadFile("policy_missing_suite.yaml", "policy", "a suite that does not exist", policy_yaml(_set_dataset("suite", "no_such_suite.json"))),
-    BadFile("policy_suite_traversal.yaml", "policy", "a suite path ../../../../../etc/passwd",
-            policy_yaml(_set_dataset("suite", "../../../../../etc/passwd"))),
+    BadFile(
+        "policy_path_traversal.yaml",
+        "policy",
+        "a dataset path ../../etc/passwd",
+        policy_yaml(_set_dataset("path", "../../etc/passwd")),
+    ),
+    BadFile(
+        "policy_absolute_path.yaml",
+        "policy",
+        "a dataset path /etc/passwd",
+        policy_yaml(_set_dataset("path", "/etc/passwd")),
+    ),
+    BadFile(
+        "policy_windows_path.yaml",
+        "policy",
+        "a dataset path C:\\Windows\\win.ini",
+        policy_yaml(_set_dataset("path", "C:\\Windows\\win.ini")),
+    ),
+    BadFile(
+        "policy_missing_suite.yaml",
+        "policy",
+        "a suite that does not exist",
+        policy_yaml(_set_dataset("suite", "no_such_suite.json")),
+    ),
+    BadFile(
+        "policy_suite_traversal.yaml",
+        "policy",
+        "a suite path ../../../../../etc/passwd",
+        policy_yaml(_set_dataset("suite", "../../../../../etc/passwd")),
+    ),
     BadFile("policy_unknown_key.yaml", "policy", "a misspelt key (pii_alowed)", policy_yaml(_unknown_key)),
     BadFile("policy_invalid_yaml.yaml", "policy", "bad indentation", yaml_text(INVALID_YAML)),
     BadFile("policy_not_mapping.yaml", "policy", "a YAML list at the top level", yaml_text("- a\n- b\n")),
-    BadFile("policy_billion_laughs.yaml", "policy", "YAML aliases expanding to 10^9 strings", yaml_text(BILLION_LAUGHS)),
-    BadFile("policy_python_tag.yaml", "policy", "a !!python/object tag (code execution with an unsafe loader)", yaml_text(PYTHON_TAG)),
+    BadFile(
+        "policy_billion_laughs.yaml", "policy", "YAML aliases expanding to 10^9 strings", yaml_text(BILLION_LAUGHS)
+    ),
+    BadFile(
+        "policy_python_tag.yaml",
+        "policy",
+        "a !!python/object tag (code execution with an unsafe loader)",
+        yaml_text(PYTHON_TAG),
+    ),
     BadFile("policy_binary.yaml", "policy", "random bytes", binary_garbage_no_nul),
     BadFile("policy_empty.yaml", "policy", "0 bytes", lambda: b""),
     # suites
     BadFile("suite_invalid_json.json", "suite", "JSON cut short", lambda: b'{"name": "x", "expectations": [{"type": '),
-    BadFile("suite_unknown_expectation.json", "suite", "an expectation type GX does not have",
-            suite([{"type": "expect_column_to_be_trustworthy", "kwargs": {"column": "message"}, "meta": {"severity": "error"}}])),
-    BadFile("suite_bad_kwargs.json", "suite", "kwargs of the wrong type",
-            suite([{"type": "expect_column_values_to_be_between", "kwargs": {"column": "channel", "min_value": {"a": 1}},
-                    "meta": {"severity": "error"}}])),
-    BadFile("suite_no_severity.json", "suite", "an expectation without meta.severity",
-            suite([{**NOT_NULL, "meta": {}}])),
+    BadFile(
+        "suite_unknown_expectation.json",
+        "suite",
+        "an expectation type GX does not have",
+        suite(
+            [
+                {
+                    "type": "expect_column_to_be_trustworthy",
+                    "kwargs": {"column": "message"},
+                    "meta": {"severity": "error"},
+                }
+            ]
+        ),
+    ),
+    BadFile(
+        "suite_bad_kwargs.json",
+        "suite",
+        "kwargs of the wrong type",
+        suite(
+            [
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "channel", "min_value": {"a": 1}},
+                    "meta": {"severity": "error"},
+                }
+            ]
+        ),
+    ),
+    BadFile(
+        "suite_no_severity.json", "suite", "an expectation without meta.severity", suite([{**NOT_NULL, "meta": {}}])
+    ),
     BadFile("suite_not_object.json", "suite", "a JSON list at the top level", lambda: b"[1, 2, 3]"),
     BadFile("suite_binary.json", "suite", "random bytes", binary_garbage_no_nul),
 ]
@@ -529,7 +662,9 @@ def build(root: Path = DEFAULT_DIR, *, names: list[str] | None = None, only_miss
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"target folder (default {DEFAULT_DIR.relative_to(ROOT)})")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_DIR, help=f"target folder (default {DEFAULT_DIR.relative_to(ROOT)})"
+    )
     parser.add_argument("--list", action="store_true", help="list the files and what each one is, write nothing")
     parser.add_argument("--force", action="store_true", help="rebuild the large files too")
     args = parser.parse_args(argv)

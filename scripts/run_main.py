@@ -58,7 +58,9 @@ def main() -> int:
     print(ctx.verdict_table())
     step("Audit chain")
     code = charter(["audit", "verify"])
-    print(f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db; start the UI with `make airflow`.")
+    print(
+        f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db; start the UI with `make airflow`."
+    )
     if ctx.unexpected:
         print("UNEXPECTED OUTCOMES:\n  " + "\n  ".join(ctx.unexpected), file=sys.stderr)
         return 1

@@ -45,8 +45,17 @@ def charter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     home = tmp_path / "charter"
     monkeypatch.setenv("CHARTER_HOME", str(home))
-    for name in ("CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_PSEUDONYMISATION_KEY",
-                 "CHARTER_DATA_DIR", "CHARTER_REPORTS_DIR", "CHARTER_KEYS_DIR", "CHARTER_AUDIT_ANCHOR", "CHARTER_ALERT_WEBHOOK_URL"):
+    for name in (
+        "CHARTER_LEDGER_URL",
+        "CHARTER_SIGNING_KEY",
+        "CHARTER_PUBLIC_KEY",
+        "CHARTER_PSEUDONYMISATION_KEY",
+        "CHARTER_DATA_DIR",
+        "CHARTER_REPORTS_DIR",
+        "CHARTER_KEYS_DIR",
+        "CHARTER_AUDIT_ANCHOR",
+        "CHARTER_ALERT_WEBHOOK_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     init_keys()
     db.reset_caches()

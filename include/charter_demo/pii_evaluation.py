@@ -58,8 +58,10 @@ def _phone(rng: random.Random, fake: Any) -> str:
     if rng.random() < 0.6:
         return str(fake.phone_number())
     digits = [rng.choice("12345679")] + [str(rng.randint(0, 9)) for _ in range(8)]
-    pairs = ["".join(digits[i:i + 2]) for i in range(1, 9, 2)]
-    return rng.choice([f"0{digits[0]} " + " ".join(pairs), f"0{digits[0]}." + ".".join(pairs), f"0033 {digits[0]} " + " ".join(pairs)])
+    pairs = ["".join(digits[i : i + 2]) for i in range(1, 9, 2)]
+    return rng.choice(
+        [f"0{digits[0]} " + " ".join(pairs), f"0{digits[0]}." + ".".join(pairs), f"0033 {digits[0]} " + " ".join(pairs)]
+    )
 
 
 def _plate(rng: random.Random) -> str:
@@ -90,7 +92,7 @@ def _vat(rng: random.Random, fake: Any) -> str:
 
 
 def _spaced(iban: str, rng: random.Random) -> str:
-    return iban if rng.random() < 0.5 else " ".join(iban[i:i + 4] for i in range(0, len(iban), 4))
+    return iban if rng.random() < 0.5 else " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
 
 
 def _not_luhn(rng: random.Random, length: int) -> str:
@@ -104,9 +106,18 @@ def _not_luhn(rng: random.Random, length: int) -> str:
 
 def _message(rng: random.Random, fake: Any) -> tuple[str, set[str]]:
     """A citizen message with 0-3 embedded entities, and their labels."""
-    parts = [rng.choice(["Bonjour, le lampadaire est en panne devant chez moi.", "La collecte n'est pas passée cette semaine.",
-                         "Un nid-de-poule abîme les voitures dans notre rue.", "Le bus ne respecte pas les horaires le matin.",
-                         "Merci de nettoyer les dépôts sauvages près du marché.", "L'aire de jeux du square est dangereuse."])]
+    parts = [
+        rng.choice(
+            [
+                "Bonjour, le lampadaire est en panne devant chez moi.",
+                "La collecte n'est pas passée cette semaine.",
+                "Un nid-de-poule abîme les voitures dans notre rue.",
+                "Le bus ne respecte pas les horaires le matin.",
+                "Merci de nettoyer les dépôts sauvages près du marché.",
+                "L'aire de jeux du square est dangereuse.",
+            ]
+        )
+    ]
     labels: set[str] = set()
     if rng.random() < 0.35:
         parts.append(f"Je m'appelle {fake.first_name()} {fake.last_name()}.")
@@ -160,7 +171,9 @@ def make_labelled_table(rows: int = 10_000, seed: int = SEED) -> LabelledTable:
         "date_demande": [fake.date_between("-3y").strftime(rng.choice(["%Y-%m-%d", "%d/%m/%Y"])) for _ in range(rows)],
         "montant_eur": [f"{rng.uniform(1, 99999):,.2f}".replace(",", " ").replace(".", ",") for _ in range(rows)],
         "code_postal": [f"{rng.choice(['13', '83', '84', '06', '75'])}{rng.randint(0, 999):03d}" for _ in range(rows)],
-        "code_commune": [rng.choice(["13055", "13001", "13005", "2A004", "2B033", "83137", "84007"]) for _ in range(rows)],
+        "code_commune": [
+            rng.choice(["13055", "13001", "13005", "2A004", "2B033", "83137", "84007"]) for _ in range(rows)
+        ],
         "code_barre_ean": [fake.ean13() for _ in range(rows)],
         "taux_tva": [rng.choice(["0,055", "0,1", "0,2", "0,021"]) for _ in range(rows)],
         "quantite": [str(rng.randint(0, 5000)) for _ in range(rows)],
@@ -168,13 +181,25 @@ def make_labelled_table(rows: int = 10_000, seed: int = SEED) -> LabelledTable:
         "heure_passage": [f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}" for _ in range(rows)],
     }
     column_labels = {
-        "nom_complet": {"PERSON"}, "nir": {"FR_NIR"}, "siren_entreprise": {"FR_SIREN"}, "siret": {"FR_SIRET"},
-        "numero_tva": {"FR_VAT"}, "iban": {"FR_IBAN"}, "telephone": {"FR_PHONE"}, "email": {"EMAIL_ADDRESS"},
-        "adresse": {"LOCATION"}, "numero_cni": {"FR_ID_CARD"}, "plaque_immatriculation": {"FR_LICENSE_PLATE"},
+        "nom_complet": {"PERSON"},
+        "nir": {"FR_NIR"},
+        "siren_entreprise": {"FR_SIREN"},
+        "siret": {"FR_SIRET"},
+        "numero_tva": {"FR_VAT"},
+        "iban": {"FR_IBAN"},
+        "telephone": {"FR_PHONE"},
+        "email": {"EMAIL_ADDRESS"},
+        "adresse": {"LOCATION"},
+        "numero_cni": {"FR_ID_CARD"},
+        "plaque_immatriculation": {"FR_LICENSE_PLATE"},
         "message": set().union(*(labels for _, labels in messages)),
     }
     column_labels.update({name: set() for name in data if name not in column_labels})
-    cells = {name: [set(labels) for _ in range(rows)] for name, labels in column_labels.items() if labels and name != "message"}
+    cells = {
+        name: [set(labels) for _ in range(rows)]
+        for name, labels in column_labels.items()
+        if labels and name != "message"
+    }
     cells["message"] = [labels for _, labels in messages]
     return LabelledTable(pd.DataFrame(data), column_labels, cells)
 
@@ -183,8 +208,13 @@ def _prf(truth: dict[str, bool], predicted: dict[str, bool]) -> dict[str, float]
     tp = sum(truth[c] and predicted[c] for c in truth)
     fp = sum(not truth[c] and predicted[c] for c in truth)
     fn = sum(truth[c] and not predicted[c] for c in truth)
-    return {"precision": tp / (tp + fp) if tp + fp else 1.0, "recall": tp / (tp + fn) if tp + fn else 1.0,
-            "tp": tp, "fp": fp, "fn": fn}
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
 def evaluate(rows: int = 10_000, seed: int = SEED, min_score: float = 0.5) -> dict[str, Any]:
@@ -201,7 +231,9 @@ def evaluate(rows: int = 10_000, seed: int = SEED, min_score: float = 0.5) -> di
         predicted = {c.name: bool(c.findings) for c in report.columns}
         typed = {c.name: bool(table.column_labels[c.name] & c.entity_types()) for c in report.columns if truth[c.name]}
         out["modes"][mode] = {
-            **_prf(truth, predicted), "seconds": round(time.monotonic() - started, 2), "scanned_rows": report.scanned_rows,
+            **_prf(truth, predicted),
+            "seconds": round(time.monotonic() - started, 2),
+            "scanned_rows": report.scanned_rows,
             "entity_type_named": sum(typed.values()) / len(typed),
             "false_positive_columns": sorted(c for c in truth if predicted[c] and not truth[c]),
             "missed_columns": sorted(c for c in truth if truth[c] and not predicted[c]),
@@ -212,7 +244,10 @@ def evaluate(rows: int = 10_000, seed: int = SEED, min_score: float = 0.5) -> di
         values = [str(v) for v in frame[name]]
         distinct = sorted(set(values))
         hits = detect_values(distinct, column_kind(name, distinct), name)
-        found = {v: {h.entity_type for h in hs if not h.suspect and h.score >= min_score} for v, hs in zip(distinct, hits, strict=True)}
+        found = {
+            v: {h.entity_type for h in hs if not h.suspect and h.score >= min_score}
+            for v, hs in zip(distinct, hits, strict=True)
+        }
         for entity in sorted(set().union(*labels)):
             relevant = [i for i, cell_labels in enumerate(labels) if entity in cell_labels]
             detected = sum(entity in found[values[i]] for i in relevant)
@@ -231,11 +266,18 @@ def evaluate(rows: int = 10_000, seed: int = SEED, min_score: float = 0.5) -> di
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
-    lines = [f"labelled table: {result['rows']} rows x {result['columns']} columns (Faker fr_FR, seed {result['seed']})", ""]
-    lines.append(f"{'mode':<11} {'precision':>9} {'recall':>7} {'types':>6} {'TP':>3} {'FP':>3} {'FN':>3} {'rows':>6} {'seconds':>8}")
+    lines = [
+        f"labelled table: {result['rows']} rows x {result['columns']} columns (Faker fr_FR, seed {result['seed']})",
+        "",
+    ]
+    lines.append(
+        f"{'mode':<11} {'precision':>9} {'recall':>7} {'types':>6} {'TP':>3} {'FP':>3} {'FN':>3} {'rows':>6} {'seconds':>8}"
+    )
     for mode, m in result["modes"].items():
-        lines.append(f"{mode:<11} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['entity_type_named']:>6.2f} {m['tp']:>3} {m['fp']:>3} "
-                     f"{m['fn']:>3} {m['scanned_rows']:>6} {m['seconds']:>8.1f}")
+        lines.append(
+            f"{mode:<11} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['entity_type_named']:>6.2f} {m['tp']:>3} {m['fp']:>3} "
+            f"{m['fn']:>3} {m['scanned_rows']:>6} {m['seconds']:>8.1f}"
+        )
         if m["false_positive_columns"] or m["missed_columns"]:
             lines.append(f"            false positives: {m['false_positive_columns']}, missed: {m['missed_columns']}")
     lines += ["", "cell-level recall (exhaustive):"]
@@ -245,5 +287,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
             lines.append(f"  {column:<24} {entity:<18} {recall:.4f}{flag}")
     lines += ["", "targets:"]
     for key, target in TARGETS.items():
-        lines.append(f"  {key:<24} {result['summary'][key]:.4f}  (target >= {target})  {'OK' if result['targets_met'][key] else 'MISSED'}")
+        lines.append(
+            f"  {key:<24} {result['summary'][key]:.4f}  (target >= {target})  {'OK' if result['targets_met'][key] else 'MISSED'}"
+        )
     return "\n".join(lines)

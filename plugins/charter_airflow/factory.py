@@ -11,10 +11,23 @@ from pathlib import Path
 from typing import Any
 
 #: Tags a DAG of this project may carry (the DAG integrity test enforces it).
-APPROVED_TAGS = frozenset({
-    "charter", "personal-data", "non-personal", "decision-support", "integrity", "privacy", "quality",
-    "equity", "refresh", "inference", "incidents", "monitoring", "governance",
-})
+APPROVED_TAGS = frozenset(
+    {
+        "charter",
+        "personal-data",
+        "non-personal",
+        "decision-support",
+        "integrity",
+        "privacy",
+        "quality",
+        "equity",
+        "refresh",
+        "inference",
+        "incidents",
+        "monitoring",
+        "governance",
+    }
+)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "data-governance",
@@ -30,8 +43,11 @@ def _policy_header(policy_file: Path) -> dict[str, Any]:
 
     with policy_file.open(encoding="utf-8") as handle:
         raw = yaml.safe_load(handle) or {}
-    return {"id": raw.get("id", policy_file.stem), "title": raw.get("title", policy_file.stem),
-            "tags": [t for t in raw.get("tags", []) if t in APPROVED_TAGS]}
+    return {
+        "id": raw.get("id", policy_file.stem),
+        "title": raw.get("title", policy_file.stem),
+        "tags": [t for t in raw.get("tags", []) if t in APPROVED_TAGS],
+    }
 
 
 def build_policy_review_dag(policy_file: Path) -> Any:
@@ -91,8 +107,13 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
         catchup=False,
         default_args=DEFAULT_ARGS,
         tags=sorted({"charter", "refresh", *header["tags"]}),
-        params={"training_file": Param(None, type=["null", "string"],
-                                       description="another delivery of the training dataset, relative to the data folder")},
+        params={
+            "training_file": Param(
+                None,
+                type=["null", "string"],
+                description="another delivery of the training dataset, relative to the data folder",
+            )
+        },
         doc_md=build_model_refresh_dag.__doc__,
     ) as dag:
 
@@ -167,7 +188,9 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
             subject=f"Charte IA : valider la mise à jour du modèle {use_case} ?",
             body="{{ ti.xcom_pull(task_ids='gate')['body'] }}",
             options=["Approve", "Override", "Reject"],
-            params={"justification": Param("", type="string", description="obligatoire pour Override (≥ 20 caractères)")},
+            params={
+                "justification": Param("", type="string", description="obligatoire pour Override (≥ 20 caractères)")
+            },
             retries=0,
         )
 
@@ -176,8 +199,13 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
             from charter_airflow import steps
 
             ti = context["ti"]
-            return steps.publish(steps.load(path), context, gate_output=ti.xcom_pull(task_ids="gate"),
-                                 answer=ti.xcom_pull(task_ids="human_review"), candidate=candidate)
+            return steps.publish(
+                steps.load(path),
+                context,
+                gate_output=ti.xcom_pull(task_ids="gate"),
+                answer=ti.xcom_pull(task_ids="human_review"),
+                candidate=candidate,
+            )
 
         switch = kill_switch_task()
         integrity = integrity_task()
@@ -216,7 +244,9 @@ def build_inference_dag(policy_file: Path) -> Any:
         catchup=False,
         default_args=DEFAULT_ARGS,
         tags=sorted({"charter", "inference", *header["tags"]}),
-        params={"batch_file": Param(None, type=["null", "string"], description="the batch, relative to the data folder")},
+        params={
+            "batch_file": Param(None, type=["null", "string"], description="the batch, relative to the data folder")
+        },
         doc_md=build_inference_dag.__doc__,
     ) as dag:
 

@@ -77,7 +77,9 @@ class AirflowRestClient:
                 self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
                 return
             if time.monotonic() > deadline:
-                raise AirflowRestError(f"DAG {dag_id} was not parsed within {timeout:.0f} s (HTTP {response.status_code})")
+                raise AirflowRestError(
+                    f"DAG {dag_id} was not parsed within {timeout:.0f} s (HTTP {response.status_code})"
+                )
             time.sleep(1)
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
@@ -88,7 +90,9 @@ class AirflowRestClient:
         return str(self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        data = self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 100})
+        data = self._call(
+            "GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 100}
+        )
         return list(data["task_instances"])
 
     def task_state(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
@@ -107,7 +111,10 @@ class AirflowRestClient:
             for detail in self.pending_hitl(dag_id, run_id):
                 # The form exists a moment before the task is parked; an answer given in between is
                 # recorded but never resumes the task (Airflow 3.3), so wait for the parked state.
-                if detail["task_instance"]["task_id"] == task_id and self.task_state(dag_id, run_id, task_id) in WAITING_STATES:
+                if (
+                    detail["task_instance"]["task_id"] == task_id
+                    and self.task_state(dag_id, run_id, task_id) in WAITING_STATES
+                ):
                     # The executor reports the parked process's exit a few seconds later; an answer that
                     # resumes the task before the scheduler has seen that report can be failed by it as a
                     # stale event. Let one report cycle pass, then check the task still waits.
@@ -120,11 +127,23 @@ class AirflowRestClient:
             time.sleep(2)
         raise AirflowRestError(f"{task_id} of {dag_id} did not ask for an answer within {timeout:.0f} s")
 
-    def answer_hitl(self, dag_id: str, run_id: str, task_id: str, option: str, params_input: Mapping[str, Any] | None = None,
-                    map_index: int = -1) -> dict[str, Any]:
+    def answer_hitl(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        option: str,
+        params_input: Mapping[str, Any] | None = None,
+        map_index: int = -1,
+    ) -> dict[str, Any]:
         body = {"chosen_options": [option], "params_input": dict(params_input or {})}
-        return dict(self._call("PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails",
-                               json=body))
+        return dict(
+            self._call(
+                "PATCH",
+                f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/{map_index}/hitlDetails",
+                json=body,
+            )
+        )
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout
@@ -175,35 +194,46 @@ class LocalAirflow:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         passwords = self.home / "simple_auth_manager_passwords.json"
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__CORE__EXECUTOR": self.executor,
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            # Only the DAGs a caller unpauses (wait_for_dag) run: scheduled ones must not compete for the ledger.
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{role}" for u, (role, _) in self.users.items()),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": self.base_url,
-            # Task processes reach the Execution API on the api-server's own port (8793 is the worker log server).
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": env.get("AIRFLOW__API_AUTH__JWT_SECRET", "charter-local-" + str(self.port)),
-            "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                # Only the DAGs a caller unpauses (wait_for_dag) run: scheduled ones must not compete for the ledger.
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{u}:{role}" for u, (role, _) in self.users.items()
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                # Task processes reach the Execution API on the api-server's own port (8793 is the worker log server).
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": env.get(
+                    "AIRFLOW__API_AUTH__JWT_SECRET", "charter-local-" + str(self.port)
+                ),
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def start(self, timeout: float = 180) -> LocalAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "simple_auth_manager_passwords.json").write_text(json.dumps({u: p for u, (_, p) in self.users.items()}))
+        (self.home / "simple_auth_manager_passwords.json").write_text(
+            json.dumps({u: p for u, (_, p) in self.users.items()})
+        )
         (self.home / "logs").mkdir(exist_ok=True)
         airflow = str(Path(sys.executable).parent / "airflow")
-        commands = {"api-server": [airflow, "api-server", "--port", str(self.port)],
-                    "scheduler": [airflow, "scheduler"], "dag-processor": [airflow, "dag-processor"]}
+        commands = {
+            "api-server": [airflow, "api-server", "--port", str(self.port)],
+            "scheduler": [airflow, "scheduler"],
+            "dag-processor": [airflow, "dag-processor"],
+        }
         # All processes share this machine's log folder, which the api-server reads directly: the
         # workers' and triggerer's log servers are not needed, and would all want port 8793.
         if self.triggerer:
@@ -211,21 +241,41 @@ class LocalAirflow:
         env = self.env()
         envs = {}
         for i, worker_name in enumerate(self.worker_names):
-            commands[f"celery-worker-{i + 1}"] = [airflow, "celery", "worker", "--concurrency", str(self.celery_concurrency),
-                                                  "--celery-hostname", worker_name, "--skip-serve-logs"]
+            commands[f"celery-worker-{i + 1}"] = [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.celery_concurrency),
+                "--celery-hostname",
+                worker_name,
+                "--skip-serve-logs",
+            ]
             # Several workers share this host: each task instance records its worker's name instead.
-            envs[f"celery-worker-{i + 1}"] = {**env, WORKER_NAME_VARIABLE: worker_name,
-                                              "AIRFLOW__CORE__HOSTNAME_CALLABLE": "charter_airflow.local.worker_hostname"}
+            envs[f"celery-worker-{i + 1}"] = {
+                **env,
+                WORKER_NAME_VARIABLE: worker_name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "charter_airflow.local.worker_hostname",
+            }
         for name, argv in commands.items():
             with (self.home / "logs" / f"{name}.log").open("ab") as log:
-                self.processes[name] = subprocess.Popen(argv, env=envs.get(name, env), stdout=log, stderr=subprocess.STDOUT,
-                                                        start_new_session=True)
+                self.processes[name] = subprocess.Popen(
+                    argv, env=envs.get(name, env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
             self._write_pid(name, self.processes[name].pid)
         if self.pid_dir is not None:
-            (self.pid_dir / "cluster.json").write_text(json.dumps({
-                "base_url": self.base_url, "port": self.port, "home": str(self.home), "executor": self.executor,
-                "processes": {name: proc.pid for name, proc in self.processes.items()},
-            }, indent=2))
+            (self.pid_dir / "cluster.json").write_text(
+                json.dumps(
+                    {
+                        "base_url": self.base_url,
+                        "port": self.port,
+                        "home": str(self.home),
+                        "executor": self.executor,
+                        "processes": {name: proc.pid for name, proc in self.processes.items()},
+                    },
+                    indent=2,
+                )
+            )
         self._wait_healthy(timeout)
         return self
 
@@ -243,7 +293,9 @@ class LocalAirflow:
             for name, proc in self.processes.items():
                 if proc.poll() is not None:
                     self.stop()
-                    raise AirflowRestError(f"airflow {name} exited with {proc.returncode}; see {self.home / 'logs' / (name + '.log')}")
+                    raise AirflowRestError(
+                        f"airflow {name} exited with {proc.returncode}; see {self.home / 'logs' / (name + '.log')}"
+                    )
             try:
                 if httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
                     return
@@ -251,7 +303,9 @@ class LocalAirflow:
                 pass
             time.sleep(1)
         self.stop()
-        raise AirflowRestError(f"the api-server did not become healthy within {timeout:.0f} s; see {self.home / 'logs'}")
+        raise AirflowRestError(
+            f"the api-server did not become healthy within {timeout:.0f} s; see {self.home / 'logs'}"
+        )
 
     def client(self, username: str = "admin") -> AirflowRestClient:
         return AirflowRestClient(self.base_url, username, self.users[username][1])

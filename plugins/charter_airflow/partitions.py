@@ -70,8 +70,15 @@ def _additive(report: Any) -> dict[str, Any]:
         columns[column.name] = {
             "rows": column.rows,
             "non_null": column.non_null,
-            "findings": {f.entity_type: {"count": f.count, "score_rows": f.mean_score * f.count, "max_score": f.max_score,
-                                         "masked_examples": list(f.masked_examples)} for f in column.findings},
+            "findings": {
+                f.entity_type: {
+                    "count": f.count,
+                    "score_rows": f.mean_score * f.count,
+                    "max_score": f.max_score,
+                    "masked_examples": list(f.masked_examples),
+                }
+                for f in column.findings
+            },
         }
     return {"rows": report.rows, "columns": columns}
 
@@ -91,13 +98,23 @@ def _findings(columns: Mapping[str, Any], rows: int) -> list[dict[str, Any]]:
     for column in sorted(columns):
         for entity, sums in sorted(columns[column]["findings"].items()):
             count = sums["count"]
-            out.append({"column": column, "entity_type": entity, "count": count, "share": round(count / rows if rows else 0.0, 6),
-                        "mean_score": round(sums["score_rows"] / count if count else 0.0, 4), "max_score": round(sums["max_score"], 4),
-                        "masked_examples": sums["masked_examples"][:MAX_EXAMPLES]})
+            out.append(
+                {
+                    "column": column,
+                    "entity_type": entity,
+                    "count": count,
+                    "share": round(count / rows if rows else 0.0, 6),
+                    "mean_score": round(sums["score_rows"] / count if count else 0.0, 4),
+                    "max_score": round(sums["max_score"], 4),
+                    "masked_examples": sums["masked_examples"][:MAX_EXAMPLES],
+                }
+            )
     return out
 
 
-def combine(hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, Any]], *, algorithm: str = "sha256") -> dict[str, Any]:
+def combine(
+    hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, Any]], *, algorithm: str = "sha256"
+) -> dict[str, Any]:
     """The reduce step: the Merkle root over the partition digests and the union of the findings."""
     from charter_guardrails.checks.integrity.hashing import merkle_root
     from charter_guardrails.checks.integrity.manifest import file_leaf
@@ -105,7 +122,9 @@ def combine(hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, An
     ordered = sorted(hashes, key=lambda h: h["name"])
     names = [h["name"] for h in ordered]
     if len(set(names)) != len(names) or sorted(s["name"] for s in scans) != names:
-        raise ValueError(f"the hashed partitions {names} and the scanned ones {sorted(s['name'] for s in scans)} differ")
+        raise ValueError(
+            f"the hashed partitions {names} and the scanned ones {sorted(s['name'] for s in scans)} differ"
+        )
     root = merkle_root([file_leaf(h["name"], h["merkle_root"], algorithm) for h in ordered], algorithm).hex()
     rows = 0
     columns: dict[str, Any] = {}
@@ -114,13 +133,21 @@ def combine(hashes: Sequence[Mapping[str, Any]], scans: Sequence[Mapping[str, An
         for column, part in scan["columns"].items():
             total = columns.setdefault(column, {"findings": {}})
             for entity, sums in part["findings"].items():
-                acc = total["findings"].setdefault(entity, {"count": 0, "score_rows": 0.0, "max_score": 0.0, "masked_examples": []})
+                acc = total["findings"].setdefault(
+                    entity, {"count": 0, "score_rows": 0.0, "max_score": 0.0, "masked_examples": []}
+                )
                 acc["count"] += sums["count"]
                 acc["score_rows"] += sums["score_rows"]
                 acc["max_score"] = max(acc["max_score"], sums["max_score"])
                 acc["masked_examples"] += [e for e in sums["masked_examples"] if e not in acc["masked_examples"]]
-    return {"partitions": len(ordered), "size_bytes": sum(h["size_bytes"] for h in ordered), "merkle_root": root,
-            "algorithm": algorithm, "rows": rows, "findings": _findings(columns, rows)}
+    return {
+        "partitions": len(ordered),
+        "size_bytes": sum(h["size_bytes"] for h in ordered),
+        "merkle_root": root,
+        "algorithm": algorithm,
+        "rows": rows,
+        "findings": _findings(columns, rows),
+    }
 
 
 def single_task(directory: Path, *, free_text_columns: Sequence[str] = (), algorithm: str = "sha256") -> dict[str, Any]:
@@ -132,8 +159,14 @@ def single_task(directory: Path, *, free_text_columns: Sequence[str] = (), algor
     manifest = build_manifest(directory, use_case="partitioned_scan", dataset=directory.name, algorithm=algorithm)
     frame = read_parquet(directory)
     sums = _additive(scan_frame(frame, scan_options(free_text_columns), source=directory.name))
-    return {"partitions": manifest["leaf_count"], "size_bytes": manifest["size_bytes"], "merkle_root": manifest["merkle_root"],
-            "algorithm": algorithm, "rows": sums["rows"], "findings": _findings(sums["columns"], sums["rows"])}
+    return {
+        "partitions": manifest["leaf_count"],
+        "size_bytes": manifest["size_bytes"],
+        "merkle_root": manifest["merkle_root"],
+        "algorithm": algorithm,
+        "rows": sums["rows"],
+        "findings": _findings(sums["columns"], sums["rows"]),
+    }
 
 
 def comparable(result: Mapping[str, Any]) -> str:
@@ -162,6 +195,6 @@ def write_partitions(source: Path, directory: Path, partitions: int, *, repeat: 
     paths = []
     for i in range(partitions):
         path = directory / f"part-{i:04d}.parquet"
-        frame.iloc[i * size:(i + 1) * size].to_parquet(path, index=False)
+        frame.iloc[i * size : (i + 1) * size].to_parquet(path, index=False)
         paths.append(path)
     return paths

@@ -96,13 +96,20 @@ def persist_and_gate(
         if incident is not None:
             created_incident, _ = raise_incident(session, policy, incident)
             incident_id = created_incident.id
-    log.info("%s on %s: %s (%s)%s", result.check, result.dataset or policy.id, result.verdict.value.upper(), result.summary,
-             f"; incident #{incident_id}" if incident_id else "")
+    log.info(
+        "%s on %s: %s (%s)%s",
+        result.check,
+        result.dataset or policy.id,
+        result.verdict.value.upper(),
+        result.summary,
+        f"; incident #{incident_id}" if incident_id else "",
+    )
     report_error = result.evidence.get(REPORT_ERROR)
     if result.verdict.value in fail_on:
         raise AirflowFailException(
             f"guardrail {result.check} failed for {policy.id}/{result.dataset or '-'}: {result.summary}"
-            + (f" (incident #{incident_id})" if incident_id else "") + (f"; also, {report_error}" if report_error else "")
+            + (f" (incident #{incident_id})" if incident_id else "")
+            + (f"; also, {report_error}" if report_error else "")
         )
     if report_error:  # infrastructure: Airflow retries once the folder is fixed; the verdict is already in the ledger
         raise ReportWriteError(

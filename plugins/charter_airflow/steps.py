@@ -57,8 +57,15 @@ def kill_switch(policy: Any, context: Mapping[str, Any]) -> dict[str, Any]:
     return persist_and_gate(result, policy=policy, context=context, fail_on=HARD_FAIL_ON)
 
 
-def finish_run(policy: Any, context: Mapping[str, Any], *, decision: str, blocked_by: list[str], reports: dict[str, Any] | None = None,
-               actor: str = "charter-guardrails") -> None:
+def finish_run(
+    policy: Any,
+    context: Mapping[str, Any],
+    *,
+    decision: str,
+    blocked_by: list[str],
+    reports: dict[str, Any] | None = None,
+    actor: str = "charter-guardrails",
+) -> None:
     from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, ledger_session
 
     dag_id, run_id = run_ids(context)
@@ -93,8 +100,14 @@ def gate(policy: Any, context: Mapping[str, Any], expected: tuple[str, ...]) -> 
     return {"decision": decision.to_json_dict(), "body": render_approval_brief(policy, results, decision)}
 
 
-def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, Any], answer: dict[str, Any] | None,
-            candidate: dict[str, Any]) -> dict[str, Any]:
+def publish(
+    policy: Any,
+    context: Mapping[str, Any],
+    *,
+    gate_output: dict[str, Any],
+    answer: dict[str, Any] | None,
+    candidate: dict[str, Any],
+) -> dict[str, Any]:
     """Apply the human answer; on approval or justified override, register the version and its model card."""
     from airflow.sdk.exceptions import AirflowSkipException
     from charter_guardrails.core.settings import get_settings
@@ -112,25 +125,54 @@ def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, A
     _, run_id = run_ids(context)
     if not outcome.publish:
         with ledger_session() as session:
-            record_approval(session, use_case=policy.id, run_id=run_id, decision="rejected", actor=actor, justification=outcome.reason)
+            record_approval(
+                session,
+                use_case=policy.id,
+                run_id=run_id,
+                decision="rejected",
+                actor=actor,
+                justification=outcome.reason,
+            )
         finish_run(policy, context, decision="rejected", blocked_by=decision.blocked_by, actor=actor)
         raise AirflowSkipException(f"not published: {outcome.reason}")
 
     models_dir = get_settings().home / "models" / policy.id
     models_dir.mkdir(parents=True, exist_ok=True)
     with ledger_session() as session:
-        record_approval(session, use_case=policy.id, run_id=run_id, decision=outcome.decision, actor=actor,
-                        justification=justification if outcome.decision == "overridden" else None,
-                        overridden_checks=decision.overridable if outcome.decision == "overridden" else [])
-        version = publish_version(session, use_case=policy.id, run_id=run_id, metrics=candidate.get("metrics", {}),
-                                  artifact_path=None, artifact_sha256=candidate.get("artifact_sha256"), approved_by=actor)
+        record_approval(
+            session,
+            use_case=policy.id,
+            run_id=run_id,
+            decision=outcome.decision,
+            actor=actor,
+            justification=justification if outcome.decision == "overridden" else None,
+            overridden_checks=decision.overridable if outcome.decision == "overridden" else [],
+        )
+        version = publish_version(
+            session,
+            use_case=policy.id,
+            run_id=run_id,
+            metrics=candidate.get("metrics", {}),
+            artifact_path=None,
+            artifact_sha256=candidate.get("artifact_sha256"),
+            approved_by=actor,
+        )
         number = version.version
     artifact = models_dir / f"v{number}.joblib"
     if candidate.get("artifact_path"):
         shutil.copyfile(candidate["artifact_path"], artifact)
-    card = write_card(policy, context, version=number, approver=actor, decision=outcome.decision,
-                      overrides=[{"checks": decision.overridable, "justification": justification, "actor": actor}]
-                      if outcome.decision == "overridden" else [], candidate=candidate, out_dir=models_dir / f"v{number}")
+    card = write_card(
+        policy,
+        context,
+        version=number,
+        approver=actor,
+        decision=outcome.decision,
+        overrides=[{"checks": decision.overridable, "justification": justification, "actor": actor}]
+        if outcome.decision == "overridden"
+        else [],
+        candidate=candidate,
+        out_dir=models_dir / f"v{number}",
+    )
     with ledger_session() as session:
         from charter_guardrails.decision.model_registry import production_version
 
@@ -143,17 +185,35 @@ def publish(policy: Any, context: Mapping[str, Any], *, gate_output: dict[str, A
     return {"version": number, "decision": outcome.decision, "approver": actor, "model_card": card}
 
 
-def write_card(policy: Any, context: Mapping[str, Any], *, version: int, approver: str, decision: str, overrides: list[dict[str, Any]],
-               candidate: dict[str, Any], out_dir: Path) -> str:
+def write_card(
+    policy: Any,
+    context: Mapping[str, Any],
+    *,
+    version: int,
+    approver: str,
+    decision: str,
+    overrides: list[dict[str, Any]],
+    candidate: dict[str, Any],
+    out_dir: Path,
+) -> str:
     from charter_guardrails.reporting.model_card import write_model_card
 
     _, run_id = run_ids(context)
     results = run_results(policy, context)
     fairness: dict[str, Any] = next((r.evidence for r in results if r.check == "fairness"), {})
     paths = write_model_card(
-        policy, version=version, run_id=run_id, metrics=candidate.get("metrics", {}), fairness=fairness,
-        energy=candidate.get("energy", {}), approver=approver, decision=decision, overrides=overrides, results=results,
-        data_period=candidate.get("data_period", {}), out_dir=out_dir,
+        policy,
+        version=version,
+        run_id=run_id,
+        metrics=candidate.get("metrics", {}),
+        fairness=fairness,
+        energy=candidate.get("energy", {}),
+        approver=approver,
+        decision=decision,
+        overrides=overrides,
+        results=results,
+        data_period=candidate.get("data_period", {}),
+        out_dir=out_dir,
     )
     return str(paths.html)
 
@@ -166,7 +226,9 @@ def verify_integrity(policy: Any, context: Mapping[str, Any], dataset_id: str, c
     """Sûreté 2: the file is exactly what was registered; any corruption is an incident. Never overridable."""
     from charter_airflow.tasks.integrity import verify_dataset_integrity_step
 
-    return verify_dataset_integrity_step(use_case=policy.id, dataset=dataset_id, path=delivery(context, conf_key), context=context)
+    return verify_dataset_integrity_step(
+        use_case=policy.id, dataset=dataset_id, path=delivery(context, conf_key), context=context
+    )
 
 
 def scan_personal_data(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str) -> dict[str, Any]:
@@ -179,28 +241,47 @@ def scan_personal_data(policy: Any, context: Mapping[str, Any], dataset_id: str,
 def pseudonymise(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str) -> str:
     from charter_airflow.tasks.privacy import pseudonymise_dataset_step
 
-    return pseudonymise_dataset_step(policy=policy, dataset=dataset_id, path=delivery(context, conf_key), context=context)
+    return pseudonymise_dataset_step(
+        policy=policy, dataset=dataset_id, path=delivery(context, conf_key), context=context
+    )
 
 
-def validate_quality(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str, *, hard: bool = False) -> dict[str, Any]:
+def validate_quality(
+    policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str, *, hard: bool = False
+) -> dict[str, Any]:
     from charter_airflow.tasks.quality import validate_quality_step
 
-    return validate_quality_step(use_case=policy.id, dataset=dataset_id, path=delivery(context, conf_key), context=context,
-                                 fail_on=HARD_FAIL_ON if hard else OVERRIDABLE_FAIL_ON)
+    return validate_quality_step(
+        use_case=policy.id,
+        dataset=dataset_id,
+        path=delivery(context, conf_key),
+        context=context,
+        fail_on=HARD_FAIL_ON if hard else OVERRIDABLE_FAIL_ON,
+    )
 
 
 def check_representativeness(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str) -> dict[str, Any]:
     from charter_airflow.tasks.quality import check_representativeness_step
 
-    return check_representativeness_step(use_case=policy.id, dataset=dataset_id, path=delivery(context, conf_key), context=context,
-                                         fail_on=OVERRIDABLE_FAIL_ON)
+    return check_representativeness_step(
+        use_case=policy.id,
+        dataset=dataset_id,
+        path=delivery(context, conf_key),
+        context=context,
+        fail_on=OVERRIDABLE_FAIL_ON,
+    )
 
 
 def check_drift(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_key: str) -> dict[str, Any]:
     from charter_airflow.tasks.quality import check_drift_step
 
-    return check_drift_step(use_case=policy.id, dataset=dataset_id, path=delivery(context, conf_key), context=context,
-                            fail_on=OVERRIDABLE_FAIL_ON)
+    return check_drift_step(
+        use_case=policy.id,
+        dataset=dataset_id,
+        path=delivery(context, conf_key),
+        context=context,
+        fail_on=OVERRIDABLE_FAIL_ON,
+    )
 
 
 def check_proportionality(policy: Any, context: Mapping[str, Any], pseudonymised: str) -> str:
@@ -251,7 +332,9 @@ def evaluate(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any])
     return report.to_json_dict()
 
 
-def footprint(policy: Any, context: Mapping[str, Any], candidate: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
+def footprint(
+    policy: Any, context: Mapping[str, Any], candidate: dict[str, Any], evaluation: dict[str, Any]
+) -> dict[str, Any]:
     """Durabilité: is the gain worth the energy of the refresh?"""
     from charter_guardrails.refresh.footprint import check_footprint
 
@@ -281,16 +364,28 @@ def route_batch(policy: Any, context: Mapping[str, Any], dataset_id: str, conf_k
     if source.exists():
         shutil.copyfile(source, quarantine)
     with ledger_session() as session:
-        incident, _ = raise_incident(session, policy, IncidentDraft(
-            breach_type=BreachType.AVAILABILITY if set(decision.blocked_by) <= {"quality", "drift"} else BreachType.INTEGRITY,
-            severity="warning" if set(decision.blocked_by) <= {"quality", "drift"} else "critical",
-            dataset=dataset_id, run_id=run_id,
-            title=f"Lot d'inférence mis en quarantaine ({', '.join(decision.blocked_by)})",
-            nature="lot d'inférence refusé par les garde-fous de la charte : " + "; ".join(f"{k} : {v}" for k, v in decision.reasons.items()),
-            facts={"blocked_by": decision.blocked_by, "quarantine": quarantine.name},
-            likely_consequences="des prédictions produites sur des données hors du domaine appris seraient peu fiables pour les usagers",
-            measures_taken=["lot mis en quarantaine", "aucune prédiction produite sur ce lot"],
-        ))
+        incident, _ = raise_incident(
+            session,
+            policy,
+            IncidentDraft(
+                breach_type=BreachType.AVAILABILITY
+                if set(decision.blocked_by) <= {"quality", "drift"}
+                else BreachType.INTEGRITY,
+                severity="warning" if set(decision.blocked_by) <= {"quality", "drift"} else "critical",
+                dataset=dataset_id,
+                run_id=run_id,
+                title=f"Lot d'inférence mis en quarantaine ({', '.join(decision.blocked_by)})",
+                nature="lot d'inférence refusé par les garde-fous de la charte : "
+                + "; ".join(f"{k} : {v}" for k, v in decision.reasons.items()),
+                facts={"blocked_by": decision.blocked_by, "quarantine": quarantine.name},
+                likely_consequences="des prédictions produites sur des données hors du domaine appris seraient peu fiables pour les usagers",
+                measures_taken=["lot mis en quarantaine", "aucune prédiction produite sur ce lot"],
+            ),
+        )
         incident_id = incident.id
-    finish_run(policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports={"quarantine": str(quarantine)})
-    raise AirflowFailException(f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; copy at {quarantine}")
+    finish_run(
+        policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports={"quarantine": str(quarantine)}
+    )
+    raise AirflowFailException(
+        f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; copy at {quarantine}"
+    )

@@ -19,8 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ART33_FIELDS = ("detected_at", "breach_type", "nature", "facts", "dataset", "use_case", "data_subject_categories", "approx_records",
-                "likely_consequences", "measures_taken", "dpo_contact", "notify_deadline", "status")
+ART33_FIELDS = (
+    "detected_at",
+    "breach_type",
+    "nature",
+    "facts",
+    "dataset",
+    "use_case",
+    "data_subject_categories",
+    "approx_records",
+    "likely_consequences",
+    "measures_taken",
+    "dpo_contact",
+    "notify_deadline",
+    "status",
+)
 
 
 def _charter(*argv: str) -> tuple[int, Any]:
@@ -82,23 +95,34 @@ def run(ctx: Any) -> None:
             if dataset.path is None or not dataset.resolve_path().exists():
                 continue
             code, data = _charter("hash", str(dataset.resolve_path()), "--dataset", f"{policy.id}.{dataset.id}")
-            ctx.expect(code == 0, f"registered {policy.id}.{dataset.id}: manifest #{data and data.get('manifest_id')}, "
-                                  f"{data and data.get('leaves')} leaf/leaves, root {(data or {}).get('merkle_root', '?')[:16]}…")
+            ctx.expect(
+                code == 0,
+                f"registered {policy.id}.{dataset.id}: manifest #{data and data.get('manifest_id')}, "
+                f"{data and data.get('leaves')} leaf/leaves, root {(data or {}).get('merkle_root', '?')[:16]}…",
+            )
             registered += code == 0
 
     ctx.dag_test("integrity_monitor")
 
     corrupted = settings.data_dir / "citizen_requests" / "training__corrupted.csv"
     code, result = _charter("verify", str(corrupted), "--dataset", "citizen_requests.training")
-    ctx.expect(code == 1 and result["outcome"] == "data_changed",
-               f"charter verify {corrupted.name} --dataset citizen_requests.training -> exit {code}: {result and result['summary']}")
+    ctx.expect(
+        code == 1 and result["outcome"] == "data_changed",
+        f"charter verify {corrupted.name} --dataset citizen_requests.training -> exit {code}: {result and result['summary']}",
+    )
     incident_id = result and result.get("incident_id")
     code, incidents = _charter("incidents", "list")
     incident = next((i for i in incidents or [] if i["id"] == incident_id), None)
     missing = [f for f in ART33_FIELDS if incident is None or incident.get(f) in (None, "", [], {})]
-    ctx.expect(incident is not None and not missing,
-               f"incident #{incident_id} in `charter incidents list --json` with every Art. 33 field filled"
-               + (f" (missing: {missing})" if missing else f"; notify before {incident and incident['notify_deadline'][:16]} UTC"))
+    ctx.expect(
+        incident is not None and not missing,
+        f"incident #{incident_id} in `charter incidents list --json` with every Art. 33 field filled"
+        + (
+            f" (missing: {missing})"
+            if missing
+            else f"; notify before {incident and incident['notify_deadline'][:16]} UTC"
+        ),
+    )
 
     mail_dir = settings.home / "mail"
     with smtp_catcher(mail_dir) as (catcher, port):
@@ -114,7 +138,11 @@ def run(ctx: Any) -> None:
                     os.environ[key] = value
     code, shown = _charter("incidents", "show", str(incident_id)) if incident_id else (2, None)
     delivered = [a for a in (shown or {}).get("alerts", []) if a["status"] == "delivered"]
-    ctx.expect(bool(delivered) and len(delivered) == len((shown or {}).get("alerts", [])) and len(catcher.files) >= len(delivered),
-               f"{len(delivered)} alert e-mail(s) of incident #{incident_id} delivered to the local SMTP catcher (aiosmtpd, port {port})")
+    ctx.expect(
+        bool(delivered)
+        and len(delivered) == len((shown or {}).get("alerts", []))
+        and len(catcher.files) >= len(delivered),
+        f"{len(delivered)} alert e-mail(s) of incident #{incident_id} delivered to the local SMTP catcher (aiosmtpd, port {port})",
+    )
     for path in catcher.files:
         print(f"    read the alert: {path}")

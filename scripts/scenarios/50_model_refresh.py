@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 APPROVERS = {"claire.martin": ("admin", "charte-claire"), "karim.haddad": ("admin", "charte-karim")}
-OVERRIDE_JUSTIFICATION = ("Sous-représentation du 16e arrondissement connue et documentée ; "
-                          "les orientations restent validées par un agent. Correction prévue au prochain lot.")
+OVERRIDE_JUSTIFICATION = (
+    "Sous-représentation du 16e arrondissement connue et documentée ; "
+    "les orientations restent validées par un agent. Correction prévue au prochain lot."
+)
 
 
 def register(use_case: str, dataset: str, relative: str) -> None:
@@ -47,17 +49,21 @@ def run(ctx: Any) -> None:
         state = claire.wait_for_run(dag_refresh, run_id)
         with ledger_session() as session:
             version = production_version(session, "citizen_requests")
-            ctx.expect(state == "success" and version is not None and version.approved_by == "claire.martin",
-                       f"clean refresh published v{version.version if version else '?'} approved by "
-                       f"{version.approved_by if version else '?'}; model card {version.card_path if version else '-'}")
+            ctx.expect(
+                state == "success" and version is not None and version.approved_by == "claire.martin",
+                f"clean refresh published v{version.version if version else '?'} approved by "
+                f"{version.approved_by if version else '?'}; model card {version.card_path if version else '-'}",
+            )
 
         # 2. The PII-leak variant: blocked at the personal-data guardrail, nothing published.
         register("citizen_requests", "training", "citizen_requests/training__pii_leak.csv")
         run_id = claire.trigger(dag_refresh, {"training_file": "citizen_requests/training__pii_leak.csv"})
         state = claire.wait_for_run(dag_refresh, run_id)
         states = {t["task_id"]: t["state"] for t in claire.task_instances(dag_refresh, run_id)}
-        ctx.expect(state == "failed" and states.get("scan_personal_data") == "failed" and states.get("publish") != "success",
-                   f"PII leak blocked at scan_personal_data (publish: {states.get('publish')})")
+        ctx.expect(
+            state == "failed" and states.get("scan_personal_data") == "failed" and states.get("publish") != "success",
+            f"PII leak blocked at scan_personal_data (publish: {states.get('publish')})",
+        )
 
         # 3. The biased sample: representativeness fails, an approver overrides with a justification.
         register("citizen_requests", "training", "citizen_requests/training__biased.csv")
@@ -68,8 +74,10 @@ def run(ctx: Any) -> None:
         state = karim.wait_for_run(dag_refresh, run_id)
         with ledger_session() as session:
             version = production_version(session, "citizen_requests")
-            ctx.expect(state == "success" and version is not None and version.approved_by == "karim.haddad",
-                       f"biased sample published as v{version.version if version else '?'} under an override")
+            ctx.expect(
+                state == "success" and version is not None and version.approved_by == "karim.haddad",
+                f"biased sample published as v{version.version if version else '?'} under an override",
+            )
 
         # Restore the clean delivery for what follows.
         register("citizen_requests", "training", "citizen_requests/training.csv")
@@ -79,8 +87,10 @@ def run(ctx: Any) -> None:
         run_id = claire.trigger(dag_inference, {"batch_file": "citizen_requests/inference_batch__drifted.csv"})
         state = claire.wait_for_run(dag_inference, run_id)
         states = {t["task_id"]: t["state"] for t in claire.task_instances(dag_inference, run_id)}
-        ctx.expect(state == "failed" and states.get("check_drift") == "success" and states.get("route_batch") == "failed",
-                   "drifted inference batch quarantined (route_batch failed on purpose)")
+        ctx.expect(
+            state == "failed" and states.get("check_drift") == "success" and states.get("route_batch") == "failed",
+            "drifted inference batch quarantined (route_batch failed on purpose)",
+        )
         for client in (claire, karim):
             client.close()
 

@@ -64,13 +64,22 @@ class Context:
 
         with ledger_session() as session:
             rows = session.execute(
-                select(CheckRun.use_case, CheckRun.dag_id, CheckRun.run_id, CheckResultRecord.check, CheckResultRecord.dataset,
-                       CheckResultRecord.verdict, CheckResultRecord.summary)
+                select(
+                    CheckRun.use_case,
+                    CheckRun.dag_id,
+                    CheckRun.run_id,
+                    CheckResultRecord.check,
+                    CheckResultRecord.dataset,
+                    CheckResultRecord.verdict,
+                    CheckResultRecord.summary,
+                )
                 .join(CheckResultRecord, CheckResultRecord.check_run_id == CheckRun.id)
                 .order_by(CheckRun.id, CheckResultRecord.id)
             ).all()
-        return table([[r.use_case, r.dag_id, r.check, r.dataset or "-", r.verdict.upper(), _short(r.summary)] for r in rows],
-                     ["use case", "dag", "check", "dataset", "verdict", "summary"])
+        return table(
+            [[r.use_case, r.dag_id, r.check, r.dataset or "-", r.verdict.upper(), _short(r.summary)] for r in rows],
+            ["use case", "dag", "check", "dataset", "verdict", "summary"],
+        )
 
 
 def _short(text: str, limit: int = 90) -> str:

@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("pandas", "great_expectations", "presidio_analyzer", "presidio_anonymizer", "spacy", "sklearn", "fairlearn", "codecarbon")
+HEAVY = (
+    "pandas",
+    "great_expectations",
+    "presidio_analyzer",
+    "presidio_anonymizer",
+    "spacy",
+    "sklearn",
+    "fairlearn",
+    "codecarbon",
+)
 
 
 @pytest.fixture(scope="module")

@@ -31,8 +31,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def _cluster(state: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "cluster.py"), *args, "--state-dir", str(state)],
-                          env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cluster.py"), *args, "--state-dir", str(state)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def _dag_to_run(client) -> str:
@@ -58,14 +64,35 @@ def cluster(tmp_path: Path):
     metadata_db, ledger_db = f"charter_ci_airflow_{suffix}", f"charter_ci_ledger_{suffix}"
     state, home = tmp_path / "cluster", tmp_path / "charter"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-    env.update({"CHARTER_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False"})
+    env.update(
+        {"CHARTER_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
+    )
     try:
-        started = _cluster(state, "start", "--workers", "2", "--charter-home", str(home), "--pg", PG,
-                           "--metadata-db", metadata_db, "--ledger-db", ledger_db, env=env)
+        started = _cluster(
+            state,
+            "start",
+            "--workers",
+            "2",
+            "--charter-home",
+            str(home),
+            "--pg",
+            PG,
+            "--metadata-db",
+            metadata_db,
+            "--ledger-db",
+            ledger_db,
+            env=env,
+        )
         assert started.returncode == 0, f"cluster start failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}"
         info = json.loads((state / "cluster.json").read_text())
-        assert set(running_from_pid_dir(state)) == {"api-server", "scheduler", "dag-processor", "triggerer",
-                                                    "celery-worker-1", "celery-worker-2"}
+        assert set(running_from_pid_dir(state)) == {
+            "api-server",
+            "scheduler",
+            "dag-processor",
+            "triggerer",
+            "celery-worker-1",
+            "celery-worker-2",
+        }
         env.update({"CHARTER_LEDGER_URL": info["ledger_url"]})
         yield info, env
     finally:
@@ -89,9 +116,20 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
         if dag_id == MODEL_REFRESH:
             # A delivery of the training data is registered (signed manifest) before a refresh uses it.
             data = Path(info["charter_home"]) / "data" / "citizen_requests" / "training.csv"
-            registered = subprocess.run([str(Path(sys.executable).parent / "charter"), "hash", str(data),
-                                         "--dataset", "citizen_requests.training", "--json"],
-                                        env=env, capture_output=True, text=True, cwd=ROOT)
+            registered = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "charter"),
+                    "hash",
+                    str(data),
+                    "--dataset",
+                    "citizen_requests.training",
+                    "--json",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+            )
             assert registered.returncode == 0, registered.stderr[-2000:]
         run_id = client.trigger(dag_id)
         try:
@@ -114,7 +152,9 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
     ran = [ti for ti in instances if ti["state"] == "success"]
     assert ran, states
     for ti in ran:
-        assert ti["hostname"] in workers, f"{ti['task_id']} ran on {ti['hostname']!r}, not on a Celery worker {sorted(workers)}"
+        assert ti["hostname"] in workers, (
+            f"{ti['task_id']} ran on {ti['hostname']!r}, not on a Celery worker {sorted(workers)}"
+        )
         assert ti["queue"] == info["queue"]
 
     # Each worker loaded the personal data analysers once, before forking its pool, and reaps its
@@ -126,10 +166,12 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
 
     # The ledger on PostgreSQL holds the run and its verdicts.
     with psycopg.connect(info["ledger_url"], connect_timeout=5) as conn:
-        row = conn.execute("SELECT id, use_case FROM check_runs WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)).fetchone()
+        row = conn.execute(
+            "SELECT id, use_case FROM check_runs WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+        ).fetchone()
         assert row is not None, f"no check_runs row for {dag_id} {run_id}"
         assert row[1] == "citizen_requests"
-        checks = {c for (c,) in conn.execute("SELECT \"check\" FROM check_results WHERE check_run_id = %s", (row[0],))}
+        checks = {c for (c,) in conn.execute('SELECT "check" FROM check_results WHERE check_run_id = %s', (row[0],))}
     assert checks, "the run has no check results in the ledger"
     if dag_id == MODEL_REFRESH:
         assert {"integrity", "personal_data"} & {c.split(".")[0] for c in checks} or len(checks) >= 5, checks

@@ -26,9 +26,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = Path(__file__).with_name("compose-spec.json")
 SCHEMA_SHA256 = "10ccd6a9e4f1c64353fe3d12efd2dc8dcc0a55d8e3c516421c882a6b57cbc0e1"
-AIRFLOW_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker")
+AIRFLOW_COMPONENTS = (
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+)
 
-_VAR = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_VAR = re.compile(
+    r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 def _interpolate_str(value: str, env: dict[str, str]) -> str:
@@ -151,7 +159,9 @@ def test_airflow_metadata_and_ledger_are_separate_databases(services: dict[str, 
     assert metadata.database == "airflow" and ledger.database == "charter_ledger"
     assert metadata.username != ledger.username
     assert env["AIRFLOW_CONN_CHARTER_LEDGER"] == env["CHARTER_LEDGER_URL"]
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:@redis:")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or env[
+        "AIRFLOW__CELERY__BROKER_URL"
+    ].startswith("redis://:@redis:")
     init_sql = (ROOT / "deploy" / "postgres" / "init-databases.sh").read_text(encoding="utf-8")
     assert "CREATE DATABASE airflow" in init_sql and "CREATE DATABASE charter_ledger" in init_sql
     mounts = services["postgres"]["volumes"]
@@ -203,7 +213,9 @@ def test_no_secret_is_baked_into_the_image() -> None:
     for line in instructions:
         if re.match(r"(?i)(ENV|ARG)\s", line):
             names = re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", line) or line.split()[1:2]
-            assert not [n for n in names if re.search(r"(?i)KEY|SECRET|PASSWORD|TOKEN", n)], f"a secret in the image: {line}"
+            assert not [n for n in names if re.search(r"(?i)KEY|SECRET|PASSWORD|TOKEN", n)], (
+                f"a secret in the image: {line}"
+            )
     assert "COPY . " not in dockerfile and "deploy/secrets" not in dockerfile
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for path in ("deploy/secrets", ".charter", ".airflow", ".git"):
@@ -212,7 +224,9 @@ def test_no_secret_is_baked_into_the_image() -> None:
     assert gitignore[:3] == ["#", "Secret", "files"] and "*" in gitignore
 
 
-def test_secrets_come_from_files_not_from_the_compose_file(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
+def test_secrets_come_from_files_not_from_the_compose_file(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
     env = services["airflow-worker"]["environment"]
     for name in ("CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_PSEUDONYMISATION_KEY", "CHARTER_SMTP_PASSWORD"):
         assert env[name] == "", f"{name} must not carry a value in the compose file"
@@ -233,7 +247,11 @@ def code_environment_variables() -> set[str]:
             if "migrations" in path.parts:
                 continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"CHARTER_[A-Z0-9_]*[A-Z0-9]", node.value):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and re.fullmatch(r"CHARTER_[A-Z0-9_]*[A-Z0-9]", node.value)
+                ):
                     names.add(node.value)
     return names
 
@@ -266,7 +284,9 @@ def _services_named_in(markdown: str, heading: re.Pattern[str]) -> set[str]:
 
 
 def test_every_service_the_docs_name_exists(services: dict[str, dict[str, Any]]) -> None:
-    docs = _services_named_in((ROOT / "docs" / "deployment.md").read_text(encoding="utf-8"), re.compile(r"(?i)services"))
+    docs = _services_named_in(
+        (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8"), re.compile(r"(?i)services")
+    )
     assert {"postgres", "redis", "airflow-init", "airflow-worker", "mailpit"} <= docs, docs
     readme = _services_named_in((ROOT / "README.md").read_text(encoding="utf-8"), re.compile(r"(?i)deploy"))
     for name in sorted(docs | readme):

@@ -29,8 +29,20 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     home = tmp_path_factory.mktemp("partitioned") / "charter"
     env = {**os.environ, "CHARTER_HOME": str(home)}
-    subprocess.run([str(Path(sys.executable).parent / "charter"), "data", "generate", "--use-case", "citizen_requests", "--rows", "480"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "charter"),
+            "data",
+            "generate",
+            "--use-case",
+            "citizen_requests",
+            "--rows",
+            "480",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     directory = home / "data" / "citizen_requests" / "training_partitions"
     write_partitions(home / "data" / "citizen_requests" / "training.csv", directory, PARTITIONS)
     return home, directory
@@ -41,7 +53,9 @@ def _mapped(directory: Path) -> dict:
 
     plan = partitions.plan(directory)
     hashes = [partitions.hash_partition(directory, n, chunk_size=plan["chunk_size"]) for n in plan["partitions"]]
-    scans = [partitions.scan_partition(directory, n, free_text_columns=["message"]) for n in reversed(plan["partitions"])]
+    scans = [
+        partitions.scan_partition(directory, n, free_text_columns=["message"]) for n in reversed(plan["partitions"])
+    ]
     return partitions.combine(hashes, scans)
 
 
@@ -76,7 +90,9 @@ def test_a_changed_partition_changes_the_root(dataset: tuple[Path, Path], tmp_pa
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
     after = [partitions.hash_partition(copy, n, chunk_size=plan["chunk_size"]) for n in plan["partitions"]]
-    assert [a["merkle_root"] == b["merkle_root"] for a, b in zip(after, before, strict=True)] == [i != 3 for i in range(PARTITIONS)]
+    assert [a["merkle_root"] == b["merkle_root"] for a, b in zip(after, before, strict=True)] == [
+        i != 3 for i in range(PARTITIONS)
+    ]
     empty: list[dict] = [{"name": h["name"], "rows": 0, "columns": {}} for h in before]
     assert partitions.combine(before, empty)["merkle_root"] != partitions.combine(after, empty)["merkle_root"]
     with pytest.raises(ValueError, match="differ"):
@@ -103,20 +119,36 @@ print(json.dumps({"state": str(run.state), "states": {k: str(v) for k, v in stat
 """
 
 
-def test_the_dag_maps_partitions_and_its_reduce_equals_the_single_task(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+def test_the_dag_maps_partitions_and_its_reduce_equals_the_single_task(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
     from charter_airflow import partitions
 
     home, directory = dataset
     airflow_home = tmp_path / "airflow"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "AIRFLOW__DATABASE__"))}
-    env.update({"CHARTER_HOME": str(home), "AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"})
+    env.update(
+        {
+            "CHARTER_HOME": str(home),
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        }
+    )
     airflow_home.mkdir()
-    migrated = subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True)
+    migrated = subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"], env=env, capture_output=True, text=True
+    )
     assert migrated.returncode == 0, migrated.stderr[-3000:]
-    ran = subprocess.run([sys.executable, "-c", DAG_RUN, str(ROOT / "dags" / "partitioned_scan.py")], env=env, capture_output=True,
-                         text=True, cwd=ROOT)
+    ran = subprocess.run(
+        [sys.executable, "-c", DAG_RUN, str(ROOT / "dags" / "partitioned_scan.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert ran.returncode == 0, ran.stderr[-4000:]
     out = json.loads(ran.stdout.strip().splitlines()[-1])
     assert out["state"] == "success", out["states"]

@@ -65,7 +65,9 @@ def test_without_the_wrapper_the_supervisor_sleeps_the_whole_wait(original_servi
     WatchedSubprocess._service_subprocess = getattr(original_service, "__wrapped__", original_service)
     code, elapsed = _supervise_until_exit(_watched_class())
     assert code == 7
-    assert elapsed >= WAIT, f"reaped after {elapsed:.2f} s: Airflow no longer sleeps on an empty select, the wrapper may be obsolete"
+    assert elapsed >= WAIT, (
+        f"reaped after {elapsed:.2f} s: Airflow no longer sleeps on an empty select, the wrapper may be obsolete"
+    )
 
 
 def test_the_wrapper_reaps_the_child_as_soon_as_it_exits(original_service: Any) -> None:

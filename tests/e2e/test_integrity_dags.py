@@ -36,7 +36,11 @@ def _xcom(dag_run: Any, task_id: str, map_index: int) -> Any:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.query(XComModel).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, map_index=map_index).all()
+        rows = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, map_index=map_index)
+            .all()
+        )
         return {r.key: XComModel.deserialize_value(r) for r in rows}
 
 
@@ -64,10 +68,15 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     assert _state(ti) == "failed" and ti.try_number == 1  # AirflowFailException: bad data is not retried
     with ledger_session() as session:
         incidents = session.scalars(select(Incident)).all()
-        assert [(i.breach_type, i.dataset, i.run_id) for i in incidents] == [("integrity", "training", corrupted.run_id)]
+        assert [(i.breach_type, i.dataset, i.run_id) for i in incidents] == [
+            ("integrity", "training", corrupted.run_id)
+        ]
         rows = (data_dir / "training.csv").read_bytes().count(b"\n") - 1
         assert incidents[0].facts["ranges"] and incidents[0].approx_records == rows
-        assert session.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == ["intact", "data_changed"]
+        assert session.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [
+            "intact",
+            "data_changed",
+        ]
         assert {o.status for o in session.scalars(select(AlertOutbox))} == {"pending"}
 
     received: list[bytes] = []
@@ -85,9 +94,22 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     try:
         # E-mail goes through the Airflow SMTP provider's hook and the `smtp_default` connection.
         monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "alertes-charte@ampmetropole.example", "retry_limit": 0}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "extra": {
+                        "disable_ssl": True,
+                        "disable_tls": True,
+                        "from_email": "alertes-charte@ampmetropole.example",
+                        "retry_limit": 0,
+                    },
+                }
+            ),
+        )
         relay_run = _dag("incident_alert_relay.py", "incident_alert_relay").test()
     finally:
         controller.stop()
@@ -96,6 +118,8 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
         outbox = session.scalars(select(AlertOutbox)).all()
         assert {o.status for o in outbox} == {"delivered"} and len(received) == len(outbox) == 2
     messages = [email.message_from_bytes(m, policy=default_policy) for m in received]
-    assert {m["From"] for m in messages} == {"alertes-charte@ampmetropole.example"}  # the connection's sender: the provider sent it
+    assert {m["From"] for m in messages} == {
+        "alertes-charte@ampmetropole.example"
+    }  # the connection's sender: the provider sent it
     assert {m["X-Idempotency-Key"] for m in messages} == {o.idempotency_key for o in outbox}
     assert all(m["Subject"].startswith("[Charte IA – Sûreté] Incident n°") for m in messages)

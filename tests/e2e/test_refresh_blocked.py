@@ -25,7 +25,12 @@ def _dag(dag_id: str):
 @pytest.mark.parametrize(
     ("variant", "registered", "blocking_task", "incident"),
     [
-        ("citizen_requests/training__pii_leak.csv", "citizen_requests/training__pii_leak.csv", "scan_personal_data", None),
+        (
+            "citizen_requests/training__pii_leak.csv",
+            "citizen_requests/training__pii_leak.csv",
+            "scan_personal_data",
+            None,
+        ),
         ("citizen_requests/training__corrupted.csv", "citizen_requests/training.csv", "verify_integrity", "integrity"),
     ],
     ids=["pii_leak", "corruption"],
@@ -56,17 +61,31 @@ def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
     from charter_guardrails.ledger.store import ledger_session
 
     with ledger_session() as s:
-        publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,
-                        approved_by="claire")
+        publish_version(
+            s,
+            use_case="citizen_requests",
+            run_id="seed",
+            metrics={},
+            artifact_path=None,
+            artifact_sha256=None,
+            approved_by="claire",
+        )
     with ledger_session() as s:
         suspend(s, "citizen_requests", actor="dpo", reason="signalement de la médiation")
     register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
     dag_run = _dag("citizen_requests_inference_guardrails").test()
     states = _states(dag_run)
     assert states["kill_switch"] == "failed"
-    assert all(states[t] == "upstream_failed" for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift"))
+    assert all(
+        states[t] == "upstream_failed"
+        for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift")
+    )
     assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
-    assert not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*")) if (e2e_home / "data" / "citizen_requests" / "accepted").exists() else True
+    assert (
+        not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*"))
+        if (e2e_home / "data" / "citizen_requests" / "accepted").exists()
+        else True
+    )
 
 
 def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:
@@ -74,10 +93,19 @@ def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> No
     from charter_guardrails.ledger.store import ledger_session
 
     with ledger_session() as s:
-        publish_version(s, use_case="citizen_requests", run_id="seed", metrics={}, artifact_path=None, artifact_sha256=None,
-                        approved_by="claire")
+        publish_version(
+            s,
+            use_case="citizen_requests",
+            run_id="seed",
+            metrics={},
+            artifact_path=None,
+            artifact_sha256=None,
+            approved_by="claire",
+        )
     register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
-    dag_run = _dag("citizen_requests_inference_guardrails").test(run_conf={"batch_file": "citizen_requests/inference_batch__drifted.csv"})
+    dag_run = _dag("citizen_requests_inference_guardrails").test(
+        run_conf={"batch_file": "citizen_requests/inference_batch__drifted.csv"}
+    )
     states = _states(dag_run)
     assert states["verify_integrity"] == "success" and states["scan_personal_data"] == "success"
     assert states["check_drift"] == "success"  # the verdict is recorded; route_batch decides on every verdict

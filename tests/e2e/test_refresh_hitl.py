@@ -14,7 +14,11 @@ import pytest
 from tests.e2e.support import ledger_state, register
 
 DAG = "citizen_requests_model_refresh"
-USERS = {"claire.martin": ("admin", "pw-claire"), "karim.haddad": ("admin", "pw-karim"), "viewer": ("viewer", "pw-viewer")}
+USERS = {
+    "claire.martin": ("admin", "pw-claire"),
+    "karim.haddad": ("admin", "pw-karim"),
+    "viewer": ("viewer", "pw-viewer"),
+}
 JUSTIFICATION = "Écart de représentativité connu et documenté ; chaque orientation reste validée par un agent."
 
 
@@ -38,9 +42,17 @@ def _finished(client, home: Path, run_id: str) -> str:
         states = _states(client, run_id)
         errors = []
         for task_id in (t for t, s in states.items() if s == "failed"):
-            for log in sorted((home / "logs" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}").glob("attempt=*.log")):
-                lines = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
-                errors += [f"{task_id}: {e.get('event')} {str(e.get('error_detail', ''))[-1500:]}" for e in lines if e.get("level") == "error"]
+            for log in sorted(
+                (home / "logs" / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}").glob("attempt=*.log")
+            ):
+                lines = [
+                    json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")
+                ]
+                errors += [
+                    f"{task_id}: {e.get('event')} {str(e.get('error_detail', ''))[-1500:]}"
+                    for e in lines
+                    if e.get("level") == "error"
+                ]
         return f"{state}: {states}; {errors}"
     return state
 

@@ -41,6 +41,7 @@ def free_port() -> int:
 
 # --- the ledger, every table and every column ---------------------------------------------------
 
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -62,7 +63,9 @@ def ledger_dump(url: str | None = None) -> dict[str, list[dict[str, Any]]]:
         for name in sorted(metadata.tables):
             table = metadata.tables[name]
             order = list(table.primary_key.columns) or list(table.columns)
-            out[name] = [{k: _plain(v) for k, v in row._mapping.items()} for row in conn.execute(select(table).order_by(*order))]
+            out[name] = [
+                {k: _plain(v) for k, v in row._mapping.items()} for row in conn.execute(select(table).order_by(*order))
+            ]
     return out
 
 
@@ -96,6 +99,7 @@ def _cell_text(value: Any) -> str:
 
 
 # --- canaries ------------------------------------------------------------------------------------
+
 
 def _fold(text: str) -> str:
     """Lower case, no accents."""
@@ -175,7 +179,7 @@ class CanarySearch:
                 for form in forms:
                     at = view.find(form)
                     if at >= 0 and not any(h.source == source and h.canary == canary for h in found):
-                        found.append(Hit(place, source, canary, form, view[max(at - 60, 0):at + len(form) + 60]))
+                        found.append(Hit(place, source, canary, form, view[max(at - 60, 0) : at + len(form) + 60]))
         self.hits.extend(found)
         return found
 
@@ -239,6 +243,7 @@ def files_under(root: Path, *, exclude: Iterable[Path] = ()) -> Iterator[Path]:
 
 # --- a human answer for dag.test() -----------------------------------------------------------------
 
+
 class HitlAnswer(threading.Thread):
     """Answers the HITL form of ``dag_id.task_id`` once its task is parked, as the HITL REST API does.
 
@@ -248,8 +253,16 @@ class HitlAnswer(threading.Thread):
     is resumed through ``handle_event_submit``.
     """
 
-    def __init__(self, dag_id: str, option: str, *, user: str, params_input: dict[str, Any] | None = None,
-                 task_id: str = "human_review", timeout: float = 600) -> None:
+    def __init__(
+        self,
+        dag_id: str,
+        option: str,
+        *,
+        user: str,
+        params_input: dict[str, Any] | None = None,
+        task_id: str = "human_review",
+        timeout: float = 600,
+    ) -> None:
         super().__init__(daemon=True, name=f"hitl-{dag_id}")
         self.dag_id, self.task_id, self.option, self.user = dag_id, task_id, option, user
         self.params_input = dict(params_input or {})
@@ -280,9 +293,13 @@ class HitlAnswer(threading.Thread):
         from sqlalchemy import select
 
         with create_session() as session:
-            ti = session.scalars(select(TaskInstance).where(
-                TaskInstance.dag_id == self.dag_id, TaskInstance.task_id == self.task_id,
-                TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).first()
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == self.dag_id,
+                    TaskInstance.task_id == self.task_id,
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )
+            ).first()
             if ti is None:
                 return False
             detail = session.scalars(select(HITLDetail).where(HITLDetail.ti_id == ti.id)).first()
@@ -299,8 +316,11 @@ class HitlAnswer(threading.Thread):
 
 # --- a private PostgreSQL server --------------------------------------------------------------------
 
+
 def postgres_bin() -> Path | None:
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name), reverse=True)
+    candidates = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name), reverse=True
+    )
     return candidates[0].parent if candidates else None
 
 
@@ -336,7 +356,9 @@ class PrivatePostgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr[-2000:]}{self._log_tail()}")
+            raise RuntimeError(
+                f"{' '.join(argv[:2])} failed ({proc.returncode}): {proc.stderr[-2000:]}{self._log_tail()}"
+            )
         return proc
 
     def _log_tail(self) -> str:
@@ -350,7 +372,18 @@ class PrivatePostgres:
         if self.as_root:
             shutil.chown(self.base, "postgres", "postgres")
             shutil.chown(self.sockets, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
         self.pg_ctl("start")
         return self
 
@@ -468,11 +501,15 @@ def in_forked_child(setup: Any, body: Any, timeout: float = 300) -> dict[str, An
                 try:
                     payload = {"returned": body()}
                 except BaseException as exc:  # noqa: BLE001 - reported to the parent
-                    payload = {"raised": type(exc).__name__, "classes": [c.__name__ for c in type(exc).__mro__],
-                               "message": str(exc), "cause": repr(exc.__cause__ or exc.__context__)}
+                    payload = {
+                        "raised": type(exc).__name__,
+                        "classes": [c.__name__ for c in type(exc).__mro__],
+                        "message": str(exc),
+                        "cause": repr(exc.__cause__ or exc.__context__),
+                    }
             data = json.dumps(payload, default=str).encode()
             while data:
-                data = data[os.write(write_end, data):]
+                data = data[os.write(write_end, data) :]
         finally:
             os._exit(0)
     os.close(write_end)

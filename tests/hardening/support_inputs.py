@@ -110,8 +110,10 @@ def ledger_counts() -> dict[str, int]:
     from sqlalchemy import func, select
 
     with get_engine().connect() as conn:
-        return {name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-                for name, table in Base.metadata.tables.items()}
+        return {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in Base.metadata.tables.items()
+        }
 
 
 def chain_ok() -> bool:
@@ -128,7 +130,11 @@ def _cli_outcome(code: int, out: str, err: str) -> dict[str, Any]:
         document = json.loads(out)
     except ValueError:
         document = None
-    summary = {k: document[k] for k in ("check", "verdict", "summary", "outcome", "ok") if k in document} if isinstance(document, dict) else None
+    summary = (
+        {k: document[k] for k in ("check", "verdict", "summary", "outcome", "ok") if k in document}
+        if isinstance(document, dict)
+        else None
+    )
     return {"outcome": outcome, "exit": code, "message": err.strip()[:4000], "stdout": out[:200_000], "json": summary}
 
 
@@ -144,7 +150,12 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
             frame = read_dataset(dataset, Path(path))
         except DatasetReadError as exc:
             return {"outcome": "error", "kind": exc.kind, "message": str(exc)}
-        return {"outcome": "ok", "rows": len(frame), "columns": [str(c) for c in frame.columns[:10]], "width": len(frame.columns)}
+        return {
+            "outcome": "ok",
+            "rows": len(frame),
+            "columns": [str(c) for c in frame.columns[:10]],
+            "width": len(frame.columns),
+        }
     if name == "suite":
         from charter_guardrails.checks.quality.suites import SuiteError, load_suite
 
@@ -157,12 +168,33 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
         "scan": ["scan", path, "--policy", policy, "--dataset", "training", "--run-id", run, "--json"],
         "hash": ["hash", path, "--dataset", "citizen_requests.training", "--run-id", run, "--json"],
         "verify": ["verify", path, "--dataset", "citizen_requests.training", "--run-id", run + "__verify", "--json"],
-        "pseudonymise": ["pseudonymise", path, case.get("output", ""), "--policy", policy, "--dataset", "training", "--json"],
+        "pseudonymise": [
+            "pseudonymise",
+            path,
+            case.get("output", ""),
+            "--policy",
+            policy,
+            "--dataset",
+            "training",
+            "--json",
+        ],
         "validate": ["validate", path, "--policy", policy, "--dataset", "training", "--run-id", run, "--json"],
         "policy": ["policy", "validate", path],
         "policy_scan": ["scan", control, "--policy", path, "--dataset", "training", "--run-id", run, "--json"],
         "policy_quality": ["validate", control, "--policy", path, "--dataset", "training", "--run-id", run, "--json"],
-        "suite_quality": ["validate", control, "--policy", policy, "--dataset", "training", "--suite", path, "--run-id", run, "--json"],
+        "suite_quality": [
+            "validate",
+            control,
+            "--policy",
+            policy,
+            "--dataset",
+            "training",
+            "--suite",
+            path,
+            "--run-id",
+            run,
+            "--json",
+        ],
     }[name]
     result = _cli_outcome(*run_cli(argv))
     if name == "pseudonymise":
@@ -184,7 +216,11 @@ def measured(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[str,
     except CallTimeout:
         result = {"outcome": "timeout", "message": f"no answer within {spec['time_limit']} s"}
     except Exception as exc:  # noqa: BLE001 - an unhandled error is what the campaign looks for
-        result = {"outcome": "unhandled", "message": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-4000:]}
+        result = {
+            "outcome": "unhandled",
+            "message": f"{type(exc).__name__}: {exc}"[:2000],
+            "traceback": traceback.format_exc()[-4000:],
+        }
     finally:
         signal.alarm(0)
     result["seconds"] = round(time.perf_counter() - started, 3)

@@ -102,7 +102,10 @@ DATA: dict[str, Expect] = {
 #: Policy files: (``charter policy validate``, the regex its message must match). Loading commands must agree.
 POLICIES: dict[str, tuple[str, str]] = {
     "policy_control.yaml": ("ok", ""),
-    "policy_path_traversal.yaml": ("error", r"datasets\[0\]\.path: path '\.\./\.\./etc/passwd' must be relative to the data folder"),
+    "policy_path_traversal.yaml": (
+        "error",
+        r"datasets\[0\]\.path: path '\.\./\.\./etc/passwd' must be relative to the data folder",
+    ),
     "policy_absolute_path.yaml": ("error", r"datasets\[0\]\.path: path '/etc/passwd' must be relative"),
     "policy_windows_path.yaml": ("error", r"datasets\[0\]\.path: .*must be relative"),
     "policy_missing_suite.yaml": ("ok", ""),  # the suite is looked up when it is used: charter validate says so
@@ -148,19 +151,44 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for item in MBC.CORPUS:
         target = data / item.name
         shutil.copyfile(paths[item.name], target)
-        cases.append({"name": item.name, "path": str(target), "group": item.group, "entry_points": _entry_points(item.name, item.group),
-                      "output": str(out / f"{item.name}.pseudonymised.csv")})
-    spec = {"cases": cases, "policy": str(POLICY), "control": str(control), "out_dir": str(out), "time_limit": 2 * TIME_BOUND_S,
-            "hard_cap_mib": HARD_CAP_MIB, "warmup": DATA_ENTRY_POINTS}
+        cases.append(
+            {
+                "name": item.name,
+                "path": str(target),
+                "group": item.group,
+                "entry_points": _entry_points(item.name, item.group),
+                "output": str(out / f"{item.name}.pseudonymised.csv"),
+            }
+        )
+    spec = {
+        "cases": cases,
+        "policy": str(POLICY),
+        "control": str(control),
+        "out_dir": str(out),
+        "time_limit": 2 * TIME_BOUND_S,
+        "hard_cap_mib": HARD_CAP_MIB,
+        "warmup": DATA_ENTRY_POINTS,
+    }
     (work / "spec.json").write_text(json.dumps(spec))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
     env.update({"CHARTER_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"})
     results_path = work / "results.json"
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("support_inputs.py")), str(work / "spec.json"), str(results_path)],
-                          env=env, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("support_inputs.py")),
+            str(work / "spec.json"),
+            str(results_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     assert proc.returncode == 0 and results.get("done"), (
-        f"the harness stopped (exit {proc.returncode}): {results.get('killed', '')}\n{proc.stderr[-4000:]}")
+        f"the harness stopped (exit {proc.returncode}): {results.get('killed', '')}\n{proc.stderr[-4000:]}"
+    )
     return {"results": results, "home": home, "out": out, "paths": paths, "cases": {c["name"]: c for c in cases}}
 
 
@@ -172,17 +200,36 @@ def test_corpus_holds_the_inputs_the_issue_lists() -> None:
     bad = [f for f in MBC.CORPUS if "control" not in f.name]
     assert len(bad) >= 30, len(bad)
     names = {f.name for f in bad}
-    required = ["truncated_in_quote.csv", "unterminated_quote.csv", "wrong_separator_comma.csv", "latin1_declared_utf8.csv",
-                "bom_utf8.csv", "nul_bytes.csv", "cell_10mb.csv", "columns_100k.csv", "empty.csv", "header_only.csv",
-                "parquet_corrupt_footer.parquet", "zip_bomb.csv.zip", "policy_path_traversal.yaml", "formula_injection.csv",
-                "policy_missing_suite.yaml", "binary_garbage.csv", "columns_10k.csv"]
+    required = [
+        "truncated_in_quote.csv",
+        "unterminated_quote.csv",
+        "wrong_separator_comma.csv",
+        "latin1_declared_utf8.csv",
+        "bom_utf8.csv",
+        "nul_bytes.csv",
+        "cell_10mb.csv",
+        "columns_100k.csv",
+        "empty.csv",
+        "header_only.csv",
+        "parquet_corrupt_footer.parquet",
+        "zip_bomb.csv.zip",
+        "policy_path_traversal.yaml",
+        "formula_injection.csv",
+        "policy_missing_suite.yaml",
+        "binary_garbage.csv",
+        "columns_10k.csv",
+    ]
     assert not [n for n in required if n not in names]
-    assert set(DATA) | set(POLICIES) | set(SUITES) == {f.name for f in MBC.CORPUS}, "every corpus file has an expectation"
+    assert set(DATA) | set(POLICIES) | set(SUITES) == {f.name for f in MBC.CORPUS}, (
+        "every corpus file has an expectation"
+    )
 
 
 def test_corpus_is_deterministic_and_small_files_are_committed(tmp_path: Path) -> None:
     built = MBC.build(tmp_path, names=[f.name for f in MBC.CORPUS if not f.large])
-    listed = subprocess.run(["git", "ls-files", "tests/data/bad"], cwd=MBC.ROOT, capture_output=True, text=True).stdout.split()
+    listed = subprocess.run(
+        ["git", "ls-files", "tests/data/bad"], cwd=MBC.ROOT, capture_output=True, text=True
+    ).stdout.split()
     for name, path in built.items():
         committed = MBC.ROOT / "tests" / "data" / "bad" / name
         assert committed.read_bytes() == path.read_bytes(), f"{name}: the committed file differs from the generator's"
@@ -224,15 +271,21 @@ def _assert_common(name: str, record: dict[str, Any]) -> None:
     assert record["chain_ok"], f"the audit chain no longer verifies after {name}"
     for point, call in record["calls"].items():
         where = f"{name} / {point}"
-        assert call["outcome"] in ("ok", "fail", "error"), f"{where}: {call['outcome']}: {call.get('message')}\n{call.get('traceback', '')}"
+        assert call["outcome"] in ("ok", "fail", "error"), (
+            f"{where}: {call['outcome']}: {call.get('message')}\n{call.get('traceback', '')}"
+        )
         assert "Traceback" not in _message(call), f"{where}: a traceback reached the user"
         assert call["seconds"] <= TIME_BOUND_S, f"{where}: {call['seconds']} s, above the {TIME_BOUND_S} s bound"
-        assert call["peak_mib"] <= MEMORY_BOUND_MIB, f"{where}: {call['peak_mib']} MiB, above the {MEMORY_BOUND_MIB} MiB bound"
+        assert call["peak_mib"] <= MEMORY_BOUND_MIB, (
+            f"{where}: {call['peak_mib']} MiB, above the {MEMORY_BOUND_MIB} MiB bound"
+        )
         if call["outcome"] == "error":
             assert not call["rows_added"], f"{where}: an error left ledger rows {call['rows_added']}"
             if point != "reader" and point != "suite":
                 assert call["exit"] == 2, where
-                assert call.get("message", "").startswith(("charter: error: ", "invalid ")), f"{where}: {call.get('message')!r}"
+                assert call.get("message", "").startswith(("charter: error: ", "invalid ")), (
+                    f"{where}: {call.get('message')!r}"
+                )
         if point == "pseudonymise":
             assert not call["leftovers"], f"{where}: partial output {call['leftovers']}"
             assert call["output_exists"] == (call["outcome"] == "ok"), where
@@ -261,7 +314,9 @@ def test_data_file(harness: dict[str, Any], name: str) -> None:
         validate = calls["validate"]
         assert validate["outcome"] == expect.validate, validate
         verdict = validate["json"]
-        assert verdict["check"] == "quality" and verdict["verdict"] == ("fail" if expect.validate == "fail" else verdict["verdict"])
+        assert verdict["check"] == "quality" and verdict["verdict"] == (
+            "fail" if expect.validate == "fail" else verdict["verdict"]
+        )
         if expect.reader != "ok":  # an unreadable delivery is a failing verdict that says why
             assert f"the data cannot be read ({expect.reader})" in verdict["summary"], verdict["summary"]
             assert validate["rows_added"].get("check_results") == 1
@@ -270,8 +325,9 @@ def test_data_file(harness: dict[str, Any], name: str) -> None:
         assert calls["hash"]["rows_added"].get("manifests") == 1
         assert calls["verify"]["outcome"] == "ok" and calls["verify"]["json"]["outcome"] == "intact"
     else:  # nothing to register: said so, and no manifest
-        assert file_name in calls["hash"]["message"] and re.search(r"is empty \(0 bytes\)|is not a readable Parquet file",
-                                                                   calls["hash"]["message"]), calls["hash"]
+        assert file_name in calls["hash"]["message"] and re.search(
+            r"is empty \(0 bytes\)|is not a readable Parquet file", calls["hash"]["message"]
+        ), calls["hash"]
         assert "verify" not in calls
 
 
@@ -285,13 +341,17 @@ def test_policy_file(harness: dict[str, Any], name: str) -> None:
     if expected == "error":
         for point in POLICY_ENTRY_POINTS:
             assert calls[point]["outcome"] == "error", (point, calls[point])
-            assert name in _message(calls[point]) and re.search(hint, _message(calls[point])), (point, _message(calls[point]))
+            assert name in _message(calls[point]) and re.search(hint, _message(calls[point])), (
+                point,
+                _message(calls[point]),
+            )
     else:
         assert calls["policy_scan"]["outcome"] in ("ok", "fail")
     if name == "policy_missing_suite.yaml":
         quality = calls["policy_quality"]
-        assert quality["outcome"] == "error" and re.search(r"no_such_suite\.json: <file>: suite file not found; check datasets\[\]\.suite",
-                                                           quality["message"]), quality
+        assert quality["outcome"] == "error" and re.search(
+            r"no_such_suite\.json: <file>: suite file not found; check datasets\[\]\.suite", quality["message"]
+        ), quality
     if name == "policy_control.yaml":
         assert calls["policy_quality"]["outcome"] in ("ok", "fail")
     if name == "policy_python_tag.yaml":
@@ -308,7 +368,9 @@ def test_suite_file(harness: dict[str, Any], name: str) -> None:
     quality = calls["suite_quality"]
     if expected == "error":
         assert re.search(hint, calls["suite"]["message"]), calls["suite"]["message"]
-        assert quality["outcome"] == "error" and name in quality["message"] and re.search(hint, quality["message"]), quality
+        assert quality["outcome"] == "error" and name in quality["message"] and re.search(hint, quality["message"]), (
+            quality
+        )
     else:
         assert quality["outcome"] == "fail" and re.search(hint, quality["stdout"]), quality
 
@@ -340,7 +402,7 @@ def test_neutralisation_leaves_numbers_and_plain_text_alone() -> None:
 
     for value in ("-3,5", "+12", "-0.25", "1e-3", "voirie", "", None, 3.5, "<PERSON_0123456789>"):
         assert neutralise_formula(value) == value or (value != value)
-    for value in ("=1+1", "+1+cmd", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=HYPERLINK(\"x\")"):
+    for value in ("=1+1", "+1+cmd", "-2+3", "@SUM(A1)", "\t=1", "\r=1", '=HYPERLINK("x")'):
         assert neutralise_formula(value) == "'" + value
 
 
@@ -350,10 +412,17 @@ def test_html_reports_escape_what_the_input_holds(harness: dict[str, Any]) -> No
     assert any("bad__html_injection" in str(p) for p in pages), "the scan and quality reports of the HTML input exist"
     assert any("data_docs" in str(p) and "bad__html_injection" in str(p) for p in pages), "Data Docs were built"
     raw = [MBC.HTML_PAYLOAD, MBC.HTML_COLUMN, "<script>alert", "<img src=x"]  # escaped, "onerror=alert" is inert text
-    leaks = [(str(p.relative_to(reports)), r) for p in pages for r in raw if r in p.read_text(encoding="utf-8", errors="replace")]
+    leaks = [
+        (str(p.relative_to(reports)), r)
+        for p in pages
+        for r in raw
+        if r in p.read_text(encoding="utf-8", errors="replace")
+    ]
     assert not leaks, leaks[:5]
     report = next(p for p in pages if "bad__html_injection" in str(p) and p.name.startswith("personal_data__"))
-    assert "&lt;img src=x onerror=alert(&quot;charter&quot;)&gt;" in report.read_text(encoding="utf-8"), "the column is listed, escaped"
+    assert "&lt;img src=x onerror=alert(&quot;charter&quot;)&gt;" in report.read_text(encoding="utf-8"), (
+        "the column is listed, escaped"
+    )
 
 
 def test_delivery_outside_the_data_folder_is_refused(charter_home: Path) -> None:
@@ -368,12 +437,16 @@ def test_delivery_outside_the_data_folder_is_refused(charter_home: Path) -> None
 
 def test_bounds_and_figures(harness: dict[str, Any], record_property: Any) -> None:
     """The largest time and memory any entry point took on any input, against the stated bounds."""
-    calls = [(name, point, call) for name, rec in harness["results"]["cases"].items() for point, call in rec["calls"].items()]
+    calls = [
+        (name, point, call) for name, rec in harness["results"]["cases"].items() for point, call in rec["calls"].items()
+    ]
     slowest = max(calls, key=lambda c: c[2]["seconds"])
     heaviest = max(calls, key=lambda c: c[2]["peak_mib"])
-    summary = (f"{len(harness['results']['cases'])} inputs, {len(calls)} entry-point calls; slowest {slowest[0]}/{slowest[1]} "
-               f"{slowest[2]['seconds']} s (bound {TIME_BOUND_S} s); heaviest {heaviest[0]}/{heaviest[1]} {heaviest[2]['peak_mib']} MiB "
-               f"(bound {MEMORY_BOUND_MIB} MiB)")
+    summary = (
+        f"{len(harness['results']['cases'])} inputs, {len(calls)} entry-point calls; slowest {slowest[0]}/{slowest[1]} "
+        f"{slowest[2]['seconds']} s (bound {TIME_BOUND_S} s); heaviest {heaviest[0]}/{heaviest[1]} {heaviest[2]['peak_mib']} MiB "
+        f"(bound {MEMORY_BOUND_MIB} MiB)"
+    )
     record_property("bad_inputs", summary)
     print(summary)
     assert slowest[2]["seconds"] <= TIME_BOUND_S and heaviest[2]["peak_mib"] <= MEMORY_BOUND_MIB

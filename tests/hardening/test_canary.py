@@ -34,30 +34,86 @@ from typing import Any
 import pytest
 
 from tests.e2e.support import register
-from tests.hardening.support_faults import FULL, CanarySearch, HitlAnswer, file_text, files_under, ledger_text, sqlite_dump_text
+from tests.hardening.support_faults import (
+    FULL,
+    CanarySearch,
+    HitlAnswer,
+    file_text,
+    files_under,
+    ledger_text,
+    sqlite_dump_text,
+)
 
 REFRESH, INFERENCE = "citizen_requests_model_refresh", "citizen_requests_inference_guardrails"
 JUSTIFICATION = "Écart de représentativité connu et documenté ; chaque orientation reste validée par un agent."
 
 #: (scenario, DAG, dataset file to register, run conf, human answer, decision recorded in the ledger)
 SCENARIOS: list[tuple[str, str, tuple[str, str, str], dict[str, str], tuple[str, str, dict[str, str]] | None, str]] = [
-    ("clean refresh", REFRESH, ("citizen_requests", "training", "citizen_requests/training.csv"), {},
-     ("Approve", "claire.martin", {}), "published"),
+    (
+        "clean refresh",
+        REFRESH,
+        ("citizen_requests", "training", "citizen_requests/training.csv"),
+        {},
+        ("Approve", "claire.martin", {}),
+        "published",
+    ),
     # Inference before the biased sample is published: the drift reference is the clean training data's.
-    ("clean batch", INFERENCE, ("citizen_requests", "inference", "citizen_requests/inference_batch.csv"), {}, None, "passed"),
-    ("drifted batch", INFERENCE, ("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv"),
-     {"batch_file": "citizen_requests/inference_batch__drifted.csv"}, None, "quarantined"),
-    ("PII leak", REFRESH, ("citizen_requests", "training", "citizen_requests/training__pii_leak.csv"),
-     {"training_file": "citizen_requests/training__pii_leak.csv"}, None, "blocked"),
-    ("corruption", REFRESH, ("citizen_requests", "training", "citizen_requests/training.csv"),
-     {"training_file": "citizen_requests/training__corrupted.csv"}, None, "blocked"),
-    ("quality failure", REFRESH, ("citizen_requests", "training", "citizen_requests/training__quality_failure.csv"),
-     {"training_file": "citizen_requests/training__quality_failure.csv"}, ("Reject", "karim.haddad", {}), "rejected"),
-    ("overridden", REFRESH, ("citizen_requests", "training", "citizen_requests/training__biased.csv"),
-     {"training_file": "citizen_requests/training__biased.csv"}, ("Override", "karim.haddad", {"justification": JUSTIFICATION}),
-     "overridden"),
-    ("waste PII leak", "waste_tonnage_model_refresh", ("waste_tonnage", "training", "waste_tonnage/training__pii_leak.csv"),
-     {"training_file": "waste_tonnage/training__pii_leak.csv"}, None, "blocked"),
+    (
+        "clean batch",
+        INFERENCE,
+        ("citizen_requests", "inference", "citizen_requests/inference_batch.csv"),
+        {},
+        None,
+        "passed",
+    ),
+    (
+        "drifted batch",
+        INFERENCE,
+        ("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv"),
+        {"batch_file": "citizen_requests/inference_batch__drifted.csv"},
+        None,
+        "quarantined",
+    ),
+    (
+        "PII leak",
+        REFRESH,
+        ("citizen_requests", "training", "citizen_requests/training__pii_leak.csv"),
+        {"training_file": "citizen_requests/training__pii_leak.csv"},
+        None,
+        "blocked",
+    ),
+    (
+        "corruption",
+        REFRESH,
+        ("citizen_requests", "training", "citizen_requests/training.csv"),
+        {"training_file": "citizen_requests/training__corrupted.csv"},
+        None,
+        "blocked",
+    ),
+    (
+        "quality failure",
+        REFRESH,
+        ("citizen_requests", "training", "citizen_requests/training__quality_failure.csv"),
+        {"training_file": "citizen_requests/training__quality_failure.csv"},
+        ("Reject", "karim.haddad", {}),
+        "rejected",
+    ),
+    (
+        "overridden",
+        REFRESH,
+        ("citizen_requests", "training", "citizen_requests/training__biased.csv"),
+        {"training_file": "citizen_requests/training__biased.csv"},
+        ("Override", "karim.haddad", {"justification": JUSTIFICATION}),
+        "overridden",
+    ),
+    (
+        "waste PII leak",
+        "waste_tonnage_model_refresh",
+        ("waste_tonnage", "training", "waste_tonnage/training__pii_leak.csv"),
+        {"training_file": "waste_tonnage/training__pii_leak.csv"},
+        None,
+        "blocked",
+    ),
 ]
 
 
@@ -121,7 +177,11 @@ def test_canary_search_finds_every_form(canaries) -> None:
     assert {h.canary for h in search.hits} == set(search.forms), "a canary is missing from the inputs"
     digits = "".join(c for c in values.phone if c.isdigit())[2:]
     written = {
-        "phone": ["0" + digits[0] + "-" + "-".join(digits[i:i + 2] for i in range(1, 9, 2)), "+33 (0)" + digits, "0033 " + digits],
+        "phone": [
+            "0" + digits[0] + "-" + "-".join(digits[i : i + 2] for i in range(1, 9, 2)),
+            "+33 (0)" + digits,
+            "0033 " + digits,
+        ],
         "nir": [values.nir.replace(" ", ""), values.nir.replace(" ", ".")],
         "siret": [values.siret.replace(" ", ""), values.siret[:11]],
         "iban": [values.iban.replace(" ", "").lower(), values.iban.replace(" ", "-")],
@@ -132,10 +192,14 @@ def test_canary_search_finds_every_form(canaries) -> None:
     for canary, texts in written.items():
         for text in texts:
             assert any(h.canary == canary for h in CanarySearch(values).search("t", "t", f"… {text} …")), (canary, text)
-    assert not CanarySearch(values).search("t", "t", "06 ** ** ** 78, 1 85 ** ** *** *** 45, j***@e***.fr, J*** D***, <PERSON_3f2a9c01de>")
+    assert not CanarySearch(values).search(
+        "t", "t", "06 ** ** ** 78, 1 85 ** ** *** *** 45, j***@e***.fr, J*** D***, <PERSON_3f2a9c01de>"
+    )
 
 
-def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd, caplog) -> None:
+def test_canaries_never_leave_the_inputs(
+    canaries, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, capfd, caplog
+) -> None:
     from aiosmtpd.controller import Controller
     from airflow.sdk.execution_time import task_runner
     from charter_guardrails.cli.main import main as charter
@@ -194,9 +258,22 @@ def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch
     controller.start()
     try:
         monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": controller.port,
-            "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "alertes-charte@ampmetropole.example", "retry_limit": 0}}))
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SMTP_DEFAULT",
+            json.dumps(
+                {
+                    "conn_type": "smtp",
+                    "host": "127.0.0.1",
+                    "port": controller.port,
+                    "extra": {
+                        "disable_ssl": True,
+                        "disable_tls": True,
+                        "from_email": "alertes-charte@ampmetropole.example",
+                        "retry_limit": 0,
+                    },
+                }
+            ),
+        )
         dags["incident_alert_relay"].test()
     finally:
         controller.stop()
@@ -205,15 +282,25 @@ def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch
 
     # What an operator reads on the command line.
     outputs = capfd.readouterr()
-    for argv in (["incidents", "list", "--json"], ["audit", "log", "--limit", "1000", "--json"], ["runs", "list", "--json"],
-                 ["model", "list", "--json"], ["alerts", "status", "--json"], *[["incidents", "show", str(i.id), "--json"] for i in incidents]):
+    for argv in (
+        ["incidents", "list", "--json"],
+        ["audit", "log", "--limit", "1000", "--json"],
+        ["runs", "list", "--json"],
+        ["model", "list", "--json"],
+        ["alerts", "status", "--json"],
+        *[["incidents", "show", str(i.id), "--json"] for i in incidents],
+    ):
         charter(argv)
     cli_output = capfd.readouterr()
     assert charter(["audit", "verify"]) == 0
 
     search = CanarySearch(values)
     search.search("task logs", "captured stdout and stderr", outputs.out + outputs.err + cli_output.err)
-    search.search("task logs", "log records", "\n".join(f"{r.name} {r.levelname} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records))
+    search.search(
+        "task logs",
+        "log records",
+        "\n".join(f"{r.name} {r.levelname} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records),
+    )
     for path in files_under(airflow_db / "logs"):
         search.search_file("task logs", path)
     search.search("Airflow metadata (XCom included)", "airflow.db", sqlite_dump_text(airflow_db / "airflow.db"))
@@ -224,21 +311,47 @@ def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch
         search.search_file("model cards and artifacts", path)
     for path in files_under(settings.home / "work"):
         search.search_file("pseudonymised and minimised training data", path)
-    for path in files_under(settings.home, exclude=[settings.data_dir, settings.reports_dir, settings.home / "models",
-                                                    settings.home / "work", settings.home / "ledger.db",
-                                                    settings.home / "ledger.db-wal", settings.home / "ledger.db-shm"]):
+    for path in files_under(
+        settings.home,
+        exclude=[
+            settings.data_dir,
+            settings.reports_dir,
+            settings.home / "models",
+            settings.home / "work",
+            settings.home / "ledger.db",
+            settings.home / "ledger.db-wal",
+            settings.home / "ledger.db-shm",
+        ],
+    ):
         search.search_file("other files of the install", path)
     for message in mailbox.messages:
-        parts = [message.as_string()] + [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+        parts = [message.as_string()] + [
+            part.get_content() for part in message.walk() if part.get_content_maintype() == "text"
+        ]
         search.search("alert e-mails", message["Message-ID"], "\n".join(parts))
     for headers, body in hooks.received:
-        search.search("webhook payloads", headers.get("X-Idempotency-Key", "?"), json.dumps(headers) + json.dumps(body, ensure_ascii=False))
+        search.search(
+            "webhook payloads",
+            headers.get("X-Idempotency-Key", "?"),
+            json.dumps(headers) + json.dumps(body, ensure_ascii=False),
+        )
     search.search("exception messages", "task exceptions", "\n".join(raised))
     search.search("CLI output", "charter incidents, audit log, runs, models, alerts", cli_output.out)
 
     # Every place was searched and held something to search.
-    for place in ("task logs", "Airflow metadata (XCom included)", "ledger", "reports", "Data Docs", "model cards and artifacts",
-                  "pseudonymised and minimised training data", "alert e-mails", "webhook payloads", "exception messages", "CLI output"):
+    for place in (
+        "task logs",
+        "Airflow metadata (XCom included)",
+        "ledger",
+        "reports",
+        "Data Docs",
+        "model cards and artifacts",
+        "pseudonymised and minimised training data",
+        "alert e-mails",
+        "webhook payloads",
+        "exception messages",
+        "CLI output",
+    ):
         assert search.searched.get(place, 0) > 0, f"nothing searched in {place}"
     # The guardrails did see the canaries: the pseudonymised data holds the tokens that replaced them.
     pseudonymised = "\n".join(file_text(p) for p in (settings.home / "work").rglob("*__pseudonymised.parquet"))
@@ -246,7 +359,9 @@ def test_canaries_never_leave_the_inputs(canaries, airflow_db: Path, monkeypatch
         assert token in pseudonymised, f"no {token}… token in the pseudonymised training data"
 
     print(f"\ncanary scenarios (seconds): {timings}; searched characters per place: {search.searched}")
-    assert not search.hits, "canary personal data found outside the inputs:\n" + "\n".join(str(h) for h in search.hits[:40])
+    assert not search.hits, "canary personal data found outside the inputs:\n" + "\n".join(
+        str(h) for h in search.hits[:40]
+    )
 
 
 def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path) -> None:
@@ -268,14 +383,30 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
         client = running.client("claire.martin")
         client.wait_for_dag(REFRESH)
         client.wait_for_dag(INFERENCE)
-        runs = [(REFRESH, client.trigger(REFRESH, {"training_file": "citizen_requests/training__pii_leak.csv"}), "failed"),
-                (INFERENCE, client.trigger(INFERENCE, {"batch_file": "citizen_requests/inference_batch__drifted.csv"}), "failed")]
+        runs = [
+            (REFRESH, client.trigger(REFRESH, {"training_file": "citizen_requests/training__pii_leak.csv"}), "failed"),
+            (
+                INFERENCE,
+                client.trigger(INFERENCE, {"batch_file": "citizen_requests/inference_batch__drifted.csv"}),
+                "failed",
+            ),
+        ]
         for dag_id, run_id, expected in runs:
-            assert client.wait_for_run(dag_id, run_id) == expected, (dag_id, run_id, client.task_instances(dag_id, run_id))
+            assert client.wait_for_run(dag_id, run_id) == expected, (
+                dag_id,
+                run_id,
+                client.task_instances(dag_id, run_id),
+            )
         if FULL:
             register("citizen_requests", "training", "citizen_requests/training.csv")
-            for conf, option, params in (({}, "Approve", {}),
-                                         ({"training_file": "citizen_requests/training__biased.csv"}, "Override", {"justification": JUSTIFICATION})):
+            for conf, option, params in (
+                ({}, "Approve", {}),
+                (
+                    {"training_file": "citizen_requests/training__biased.csv"},
+                    "Override",
+                    {"justification": JUSTIFICATION},
+                ),
+            ):
                 if conf:
                     register("citizen_requests", "training", conf["training_file"])
                 run_id = client.trigger(REFRESH, conf)
@@ -286,9 +417,15 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
         client.close()
     logs = sorted(p for p in (airflow_db / "logs").rglob("*") if p.is_file() and p not in before)
     task_logs = [p for p in logs if any(part.startswith("run_id=") for part in p.parts)]
-    assert {p.parts[-2] for p in task_logs} >= {"task_id=scan_personal_data", "task_id=route_batch", "task_id=check_drift"}, task_logs
+    assert {p.parts[-2] for p in task_logs} >= {
+        "task_id=scan_personal_data",
+        "task_id=route_batch",
+        "task_id=check_drift",
+    }, task_logs
     text = "\n".join(p.read_text(errors="replace") for p in task_logs)
-    assert "AirflowFailException" in text and "batch quarantined" in text, "the failing tasks' errors are not in their log files"
+    assert "AirflowFailException" in text and "batch quarantined" in text, (
+        "the failing tasks' errors are not in their log files"
+    )
     search = CanarySearch(values)
     for path in logs:
         search.search_file("Airflow log files", path)
@@ -297,4 +434,6 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
     for path in files_under(get_settings().reports_dir):
         search.search_file("reports", path)
     print(f"{len(task_logs)} task log files and {len(logs) - len(task_logs)} other log files searched")
-    assert not search.hits, "canary personal data found in Airflow's files:\n" + "\n".join(str(h) for h in search.hits[:40])
+    assert not search.hits, "canary personal data found in Airflow's files:\n" + "\n".join(
+        str(h) for h in search.hits[:40]
+    )

@@ -41,10 +41,16 @@ def _draft(run_id: str) -> Any:
     from charter_guardrails.incidents.incident import BreachType, IncidentDraft
 
     return IncidentDraft(
-        breach_type=BreachType.INTEGRITY, severity="critical", dataset="training", run_id=run_id,
-        title="Jeu de données modifié après son enregistrement", nature="le fichier ne correspond plus à son manifeste signé",
-        facts={"ranges": [[1024, 2048]], "run": run_id}, likely_consequences="un modèle entraîné sur des données altérées",
-        measures_taken=["entraînement bloqué"], approx_records=12,
+        breach_type=BreachType.INTEGRITY,
+        severity="critical",
+        dataset="training",
+        run_id=run_id,
+        title="Jeu de données modifié après son enregistrement",
+        nature="le fichier ne correspond plus à son manifeste signé",
+        facts={"ranges": [[1024, 2048]], "run": run_id},
+        likely_consequences="un modèle entraîné sur des données altérées",
+        measures_taken=["entraînement bloqué"],
+        approx_records=12,
     )
 
 
@@ -55,9 +61,20 @@ def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
     from charter_guardrails.ledger.store import get_or_create_check_run, record_check_result
 
     check_run = get_or_create_check_run(session, use_case=policy.id, dag_id="integrity_monitor", run_id=run_id)
-    record_check_result(session, check_run, CheckResult(
-        check="integrity", verdict=Verdict.FAIL, severity=Severity.CRITICAL, engagements=["surete.2"], dataset="training",
-        summary="training.csv differs from its signed manifest", metrics={"changed_chunks": 1}, evidence={"ranges": [[1024, 2048]]}))
+    record_check_result(
+        session,
+        check_run,
+        CheckResult(
+            check="integrity",
+            verdict=Verdict.FAIL,
+            severity=Severity.CRITICAL,
+            engagements=["surete.2"],
+            dataset="training",
+            summary="training.csv differs from its signed manifest",
+            metrics={"changed_chunks": 1},
+            evidence={"ranges": [[1024, 2048]]},
+        ),
+    )
     raise_incident(session, policy, _draft(run_id))
 
 
@@ -116,7 +133,9 @@ def _reset_ledger(url: str, template: Path | None) -> None:
     from sqlalchemy import text
 
     with db.get_engine(url).begin() as conn:
-        conn.execute(text("TRUNCATE " + ", ".join(t.name for t in Base.metadata.sorted_tables) + " RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE " + ", ".join(t.name for t in Base.metadata.sorted_tables) + " RESTART IDENTITY CASCADE")
+        )
 
 
 def _close_connections() -> None:
@@ -129,7 +148,14 @@ def _close_connections() -> None:
 
 def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
     from charter_guardrails.cli.main import main as charter
-    from charter_guardrails.ledger.models import AlertOutbox, AuditCheckpoint, AuditEvent, CheckResultRecord, CheckRun, Incident
+    from charter_guardrails.ledger.models import (
+        AlertOutbox,
+        AuditCheckpoint,
+        AuditEvent,
+        CheckResultRecord,
+        CheckRun,
+        Incident,
+    )
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import func, select
 
@@ -144,15 +170,22 @@ def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
         checkpoints = session.scalar(select(func.count()).select_from(AuditCheckpoint))
     lost = [r for r in committed if r not in incidents]
     assert not lost, f"incidents reported committed are missing: {lost}"
-    partial = {run: (outbox[i], raised[str(i)], verdicts[run], recorded[run]) for run, i in incidents.items()
-               if (outbox[i], raised[str(i)], verdicts[run], recorded[run]) != (OUTBOX_PER_INCIDENT, 1, 1, 1)}
+    partial = {
+        run: (outbox[i], raised[str(i)], verdicts[run], recorded[run])
+        for run, i in incidents.items()
+        if (outbox[i], raised[str(i)], verdicts[run], recorded[run]) != (OUTBOX_PER_INCIDENT, 1, 1, 1)
+    }
     assert not partial, f"incidents without all their outbox rows, audit events or verdict: {partial}"
     assert runs == set(incidents), f"a verdict without its incident: {runs ^ set(incidents)}"
     assert set(incidents) <= {f"history-{i}" for i in range(HISTORY)} | set(begun), "an incident nobody wrote"
     assert events == checkpoints == 2 * len(incidents), (events, checkpoints, len(incidents))
     assert charter(["audit", "verify"]) == 0, "the audit chain does not verify after a SIGKILL"
     in_write = bool(begun) and (not committed or begun[-1] != committed[-1])
-    return {"incidents": len(incidents) - HISTORY, "in_write": in_write, "unreported": in_write and begun[-1] in incidents}
+    return {
+        "incidents": len(incidents) - HISTORY,
+        "in_write": in_write,
+        "unreported": in_write and begun[-1] in incidents,
+    }
 
 
 def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None, report: str) -> None:
@@ -204,7 +237,9 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
         begun = [line[2:] for line in lines if line.startswith("B ")]
         committed = [line[2:] for line in lines if line.startswith("C ")]
         try:
-            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"the writer ended by itself ({status})"
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
+                f"the writer ended by itself ({status})"
+            )
             with contextlib.redirect_stdout(io.StringIO()):
                 result = _check_after_kill(committed, begun)
         except AssertionError as exc:
@@ -214,13 +249,22 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
         stats["incidents committed"] += result["incidents"]
         stats["killed inside a write"] += result["in_write"]
         stats["committed but not yet reported"] += result["unreported"]
-    Path(report).write_text(json.dumps({"stats": stats, "failure": failure, "seconds": round(time.perf_counter() - started, 1),
-                                        "kill_window_ms": round(window * 1000)}))
+    Path(report).write_text(
+        json.dumps(
+            {
+                "stats": stats,
+                "failure": failure,
+                "seconds": round(time.perf_counter() - started, 1),
+                "kill_window_ms": round(window * 1000),
+            }
+        )
+    )
 
 
 @pytest.mark.slow
-def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(ledger_url: str, tmp_path: Path, monkeypatch,
-                                                                                  capsys) -> None:
+def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
+    ledger_url: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
     import json
     import subprocess
     import sys
@@ -239,14 +283,20 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
         template = Path(ledger_url.removeprefix("sqlite:///")).with_name("ledger.template.db")
         shutil.copyfile(Path(ledger_url.removeprefix("sqlite:///")), template)
     report = tmp_path / "campaign.json"
-    code = (f"from tests.hardening.test_faults import run_sigkill_campaign; "
-            f"run_sigkill_campaign({ledger_url!r}, {trials}, {seed}, {str(template) if template else None!r}, {str(report)!r})")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900)
+    code = (
+        f"from tests.hardening.test_faults import run_sigkill_campaign; "
+        f"run_sigkill_campaign({ledger_url!r}, {trials}, {seed}, {str(template) if template else None!r}, {str(report)!r})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0 and report.exists(), proc.stderr[-3000:]
     outcome = json.loads(report.read_text())
     stats = outcome["stats"]
     with capsys.disabled():
-        print(f"\nSIGKILL campaign on {backend}: {stats} in {outcome['seconds']} s (kills within {outcome['kill_window_ms']} ms)")
+        print(
+            f"\nSIGKILL campaign on {backend}: {stats} in {outcome['seconds']} s (kills within {outcome['kill_window_ms']} ms)"
+        )
     assert outcome["failure"] is None, outcome["failure"]
     assert stats["trials"] == trials
     # The kills landed where it matters: inside a transaction, and some between a commit and its report.
@@ -255,6 +305,7 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
 
 
 # --- shared set-up of the guardrail steps -----------------------------------------------------------
+
 
 def _context(dag_id: str, run_id: str) -> dict[str, Any]:
     from types import SimpleNamespace
@@ -291,20 +342,29 @@ def _run_rows(run_id: str) -> dict[str, Any]:
 
     with ledger_session() as session:
         runs = session.scalars(select(CheckRun).where(CheckRun.run_id == run_id)).all()
-        results = session.scalars(select(CheckResultRecord).where(CheckResultRecord.check_run_id.in_([r.id for r in runs]))).all()
+        results = session.scalars(
+            select(CheckResultRecord).where(CheckResultRecord.check_run_id.in_([r.id for r in runs]))
+        ).all()
         incidents = session.scalars(select(Incident).where(Incident.run_id == run_id)).all()
         return {
             "runs": len(runs),
             "results": sorted((r.check, r.verdict) for r in results),
-            "findings": len(session.scalars(select(PiiFinding).where(PiiFinding.check_result_id.in_([r.id for r in results]))).all()),
-            "verifications": sorted(session.scalars(select(ManifestVerification.outcome).where(ManifestVerification.run_id == run_id))),
+            "findings": len(
+                session.scalars(select(PiiFinding).where(PiiFinding.check_result_id.in_([r.id for r in results]))).all()
+            ),
+            "verifications": sorted(
+                session.scalars(select(ManifestVerification.outcome).where(ManifestVerification.run_id == run_id))
+            ),
             "incidents": sorted(i.breach_type for i in incidents),
-            "outbox": len(session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id.in_([i.id for i in incidents]))).all()),
+            "outbox": len(
+                session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id.in_([i.id for i in incidents]))).all()
+            ),
             "events": sorted(session.scalars(select(AuditEvent.action).where(AuditEvent.run_id == run_id))),
         }
 
 
 # --- PostgreSQL restarted in the middle of a run ----------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def private_pg():
@@ -338,7 +398,8 @@ def _restart_inside(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, ser
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 @pytest.mark.parametrize("guardrail", ["integrity incident", "personal-data findings"])
 def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_once(
-        guardrail: str, mode: str, private_pg, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guardrail: str, mode: str, private_pg, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import charter_guardrails.checks.privacy.verdict as verdict_module
     import charter_guardrails.incidents.incident as incidents_module
     from airflow.sdk.exceptions import AirflowFailException
@@ -359,10 +420,18 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
     policy = load_policy("citizen_requests")
 
     def attempt() -> dict[str, Any]:
-        if guardrail == "integrity incident":  # verdict, verification, incident, outbox and audit events in one transaction
-            return verify_dataset_integrity_step(use_case="citizen_requests", dataset="training", context=context,
-                                                 path="citizen_requests/training__corrupted.csv")
-        return scan_personal_data_step(policy=policy, dataset="training", path=None, context=context)  # verdict and findings
+        if (
+            guardrail == "integrity incident"
+        ):  # verdict, verification, incident, outbox and audit events in one transaction
+            return verify_dataset_integrity_step(
+                use_case="citizen_requests",
+                dataset="training",
+                context=context,
+                path="citizen_requests/training__corrupted.csv",
+            )
+        return scan_personal_data_step(
+            policy=policy, dataset="training", path=None, context=context
+        )  # verdict and findings
 
     if guardrail == "integrity incident":
         restarts = _restart_inside(monkeypatch, incidents_module, "append_event", private_pg, mode)
@@ -376,16 +445,32 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
     assert not isinstance(failure.value, AirflowFailException), failure.value
     assert isinstance(failure.value, db.LedgerUnavailable | OperationalError), repr(failure.value)
     print(f"attempt 1 failed with {type(failure.value).__name__}: {str(failure.value)[:600]}")
-    assert _run_rows(run_id) == {"runs": 0, "results": [], "findings": 0, "verifications": [], "incidents": [], "outbox": 0,
-                                 "events": []}, "the failed attempt left rows behind"
+    assert _run_rows(run_id) == {
+        "runs": 0,
+        "results": [],
+        "findings": 0,
+        "verifications": [],
+        "incidents": [],
+        "outbox": 0,
+        "events": [],
+    }, "the failed attempt left rows behind"
     assert charter(["audit", "verify"]) == 0
 
     # Attempt 2 (Airflow's retry), on the restarted server: everything once.
     if guardrail == "integrity incident":
-        with pytest.raises(AirflowFailException, match="guardrail integrity failed"):  # the verdict: bad data, not retried
+        with pytest.raises(
+            AirflowFailException, match="guardrail integrity failed"
+        ):  # the verdict: bad data, not retried
             attempt()
-        expected = {"runs": 1, "results": [("integrity", "fail")], "findings": 0, "verifications": ["data_changed"],
-                    "incidents": ["integrity"], "outbox": OUTBOX_PER_INCIDENT, "events": ["check.recorded", "incident.raised"]}
+        expected = {
+            "runs": 1,
+            "results": [("integrity", "fail")],
+            "findings": 0,
+            "verifications": ["data_changed"],
+            "incidents": ["integrity"],
+            "outbox": OUTBOX_PER_INCIDENT,
+            "events": ["check.recorded", "incident.raised"],
+        }
         assert _run_rows(run_id) == expected
     else:
         assert attempt()["verdict"] in ("pass", "warn")
@@ -414,8 +499,16 @@ def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "drift": lambda: check_drift_step(use_case="citizen_requests", dataset="inference", context=context),
         # A failing verdict stays a failing verdict (not retried), and says the report is missing too.
         "personal_data of a PII leak": lambda: scan_personal_data_step(
-            policy=policy, dataset="training", path="citizen_requests/training__pii_leak.csv",
-            context={**context, "dag_run": type(context["dag_run"])(dag_id=context["dag_run"].dag_id, run_id=context["dag_run"].run_id + "-leak")}),
+            policy=policy,
+            dataset="training",
+            path="citizen_requests/training__pii_leak.csv",
+            context={
+                **context,
+                "dag_run": type(context["dag_run"])(
+                    dag_id=context["dag_run"].dag_id, run_id=context["dag_run"].run_id + "-leak"
+                ),
+            },
+        ),
     }
     outcomes: dict[str, dict[str, Any]] = {}
     for name, step in steps.items():
@@ -428,7 +521,8 @@ def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
 def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_recorded(
-        fault: str, ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fault: str, ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
     from charter_guardrails.checks.privacy.scanner import detect_values
     from charter_guardrails.cli.main import main as charter
@@ -442,7 +536,9 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
     reports = get_settings().reports_dir
     run_id = f"scheduled__reports-{fault}"
     context = _context("citizen_requests_model_refresh", run_id)
-    detect_values(["Je suis Jeanne Martin, au 3 rue Paradis."], "free_text", "message")  # load spaCy once, before the forks
+    detect_values(
+        ["Je suis Jeanne Martin, au 3 rue Paradis."], "free_text", "message"
+    )  # load spaCy once, before the forks
     db.reset_caches()  # no connection crosses the fork
     outcome = in_forked_child(lambda: mount_fault(fault, reports), lambda: _reporting_steps(context))
     if "unavailable" in outcome:
@@ -457,7 +553,9 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
         assert AirflowFailException.__name__ not in result["raised"], result
         message = result["message"]
         print(f"{fault}, {check}: {message}")
-        assert reason in message and str(reports) in message and "recorded" in message, f"{check}: unclear error: {message}"
+        assert reason in message and str(reports) in message and "recorded" in message, (
+            f"{check}: unclear error: {message}"
+        )
         assert ReportWriteError.__name__ in result["raised"], result
         # ... and the verdict is in the ledger all the same.
         assert check in recorded, f"{check}: the verdict was lost with the report ({recorded})"
@@ -465,11 +563,14 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
     assert AirflowFailException.__name__ in leak["raised"] and f"{reason}" in leak["message"], leak
     assert "also, the personal-data scan report could not be written" in leak["message"], leak
     leak_rows = _run_rows(run_id + "-leak")
-    assert leak_rows["results"] == [("personal_data", "fail")] and leak_rows["incidents"] == ["gdpr_compliance"], leak_rows
+    assert leak_rows["results"] == [("personal_data", "fail")] and leak_rows["incidents"] == ["gdpr_compliance"], (
+        leak_rows
+    )
     assert charter(["audit", "verify"]) == 0
 
 
 # --- a retried or cleared task leaves the ledger as it was ------------------------------------------
+
 
 def _ledger_state() -> dict[str, Any]:
     """Every column of every ledger table, and the signed audit anchor outside the database."""
@@ -494,7 +595,10 @@ def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             changed = sorted(k for k in old if old[k] != new.get(k))
             if changed:
                 label = "/".join(str(old[k]) for k in ("check", "dataset", "action") if old.get(k))
-                out.append(f"{table}#{old.get('id', '?')} {label}: " + "; ".join(_change(k, old[k], new.get(k)) for k in changed))
+                out.append(
+                    f"{table}#{old.get('id', '?')} {label}: "
+                    + "; ".join(_change(k, old[k], new.get(k)) for k in changed)
+                )
     return out
 
 
@@ -528,24 +632,39 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
 
     def answer() -> dict[str, Any]:
         needs_override = outputs["gate"]["decision"]["outcome"] == "needs_override"
-        return {"chosen_options": ["Override" if needs_override else "Approve"],
-                "params_input": {"justification": "Échantillon réduit de l'essai, écarts connus et documentés."},
-                "responded_by_user": {"id": "claire.martin", "name": "claire.martin"}}
+        return {
+            "chosen_options": ["Override" if needs_override else "Approve"],
+            "params_input": {"justification": "Échantillon réduit de l'essai, écarts connus et documentés."},
+            "responded_by_user": {"id": "claire.martin", "name": "claire.martin"},
+        }
 
     return [
         ("clean: kill_switch", lambda: steps.kill_switch(policy, clean)),
         ("clean: verify_integrity", lambda: steps.verify_integrity(policy, clean, "training", "training_file")),
         ("clean: scan_personal_data", lambda: steps.scan_personal_data(policy, clean, "training", "training_file")),
-        ("clean: pseudonymise", lambda: keep("pseudonymised", steps.pseudonymise(policy, clean, "training", "training_file"))),
+        (
+            "clean: pseudonymise",
+            lambda: keep("pseudonymised", steps.pseudonymise(policy, clean, "training", "training_file")),
+        ),
         ("clean: validate_quality", lambda: steps.validate_quality(policy, clean, "training", "training_file")),
-        ("clean: check_representativeness", lambda: steps.check_representativeness(policy, clean, "training", "training_file")),
-        ("clean: check_proportionality", lambda: keep("minimised", steps.check_proportionality(policy, clean, outputs["pseudonymised"]))),
+        (
+            "clean: check_representativeness",
+            lambda: steps.check_representativeness(policy, clean, "training", "training_file"),
+        ),
+        (
+            "clean: check_proportionality",
+            lambda: keep("minimised", steps.check_proportionality(policy, clean, outputs["pseudonymised"])),
+        ),
         ("clean: train_candidate", lambda: keep("candidate", steps.train(policy, clean, outputs["minimised"]))),
         ("clean: evaluate", lambda: keep("evaluation", steps.evaluate(policy, clean, outputs["candidate"]))),
         ("clean: footprint_gate", lambda: steps.footprint(policy, clean, outputs["candidate"], outputs["evaluation"])),
         ("clean: gate", lambda: keep("gate", steps.gate(policy, clean, REFRESH_CHECKS))),
-        ("clean: publish", lambda: steps.publish(policy, clean, gate_output=outputs["gate"], answer=answer(),
-                                                 candidate=outputs["candidate"])),
+        (
+            "clean: publish",
+            lambda: steps.publish(
+                policy, clean, gate_output=outputs["gate"], answer=answer(), candidate=outputs["candidate"]
+            ),
+        ),
         ("corrupted: kill_switch", lambda: steps.kill_switch(policy, corrupt)),
         ("corrupted: verify_integrity", lambda: steps.verify_integrity(policy, corrupt, "training", "training_file")),
         ("corrupted: gate", lambda: steps.gate(policy, corrupt, REFRESH_CHECKS)),
@@ -565,8 +684,17 @@ NOT_RETRIED = {"clean: train_candidate"}
 READS_PRODUCTION = {"clean: kill_switch", "clean: evaluate"}
 
 
-REFRESH_CHECKS = ("kill_switch", "integrity", "personal_data", "quality", "representativeness", "proportionality",
-                  "performance", "fairness", "footprint")
+REFRESH_CHECKS = (
+    "kill_switch",
+    "integrity",
+    "personal_data",
+    "quality",
+    "representativeness",
+    "proportionality",
+    "performance",
+    "fairness",
+    "footprint",
+)
 
 
 def _attempt(step: Any) -> str:
@@ -580,8 +708,9 @@ def _attempt(step: Any) -> str:
     return "success"
 
 
-def test_retried_or_cleared_tasks_leave_the_ledger_identical(ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch,
-                                                            capsys) -> None:
+def test_retried_or_cleared_tasks_leave_the_ledger_identical(
+    ledger_url: str, charter_home: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     from charter_guardrails.cli.main import main as charter
     from charter_guardrails.core.policy import load_policy
 
@@ -608,7 +737,9 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(ledger_url: str, ch
     assert first["drifted: route_batch"].startswith("AirflowFailException: batch quarantined"), first
     reference = _ledger_state()
     tables = reference["tables"]
-    assert len(tables["incidents"]) == 2 and len(tables["model_versions"]) == 1 and len(tables["approvals"]) == 1, tables["incidents"]
+    assert len(tables["incidents"]) == 2 and len(tables["model_versions"]) == 1 and len(tables["approvals"]) == 1, (
+        tables["incidents"]
+    )
 
     # Cleared: the three runs again, task after task, once the whole pipeline has run.
     for name, step in task_bodies:
@@ -619,5 +750,7 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(ledger_url: str, ch
     capsys.readouterr()
     assert charter(["audit", "verify"]) == 0
     with capsys.disabled():
-        print(f"\nidempotency on {ledger_url.split(':')[0]}: {len(task_bodies)} task bodies, each run {times} times in a row, "
-              f"then the runs cleared; {sum(len(rows) for rows in tables.values())} ledger rows and the anchor identical")
+        print(
+            f"\nidempotency on {ledger_url.split(':')[0]}: {len(task_bodies)} task bodies, each run {times} times in a row, "
+            f"then the runs cleared; {sum(len(rows) for rows in tables.values())} ledger rows and the anchor identical"
+        )

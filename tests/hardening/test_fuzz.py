@@ -28,8 +28,13 @@ from stdnum.fr import nir, siren, siret, tva
 from tests.hardening.support_inputs import corpus, full_scale
 
 EXAMPLES = 2000 if full_scale() else 150
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+)
 
 # ------------------------------------------------------------------------------------------------
 # identifiers: valid ones from stdnum's check digits, then mutated
@@ -47,14 +52,14 @@ def mutated(draw: st.DrawFn, valid: st.SearchStrategy[str]) -> tuple[str, str]:
     positions = [i for i, c in enumerate(value) if c.isdigit()]
     i = draw(st.sampled_from(positions))
     if kind == "substitute":
-        value = value[:i] + draw(st.sampled_from([d for d in string.digits if d != value[i]])) + value[i + 1:]
+        value = value[:i] + draw(st.sampled_from([d for d in string.digits if d != value[i]])) + value[i + 1 :]
     elif kind == "substitute_twice":
         for j in (i, draw(st.sampled_from(positions))):
-            value = value[:j] + draw(st.sampled_from(string.digits)) + value[j + 1:]
+            value = value[:j] + draw(st.sampled_from(string.digits)) + value[j + 1 :]
     elif kind == "transpose" and i + 1 < len(value) and value[i + 1].isdigit():
-        value = value[:i] + value[i + 1] + value[i] + value[i + 2:]
+        value = value[:i] + value[i + 1] + value[i] + value[i + 2 :]
     elif kind == "delete":
-        value = value[:i] + value[i + 1:]
+        value = value[:i] + value[i + 1 :]
     elif kind == "insert":
         value = value[:i] + draw(st.sampled_from(string.digits)) + value[i:]
     return kind, value
@@ -100,7 +105,7 @@ def valid_vat(draw: st.DrawFn) -> str:
 def grouped(value: str, sizes: list[int], sep: str = " ") -> str:
     out, at = [], 0
     for size in sizes:
-        out.append(value[at:at + size])
+        out.append(value[at : at + size])
         at += size
     out.append(value[at:])
     return sep.join(p for p in out if p)
@@ -153,12 +158,31 @@ def test_recognizers_agree_with_stdnum_on_valid_and_mutated_values(entity: str) 
 # the manifest verifier: arbitrary documents, signed or not
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=20,
 )
-MANIFEST_KEYS = ["version", "dataset", "use_case", "dataset_name", "file_name", "location", "algorithm", "chunk_size", "created_at",
-                 "run_id", "format", "size_bytes", "row_count", "merkle_root", "leaf_count", "chunks", "schema_fingerprint", "key_id", "files"]
+MANIFEST_KEYS = [
+    "version",
+    "dataset",
+    "use_case",
+    "dataset_name",
+    "file_name",
+    "location",
+    "algorithm",
+    "chunk_size",
+    "created_at",
+    "run_id",
+    "format",
+    "size_bytes",
+    "row_count",
+    "merkle_root",
+    "leaf_count",
+    "chunks",
+    "schema_fingerprint",
+    "key_id",
+    "files",
+]
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +198,13 @@ def manifest_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     folder.mkdir()
     key = Ed25519PrivateKey.generate()
     document = build_manifest(data, use_case="uc", dataset="ds", run_id="r", chunk_size=256)
-    return {"file": data, "folder": folder, "key": key, "trusted": {key_id(key.public_key()): key.public_key()}, "document": document}
+    return {
+        "file": data,
+        "folder": folder,
+        "key": key,
+        "trusted": {key_id(key.public_key()): key.public_key()},
+        "document": document,
+    }
 
 
 @st.composite
@@ -193,7 +223,9 @@ def manifest_documents(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
             chunk = document["chunks"][draw(st.integers(0, len(document["chunks"]) - 1))]
             chunk[draw(st.sampled_from(["index", "offset", "length", "digest", "lines"]))] = draw(JSON)
         else:
-            document[key] = draw(st.one_of(JSON, st.sampled_from([0, -1, 2**63, "sha256", "md5", "8M", "", "../x", "parquet_dir"])))
+            document[key] = draw(
+                st.one_of(JSON, st.sampled_from([0, -1, 2**63, "sha256", "md5", "8M", "", "../x", "parquet_dir"]))
+            )
     return document
 
 
@@ -208,22 +240,39 @@ def test_manifest_verifier_raises_only_its_own_errors(manifest_world: dict[str, 
     outcomes: dict[str, int] = {}
 
     @FUZZ
-    @given(manifest_documents(world["document"]), st.sampled_from(["signed", "unsigned", "other_key", "bad_base64"]),
-           st.sampled_from(["file", "folder", "missing"]), st.one_of(JSON, st.integers()), st.one_of(JSON, st.integers()))
+    @given(
+        manifest_documents(world["document"]),
+        st.sampled_from(["signed", "unsigned", "other_key", "bad_base64"]),
+        st.sampled_from(["file", "folder", "missing"]),
+        st.one_of(JSON, st.integers()),
+        st.one_of(JSON, st.integers()),
+    )
     def verify(document: dict[str, Any], how: str, target: str, root: Any, size: Any) -> None:
         signed = {**document, "key_id": kid}
         try:
             signature = sign(SIGNATURE_CONTEXT + canonical_json(signed), world["key"])[0]
-        except (TypeError, ValueError):  # not even JSON-serialisable as canonical: the signer refuses it, nothing to verify
+        except (
+            TypeError,
+            ValueError,
+        ):  # not even JSON-serialisable as canonical: the signer refuses it, nothing to verify
             return
         if how == "unsigned":
             signature = signature[::-1]
         elif how == "bad_base64":
             signature = "!!not base64!!"
-        snapshot = ManifestSnapshot(1, 1, signed, signature, "not-trusted" if how == "other_key" else kid,
-                                    signed.get("merkle_root") if how == "signed" else root,
-                                    signed.get("size_bytes") if how == "signed" else size, signed.get("row_count"))  # type: ignore[arg-type]
-        path = {"file": world["file"], "folder": world["folder"], "missing": world["file"].with_name("absent.csv")}[target]
+        snapshot = ManifestSnapshot(
+            1,
+            1,
+            signed,
+            signature,
+            "not-trusted" if how == "other_key" else kid,
+            signed.get("merkle_root") if how == "signed" else root,
+            signed.get("size_bytes") if how == "signed" else size,
+            signed.get("row_count"),
+        )  # type: ignore[arg-type]
+        path = {"file": world["file"], "folder": world["folder"], "missing": world["file"].with_name("absent.csv")}[
+            target
+        ]
         try:
             result = verify_file(path, snapshot, use_case="uc", dataset="ds", trusted_keys=world["trusted"], workers=1)
         except ConfigError as exc:
@@ -242,9 +291,19 @@ def test_a_genuine_manifest_still_verifies(manifest_world: dict[str, Any]) -> No
     from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 
     signed = sign_manifest(manifest_world["document"], manifest_world["key"])
-    snapshot = ManifestSnapshot(1, 1, signed.document, signed.signature, signed.key_id, signed.document["merkle_root"],
-                                signed.document["size_bytes"], signed.document["row_count"])
-    result = verify_file(manifest_world["file"], snapshot, use_case="uc", dataset="ds", trusted_keys=manifest_world["trusted"])
+    snapshot = ManifestSnapshot(
+        1,
+        1,
+        signed.document,
+        signed.signature,
+        signed.key_id,
+        signed.document["merkle_root"],
+        signed.document["size_bytes"],
+        signed.document["row_count"],
+    )
+    result = verify_file(
+        manifest_world["file"], snapshot, use_case="uc", dataset="ds", trusted_keys=manifest_world["trusted"]
+    )
     assert result.intact, result.summary
 
 
@@ -252,14 +311,70 @@ def test_a_genuine_manifest_still_verifies(manifest_world: dict[str, Any]) -> No
 # the policy parser: arbitrary YAML, and the valid policy with fields replaced
 
 
-KEY_PATHS = ["id", "title", "purpose", "legal_basis", "owner", "owner.email", "approvers", "alert_recipients", "dpo", "decision_support",
-             "datasets", "datasets.0.id", "datasets.0.path", "datasets.0.format", "datasets.0.csv", "datasets.0.csv.encoding",
-             "datasets.0.csv.separator", "datasets.0.csv.decimal", "datasets.0.suite", "datasets.0.table", "datasets.0.max_rows",
-             "datasets.0.retention", "datasets.0.retention.days", "datasets.0.columns", "datasets.0.columns.0",
-             "datasets.0.columns.0.name", "datasets.0.columns.2.pii_allowed", "datasets.0.columns.1.type", "model", "model.target",
-             "privacy", "privacy.min_score", "equity", "drift", "footprint", "tags"]
-HOSTILE = st.sampled_from(["../../etc/passwd", "/etc/passwd", "C:\\x", "utf-8\x00", "\x00", "a" * 10_000, "", " ", "é", "${HOME}",
-                           "{{ 7*7 }}", "!!python/object", -1, 0, 2**64, 1e308, float("inf"), True, None, [], {}, ["\x00"]])
+KEY_PATHS = [
+    "id",
+    "title",
+    "purpose",
+    "legal_basis",
+    "owner",
+    "owner.email",
+    "approvers",
+    "alert_recipients",
+    "dpo",
+    "decision_support",
+    "datasets",
+    "datasets.0.id",
+    "datasets.0.path",
+    "datasets.0.format",
+    "datasets.0.csv",
+    "datasets.0.csv.encoding",
+    "datasets.0.csv.separator",
+    "datasets.0.csv.decimal",
+    "datasets.0.suite",
+    "datasets.0.table",
+    "datasets.0.max_rows",
+    "datasets.0.retention",
+    "datasets.0.retention.days",
+    "datasets.0.columns",
+    "datasets.0.columns.0",
+    "datasets.0.columns.0.name",
+    "datasets.0.columns.2.pii_allowed",
+    "datasets.0.columns.1.type",
+    "model",
+    "model.target",
+    "privacy",
+    "privacy.min_score",
+    "equity",
+    "drift",
+    "footprint",
+    "tags",
+]
+HOSTILE = st.sampled_from(
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "C:\\x",
+        "utf-8\x00",
+        "\x00",
+        "a" * 10_000,
+        "",
+        " ",
+        "é",
+        "${HOME}",
+        "{{ 7*7 }}",
+        "!!python/object",
+        -1,
+        0,
+        2**64,
+        1e308,
+        float("inf"),
+        True,
+        None,
+        [],
+        {},
+        ["\x00"],
+    ]
+)
 
 
 def _set_path(document: Any, path: str, value: Any) -> None:

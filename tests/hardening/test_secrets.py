@@ -81,7 +81,9 @@ def smtp_server() -> Iterator[int]:
 
 
 def _charter(env: dict[str, str], log: Path, out_dir: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-c", BOOT, str(log), *args], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-c", BOOT, str(log), *args], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
     (out_dir / f"{name}.stdout").write_text(proc.stdout, encoding="utf-8")
     (out_dir / f"{name}.stderr").write_text(proc.stderr, encoding="utf-8")
     assert "Traceback" not in proc.stderr, (name, proc.stderr[-3000:])
@@ -97,17 +99,24 @@ def ran(tmp_path_factory: pytest.TempPathFactory, smtp_server: int) -> dict[str,
     logs.mkdir(parents=True)
     password = "Smtp-" + secrets.token_urlsafe(18)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "AIRFLOW_CONN_"))}
-    env.update({
-        "CHARTER_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1",
-        "CHARTER_SMTP_HOST": "127.0.0.1", "CHARTER_SMTP_PORT": str(smtp_server), "CHARTER_SMTP_USER": SMTP_USER,
-        "CHARTER_SMTP_PASSWORD": password,
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://{SMTP_USER}:{urllib.parse.quote(password, safe='')}@127.0.0.1:{smtp_server}",
-    })
+    env.update(
+        {
+            "CHARTER_HOME": str(home),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "CHARTER_SMTP_HOST": "127.0.0.1",
+            "CHARTER_SMTP_PORT": str(smtp_server),
+            "CHARTER_SMTP_USER": SMTP_USER,
+            "CHARTER_SMTP_PASSWORD": password,
+            "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://{SMTP_USER}:{urllib.parse.quote(password, safe='')}@127.0.0.1:{smtp_server}",
+        }
+    )
     log = logs / "charter-debug.log"
     data = home / "data" / "citizen_requests"
     dataset = "citizen_requests.training"
 
-    def run(name: str, *args: str, expect: int = 0, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        name: str, *args: str, expect: int = 0, environ: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = _charter(environ or env, log, logs, name, *args)
         assert proc.returncode == expect, (name, proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
         return proc
@@ -117,21 +126,59 @@ def ran(tmp_path_factory: pytest.TempPathFactory, smtp_server: int) -> dict[str,
     run("03-data", "data", "generate", "--rows", "300", "--use-case", "citizen_requests")
     run("04-hash", "hash", str(data / "training.csv"), "--dataset", dataset)
     run("05-verify", "verify", str(data / "training.csv"), "--dataset", dataset)
-    run("06-verify-corrupted", "verify", str(data / "training__corrupted.csv"), "--dataset", dataset, "--json", expect=1)
-    run("07-scan", "scan", str(data / "training__pii_leak.csv"), "--policy", str(POLICY), "--run-id", "secrets-scan", expect=1)
-    run("08-pseudonymise", "pseudonymise", str(data / "training.csv"), str(home / "work" / "training__pseudonymised.csv"),
-        "--policy", str(POLICY))
+    run(
+        "06-verify-corrupted", "verify", str(data / "training__corrupted.csv"), "--dataset", dataset, "--json", expect=1
+    )
+    run(
+        "07-scan",
+        "scan",
+        str(data / "training__pii_leak.csv"),
+        "--policy",
+        str(POLICY),
+        "--run-id",
+        "secrets-scan",
+        expect=1,
+    )
+    run(
+        "08-pseudonymise",
+        "pseudonymise",
+        str(data / "training.csv"),
+        str(home / "work" / "training__pseudonymised.csv"),
+        "--policy",
+        str(POLICY),
+    )
     relay = run("09-alerts-relay", "alerts", "relay", "--once", "--json", expect=1)
     run("10-incidents", "incidents", "list", "--json")
     # the keys given by environment variables, as Airflow's variables or a secrets backend would
     keys_dir = home / "keys"
     pem = (keys_dir / "signing_ed25519.pem").read_text(encoding="ascii")
     pseudo = (keys_dir / "pseudonymisation.key").read_text(encoding="ascii").strip()
-    env_keys = {**env, "CHARTER_SIGNING_KEY": pem, "CHARTER_PSEUDONYMISATION_KEY": pseudo, "CHARTER_KEYS_DIR": str(work / "no-keys")}
+    env_keys = {
+        **env,
+        "CHARTER_SIGNING_KEY": pem,
+        "CHARTER_PSEUDONYMISATION_KEY": pseudo,
+        "CHARTER_KEYS_DIR": str(work / "no-keys"),
+    }
     env_keys["CHARTER_PUBLIC_KEY"] = (keys_dir / "signing_ed25519.pub").read_text(encoding="ascii")
-    run("11-hash-env-keys", "hash", str(data / "inference_batch.csv"), "--dataset", "citizen_requests.inference", environ=env_keys)
-    run("12-pseudonymise-env-keys", "pseudonymise", str(data / "inference_batch.csv"), str(home / "work" / "inference__pseudonymised.csv"),
-        "--policy", str(POLICY), "--dataset", "inference", environ=env_keys)
+    run(
+        "11-hash-env-keys",
+        "hash",
+        str(data / "inference_batch.csv"),
+        "--dataset",
+        "citizen_requests.inference",
+        environ=env_keys,
+    )
+    run(
+        "12-pseudonymise-env-keys",
+        "pseudonymise",
+        str(data / "inference_batch.csv"),
+        str(home / "work" / "inference__pseudonymised.csv"),
+        "--policy",
+        str(POLICY),
+        "--dataset",
+        "inference",
+        environ=env_keys,
+    )
     run("13-audit-verify", "audit", "verify", "--json")
     with sqlite3.connect(home / "ledger.db") as conn:
         (logs / "ledger-dump.sql").write_text("\n".join(conn.iterdump()), encoding="utf-8")
@@ -148,17 +195,34 @@ def _forms(ran: dict[str, Any]) -> dict[str, set[bytes]]:
     from cryptography.hazmat.primitives import serialization
 
     private = serialization.load_pem_private_key(ran["pem"].encode("ascii"), password=None)
-    seed = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    seed = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     pem_lines = {line.encode() for line in ran["pem"].splitlines() if "PRIVATE KEY" not in line and len(line) >= 16}
     pseudo = base64.b64decode(ran["pseudo"])
     password = ran["password"].encode()
     forms = {
-        "signing key": {seed, seed.hex().encode(), seed.hex().upper().encode(), der, der.hex().encode(), ran["pem"].encode(),
-                        *pem_lines, *_b64_forms(seed), *_b64_forms(der)},
+        "signing key": {
+            seed,
+            seed.hex().encode(),
+            seed.hex().upper().encode(),
+            der,
+            der.hex().encode(),
+            ran["pem"].encode(),
+            *pem_lines,
+            *_b64_forms(seed),
+            *_b64_forms(der),
+        },
         "pseudonymisation key": {pseudo, pseudo.hex().encode(), pseudo.hex().upper().encode(), *_b64_forms(pseudo)},
-        "SMTP password": {password, urllib.parse.quote(ran["password"], safe="").encode(), *_b64_forms(password),
-                          *_b64_forms(f"\0{SMTP_USER}\0{ran['password']}".encode())},
+        "SMTP password": {
+            password,
+            urllib.parse.quote(ran["password"], safe="").encode(),
+            *_b64_forms(password),
+            *_b64_forms(f"\0{SMTP_USER}\0{ran['password']}".encode()),
+        },
     }
     return {name: {f for f in values if len(f) >= 12} for name, values in forms.items()}
 
@@ -183,13 +247,19 @@ def test_the_commands_used_the_secrets(ran: dict[str, Any]) -> None:
     assert any(blob in line for line in auth), "the relay never offered the password to the SMTP server"
     assert ran["relay"]["failed"] >= 1 and ran["relay"]["delivered"] == 0
     home = ran["home"]
-    assert (home / "work" / "training__pseudonymised.csv").exists() and (home / "work" / "inference__pseudonymised.csv").exists()
+    assert (home / "work" / "training__pseudonymised.csv").exists() and (
+        home / "work" / "inference__pseudonymised.csv"
+    ).exists()
     log = (home / "logs" / "charter-debug.log").read_text(encoding="utf-8", errors="replace")
-    assert " DEBUG " in log and "INSERT INTO audit_events" in log, "the debug log holds SQL statements and their parameters"
+    assert " DEBUG " in log and "INSERT INTO audit_events" in log, (
+        "the debug log holds SQL statements and their parameters"
+    )
     # the same search finds the keys where they belong
     keys = list((home / "keys").rglob("*"))
     found = _hits([p for p in keys if p.is_file()], _forms(ran))
-    assert any(h.startswith("signing key") for h in found) and any(h.startswith("pseudonymisation key") for h in found), found
+    assert any(h.startswith("signing key") for h in found) and any(
+        h.startswith("pseudonymisation key") for h in found
+    ), found
 
 
 def test_no_secret_in_outputs_logs_or_ledger(ran: dict[str, Any]) -> None:
@@ -202,7 +272,9 @@ def test_no_secret_in_outputs_logs_or_ledger(ran: dict[str, Any]) -> None:
 
 
 def test_no_secret_in_the_repository(ran: dict[str, Any]) -> None:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True
+    )
     if listed.returncode != 0:
         pytest.skip("not a git checkout")
     files = [ROOT / name for name in listed.stdout.decode().split("\0") if name]
@@ -222,8 +294,9 @@ def test_key_files_are_private(ran: dict[str, Any]) -> None:
 # rotation
 
 
-def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(charter_home: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(
+    charter_home: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``charter keys rotate`` (and ``keys init --force``) retire the old public key instead of dropping it: what the old
     key signed, manifests and audit heads, still verifies with public keys only. Without the retired key it would not."""
     from charter_guardrails.cli.main import main as charter
@@ -262,7 +335,11 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(charter_home: P
         assert len(set(session.scalars(select(Manifest.key_id)))) == 3
         assert len(set(session.scalars(select(AuditCheckpoint.key_id)))) == 3
     assert len(list((keys_dir / "retired").glob("*.pub"))) == 2
-    for name, ref in (("training", "citizen_requests.training"), ("inference", "citizen_requests.inference"), ("extra", "waste_tonnage.training")):
+    for name, ref in (
+        ("training", "citizen_requests.training"),
+        ("inference", "citizen_requests.inference"),
+        ("extra", "waste_tonnage.training"),
+    ):
         code, result = cli("verify", str(files[name]), "--dataset", ref, "--no-record", "--json")
         assert code == 0 and result["outcome"] == "intact", (name, result)
     code, report = cli("audit", "verify", "--json")
@@ -271,7 +348,9 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(charter_home: P
     # the control: without the retired keys, the old manifests and heads no longer verify
     for path in (keys_dir / "retired").glob("*.pub"):
         path.unlink()
-    code, result = cli("verify", str(files["training"]), "--dataset", "citizen_requests.training", "--no-record", "--json")
+    code, result = cli(
+        "verify", str(files["training"]), "--dataset", "citizen_requests.training", "--no-record", "--json"
+    )
     assert code == 1 and result["outcome"] == "unknown_key", result
     code, report = cli("audit", "verify", "--json")
     assert code == 1 and "unknown key" in json.dumps(report["problems"])

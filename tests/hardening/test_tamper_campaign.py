@@ -62,8 +62,19 @@ def _populate(policies: dict[str, Any], data_dir: Path) -> None:
     from charter_guardrails.checks.integrity.verification import store_manifest
     from charter_guardrails.core.results import CheckResult
     from charter_guardrails.decision import model_registry as registry
-    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
-    from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, ledger_session, record_check_result
+    from charter_guardrails.incidents.incident import (
+        BreachType,
+        IncidentDraft,
+        IncidentStatus,
+        raise_incident,
+        transition_incident,
+    )
+    from charter_guardrails.ledger.store import (
+        finish_check_run,
+        get_or_create_check_run,
+        ledger_session,
+        record_check_result,
+    )
 
     citizen, waste = policies["citizen_requests"], policies["waste_tonnage"]
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,34 +82,76 @@ def _populate(policies: dict[str, Any], data_dir: Path) -> None:
         for policy, dataset in ((citizen, "training"), (citizen, "inference"), (waste, "training")):
             path = data_dir / f"{policy.id}_{dataset}.csv"
             path.write_text("a;b\n" + "".join(f"{i};{i * (version + 2)}\n" for i in range(50)), encoding="utf-8")
-            signed = sign_manifest(build_manifest(path, use_case=policy.id, dataset=dataset, run_id=f"register-{version}", chunk_size=64))
+            signed = sign_manifest(
+                build_manifest(path, use_case=policy.id, dataset=dataset, run_id=f"register-{version}", chunk_size=64)
+            )
             with ledger_session() as session:
                 store_manifest(session, signed, policy=policy, dataset=dataset)
     incident_ids = []
-    for i, (policy, breach, dataset) in enumerate([(citizen, BreachType.INTEGRITY, "training"), (citizen, BreachType.CONFIDENTIALITY, "inference"),
-                                                   (waste, BreachType.INTEGRITY, "training"), (citizen, BreachType.GDPR_COMPLIANCE, "training")]):
-        draft = IncidentDraft(breach_type=breach, severity="critical" if i % 2 == 0 else "high", dataset=dataset, run_id=f"run-{i}",
-                              title=f"Incident {i}", nature="altération", facts={"chunk": i, "rows": [i, i + 1]},
-                              likely_consequences="modèle entraîné sur des données altérées", measures_taken=["rafraîchissement bloqué"],
-                              approx_records=1000 + i)
+    for i, (policy, breach, dataset) in enumerate(
+        [
+            (citizen, BreachType.INTEGRITY, "training"),
+            (citizen, BreachType.CONFIDENTIALITY, "inference"),
+            (waste, BreachType.INTEGRITY, "training"),
+            (citizen, BreachType.GDPR_COMPLIANCE, "training"),
+        ]
+    ):
+        draft = IncidentDraft(
+            breach_type=breach,
+            severity="critical" if i % 2 == 0 else "high",
+            dataset=dataset,
+            run_id=f"run-{i}",
+            title=f"Incident {i}",
+            nature="altération",
+            facts={"chunk": i, "rows": [i, i + 1]},
+            likely_consequences="modèle entraîné sur des données altérées",
+            measures_taken=["rafraîchissement bloqué"],
+            approx_records=1000 + i,
+        )
         with ledger_session() as session:
             incident, _ = raise_incident(session, policy, draft)
             incident_ids.append(incident.id)
     with ledger_session() as session:
-        transition_incident(session, incident_ids[0], IncidentStatus.ACKNOWLEDGED, actor="rssi", comment="pris en charge")
+        transition_incident(
+            session, incident_ids[0], IncidentStatus.ACKNOWLEDGED, actor="rssi", comment="pris en charge"
+        )
         transition_incident(session, incident_ids[1], IncidentStatus.RESOLVED, actor="dpo", comment="faux positif")
     with ledger_session() as session:
-        transition_incident(session, incident_ids[0], IncidentStatus.RESOLVED, actor="rssi", comment="données restaurées")
+        transition_incident(
+            session, incident_ids[0], IncidentStatus.RESOLVED, actor="rssi", comment="données restaurées"
+        )
     with ledger_session() as session:
-        registry.record_approval(session, use_case="citizen_requests", run_id="refresh-1", decision="approved", actor="claire.martin")
-        registry.record_approval(session, use_case="citizen_requests", run_id="refresh-2", decision="override", actor="karim.haddad",
-                                 justification="dérive saisonnière attendue", overridden_checks=["drift", "quality"])
-        registry.record_approval(session, use_case="waste_tonnage", run_id="refresh-3", decision="rejected", actor="claire.martin",
-                                 justification="gain insuffisant")
+        registry.record_approval(
+            session, use_case="citizen_requests", run_id="refresh-1", decision="approved", actor="claire.martin"
+        )
+        registry.record_approval(
+            session,
+            use_case="citizen_requests",
+            run_id="refresh-2",
+            decision="override",
+            actor="karim.haddad",
+            justification="dérive saisonnière attendue",
+            overridden_checks=["drift", "quality"],
+        )
+        registry.record_approval(
+            session,
+            use_case="waste_tonnage",
+            run_id="refresh-3",
+            decision="rejected",
+            actor="claire.martin",
+            justification="gain insuffisant",
+        )
     for n in (1, 2):
         with ledger_session() as session:
-            registry.publish_version(session, use_case="citizen_requests", run_id=f"refresh-{n}", metrics={"f1_macro": 0.8 + n / 100},
-                                     artifact_path=f"/models/v{n}.joblib", artifact_sha256=f"{n:064x}", approved_by="claire.martin")
+            registry.publish_version(
+                session,
+                use_case="citizen_requests",
+                run_id=f"refresh-{n}",
+                metrics={"f1_macro": 0.8 + n / 100},
+                artifact_path=f"/models/v{n}.joblib",
+                artifact_sha256=f"{n:064x}",
+                approved_by="claire.martin",
+            )
     with ledger_session() as session:
         registry.suspend(session, "citizen_requests", actor="karim.haddad", reason="plainte d'un usager")
     with ledger_session() as session:
@@ -106,8 +159,18 @@ def _populate(policies: dict[str, Any], data_dir: Path) -> None:
     with ledger_session() as session:
         run = get_or_create_check_run(session, use_case="citizen_requests", dag_id="refresh", run_id="refresh-2")
         for check, verdict in (("integrity", "pass"), ("quality", "fail"), ("drift", "warn")):
-            record_check_result(session, run, CheckResult(check=check, verdict=verdict, engagements=["surete.2"], summary=check,
-                                                          dataset="training", metrics={"rows": 50}))
+            record_check_result(
+                session,
+                run,
+                CheckResult(
+                    check=check,
+                    verdict=verdict,
+                    engagements=["surete.2"],
+                    summary=check,
+                    dataset="training",
+                    metrics={"rows": 50},
+                ),
+            )
         finish_check_run(session, run, decision="needs_approval", blocked_by=["quality"])
 
 
@@ -132,8 +195,11 @@ def _rows(conn: Connection, table: Table) -> list[dict[str, Any]]:
 def _dump(conn: Connection) -> str:
     """What the ledger reads back, canonical: a tamper that leaves it equal changed nothing."""
     tables = _tables()
-    return json.dumps({name: _rows(conn, tables[name]) for name in ("audit_events", "audit_checkpoints", *AUDITED)},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {name: _rows(conn, tables[name]) for name in ("audit_events", "audit_checkpoints", *AUDITED)},
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _mutate_str(value: str | None, rng: random.Random) -> str:
@@ -142,7 +208,7 @@ def _mutate_str(value: str | None, rng: random.Random) -> str:
     i = rng.randrange(len(value))
     choice = rng.randrange(4)
     if choice == 0:
-        return value[:i] + rng.choice("0123456789abcdefxyz") + value[i + 1:]
+        return value[:i] + rng.choice("0123456789abcdefxyz") + value[i + 1 :]
     if choice == 1:
         return value + rng.choice([" ", "0", "é"])
     if choice == 2:
@@ -160,7 +226,9 @@ def _mutate_json(value: Any, rng: random.Random) -> Any:
         if action == 0:
             del out[key]
         elif action == 1:
-            out[key] = _mutate_json(out[key], rng) if isinstance(out[key], (dict, list)) else _mutate_value(out[key], rng)
+            out[key] = (
+                _mutate_json(out[key], rng) if isinstance(out[key], (dict, list)) else _mutate_value(out[key], rng)
+            )
         else:
             out[f"forged_{rng.randrange(100)}"] = "x"
         return out
@@ -209,7 +277,7 @@ def _python_type(table: Table, column: str) -> type | None:
 
 def _hex_flip(value: str, rng: random.Random) -> str:
     i = rng.randrange(len(value))
-    return value[:i] + ("0" if value[i] != "0" else "1") + value[i + 1:]
+    return value[:i] + ("0" if value[i] != "0" else "1") + value[i + 1 :]
 
 
 class Ledger:
@@ -235,7 +303,9 @@ def _delete_with_dependents(conn: Connection, ledger: Ledger, table: str, ident:
 
 def event_edit(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
     ev = rng.choice(ledger.events)
-    column = rng.choice(["ts", "actor", "action", "subject_type", "subject_id", "use_case", "run_id", "payload", "prev_hash", "hash"])
+    column = rng.choice(
+        ["ts", "actor", "action", "subject_type", "subject_id", "use_case", "run_id", "payload", "prev_hash", "hash"]
+    )
     t = ledger.tables["audit_events"]
     new = _hex_flip(ev[column], rng) if column in ("prev_hash", "hash") else _value_for(t, column, ev[column], rng)
     conn.execute(update(t).where(t.c.seq == ev["seq"]).values({column: new}))
@@ -266,16 +336,31 @@ def event_insert(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
             conn.execute(update(t).where(t.c.seq == seq).values(seq=seq + 1))
             conn.execute(update(cp).where(cp.c.seq == seq).values(seq=seq + 1))
     prev = next(e["hash"] for e in ledger.events if e["seq"] == at - 1)
-    forged = {**template, "seq": at, "actor": "mallory", "action": "approval.approved", "prev_hash": prev,
-              "ts": datetime.now(UTC), "payload": {"justification": "forged"}}
+    forged = {
+        **template,
+        "seq": at,
+        "actor": "mallory",
+        "action": "approval.approved",
+        "prev_hash": prev,
+        "ts": datetime.now(UTC),
+        "payload": {"justification": "forged"},
+    }
     forged["hash"] = event_hash(AuditEvent(**forged))
     conn.execute(insert(t).values(forged))
-    signer = rng.choice(["none", "copied", "own_key"])  # the head of the forged event: none, a genuine one copied, or signed
+    signer = rng.choice(
+        ["none", "copied", "own_key"]
+    )  # the head of the forged event: none, a genuine one copied, or signed
     if signer == "copied":
-        conn.execute(insert(cp).values({**ledger.rows["audit_checkpoints"][-1], "seq": at, "head_hash": forged["hash"]}))
+        conn.execute(
+            insert(cp).values({**ledger.rows["audit_checkpoints"][-1], "seq": at, "head_hash": forged["hash"]})
+        )
     elif signer == "own_key":
         signature, kid = sign(checkpoint_message(at, forged["hash"]), Ed25519PrivateKey.generate())
-        conn.execute(insert(cp).values(seq=at, head_hash=forged["hash"], signature=signature, key_id=kid, signed_at=datetime.now(UTC)))
+        conn.execute(
+            insert(cp).values(
+                seq=at, head_hash=forged["hash"], signature=signature, key_id=kid, signed_at=datetime.now(UTC)
+            )
+        )
     return f"forged event at {at}, head signed: {signer}"
 
 
@@ -324,10 +409,15 @@ def chain_rewrite(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
         row["hash"] = event_hash(AuditEvent(**row))
         conn.execute(update(t).where(t.c.seq == ev["seq"]).values(actor=row["actor"], prev_hash=prev, hash=row["hash"]))
         signature, kid = sign(checkpoint_message(ev["seq"], row["hash"]), other)
-        conn.execute(update(cp).where(cp.c.seq == ev["seq"]).values(head_hash=row["hash"], signature=signature,
-                                                                      key_id=trusted_id if claim_trusted else kid))
+        conn.execute(
+            update(cp)
+            .where(cp.c.seq == ev["seq"])
+            .values(head_hash=row["hash"], signature=signature, key_id=trusted_id if claim_trusted else kid)
+        )
         prev = row["hash"]
-    return f"chain rewritten from {start}, re-signed by another key" + (" claiming the trusted key id" if claim_trusted else "")
+    return f"chain rewritten from {start}, re-signed by another key" + (
+        " claiming the trusted key id" if claim_trusted else ""
+    )
 
 
 def head_edit(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
@@ -362,6 +452,7 @@ def row_edit(table: str) -> Callable[[Connection, Ledger, random.Random], str]:
             new = row[column] + 1000 if isinstance(row[column], int) else f"{row[column]}#forged"
         conn.execute(update(t).where(t.c[_pk(t)] == row[_pk(t)]).values({column: new}))
         return f"{table}#{row[_pk(t)]}.{column}"
+
     return tamper
 
 
@@ -370,6 +461,7 @@ def row_delete(table: str) -> Callable[[Connection, Ledger, random.Random], str]
         row = rng.choice(ledger.rows[table])
         _delete_with_dependents(conn, ledger, table, row["id"])
         return f"{table}#{row['id']} deleted"
+
     return tamper
 
 
@@ -383,10 +475,13 @@ def row_insert(table: str) -> Callable[[Connection, Ledger, random.Random], str]
             value = row[UNIQUE[table]]
             row[UNIQUE[table]] = value + 1000 if isinstance(value, int) else f"{value}:forged"
         if rng.random() < 0.5:  # an exact copy under a new id, or a copy with one field changed
-            column = rng.choice([c.name for c in t.columns if c.name not in ("id", UNIQUE.get(table)) and not c.foreign_keys])
+            column = rng.choice(
+                [c.name for c in t.columns if c.name not in ("id", UNIQUE.get(table)) and not c.foreign_keys]
+            )
             row[column] = _value_for(t, column, row[column], rng)
         conn.execute(insert(t).values(row))
         return f"{table}#{new_id} inserted"
+
     return tamper
 
 
@@ -400,6 +495,7 @@ def row_reorder(table: str) -> Callable[[Connection, Ledger, random.Random], str
         conn.execute(update(t).where(t.c.id == b["id"]).values({c: a[c] for c in content}))
         conn.execute(update(t).where(t.c.id == a["id"]).values({c: b[c] for c in content}))
         return f"{table}#{a['id']} and #{b['id']} swapped"
+
     return tamper
 
 
@@ -409,16 +505,30 @@ def row_truncate(table: str) -> Callable[[Connection, Ledger, random.Random], st
         for row in ledger.rows[table][keep:]:
             _delete_with_dependents(conn, ledger, table, row["id"])
         return f"{table} cut after {keep} row(s)"
+
     return tamper
 
 
 TAMPERS: dict[str, Callable[[Connection, Ledger, random.Random], str]] = {
-    "audit_events:edit": event_edit, "audit_events:delete": event_delete, "audit_events:insert": event_insert,
-    "audit_events:reorder": event_reorder, "audit_events:truncate": event_truncate, "audit_events:rewrite_resign": chain_rewrite,
-    "audit_checkpoints:edit": head_edit, "audit_checkpoints:delete": head_delete,
-    **{f"{table}:{op}": make(table) for table in AUDITED
-       for op, make in (("edit", row_edit), ("delete", row_delete), ("insert", row_insert), ("reorder", row_reorder),
-                        ("truncate", row_truncate))},
+    "audit_events:edit": event_edit,
+    "audit_events:delete": event_delete,
+    "audit_events:insert": event_insert,
+    "audit_events:reorder": event_reorder,
+    "audit_events:truncate": event_truncate,
+    "audit_events:rewrite_resign": chain_rewrite,
+    "audit_checkpoints:edit": head_edit,
+    "audit_checkpoints:delete": head_delete,
+    **{
+        f"{table}:{op}": make(table)
+        for table in AUDITED
+        for op, make in (
+            ("edit", row_edit),
+            ("delete", row_delete),
+            ("insert", row_insert),
+            ("reorder", row_reorder),
+            ("truncate", row_truncate),
+        )
+    },
 }
 
 
@@ -470,7 +580,9 @@ def _public_key_only(home: Path) -> None:
         load_signing_key()
 
 
-def _run_trials(n: int, backend: str, trial: Callable[[random.Random], tuple[str, str, int, dict[str, Any] | None, str]]) -> dict[str, Any]:
+def _run_trials(
+    n: int, backend: str, trial: Callable[[random.Random], tuple[str, str, int, dict[str, Any] | None, str]]
+) -> dict[str, Any]:
     rng = random.Random(f"{SEED}:{backend}")
     tally: Counter[str] = Counter()
     missed: list[str] = []
@@ -483,19 +595,29 @@ def _run_trials(n: int, backend: str, trial: Callable[[random.Random], tuple[str
         elif code != 1 or report["ok"]:
             missed.append(f"{name} ({what}): NOT detected (exit {code})")
     seconds = time.perf_counter() - started
-    summary = (f"{backend}: {n} trials, {n - len(missed)} detected ({100 * (n - len(missed)) / n:.1f} %), {len(tally)} tamper classes, "
-               f"{seconds:.1f} s")
+    summary = (
+        f"{backend}: {n} trials, {n - len(missed)} detected ({100 * (n - len(missed)) / n:.1f} %), {len(tally)} tamper classes, "
+        f"{seconds:.1f} s"
+    )
     print(summary)
     return {"tally": tally, "missed": missed, "summary": summary}
 
 
 def _check(outcome: dict[str, Any], n: int) -> None:
-    assert not outcome["missed"], f"{len(outcome['missed'])} of {n} tampers undetected:\n" + "\n".join(outcome["missed"][:30])
+    assert not outcome["missed"], f"{len(outcome['missed'])} of {n} tampers undetected:\n" + "\n".join(
+        outcome["missed"][:30]
+    )
     assert set(outcome["tally"]) == set(TAMPERS), f"classes never drawn: {sorted(set(TAMPERS) - set(outcome['tally']))}"
 
 
-def test_tamper_campaign(ledger_url: str, charter_home: Path, policies: dict[str, Any], tmp_path: Path,
-                         monkeypatch: pytest.MonkeyPatch, record_property: Any) -> None:
+def test_tamper_campaign(
+    ledger_url: str,
+    charter_home: Path,
+    policies: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    record_property: Any,
+) -> None:
     from charter_guardrails.ledger import db
 
     _populate(policies, tmp_path / "data")
@@ -535,8 +657,14 @@ def test_tamper_campaign(ledger_url: str, charter_home: Path, policies: dict[str
         rng = random.Random(SEED)
         for _ in range(3):
             trial(rng)
-            proc = subprocess.run([str(Path(sys.executable).with_name("charter")), "audit", "verify"], capture_output=True, text=True)
-            assert proc.returncode == 1 and "audit chain BROKEN: first broken event" in proc.stdout and "Traceback" not in proc.stderr
+            proc = subprocess.run(
+                [str(Path(sys.executable).with_name("charter")), "audit", "verify"], capture_output=True, text=True
+            )
+            assert (
+                proc.returncode == 1
+                and "audit chain BROKEN: first broken event" in proc.stdout
+                and "Traceback" not in proc.stderr
+            )
     else:
         engine = create_engine(ledger_url)
         with engine.connect() as conn:
@@ -558,13 +686,16 @@ def test_tamper_campaign(ledger_url: str, charter_home: Path, policies: dict[str
                 _tamper(conn, ledger, random.Random(SEED), original)
         engine.dispose()
         _check(outcome, TRIALS["postgresql"])
-        proc = subprocess.run([str(Path(sys.executable).with_name("charter")), "audit", "verify"], capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("charter")), "audit", "verify"], capture_output=True, text=True
+        )
         assert proc.returncode == 1 and "audit chain BROKEN" in proc.stdout and "Traceback" not in proc.stderr, proc
     record_property("tamper_campaign", outcome["summary"])
 
 
-def test_text_that_is_not_a_timestamp_is_reported_not_a_crash(charter_home: Path, policies: dict[str, Any], tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_text_that_is_not_a_timestamp_is_reported_not_a_crash(
+    charter_home: Path, policies: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SQLite stores timestamps as text: a tamperer can write anything there. The verifier says so and exits 1."""
     from charter_guardrails.ledger import db
 
@@ -574,10 +705,19 @@ def test_text_that_is_not_a_timestamp_is_reported_not_a_crash(charter_home: Path
     _populate(policies, tmp_path / "data")
     db.reset_caches()
     _public_key_only(charter_home)
-    for table, column, seq in (("audit_events", "ts", 3), ("audit_checkpoints", "signed_at", 5), ("incidents", "detected_at", 1)):
+    for table, column, seq in (
+        ("audit_events", "ts", 3),
+        ("audit_checkpoints", "signed_at", 5),
+        ("incidents", "detected_at", 1),
+    ):
         with create_engine(url).begin() as conn:
             key = "seq" if table.startswith("audit") else "id"
             conn.execute(text(f"UPDATE {table} SET {column} = 'not a date' WHERE {key} = {seq}"))
         db.reset_caches()
         code, report, err = _verify()
-        assert code == 1 and report is not None and not report["ok"] and "Traceback" not in err, (table, code, report, err[-2000:])
+        assert code == 1 and report is not None and not report["ok"] and "Traceback" not in err, (
+            table,
+            code,
+            report,
+            err[-2000:],
+        )

@@ -36,7 +36,9 @@ class ApiServer:
 
     def token(self, username: str) -> str:
         """A JWT from the real token endpoint of the simple auth manager."""
-        response = httpx.post(f"{self.base_url}/auth/token", json={"username": username, "password": USERS[username][1]}, timeout=30)
+        response = httpx.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": USERS[username][1]}, timeout=30
+        )
         assert response.status_code == 201, response.text
         return str(response.json()["access_token"])
 
@@ -55,23 +57,25 @@ def server_env(airflow_home: Path, charter_env: dict[str, str], port: int) -> di
     passwords.write_text(json.dumps({name: password for name, (_, password) in USERS.items()}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
     env.update(charter_env)
-    env.update({
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:{role}" for name, (role, _) in USERS.items()),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
-        "AIRFLOW__API__SECRET_KEY": "charte-ia-tests-secret-key",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "charte-ia-tests-jwt-secret",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:{role}" for name, (role, _) in USERS.items()),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API__SECRET_KEY": "charte-ia-tests-secret-key",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "charte-ia-tests-jwt-secret",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
     return env
 
 
@@ -98,7 +102,9 @@ def _own_session_dying_with_parent() -> None:
 
 
 @contextmanager
-def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 240) -> Iterator[ApiServer]:
+def api_server(
+    airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 240
+) -> Iterator[ApiServer]:
     """Run ``airflow api-server`` until the block exits; always stopped (its whole process group)."""
     port = free_port()
     env = server_env(airflow_home, charter_env, port)
@@ -107,21 +113,30 @@ def api_server(airflow_home: Path, charter_env: dict[str, str], *, migrate: bool
     airflow = Path(sys.executable).parent / "airflow"
     log_path = airflow_home / "api-server.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_own_session_dying_with_parent)
+        proc = subprocess.Popen(
+            [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_own_session_dying_with_parent,
+        )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise AssertionError(f"api-server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}")
+                raise AssertionError(
+                    f"api-server exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
             try:
                 if httpx.get(f"{base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"api-server not up after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}")
+                raise AssertionError(
+                    f"api-server not up after {timeout} s:\n{log_path.read_text(errors='replace')[-4000:]}"
+                )
             time.sleep(0.5)
         yield ApiServer(base_url=base_url, airflow_home=airflow_home, log_path=log_path)
     finally:
@@ -142,7 +157,12 @@ def app_routes() -> list[tuple[str, str, Any]]:
     app = create_app()
     # Any other kind of route (a Mount, static files, /docs) would escape the app-level dependency.
     assert all(isinstance(r, APIRoute) for r in app.routes), [r for r in app.routes if not isinstance(r, APIRoute)]
-    return [(method, route.path, route) for route in app.routes if isinstance(route, APIRoute) for method in sorted(route.methods)]
+    return [
+        (method, route.path, route)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods)
+    ]
 
 
 def fill_path(path: str, values: dict[str, Any], query: dict[str, dict[str, str]] | None = None) -> str:

@@ -18,8 +18,16 @@ from charte_server import ApiServer, api_server
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "ui"
 CHROMIUM = os.environ.get("CHARTER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -37,7 +45,9 @@ def ui_ledger(charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str,
 def ui_server(ui_ledger: tuple[str, LedgerRows], charter_home: Path, airflow_db: Path) -> Iterator[ApiServer]:
     """``airflow api-server`` on a free loopback port, reading the test's ledger; stopped after the test."""
     url, _ = ui_ledger
-    with api_server(airflow_db, {"CHARTER_HOME": str(charter_home), "CHARTER_LEDGER_URL": url}, migrate=False) as server:
+    with api_server(
+        airflow_db, {"CHARTER_HOME": str(charter_home), "CHARTER_LEDGER_URL": url}, migrate=False
+    ) as server:
         yield server
 
 
@@ -46,7 +56,9 @@ def browser() -> Iterator[Any]:
     """Debian's Chromium, headless; the test fails (never skips) when it is missing: run `make ui-deps`."""
     from playwright.sync_api import sync_playwright
 
-    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: run `make ui-deps` (apt-get install chromium)"
+    assert shutil.which(CHROMIUM) or Path(CHROMIUM).exists(), (
+        f"{CHROMIUM} is missing: run `make ui-deps` (apt-get install chromium)"
+    )
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

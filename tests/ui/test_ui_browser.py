@@ -28,7 +28,9 @@ ACK_COMMENT = "Pris en charge par le RSSI : fichier mis en quarantaine, restaura
 RESOLVE_COMMENT = "Colonne channel purgée et source corrigée ; DPO informé."
 
 
-def test_charte_ia_on_a_real_api_server(ui_server: ApiServer, ui_ledger: tuple[str, LedgerRows], browser: Any, artifacts: Path) -> None:
+def test_charte_ia_on_a_real_api_server(
+    ui_server: ApiServer, ui_ledger: tuple[str, LedgerRows], browser: Any, artifacts: Path
+) -> None:
     _, rows = ui_ledger
     _check_api_security(ui_server, rows)
     _browse(ui_server, rows, browser, artifacts)
@@ -39,12 +41,20 @@ def test_charte_ia_on_a_real_api_server(ui_server: ApiServer, ui_ledger: tuple[s
     from sqlalchemy import select
 
     with ledger_session() as session:
-        events = {(e.action, e.subject_id): e for e in session.scalars(select(AuditEvent).where(AuditEvent.action.like("incident.%")))}
+        events = {
+            (e.action, e.subject_id): e
+            for e in session.scalars(select(AuditEvent).where(AuditEvent.action.like("incident.%")))
+        }
         acknowledged = events[("incident.acknowledged", str(rows.incident_id))]
         assert acknowledged.actor == "admin" and acknowledged.payload["comment"] == ACK_COMMENT
         resolved = events[("incident.resolved", str(rows.pii_incident_id))]
         assert resolved.actor == "admin" and resolved.payload["comment"] == RESOLVE_COMMENT
-        assert sorted(action for action, _ in events) == ["incident.acknowledged", "incident.raised", "incident.raised", "incident.resolved"]
+        assert sorted(action for action, _ in events) == [
+            "incident.acknowledged",
+            "incident.raised",
+            "incident.raised",
+            "incident.resolved",
+        ]
         incident = session.get(Incident, rows.incident_id)
         assert incident is not None and incident.status == "acknowledged" and incident.acknowledged_by == "admin"
         chain = verify_chain(session)
@@ -54,11 +64,20 @@ def test_charte_ia_on_a_real_api_server(ui_server: ApiServer, ui_ledger: tuple[s
 def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
     """Anonymous, forged, read-only and cookie-without-CSRF requests are refused on every route; the API acts with a token."""
     routes = app_routes()
-    values = {"run_pk": rows.blocked_run_pk, "incident_id": rows.incident_id, "model_id": rows.model_id,
-              "path": "data_docs/citizen_requests/index.html", "name": "ai_label.svg"}
+    values = {
+        "run_pk": rows.blocked_run_pk,
+        "incident_id": rows.incident_id,
+        "model_id": rows.model_id,
+        "path": "data_docs/citizen_requests/index.html",
+        "name": "ai_label.svg",
+    }
     query = {"/ti": {"dag_id": BLOCKED_DAG, "run_id": BLOCKED_RUN, "task_id": "check_integrity"}}
     admin, viewer = ui_server.token("admin"), ui_server.token("viewer")
-    forged = jwt.encode({"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "exp": 4102444800}, "not-the-secret-" * 8, algorithm="HS512")
+    forged = jwt.encode(
+        {"sub": "admin", "role": "ADMIN", "aud": "apache-airflow", "exp": 4102444800},
+        "not-the-secret-" * 8,
+        algorithm="HS512",
+    )
     with httpx.Client(base_url=ui_server.base_url + PREFIX, timeout=30) as client:
         for method, path, _ in routes:
             url = fill_path(path, values, query)
@@ -66,20 +85,31 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
             assert anonymous.status_code == 401, f"anonymous {method} {url} -> {anonymous.status_code}"
             bad = client.request(method, url, headers={"Authorization": f"Bearer {forged}"})
             assert bad.status_code in (401, 403), f"forged token {method} {url} -> {bad.status_code}"
-            as_viewer = client.request(method, url, headers={"Authorization": f"Bearer {viewer}"},
-                                       **({"json": {"comment": "lecture seule"}} if method == "POST" and "/api/" in path else {}))
+            as_viewer = client.request(
+                method,
+                url,
+                headers={"Authorization": f"Bearer {viewer}"},
+                **({"json": {"comment": "lecture seule"}} if method == "POST" and "/api/" in path else {}),
+            )
             if method == "POST":
                 assert as_viewer.status_code == 403, f"viewer {method} {url} -> {as_viewer.status_code}"
             else:
-                assert as_viewer.status_code == 200, f"viewer {method} {url} -> {as_viewer.status_code}: {as_viewer.text[:300]}"
+                assert as_viewer.status_code == 200, (
+                    f"viewer {method} {url} -> {as_viewer.status_code}: {as_viewer.text[:300]}"
+                )
 
         # Report files are served from CHARTER_REPORTS_DIR only: no way out to the keys or the ledger.
         # (both targets exist: CHARTER_HOME/keys/signing_ed25519.pem and CHARTER_HOME/ledger.db)
         for escape in ("..%2Fkeys%2Fsigning_ed25519.pem", "%2E%2E%2Fledger.db", "%2Fetc%2Fpasswd"):
             response = client.get(f"/rapports/{escape}", headers={"Authorization": f"Bearer {admin}"})
             assert response.status_code == 404, f"/rapports/{escape} -> {response.status_code}"
-        assert client.get(f"/modeles/{rows.model_id}/fichiers/..%2F..%2F..%2Fledger.db",
-                          headers={"Authorization": f"Bearer {admin}"}).status_code == 404
+        assert (
+            client.get(
+                f"/modeles/{rows.model_id}/fichiers/..%2F..%2F..%2Fledger.db",
+                headers={"Authorization": f"Bearer {admin}"},
+            ).status_code
+            == 404
+        )
 
         # The viewer sees the incident but is offered no action.
         page = client.get(f"/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {viewer}"}).text
@@ -87,28 +117,44 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
 
         # Cookie sessions (the UI) need the page's CSRF token, and a foreign Origin is refused even with it.
         cookies = {"_token": admin}
-        no_token = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "sans jeton"}, cookies=cookies)
+        no_token = client.post(
+            f"/incidents/{rows.incident_id}/acquitter", data={"comment": "sans jeton"}, cookies=cookies
+        )
         assert no_token.status_code == 403 and "CSRF" in no_token.text
         page = client.get(f"/incidents/{rows.incident_id}", cookies=cookies).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert token, "the incident page carries a CSRF token for an operator"
-        foreign = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "x", "csrf_token": token.group(1)},
-                              cookies=cookies, headers={"Origin": "https://attaquant.example"})
+        foreign = client.post(
+            f"/incidents/{rows.incident_id}/acquitter",
+            data={"comment": "x", "csrf_token": token.group(1)},
+            cookies=cookies,
+            headers={"Origin": "https://attaquant.example"},
+        )
         assert foreign.status_code == 403
-        tampered = client.post(f"/incidents/{rows.incident_id}/acquitter", data={"comment": "x", "csrf_token": token.group(1)[:-2] + "00"},
-                               cookies=cookies)
+        tampered = client.post(
+            f"/incidents/{rows.incident_id}/acquitter",
+            data={"comment": "x", "csrf_token": token.group(1)[:-2] + "00"},
+            cookies=cookies,
+        )
         assert tampered.status_code == 403
         incident = client.get(f"/api/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {admin}"}).json()
         assert incident["status"] == "open", "refused requests changed nothing"
 
         # The JSON API for security officers' tools: bearer token, no CSRF token needed (no ambient credential).
-        feed = client.get("/api/incidents", params={"status": "open"}, headers={"Authorization": f"Bearer {viewer}"}).json()
+        feed = client.get(
+            "/api/incidents", params={"status": "open"}, headers={"Authorization": f"Bearer {viewer}"}
+        ).json()
         assert sorted(i["id"] for i in feed) == sorted([rows.incident_id, rows.pii_incident_id])
         assert all(i["time_left"]["seconds"] > 71 * 3600 and i["dpo_contact"] and i["nature"] for i in feed)
-        done = client.post(f"/api/incidents/{rows.pii_incident_id}/resolve", json={"comment": RESOLVE_COMMENT},
-                           headers={"Authorization": f"Bearer {admin}"})
+        done = client.post(
+            f"/api/incidents/{rows.pii_incident_id}/resolve",
+            json={"comment": RESOLVE_COMMENT},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
         assert done.status_code == 200 and done.json()["status"] == "resolved" and done.json()["resolved_by"] == "admin"
-        again = client.post(f"/api/incidents/{rows.pii_incident_id}/acknowledge", json={}, headers={"Authorization": f"Bearer {admin}"})
+        again = client.post(
+            f"/api/incidents/{rows.pii_incident_id}/acknowledge", json={}, headers={"Authorization": f"Bearer {admin}"}
+        )
         assert again.status_code == 409
 
 
@@ -129,9 +175,13 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     # report loads with the user's session; requests from inside such a frame carry no cookie, so the
     # page offers no link that would land on a 401.
     run_id = BLOCKED_RUN.replace("+", "%2B")
-    tab = (f'<iframe title="tab" sandbox="allow-forms" style="width:1300px;height:900px" '
-           f'src="/charte/ti?dag_id=citizen_requests_refresh&run_id={run_id}&task_id=check_integrity"></iframe>')
-    page.route(f"{ui_server.base_url}/__ti_tab__", lambda route: route.fulfill(status=200, content_type="text/html", body=tab))
+    tab = (
+        f'<iframe title="tab" sandbox="allow-forms" style="width:1300px;height:900px" '
+        f'src="/charte/ti?dag_id=citizen_requests_refresh&run_id={run_id}&task_id=check_integrity"></iframe>'
+    )
+    page.route(
+        f"{ui_server.base_url}/__ti_tab__", lambda route: route.fulfill(status=200, content_type="text/html", body=tab)
+    )
     page.goto(f"{ui_server.base_url}/__ti_tab__")
     ti_frame = page.frame_locator("iframe[title='tab']")
     ti_frame.locator("#raisons").wait_for()
@@ -164,11 +214,19 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     page.screenshot(path=str(artifacts / "02-rapport-execution-graphique.png"))
 
     # The incident: every GDPR Art. 33 field and the time left, then the acknowledgement.
-    frame.get_by_role("link", name=f"n°{rows.incident_id} — Corruption du jeu d'entraînement citizen_requests/training").click()
+    frame.get_by_role(
+        "link", name=f"n°{rows.incident_id} — Corruption du jeu d'entraînement citizen_requests/training"
+    ).click()
     frame.get_by_text("Champs de l'article 33-3 du RGPD").wait_for()
     detail = frame.locator("main").inner_text()
-    for field in ("Nature de la violation", "Catégories de personnes concernées", "Contact du DPO", "Conséquences probables",
-                  "Mesures prises ou proposées", "restantes"):
+    for field in (
+        "Nature de la violation",
+        "Catégories de personnes concernées",
+        "Contact du DPO",
+        "Conséquences probables",
+        "Mesures prises ou proposées",
+        "restantes",
+    ):
         assert field in detail, field
     frame.locator("#commentaire-acquitter").fill(ACK_COMMENT)
     frame.locator("#acquitter").click()
@@ -202,8 +260,10 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     frame.get_by_text("Étiquette IA", exact=True).wait_for()
     assert "prévoir le tonnage hebdomadaire" in frame.locator("main").inner_text()
     badge = frame.locator("img[alt='Étiquette IA']")
-    loaded = badge.evaluate("img => img.complete ? img.naturalWidth > 0 : new Promise(done => {"
-                            " img.onload = () => done(img.naturalWidth > 0); img.onerror = () => done(false); })")
+    loaded = badge.evaluate(
+        "img => img.complete ? img.naturalWidth > 0 : new Promise(done => {"
+        " img.onload = () => done(img.naturalWidth > 0); img.onerror = () => done(false); })"
+    )
     badge_url = f"{ui_server.base_url}{badge.get_attribute('src')}"
     assert loaded, f"AI label badge not displayed: {badge_url} -> {page.request.get(badge_url).status}"
     page.screenshot(path=str(artifacts / "06-fiche-modele.png"))

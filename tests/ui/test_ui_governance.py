@@ -16,16 +16,21 @@ def test_the_charter_has_21_engagements_over_its_six_principles() -> None:
     engagements = gov.load_engagements()
     assert len(engagements) == 21
     assert {e.principle for e in engagements} == set(PRINCIPLES)
-    assert {"surete.2", "equite.1", "maitrise_humaine.6", "durabilite.3", "transparence.4", "proportionnalite.3"} <= {e.id for e in engagements}
+    assert {"surete.2", "equite.1", "maitrise_humaine.6", "durabilite.3", "transparence.4", "proportionnalite.3"} <= {
+        e.id for e in engagements
+    }
     assert "integrity" in next(e for e in engagements if e.id == "surete.2").controls
 
 
-@pytest.mark.parametrize(("text", "raw"), [
-    ("appelez le 06 12 34 56 78 svp", "06 12 34 56 78"),
-    ("tél. +33 6 12 34 56 78", "+33 6 12 34 56 78"),
-    ("écrire à jean.dupont@example.fr", "jean.dupont@example.fr"),
-    ("NIR 1 85 05 13 055 123 45", "1 85 05 13 055 123 45"),
-])
+@pytest.mark.parametrize(
+    ("text", "raw"),
+    [
+        ("appelez le 06 12 34 56 78 svp", "06 12 34 56 78"),
+        ("tél. +33 6 12 34 56 78", "+33 6 12 34 56 78"),
+        ("écrire à jean.dupont@example.fr", "jean.dupont@example.fr"),
+        ("NIR 1 85 05 13 055 123 45", "1 85 05 13 055 123 45"),
+    ],
+)
 def test_personal_values_are_masked(text: str, raw: str) -> None:
     masked = gov.mask_personal_values(text)
     assert raw not in masked and "*" in masked
@@ -69,8 +74,15 @@ def test_overview_run_report_and_charter_report(filled_ledger: LedgerRows) -> No
         assert LEAKED_PHONE not in str(report)
         assert by_check["personal_data"]["pii_findings"][0]["masked_examples"] == ["06 ** ** ** 78", "07 ** ** ** 12"]
         drift = {f["feature"]: f for f in by_check["drift"]["sections"]["drift"]}
-        assert drift["channel"]["drifted"] and drift["channel"]["score"] == {"name": "js_distance", "value": 0.41, "threshold": 0.1}
-        assert drift["message"]["score"] == {"name": "length_psi", "value": 0.03, "threshold": 0.2} and not drift["message"]["drifted"]
+        assert drift["channel"]["drifted"] and drift["channel"]["score"] == {
+            "name": "js_distance",
+            "value": 0.41,
+            "threshold": 0.1,
+        }
+        assert (
+            drift["message"]["score"] == {"name": "length_psi", "value": 0.03, "threshold": 0.2}
+            and not drift["message"]["drifted"]
+        )
         groups = by_check["representativeness"]["sections"]["groups"][0]
         assert groups["column"] == "arrondissement"
         shares = {g["group"]: g for g in groups["groups"]}
@@ -86,7 +98,9 @@ def test_overview_run_report_and_charter_report(filled_ledger: LedgerRows) -> No
     surete2 = engagements["surete.2"]["evidence"]
     assert (surete2["pass"], surete2["fail"], surete2["incidents"], surete2["status"]) == (1, 1, 1, "manquement")
     assert surete2["last_run"] is not None and surete2["failures"][0]["check"] == "integrity"
-    assert engagements["surete.1"]["evidence"]["incidents"] == 1, "only the confidentiality incident counts for Sûreté 1"
+    assert engagements["surete.1"]["evidence"]["incidents"] == 1, (
+        "only the confidentiality incident counts for Sûreté 1"
+    )
     assert engagements["durabilite.1"]["evidence"]["status"] == "respecté"
     assert engagements["maitrise_humaine.3"]["evidence"]["status"] == "sans preuve"
     assert charter["totals"]["runs"] == 2 and charter["totals"]["incidents"] == 2
@@ -98,8 +112,21 @@ def test_overview_run_report_and_charter_report(filled_ledger: LedgerRows) -> No
 
 
 def test_drift_histograms_are_read_when_a_check_stores_them() -> None:
-    features = gov.drift_features({"features": [{"name": "channel", "psi": 0.5, "drifted": True, "bins": ["web", "téléphone"],
-                                                 "reference": [0.3, 0.7], "current": [0.8, 0.2]}], "thresholds": {"psi_max": 0.2}})
+    features = gov.drift_features(
+        {
+            "features": [
+                {
+                    "name": "channel",
+                    "psi": 0.5,
+                    "drifted": True,
+                    "bins": ["web", "téléphone"],
+                    "reference": [0.3, 0.7],
+                    "current": [0.8, 0.2],
+                }
+            ],
+            "thresholds": {"psi_max": 0.2},
+        }
+    )
     assert features[0]["histogram"] == {"bins": ["web", "téléphone"], "reference": [0.3, 0.7], "current": [0.8, 0.2]}
     assert features[0]["score"] == {"name": "psi", "value": 0.5, "threshold": 0.2}
 

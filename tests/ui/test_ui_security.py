@@ -24,7 +24,9 @@ def routes(charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[st
     return app_routes()
 
 
-def test_every_route_of_the_app_requires_a_reader_and_refuses_anonymous_requests(routes: list[tuple[str, str, Any]]) -> None:
+def test_every_route_of_the_app_requires_a_reader_and_refuses_anonymous_requests(
+    routes: list[tuple[str, str, Any]],
+) -> None:
     from charter_airflow.plugin import governance_app
     from charter_airflow.ui.security import require_operator, require_reader
     from fastapi.testclient import TestClient
@@ -34,7 +36,9 @@ def test_every_route_of_the_app_requires_a_reader_and_refuses_anonymous_requests
     for method, path, route in routes:
         assert _depends_on(route.dependant, require_reader), f"{method} {path} does not depend on require_reader"
         if method == "POST":
-            assert _depends_on(route.dependant, require_operator), f"{method} {path} changes state without require_operator"
+            assert _depends_on(route.dependant, require_operator), (
+                f"{method} {path} changes state without require_operator"
+            )
         url = re.sub(r"\{(\w+)(?::path)?\}", "1", path)
         response = client.request(method, url)
         assert response.status_code == 401, f"anonymous {method} {path} -> {response.status_code}"

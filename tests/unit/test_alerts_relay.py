@@ -97,11 +97,22 @@ def hooks():
 def _incidents(policies: dict, tmp_path: Path, n: int) -> list[int]:
     """Real integrity incidents: a CSV holding personal values is registered, corrupted and verified."""
     path = tmp_path / "requests.csv"
-    path.write_text("id;message\n" + "".join(f"{i};Rappeler {PERSONAL_VALUES[i % 3]} au sujet du dossier {i}\n" for i in range(300)),
-                    encoding="utf-8")
+    path.write_text(
+        "id;message\n"
+        + "".join(f"{i};Rappeler {PERSONAL_VALUES[i % 3]} au sujet du dossier {i}\n" for i in range(300)),
+        encoding="utf-8",
+    )
     signed = sign_manifest(build_manifest(path, use_case="citizen_requests", dataset="training", chunk_size=1024))
-    snapshot = ManifestSnapshot(1, 1, signed.document, signed.signature, signed.key_id, signed.document["merkle_root"],
-                                signed.document["size_bytes"], signed.document["row_count"])
+    snapshot = ManifestSnapshot(
+        1,
+        1,
+        signed.document,
+        signed.signature,
+        signed.key_id,
+        signed.document["merkle_root"],
+        signed.document["size_bytes"],
+        signed.document["row_count"],
+    )
     data = bytearray(path.read_bytes())
     data[2000] ^= 0x04
     path.write_bytes(bytes(data))
@@ -123,8 +134,9 @@ def _outbox() -> list[AlertOutbox]:
         return list(session.scalars(select(AlertOutbox).order_by(AlertOutbox.id)))
 
 
-def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(ledger_url: str, policies, tmp_path: Path, monkeypatch,
-                                                                     hooks: Hooks, caplog) -> None:
+def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
+    ledger_url: str, policies, tmp_path: Path, monkeypatch, hooks: Hooks, caplog
+) -> None:
     monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", hooks.url)
     incident_ids = _incidents(policies, tmp_path, 3)
     rows = _outbox()
@@ -143,7 +155,9 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(ledger_url:
         minute = 0
         while minute <= 180:  # 3 h of simulated time, one relay pass per simulated minute
             clock["now"] = t0 + timedelta(minutes=minute)
-            if minute == 120 and controller is None:  # the SMTP server comes back after two hours, refusing a few more first
+            if (
+                minute == 120 and controller is None
+            ):  # the SMTP server comes back after two hours, refusing a few more first
                 controller = Controller(mailbox, hostname="127.0.0.1", port=port)
                 controller.start()
             relay_once(senders, clock=lambda: clock["now"])
@@ -173,7 +187,9 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(ledger_url:
     assert {int(m["X-Charter-Incident"]) for m in mailbox.messages} == set(incident_ids)
 
     hook_keys = Counter(headers[IDEMPOTENCY_HEADER] for headers, _ in hooks.received)
-    assert set(hook_keys) == {r.idempotency_key for r in rows if r.channel == "webhook"} and max(hook_keys.values()) <= 2
+    assert (
+        set(hook_keys) == {r.idempotency_key for r in rows if r.channel == "webhook"} and max(hook_keys.values()) <= 2
+    )
     for headers, body in hooks.received:
         assert body["idempotency_key"] == headers[IDEMPOTENCY_HEADER] and body["incident"]["breach_type"] == "integrity"
         assert body["incident"]["notify_deadline"] and body["incident"]["dpo_contact"]
@@ -209,11 +225,15 @@ def test_two_relays_at_once_never_send_an_alert_twice(ledger_url: str, policies,
     finally:
         controller.stop()
     assert errors == []
-    assert Counter(m[IDEMPOTENCY_HEADER] for m in mailbox.messages) == Counter({r.idempotency_key: 1 for r in _outbox()})
+    assert Counter(m[IDEMPOTENCY_HEADER] for m in mailbox.messages) == Counter(
+        {r.idempotency_key: 1 for r in _outbox()}
+    )
     assert {r.status for r in _outbox()} == {"delivered"}
 
 
-def test_failures_back_off_then_die_and_never_leak_the_password(ledger_url: str, policies, tmp_path: Path, caplog) -> None:
+def test_failures_back_off_then_die_and_never_leak_the_password(
+    ledger_url: str, policies, tmp_path: Path, caplog
+) -> None:
     _incidents(policies, tmp_path, 1)
     settings = SmtpSettings(host="127.0.0.1", port=free_port(), user="relay", password=PASSWORD)
     assert PASSWORD not in repr(settings)
@@ -245,7 +265,9 @@ def test_failures_back_off_then_die_and_never_leak_the_password(ledger_url: str,
         assert len(session.scalars(select(AuditEvent).where(AuditEvent.action == "alert.dead")).all()) == 2
 
 
-def test_cli_relay_leaves_email_pending_without_smtp_settings(ledger_url: str, policies, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_cli_relay_leaves_email_pending_without_smtp_settings(
+    ledger_url: str, policies, tmp_path: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
     _incidents(policies, tmp_path, 1)
     assert charter(["alerts", "relay", "--json"]) == 0
@@ -272,4 +294,8 @@ def test_webhook_sender_posts_json_with_the_key(hooks: Hooks) -> None:
     alert = Alert(1, 7, "webhook", hooks.url, "k" * 40, {"incident_id": 7, "breach_type": "integrity", "title": "t"}, 1)
     WebhookSender().send(alert)
     headers, body = hooks.received[0]
-    assert headers[IDEMPOTENCY_HEADER] == "k" * 40 and body["idempotency_key"] == "k" * 40 and body["incident"]["incident_id"] == 7
+    assert (
+        headers[IDEMPOTENCY_HEADER] == "k" * 40
+        and body["idempotency_key"] == "k" * 40
+        and body["incident"]["incident_id"] == 7
+    )

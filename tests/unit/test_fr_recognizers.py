@@ -103,14 +103,16 @@ def _ids(case: tuple[str, str, str | None]) -> str:
 @pytest.mark.parametrize("entity,text,expected", CASES, ids=[_ids(c) for c in CASES])
 def test_analyzer_table(entity: str, text: str, expected: str | None) -> None:
     results = get_analyzer().analyze(text=text, language="fr", entities=[entity], score_threshold=0.5)
-    spans = [text[r.start:r.end] for r in results]
+    spans = [text[r.start : r.end] for r in results]
     assert spans == ([expected] if expected else []), (entity, text, [(r.entity_type, r.score) for r in results])
 
 
 @pytest.mark.parametrize("entity,text,expected", CASES, ids=[_ids(c) for c in CASES])
 def test_scanner_detector_agrees(entity: str, text: str, expected: str | None) -> None:
-    hits = [h for h in get_detector().pattern_hits(text) if h.entity_type == entity and not h.suspect and h.score >= 0.5]
-    assert [text[h.start:h.end] for h in hits] == ([expected] if expected else [])
+    hits = [
+        h for h in get_detector().pattern_hits(text) if h.entity_type == entity and not h.suspect and h.score >= 0.5
+    ]
+    assert [text[h.start : h.end] for h in hits] == ([expected] if expected else [])
 
 
 def test_failed_checksum_is_a_low_score_suspect_not_the_entity() -> None:
@@ -124,17 +126,20 @@ def test_french_phone_scores_high() -> None:
     assert results and results[0].score >= 0.7
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Il y a un nid-de-poule au 12 rue de la République.", "12 rue de la République"),
-    ("12 bis, avenue du Prado", "12 bis, avenue du Prado"),
-    ("boulevard de Lemaire, 95508 Lucas-sur-Dubois", "boulevard de Lemaire, 95508 Lucas-sur-Dubois"),
-    ("la rue est sale", None),  # near miss: no number, no postcode
-    ("montant 1 234,56", None),
-    ("13001 Marseille", None),  # a postcode and a city alone are not an address
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Il y a un nid-de-poule au 12 rue de la République.", "12 rue de la République"),
+        ("12 bis, avenue du Prado", "12 bis, avenue du Prado"),
+        ("boulevard de Lemaire, 95508 Lucas-sur-Dubois", "boulevard de Lemaire, 95508 Lucas-sur-Dubois"),
+        ("la rue est sale", None),  # near miss: no number, no postcode
+        ("montant 1 234,56", None),
+        ("13001 Marseille", None),  # a postcode and a city alone are not an address
+    ],
+)
 def test_street_addresses_are_locations(text: str, expected: str | None) -> None:
     hits = [h for h in get_detector().pattern_hits(text) if h.entity_type == "LOCATION"]
-    assert [text[h.start:h.end] for h in hits] == ([expected] if expected else [])
+    assert [text[h.start : h.end] for h in hits] == ([expected] if expected else [])
 
 
 def test_column_name_is_context() -> None:
@@ -223,7 +228,9 @@ def _planned(text: str) -> int:
 
 def test_every_pattern_has_a_vectorised_filter() -> None:
     detector = get_detector()
-    assert all(f is not None for f in detector.filters), [c.pattern for (_, c, _), f in zip(detector._patterns, detector.filters, strict=True) if f is None]
+    assert all(f is not None for f in detector.filters), [
+        c.pattern for (_, c, _), f in zip(detector._patterns, detector.filters, strict=True) if f is None
+    ]
 
 
 @pytest.mark.parametrize("entity,text,expected", CASES, ids=[_ids(c) for c in CASES])
@@ -248,8 +255,16 @@ def test_vectorised_filter_accepts_whatever_the_python_pattern_matches(data: st.
         assert _planned(text) >> k & 1, (compiled.pattern, text)
 
 
-@pytest.mark.parametrize("text", ["12 İmpasse Dupont", "sécu 1 ٨٥ ١٢ ١٣ ١٢٣ ٤٥٦ ١٦", "écrire à josé.müller@exemple.fr",
-                                  "FR7630006000011234567890189", "tél. 06\u00a012\u00a034\u00a056\u00a078"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12 İmpasse Dupont",
+        "sécu 1 ٨٥ ١٢ ١٣ ١٢٣ ٤٥٦ ١٦",
+        "écrire à josé.müller@exemple.fr",
+        "FR7630006000011234567890189",
+        "tél. 06\u00a012\u00a034\u00a056\u00a078",
+    ],
+)
 def test_vectorised_filter_unicode_corner_cases(text: str) -> None:
     detector = get_detector()
     code = _planned(text)

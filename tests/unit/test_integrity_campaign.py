@@ -38,8 +38,16 @@ def _rows(rng: random.Random, n: int) -> list[list[str]]:
     rows = []
     for i in range(n):
         first, last = rng.choice(FIRST), rng.choice(LAST)
-        rows.append([f"R{rng.randrange(10**6):06d}-{i}", f"{first} {last}", f"06 {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)}",
-                     f"{rng.randrange(1, 200)} {rng.choice(STREETS)}", rng.choice(CATEGORIES), f"{rng.uniform(0, 100):.2f}".replace(".", ",")])
+        rows.append(
+            [
+                f"R{rng.randrange(10**6):06d}-{i}",
+                f"{first} {last}",
+                f"06 {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)} {rng.randrange(10, 99)}",
+                f"{rng.randrange(1, 200)} {rng.choice(STREETS)}",
+                rng.choice(CATEGORIES),
+                f"{rng.uniform(0, 100):.2f}".replace(".", ","),
+            ]
+        )
     return rows
 
 
@@ -68,7 +76,16 @@ class Base:
 
 
 def _snapshot(document: dict, signature: str, kid: str, ident: int = 1) -> ManifestSnapshot:
-    return ManifestSnapshot(ident, 1, document, signature, kid, document["merkle_root"], int(document["size_bytes"]), document.get("row_count"))
+    return ManifestSnapshot(
+        ident,
+        1,
+        document,
+        signature,
+        kid,
+        document["merkle_root"],
+        int(document["size_bytes"]),
+        document.get("row_count"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +101,18 @@ def campaign(tmp_path_factory: pytest.TempPathFactory) -> dict:
             data = _csv_bytes(HEADER, rows) if kind == "csv" else _parquet_bytes(rows)
             path = root / f"base{i}.{kind}"
             path.write_bytes(data)
-            signed = sign_manifest(build_manifest(path, use_case="uc", dataset="ds", chunk_size=CHUNK, run_id="register"), trusted)
+            signed = sign_manifest(
+                build_manifest(path, use_case="uc", dataset="ds", chunk_size=CHUNK, run_id="register"), trusted
+            )
             bases.append(Base(kind, rows, data, path, _snapshot(signed.document, signed.signature, signed.key_id)))
-    return {"rng": rng, "trusted": trusted, "other": other, "keys": {key_id(trusted.public_key()): trusted.public_key()},
-            "bases": bases, "dir": root}
+    return {
+        "rng": rng,
+        "trusted": trusted,
+        "other": other,
+        "keys": {key_id(trusted.public_key()): trusted.public_key()},
+        "bases": bases,
+        "dir": root,
+    }
 
 
 def _first_difference(a: bytes, b: bytes) -> int:
@@ -114,7 +139,11 @@ def _mutate(base: Base, case: str, rng: random.Random, others: list[Base]) -> tu
     if case == "edit_cell":
         new = [list(r) for r in rows]
         r, c = rng.randrange(len(new)), rng.randrange(1, len(HEADER))
-        new[r][c] = new[r][c] + rng.choice(["x", "1", "é", " "]) if rng.random() < 0.5 else new[r][c][:-1] + rng.choice("0123456789")
+        new[r][c] = (
+            new[r][c] + rng.choice(["x", "1", "é", " "])
+            if rng.random() < 0.5
+            else new[r][c][:-1] + rng.choice("0123456789")
+        )
         return encode(HEADER, new), r + 1
     if case == "delete_row":
         new = [list(r) for r in rows]
@@ -139,11 +168,22 @@ def _mutate(base: Base, case: str, rng: random.Random, others: list[Base]) -> tu
 
 
 DATA_CASES = {  # case: (CSV cases, Parquet cases)
-    "bit_flip": (150, 100), "truncate": (60, 40), "append": (60, 40), "edit_cell": (100, 50), "delete_row": (50, 30),
-    "insert_row": (50, 30), "swap_rows": (50, 30), "reencode_latin1": (20, 0), "swap_file": (30, 20),
+    "bit_flip": (150, 100),
+    "truncate": (60, 40),
+    "append": (60, 40),
+    "edit_cell": (100, 50),
+    "delete_row": (50, 30),
+    "insert_row": (50, 30),
+    "swap_rows": (50, 30),
+    "reencode_latin1": (20, 0),
+    "swap_file": (30, 20),
 }
-MANIFEST_CASES = {"manifest_edited": (60, 30), "manifest_rebuilt_for_bad_data": (20, 10), "signed_by_other_key": (30, 15),
-                  "other_key_claims_trusted_id": (15, 10)}
+MANIFEST_CASES = {
+    "manifest_edited": (60, 30),
+    "manifest_rebuilt_for_bad_data": (20, 10),
+    "signed_by_other_key": (30, 15),
+    "other_key_claims_trusted_id": (15, 10),
+}
 
 
 def test_campaign_has_at_least_1000_cases_over_csv_and_parquet() -> None:
@@ -154,6 +194,7 @@ def test_campaign_has_at_least_1000_cases_over_csv_and_parquet() -> None:
 
 def test_merkle_tree_follows_rfc6962() -> None:
     """Check the tree against a direct transcription of RFC 6962 §2.1 and its domain separation."""
+
     def mth(items: list[bytes]) -> bytes:
         if len(items) == 1:
             return leaf_hash(items[0])
@@ -182,12 +223,14 @@ def test_leaves_read_in_pieces_equal_the_whole_chunk_digest(tmp_path: Path) -> N
     """A leaf larger than the read piece (1 MiB) is hashed piece by piece: its digest and its newline
     count must be those of the whole chunk."""
     rng = random.Random(7)
-    data = b"".join(rng.randbytes(rng.randrange(1, 200)).replace(b"\n", b"") + b"\n" for _ in range(40_000))[:5 * 1024 * 1024 + 123]
+    data = b"".join(rng.randbytes(rng.randrange(1, 200)).replace(b"\n", b"") + b"\n" for _ in range(40_000))[
+        : 5 * 1024 * 1024 + 123
+    ]
     path = tmp_path / "rows.csv"
     path.write_bytes(data)
     chunk = 3 * 1024 * 1024 + 17  # not a multiple of the piece size
     digest = hash_file(path, chunk_size=chunk, count_newlines=True, workers=2)
-    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)]
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
     assert [c.digest for c in digest.chunks] == [leaf_hash(p).hex() for p in pieces]
     assert [c.newlines for c in digest.chunks] == [p.count(b"\n") for p in pieces]
     assert [c.ends_with_newline for c in digest.chunks] == [p.endswith(b"\n") for p in pieces]
@@ -222,7 +265,9 @@ def test_hash_job_in_a_child_process_returns_the_same_digest_and_errors(tmp_path
     path = tmp_path / "rows.csv"
     path.write_bytes(random.Random(5).randbytes(CHUNK * 9 + 3))
     (tmp_path / "empty.csv").write_bytes(b"")
-    done = subprocess.run([sys.executable, "-c", CHILD_JOB, str(path), str(CHUNK)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD_JOB, str(path), str(CHUNK)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     expected = hash_file(path, chunk_size=CHUNK, count_newlines=True)
@@ -248,7 +293,9 @@ def test_corruption_campaign_detects_and_localises_everything(campaign: dict, tm
                     mutated, edited_row = _mutate(base, "bit_flip", rng, bases)
                 path = target.with_suffix(f".{kind}")
                 path.write_bytes(mutated)
-                result = verify_file(path, base.snapshot, use_case="uc", dataset="ds", trusted_keys=trusted_keys, workers=2)
+                result = verify_file(
+                    path, base.snapshot, use_case="uc", dataset="ds", trusted_keys=trusted_keys, workers=2
+                )
                 tally[f"{kind}:{case}"] += 1
                 if result.outcome is not Outcome.DATA_CHANGED:
                     missed.append(f"{kind}:{case} -> {result.outcome}")
@@ -257,7 +304,10 @@ def test_corruption_campaign_detects_and_localises_everything(campaign: dict, tm
                 chunk = first_diff // CHUNK
                 assert result.facts["first_changed_chunk"] == chunk, (kind, case, first_diff)
                 first_range = result.facts["ranges"][0]
-                assert first_range["chunk"] == chunk and first_range["bytes"][0] == chunk * CHUNK <= first_diff <= first_range["bytes"][1]
+                assert (
+                    first_range["chunk"] == chunk
+                    and first_range["bytes"][0] == chunk * CHUNK <= first_diff <= first_range["bytes"][1]
+                )
                 if len(mutated) == len(base.data):  # in place: exactly the chunks holding a changed byte
                     differing = sorted({i // CHUNK for i in range(len(mutated)) if mutated[i] != base.data[i]})
                     assert result.facts["changed_chunk_count"] == len(differing)
@@ -282,7 +332,18 @@ def test_manifest_tampering_campaign(campaign: dict, tmp_path: Path) -> None:
                 document = copy.deepcopy(snap.document)
                 path = base.path
                 if case == "manifest_edited":
-                    field = rng.choice(["merkle_root", "chunk", "row_count", "size_bytes", "dataset_name", "created_at", "lines", "run_id"])
+                    field = rng.choice(
+                        [
+                            "merkle_root",
+                            "chunk",
+                            "row_count",
+                            "size_bytes",
+                            "dataset_name",
+                            "created_at",
+                            "lines",
+                            "run_id",
+                        ]
+                    )
                     if field == "merkle_root":
                         document["merkle_root"] = rng.randbytes(32).hex()
                     elif field == "chunk":
@@ -295,14 +356,32 @@ def test_manifest_tampering_campaign(campaign: dict, tmp_path: Path) -> None:
                         document["chunks"][0]["lines"] = [1, 999]
                     else:
                         document[field if field != "lines" else "run_id"] = "edited-" + str(rng.random())
-                    forged = ManifestSnapshot(1, 1, document, snap.signature, snap.key_id, document["merkle_root"], int(document["size_bytes"]), snap.row_count)
+                    forged = ManifestSnapshot(
+                        1,
+                        1,
+                        document,
+                        snap.signature,
+                        snap.key_id,
+                        document["merkle_root"],
+                        int(document["size_bytes"]),
+                        snap.row_count,
+                    )
                     expected = {Outcome.MANIFEST_EDITED}
                 else:
-                    mutated, _ = _mutate(base, rng.choice(["bit_flip", "edit_cell", "truncate"] if kind == "csv" else ["edit_cell", "swap_rows"]), rng, bases)
+                    mutated, _ = _mutate(
+                        base,
+                        rng.choice(
+                            ["bit_flip", "edit_cell", "truncate"] if kind == "csv" else ["edit_cell", "swap_rows"]
+                        ),
+                        rng,
+                        bases,
+                    )
                     path = tmp_path / f"bad.{kind}"
                     path.write_bytes(mutated)
                     rebuilt = build_manifest(path, use_case="uc", dataset="ds", chunk_size=CHUNK, run_id="register")
-                    if case == "manifest_rebuilt_for_bad_data":  # attacker recomputes the manifest, keeps the old signature
+                    if (
+                        case == "manifest_rebuilt_for_bad_data"
+                    ):  # attacker recomputes the manifest, keeps the old signature
                         rebuilt["key_id"] = snap.key_id
                         forged = _snapshot(rebuilt, snap.signature, snap.key_id)
                         expected = {Outcome.MANIFEST_EDITED}
@@ -334,7 +413,9 @@ def test_no_false_positive_on_clean_reverifications(campaign: dict, tmp_path: Pa
         if i % 2:
             path = tmp_path / f"copy{i}.{base.kind}"
             path.write_bytes(base.data)
-        result = verify_file(path, base.snapshot, use_case="uc", dataset="ds", trusted_keys=campaign["keys"], workers=1 + i % 3)
+        result = verify_file(
+            path, base.snapshot, use_case="uc", dataset="ds", trusted_keys=campaign["keys"], workers=1 + i % 3
+        )
         outcomes[result.outcome.value] += 1
     assert outcomes == Counter({"intact": 240})
 
@@ -345,8 +426,10 @@ def test_peak_memory_does_not_grow_with_file_size(tmp_path: Path) -> None:
     import sys
 
     # VmHWM, not ru_maxrss: ru_maxrss survives exec and would count the (large) pytest parent at fork time.
-    code = ("import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])\n"
-            "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) // 1024)")
+    code = (
+        "import sys\nfrom charter_guardrails.checks.integrity.hashing import hash_file\nhash_file(sys.argv[1])\n"
+        "print(next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM:')) // 1024)"
+    )
     peaks = {}
     for size_mib in (32, 512):
         path = tmp_path / f"sparse_{size_mib}.bin"

@@ -24,13 +24,33 @@ from charter_guardrails.checks.integrity.hashing import (
 from charter_guardrails.checks.integrity.manifest import build_manifest
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.ledger import db
-from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, CheckResultRecord, Incident, Manifest, ManifestVerification
+from charter_guardrails.ledger.models import (
+    AlertOutbox,
+    AuditEvent,
+    CheckResultRecord,
+    Incident,
+    Manifest,
+    ManifestVerification,
+)
 from charter_guardrails.ledger.store import ledger_session
 from sqlalchemy import func, select, update
 
 ROOT = Path(__file__).resolve().parents[2]
-ART33_FIELDS = ("detected_at", "breach_type", "nature", "facts", "use_case", "dataset", "data_subject_categories", "approx_records",
-                "likely_consequences", "measures_taken", "dpo_contact", "notify_deadline", "status")
+ART33_FIELDS = (
+    "detected_at",
+    "breach_type",
+    "nature",
+    "facts",
+    "use_case",
+    "dataset",
+    "data_subject_categories",
+    "approx_records",
+    "likely_consequences",
+    "measures_taken",
+    "dpo_contact",
+    "notify_deadline",
+    "status",
+)
 PERSONAL_VALUES = ["Jeanne Dupont", "jeanne.dupont@example.fr", "06 12 34 56 78", "1 84 12 76 451 089 46"]
 
 
@@ -39,7 +59,9 @@ def _csv(path: Path, rows: int = 600, seed: int = 3) -> Path:
     lines = ["request_id;received_at;message;arrondissement;channel;age_band;category"]
     for i in range(rows):
         person = rng.choice(PERSONAL_VALUES)
-        lines.append(f"R{i:05d};2026-01-{1 + i % 28:02d}T10:00:00;Bonjour, ici {person}, un nid-de-poule rue {i};132{1 + i % 16:02d};web;30-44;voirie")
+        lines.append(
+            f"R{i:05d};2026-01-{1 + i % 28:02d}T10:00:00;Bonjour, ici {person}, un nid-de-poule rue {i};132{1 + i % 16:02d};web;30-44;voirie"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -103,7 +125,10 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
     for name in ART33_FIELDS:
         assert incident[name] not in (None, "", [], {}), name
     assert incident["breach_type"] == "integrity" and incident["approx_records"] == 600 and incident["status"] == "open"
-    assert "dataset quarantined" in " ".join(incident["measures_taken"]) and incident["facts"]["ranges"][0]["chunk"] == rng["chunk"]
+    assert (
+        "dataset quarantined" in " ".join(incident["measures_taken"])
+        and incident["facts"]["ranges"][0]["chunk"] == rng["chunk"]
+    )
     text = json.dumps(incident, ensure_ascii=False)
     assert not any(v in text for v in PERSONAL_VALUES)
     with ledger_session() as s:
@@ -113,8 +138,12 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
     code, shown = _run(capsys, "incidents", "show", str(incident["id"]))
     assert code == 0 and len(shown["alerts"]) == 2
     assert _run(capsys, "incidents", "ack", str(incident["id"]), "--by", "rssi")[1]["status"] == "acknowledged"
-    code, resolved = _run(capsys, "incidents", "resolve", str(incident["id"]), "--by", "rssi", "--comment", "restored from backup")
-    assert code == 0 and resolved["resolved_by"] == "rssi" and resolved["comments"][0]["comment"] == "restored from backup"
+    code, resolved = _run(
+        capsys, "incidents", "resolve", str(incident["id"]), "--by", "rssi", "--comment", "restored from backup"
+    )
+    assert (
+        code == 0 and resolved["resolved_by"] == "rssi" and resolved["comments"][0]["comment"] == "restored from backup"
+    )
     assert charter(["incidents", "ack", str(incident["id"])]) == 2  # resolved cannot be acknowledged
     capsys.readouterr()
     assert charter(["audit", "verify"]) == 0
@@ -143,7 +172,9 @@ def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home
 
     forged = sign_manifest(document, Ed25519PrivateKey.generate())
     with engine.begin() as conn:
-        conn.execute(update(Manifest).values(document=forged.document, signature=forged.signature, key_id=forged.key_id))
+        conn.execute(
+            update(Manifest).values(document=forged.document, signature=forged.signature, key_id=forged.key_id)
+        )
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training")
     assert code == 1 and result["outcome"] == "unknown_key"
 
@@ -154,10 +185,16 @@ def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home
     assert code == 2 and result["outcome"] == "key_missing" and _count(Incident) == incidents_before
     with ledger_session() as s:
         assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [
-            "no_manifest", "manifest_edited", "unknown_key", "key_missing"]
+            "no_manifest",
+            "manifest_edited",
+            "unknown_key",
+            "key_missing",
+        ]
 
 
-def test_verification_needs_only_the_public_key(ledger_url: str, dataset_file: Path, charter_home: Path, capsys) -> None:
+def test_verification_needs_only_the_public_key(
+    ledger_url: str, dataset_file: Path, charter_home: Path, capsys
+) -> None:
     _hash(capsys, dataset_file)
     (charter_home / "keys" / "signing_ed25519.pem").unlink()
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training", "--no-record")
@@ -180,20 +217,31 @@ def test_parquet_directory_has_one_leaf_per_file(ledger_url: str, charter_home: 
     folder = charter_home / "data" / "citizen_requests" / "parts"
     folder.mkdir(parents=True)
     for i in range(3):
-        pq.write_table(pa.table({"request_id": [f"R{i}{j}" for j in range(50)], "category": ["voirie"] * 50}), folder / f"part-{i}.parquet")
+        pq.write_table(
+            pa.table({"request_id": [f"R{i}{j}" for j in range(50)], "category": ["voirie"] * 50}),
+            folder / f"part-{i}.parquet",
+        )
     registered = _hash(capsys, folder, chunk="1K")
     assert registered["leaves"] == 3 and registered["row_count"] == 150
     assert _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")[0] == 0
-    pq.write_table(pa.table({"request_id": [f"X{j}" for j in range(50)], "category": ["voirie"] * 50}), folder / "part-1.parquet")
+    pq.write_table(
+        pa.table({"request_id": [f"X{j}" for j in range(50)], "category": ["voirie"] * 50}), folder / "part-1.parquet"
+    )
     code, result = _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")
-    assert code == 1 and result["facts"]["files"] == {"changed": ["part-1.parquet"]} and result["facts"]["changed_chunks"] == [1]
+    assert (
+        code == 1
+        and result["facts"]["files"] == {"changed": ["part-1.parquet"]}
+        and result["facts"]["changed_chunks"] == [1]
+    )
     (folder / "part-2.parquet").unlink()
     code, result = _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")
     assert code == 1 and result["facts"]["files"]["missing"] == ["part-2.parquet"]
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "directory", "fifo", "undeclared_dataset"])
-def test_bad_input_is_a_clear_error_without_partial_manifest(ledger_url: str, charter_home: Path, problem: str, capsys) -> None:
+def test_bad_input_is_a_clear_error_without_partial_manifest(
+    ledger_url: str, charter_home: Path, problem: str, capsys
+) -> None:
     path = charter_home / "data" / "input.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     dataset = "citizen_requests.training"
@@ -208,8 +256,13 @@ def test_bad_input_is_a_clear_error_without_partial_manifest(ledger_url: str, ch
         dataset = "citizen_requests.nope"
     code = charter(["hash", str(path), "--dataset", dataset])
     err = capsys.readouterr().err
-    expected = {"missing": "does not exist", "empty": "is empty", "directory": "holds no .parquet", "fifo": "not a regular file",
-                "undeclared_dataset": "has no dataset 'nope'"}[problem]
+    expected = {
+        "missing": "does not exist",
+        "empty": "is empty",
+        "directory": "holds no .parquet",
+        "fifo": "not a regular file",
+        "undeclared_dataset": "has no dataset 'nope'",
+    }[problem]
     assert code == 2 and expected in err, err
     assert _count(Manifest) == 0 and _count(AuditEvent) == 0
 
@@ -225,13 +278,19 @@ def test_file_changing_while_hashed_is_refused(tmp_path: Path) -> None:
     def rewrite_in_place(index: int) -> None:
         if index == 0:
             os.utime(path, ns=(0, 10**9))  # same size, new mtime: e.g. an editor saving in place
+
     path.write_bytes(b"a;b\n" + b"1;2\n" * 5000)
     with pytest.raises(DatasetFileChanged, match="size or modification time"):
         hash_file(path, chunk_size=1024, on_chunk=rewrite_in_place)
     path.write_bytes(b"a;b\n" + b"1;2\n" * 5000)
     with pytest.raises(DatasetFileChanged):  # build_manifest raises too: no document exists that could be signed
-        build_manifest(path, use_case="citizen_requests", dataset="training", chunk_size=1024,
-                       on_chunk=lambda i: i == 1 and path.open("ab").write(b"5;6\n"))
+        build_manifest(
+            path,
+            use_case="citizen_requests",
+            dataset="training",
+            chunk_size=1024,
+            on_chunk=lambda i: i == 1 and path.open("ab").write(b"5;6\n"),
+        )
 
 
 def test_missing_and_empty_files_raise_named_errors(tmp_path: Path) -> None:
@@ -284,11 +343,19 @@ def test_unreadable_file_is_refused() -> None:
 
 def test_verify_path_imports_no_heavy_library(tmp_path: Path) -> None:
     """``charter verify`` must start fast: no pandas, pyarrow, Great Expectations or Presidio."""
-    code = ("import sys\nfrom charter_guardrails.cli.main import main\nmain(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
-            "print(sorted(m for m in ('pandas', 'pyarrow', 'great_expectations', 'presidio_analyzer', 'numpy', 'spacy') if m in sys.modules))")
+    code = (
+        "import sys\nfrom charter_guardrails.cli.main import main\nmain(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'great_expectations', 'presidio_analyzer', 'numpy', 'spacy') if m in sys.modules))"
+    )
     env = {**os.environ, "CHARTER_HOME": str(tmp_path)}
     env.pop("CHARTER_LEDGER_URL", None)
-    subprocess.run([sys.executable, "-m", "charter_guardrails.cli.main", "ledger", "migrate"], env=env, capture_output=True, check=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "charter_guardrails.cli.main", "ledger", "migrate"],
+        env=env,
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
 
@@ -303,26 +370,41 @@ def test_verify_checks_the_schema_without_alembic_and_agrees_with_it(charter_hom
     assert "charter ledger migrate" in capsys.readouterr().err
 
 
-def test_console_script_exits_promptly_with_its_output_and_commit_kept(ledger_url: str, dataset_file: Path, capsys) -> None:
+def test_console_script_exits_promptly_with_its_output_and_commit_kept(
+    ledger_url: str, dataset_file: Path, capsys
+) -> None:
     """`charter verify` as a process skips the interpreter teardown (``cli.entry``): its exit code,
     its JSON on stdout and its ledger rows must all survive that."""
     _hash(capsys, dataset_file)
     charter_bin = str(Path(sys.executable).parent / "charter")
     env = {**os.environ, "CHARTER_LEDGER_URL": ledger_url}
-    intact = subprocess.run([charter_bin, "verify", str(dataset_file), "--dataset", "citizen_requests.training", "--json"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    intact = subprocess.run(
+        [charter_bin, "verify", str(dataset_file), "--dataset", "citizen_requests.training", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert intact.returncode == 0, intact.stderr
     assert json.loads(intact.stdout)["outcome"] == "intact"
     corrupted = dataset_file.with_name("training__appended.csv")
     corrupted.write_bytes(dataset_file.read_bytes() + b"R99999;2026-01-01T10:00:00;ajout;13201;web;30-44;voirie\n")
-    failed = subprocess.run([charter_bin, "verify", str(corrupted), "--dataset", "citizen_requests.training", "--json"],
-                            env=env, capture_output=True, text=True, timeout=120)
+    failed = subprocess.run(
+        [charter_bin, "verify", str(corrupted), "--dataset", "citizen_requests.training", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert failed.returncode == 1, failed.stderr
     reported = json.loads(failed.stdout)
     assert reported["outcome"] == "data_changed" and reported["incident_id"] is not None
     db.reset_caches()
     with ledger_session() as s:
-        assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == ["intact", "data_changed"]
+        assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [
+            "intact",
+            "data_changed",
+        ]
         assert s.scalars(select(Incident.id)).all() == [reported["incident_id"]]
     assert _count(AlertOutbox) >= 1
     assert charter(["audit", "verify"]) == 0

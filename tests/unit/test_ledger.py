@@ -9,23 +9,42 @@ import pytest
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.keys import init_keys, load_trusted_public_keys
 from charter_guardrails.core.results import CheckResult, Verdict
-from charter_guardrails.incidents.incident import BreachType, IncidentDraft, IncidentStatus, raise_incident, transition_incident
+from charter_guardrails.incidents.incident import (
+    BreachType,
+    IncidentDraft,
+    IncidentStatus,
+    raise_incident,
+    transition_incident,
+)
 from charter_guardrails.ledger import db
 from charter_guardrails.ledger.audit import append_event, verify_chain
 from charter_guardrails.ledger.models import AlertOutbox, Approval, AuditCheckpoint, AuditEvent, Incident
-from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result, results_for_run
+from charter_guardrails.ledger.store import (
+    get_or_create_check_run,
+    ledger_session,
+    record_check_result,
+    results_for_run,
+)
 from sqlalchemy import delete, select, text, update
 
 
 def _result(verdict: str = "pass", dataset: str = "training") -> CheckResult:
-    return CheckResult(check="integrity", verdict=verdict, engagements=["surete.2"], summary="ok", dataset=dataset,
-                       metrics={"rows": 10})
+    return CheckResult(
+        check="integrity",
+        verdict=verdict,
+        engagements=["surete.2"],
+        summary="ok",
+        dataset=dataset,
+        metrics={"rows": 10},
+    )
 
 
 def _seed_events(n: int = 6) -> None:
     with ledger_session() as s:
         for i in range(n):
-            append_event(s, actor="tester", action="test.event", use_case="citizen_requests", run_id=f"r{i}", payload={"i": i})
+            append_event(
+                s, actor="tester", action="test.event", use_case="citizen_requests", run_id=f"r{i}", payload={"i": i}
+            )
 
 
 def _verify_json(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
@@ -67,7 +86,9 @@ def test_untouched_chain_verifies(ledger_url: str, capsys) -> None:
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "insert", "truncate", "resign_other_key"])
-def test_tampered_chain_is_detected_and_first_broken_event_named(ledger_url: str, capsys, tamper: str, charter_home) -> None:
+def test_tampered_chain_is_detected_and_first_broken_event_named(
+    ledger_url: str, capsys, tamper: str, charter_home
+) -> None:
     _seed_events()
     engine = db.get_engine(ledger_url)
     with engine.begin() as conn:
@@ -82,7 +103,9 @@ def test_tampered_chain_is_detected_and_first_broken_event_named(ledger_url: str
             conn.execute(update(AuditEvent).where(AuditEvent.seq == 1000).values(seq=4))
         elif tamper == "insert":
             row = conn.execute(select(AuditEvent).where(AuditEvent.seq == 6)).mappings().one()
-            conn.execute(AuditEvent.__table__.insert().values({**row, "seq": 7, "hash": "f" * 64, "prev_hash": row["hash"]}))
+            conn.execute(
+                AuditEvent.__table__.insert().values({**row, "seq": 7, "hash": "f" * 64, "prev_hash": row["hash"]})
+            )
         elif tamper == "truncate":
             conn.execute(delete(AuditEvent).where(AuditEvent.seq >= 5))
             conn.execute(delete(AuditCheckpoint).where(AuditCheckpoint.seq >= 5))
@@ -110,7 +133,11 @@ def _rewrite_and_resign_from(conn, seq: int) -> None:
         new_hash = event_hash(ev)
         conn.execute(update(AuditEvent).where(AuditEvent.seq == ev.seq).values(prev_hash=prev, hash=new_hash))
         signature, kid = sign(checkpoint_message(ev.seq, new_hash), other)
-        conn.execute(update(AuditCheckpoint).where(AuditCheckpoint.seq == ev.seq).values(head_hash=new_hash, signature=signature, key_id=kid))
+        conn.execute(
+            update(AuditCheckpoint)
+            .where(AuditCheckpoint.seq == ev.seq)
+            .values(head_hash=new_hash, signature=signature, key_id=kid)
+        )
         prev = new_hash
 
 
@@ -134,9 +161,18 @@ def test_rotated_key_keeps_old_heads_verifiable(ledger_url: str, charter_home, c
 
 
 def _draft(run_id: str = "run-1") -> IncidentDraft:
-    return IncidentDraft(breach_type=BreachType.INTEGRITY, severity="critical", dataset="training", run_id=run_id,
-                         title="Corruption", nature="data changed", facts={"chunk": 0}, likely_consequences="model trained on altered data",
-                         measures_taken=["refresh blocked"], approx_records=4000)
+    return IncidentDraft(
+        breach_type=BreachType.INTEGRITY,
+        severity="critical",
+        dataset="training",
+        run_id=run_id,
+        title="Corruption",
+        nature="data changed",
+        facts={"chunk": 0},
+        likely_consequences="model trained on altered data",
+        measures_taken=["refresh blocked"],
+        approx_records=4000,
+    )
 
 
 def test_incident_is_unique_per_dataset_and_run_with_outbox_in_same_transaction(ledger_url: str, policies) -> None:
@@ -182,12 +218,18 @@ def test_incident_transitions_and_row_tampering(ledger_url: str, policies, capsy
 
 def test_row_inserted_or_deleted_behind_the_ledger(ledger_url: str, capsys) -> None:
     with ledger_session() as s:
-        approval = Approval(use_case="citizen_requests", run_id="r", decision="approved", actor="claire", overridden_checks=[])
+        approval = Approval(
+            use_case="citizen_requests", run_id="r", decision="approved", actor="claire", overridden_checks=[]
+        )
         s.add(approval)
         append_event(s, actor="claire", action="approval.recorded", subject=approval, use_case="citizen_requests")
     with db.get_engine(ledger_url).begin() as conn:
-        conn.execute(text("INSERT INTO approvals (use_case, run_id, decision, actor, overridden_checks, decided_at) "
-                          "VALUES ('citizen_requests', 'r2', 'override', 'mallory', '[]', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text(
+                "INSERT INTO approvals (use_case, run_id, decision, actor, overridden_checks, decided_at) "
+                "VALUES ('citizen_requests', 'r2', 'override', 'mallory', '[]', CURRENT_TIMESTAMP)"
+            )
+        )
     code, report = _verify_json(capsys)
     assert code == 1 and any("inserted outside" in p["reason"] for p in report["problems"])
     with db.get_engine(ledger_url).begin() as conn:

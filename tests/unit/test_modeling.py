@@ -20,7 +20,12 @@ from charter_guardrails.checks.proportionality import check_proportionality, mod
 from charter_guardrails.core.policy import UseCasePolicy, policy_files
 from charter_guardrails.core.results import Verdict
 from charter_guardrails.readers.files import apply_types, read_dataset
-from charter_guardrails.refresh.evaluation import EvaluationReport, check_fairness, check_performance, evaluate_candidate
+from charter_guardrails.refresh.evaluation import (
+    EvaluationReport,
+    check_fairness,
+    check_performance,
+    evaluate_candidate,
+)
 from charter_guardrails.refresh.footprint import check_footprint
 from charter_guardrails.refresh.training import (
     ArtifactIntegrityError,
@@ -62,21 +67,31 @@ def _read(policy: UseCasePolicy, data_dir: Path, name: str) -> Any:
 @pytest.fixture(scope="module")
 def minimised(all_policies: dict[str, UseCasePolicy], data_dir: Path) -> dict[str, Any]:
     out = {}
-    for use_case, name in [(CITIZEN, "training.csv"), (CITIZEN, "training__pii_leak.csv"), (CITIZEN, "training__biased.csv"),
-                           (WASTE, "training.csv")]:
+    for use_case, name in [
+        (CITIZEN, "training.csv"),
+        (CITIZEN, "training__pii_leak.csv"),
+        (CITIZEN, "training__biased.csv"),
+        (WASTE, "training.csv"),
+    ]:
         policy = all_policies[use_case]
-        frame, result = check_proportionality(policy, policy.training_dataset, _read(policy, data_dir, name), as_of=AS_OF)
+        frame, result = check_proportionality(
+            policy, policy.training_dataset, _read(policy, data_dir, name), as_of=AS_OF
+        )
         out[f"{use_case}/{name}"] = (frame, result)
     return out
 
 
 @pytest.fixture(scope="module")
-def models(all_policies: dict[str, UseCasePolicy], minimised: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainedModel]:
+def models(
+    all_policies: dict[str, UseCasePolicy], minimised: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, TrainedModel]:
     root = tmp_path_factory.mktemp("artifacts")
     out = {}
     for key in minimised:
         use_case = key.split("/")[0]
-        out[key] = train_candidate(all_policies[use_case], minimised[key][0], random_state=0, artifact_dir=root / key.replace("/", "_"))
+        out[key] = train_candidate(
+            all_policies[use_case], minimised[key][0], random_state=0, artifact_dir=root / key.replace("/", "_")
+        )
     return out
 
 
@@ -103,15 +118,21 @@ def test_rows_past_retention_are_excluded_and_counted(all_policies: dict[str, Us
     assert result.metrics["rows_kept"] == len(kept) == ROWS - expected_expired
     assert kept["received_at"].min() >= cutoff
     assert result.evidence["retention"]["cutoff"] == cutoff.isoformat()
-    assert result.engagements == ["proportionnalite.1", "proportionnalite.2", "proportionnalite.3", "maitrise_humaine.6"]
+    assert result.engagements == [
+        "proportionnalite.1",
+        "proportionnalite.2",
+        "proportionnalite.3",
+        "maitrise_humaine.6",
+    ]
     # identifiers are declared but not needed to train: minimised away
     assert "request_id" not in kept.columns
     assert result.evidence["dropped_declared_columns"] == ["request_id"]
     json.dumps(result.to_json_dict())
 
 
-def test_undeclared_column_is_dropped_and_named_without_its_values(all_policies: dict[str, UseCasePolicy], data_dir: Path,
-                                                                   minimised: dict[str, Any]) -> None:
+def test_undeclared_column_is_dropped_and_named_without_its_values(
+    all_policies: dict[str, UseCasePolicy], data_dir: Path, minimised: dict[str, Any]
+) -> None:
     raw = _read(all_policies[CITIZEN], data_dir, "training__pii_leak.csv")
     assert "telephone_usager" in raw.columns
     kept, result = minimised[f"{CITIZEN}/training__pii_leak.csv"]
@@ -124,8 +145,9 @@ def test_undeclared_column_is_dropped_and_named_without_its_values(all_policies:
     assert not any(phone in serialised for phone in raw["telephone_usager"].head(200))
 
 
-def test_undeclared_column_never_reaches_the_training_matrix(models: dict[str, TrainedModel], minimised: dict[str, Any],
-                                                             data_dir: Path, all_policies: dict[str, UseCasePolicy]) -> None:
+def test_undeclared_column_never_reaches_the_training_matrix(
+    models: dict[str, TrainedModel], minimised: dict[str, Any], data_dir: Path, all_policies: dict[str, UseCasePolicy]
+) -> None:
     leaked = models[f"{CITIZEN}/training__pii_leak.csv"]
     clean = models[f"{CITIZEN}/training.csv"]
     pipeline = leaked.pipeline
@@ -135,7 +157,10 @@ def test_undeclared_column_never_reaches_the_training_matrix(models: dict[str, T
     assert list(pipeline.feature_names_in_) == ["message", "channel"] == leaked.feature_columns
     assert list(pipeline.feature_names_in_) == model_input_columns(all_policies[CITIZEN])
     matrix_features = [str(n) for n in pipeline.named_steps["features"].get_feature_names_out()]
-    assert not any(n.startswith(("telephone_usager", "arrondissement", "age_band", "request_id", "received_at")) for n in matrix_features)
+    assert not any(
+        n.startswith(("telephone_usager", "arrondissement", "age_band", "request_id", "received_at"))
+        for n in matrix_features
+    )
     assert {n.split("__")[0] for n in matrix_features} == {"text_message", "categories"}
 
     # training.csv and the leak variant hold the same rows plus the phone column: same model, same outputs
@@ -169,7 +194,9 @@ def test_missing_purpose_and_missing_recourse_fail(all_policies: dict[str, UseCa
     assert result.verdict is Verdict.FAIL and "human recourse" in result.summary
 
 
-def test_missing_declared_input_fails_and_naive_as_of_is_a_config_error(all_policies: dict[str, UseCasePolicy], data_dir: Path) -> None:
+def test_missing_declared_input_fails_and_naive_as_of_is_a_config_error(
+    all_policies: dict[str, UseCasePolicy], data_dir: Path
+) -> None:
     policy = all_policies[CITIZEN]
     frame = _read(policy, data_dir, "training.csv")
     _, result = check_proportionality(policy, policy.training_dataset, frame.drop(columns=["channel"]), as_of=AS_OF)
@@ -181,8 +208,9 @@ def test_missing_declared_input_fails_and_naive_as_of_is_a_config_error(all_poli
 # ---------------------------------------------------------------------------- training
 
 
-def test_text_classifier_trains_on_a_stratified_holdout_with_measured_energy(models: dict[str, TrainedModel],
-                                                                            all_policies: dict[str, UseCasePolicy]) -> None:
+def test_text_classifier_trains_on_a_stratified_holdout_with_measured_energy(
+    models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]
+) -> None:
     model = models[f"{CITIZEN}/training.csv"]
     policy = all_policies[CITIZEN]
     assert model.kind == "text_classifier"
@@ -195,14 +223,23 @@ def test_text_classifier_trains_on_a_stratified_holdout_with_measured_energy(mod
     assert model.energy.kwh > 0 and model.energy.gco2e > 0 and model.energy.duration_s > 0
     assert model.energy.method.startswith("codecarbon") and model.energy.country_iso_code == "FRA"
     assert model.data_period["column"] == "received_at"
-    assert model.data_period["start"] is not None and datetime.fromisoformat(model.data_period["start"]) >= AS_OF - timedelta(days=365)
+    assert model.data_period["start"] is not None and datetime.fromisoformat(
+        model.data_period["start"]
+    ) >= AS_OF - timedelta(days=365)
     json.dumps(model.to_json_dict())
 
 
-def test_training_is_deterministic(models: dict[str, TrainedModel], minimised: dict[str, Any], all_policies: dict[str, UseCasePolicy],
-                                   tmp_path: Path) -> None:
+def test_training_is_deterministic(
+    models: dict[str, TrainedModel], minimised: dict[str, Any], all_policies: dict[str, UseCasePolicy], tmp_path: Path
+) -> None:
     first = models[f"{WASTE}/training.csv"]
-    again = train_candidate(all_policies[WASTE], minimised[f"{WASTE}/training.csv"][0], random_state=0, artifact_dir=tmp_path, write_holdout=False)
+    again = train_candidate(
+        all_policies[WASTE],
+        minimised[f"{WASTE}/training.csv"][0],
+        random_state=0,
+        artifact_dir=tmp_path,
+        write_holdout=False,
+    )
     assert again.metrics == first.metrics
     assert again.holdout is not None and first.holdout is not None
     assert again.holdout.equals(first.holdout)
@@ -249,8 +286,9 @@ def test_trained_model_round_trips_through_json(models: dict[str, TrainedModel])
 # ---------------------------------------------------------------------------- evaluation
 
 
-def test_without_production_the_gain_is_measured_against_a_naive_baseline(models: dict[str, TrainedModel],
-                                                                         all_policies: dict[str, UseCasePolicy]) -> None:
+def test_without_production_the_gain_is_measured_against_a_naive_baseline(
+    models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]
+) -> None:
     policy = all_policies[CITIZEN]
     model = models[f"{CITIZEN}/training.csv"]
     report = evaluate_candidate(policy, model, None)
@@ -260,15 +298,20 @@ def test_without_production_the_gain_is_measured_against_a_naive_baseline(models
     result = check_performance(policy, report)
     assert result.verdict is Verdict.PASS
     assert "naive baseline" in result.summary and "majority class" in result.evidence["baseline"]
-    assert EvaluationReport.from_json_dict(json.loads(json.dumps(report.to_json_dict()))).gain == pytest.approx(report.gain)
+    assert EvaluationReport.from_json_dict(json.loads(json.dumps(report.to_json_dict()))).gain == pytest.approx(
+        report.gain
+    )
 
 
-def test_gain_against_production_on_the_same_holdout(models: dict[str, TrainedModel], minimised: dict[str, Any],
-                                                     all_policies: dict[str, UseCasePolicy], tmp_path: Path) -> None:
+def test_gain_against_production_on_the_same_holdout(
+    models: dict[str, TrainedModel], minimised: dict[str, Any], all_policies: dict[str, UseCasePolicy], tmp_path: Path
+) -> None:
     policy = all_policies[WASTE]
     candidate = models[f"{WASTE}/training.csv"]
     # an older, weaker production model: trained on the first 150 rows only
-    weak = train_candidate(policy, minimised[f"{WASTE}/training.csv"][0].head(150), artifact_dir=tmp_path, write_holdout=False)
+    weak = train_candidate(
+        policy, minimised[f"{WASTE}/training.csv"][0].head(150), artifact_dir=tmp_path, write_holdout=False
+    )
     report = evaluate_candidate(policy, candidate, weak)
     assert report.reference == "production" and report.higher_is_better is False
     assert report.holdout_rows == candidate.test_rows
@@ -285,7 +328,9 @@ def test_gain_against_production_on_the_same_holdout(models: dict[str, TrainedMo
     assert refused.verdict is Verdict.FAIL and refused.metrics["min_gain"] == 0.5
 
 
-def test_fairness_difference_is_larger_on_the_biased_sample(models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]) -> None:
+def test_fairness_difference_is_larger_on_the_biased_sample(
+    models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]
+) -> None:
     # 1500 rows leave ~15-40 holdout rows per arrondissement: compare groups of at least 15
     policy = _with_min_group_size(all_policies[CITIZEN], 15)
     clean = evaluate_candidate(policy, models[f"{CITIZEN}/training.csv"])
@@ -316,7 +361,9 @@ def test_fairness_difference_is_larger_on_the_biased_sample(models: dict[str, Tr
     json.dumps(failed.to_json_dict())
 
 
-def test_fairness_without_measurable_groups(models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]) -> None:
+def test_fairness_without_measurable_groups(
+    models: dict[str, TrainedModel], all_policies: dict[str, UseCasePolicy]
+) -> None:
     waste = evaluate_candidate(all_policies[WASTE], models[f"{WASTE}/training.csv"])
     result = check_fairness(all_policies[WASTE], waste)
     assert result.verdict is Verdict.PASS and "no equity groups declared" in result.summary
@@ -331,7 +378,9 @@ def test_fairness_without_measurable_groups(models: dict[str, TrainedModel], all
 # ---------------------------------------------------------------------------- footprint
 
 
-def test_footprint_gate_follows_the_thresholds(all_policies: dict[str, UseCasePolicy], models: dict[str, TrainedModel]) -> None:
+def test_footprint_gate_follows_the_thresholds(
+    all_policies: dict[str, UseCasePolicy], models: dict[str, TrainedModel]
+) -> None:
     policy = all_policies[CITIZEN]
     energy = EnergyMeasurement(kwh=0.002, gco2e=0.1, duration_s=10.0, method="test")
 
@@ -360,30 +409,65 @@ def test_footprint_gate_follows_the_thresholds(all_policies: dict[str, UseCasePo
 # ---------------------------------------------------------------------------- model card
 
 
-def test_model_card_has_every_field_and_no_personal_value(all_policies: dict[str, UseCasePolicy], models: dict[str, TrainedModel],
-                                                          minimised: dict[str, Any], data_dir: Path, tmp_path: Path) -> None:
+def test_model_card_has_every_field_and_no_personal_value(
+    all_policies: dict[str, UseCasePolicy],
+    models: dict[str, TrainedModel],
+    minimised: dict[str, Any],
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
     # a strict fairness limit makes the fairness check fail, so the override shows on the card
     policy = _with_min_group_size(all_policies[CITIZEN], 15, max_metric_difference=0.1)
     model = models[f"{CITIZEN}/training.csv"]
     report = evaluate_candidate(policy, model)
     fairness = check_fairness(policy, report)
     assert fairness.verdict is Verdict.FAIL
-    results = [minimised[f"{CITIZEN}/training.csv"][1], check_performance(policy, report), fairness,
-               check_footprint(policy, report.gain, model.energy)]
+    results = [
+        minimised[f"{CITIZEN}/training.csv"][1],
+        check_performance(policy, report),
+        fairness,
+        check_footprint(policy, report.gain, model.energy),
+    ]
     # the shape the publish task passes: several checks per override
-    overrides = [{"checks": ["fairness"], "justification": "écart expliqué par la saisonnalité <script>alert(1)</script>",
-                  "actor": "claire.martin"}]
+    overrides = [
+        {
+            "checks": ["fairness"],
+            "justification": "écart expliqué par la saisonnalité <script>alert(1)</script>",
+            "actor": "claire.martin",
+        }
+    ]
     paths = write_model_card(
-        policy, version=3, run_id="manual__2026-06-01T12:00:00+00:00", metrics={"candidate": report.candidate_metrics, "gain": report.gain},
-        fairness=fairness.evidence, energy=model.energy, approver="Claire Martin", decision="published", overrides=overrides,
-        results=[r.to_json_dict() for r in results], data_period=model.data_period, out_dir=tmp_path / "card",
+        policy,
+        version=3,
+        run_id="manual__2026-06-01T12:00:00+00:00",
+        metrics={"candidate": report.candidate_metrics, "gain": report.gain},
+        fairness=fairness.evidence,
+        energy=model.energy,
+        approver="Claire Martin",
+        decision="published",
+        overrides=overrides,
+        results=[r.to_json_dict() for r in results],
+        data_period=model.data_period,
+        out_dir=tmp_path / "card",
     )
     markdown = paths.markdown.read_text(encoding="utf-8")
     page = paths.html.read_text(encoding="utf-8")
     for text in (markdown, html.unescape(page)):
-        for heading in ("Finalité", "Base légale", "Données utilisées", "Pseudonymisation", "Fonctionnement du modèle", "Performances",
-                        "Équité entre groupes", "Énergie et CO₂", "Limites", "Recours humain", "Dérogations", "Engagements de la charte",
-                        "Étiquette IA"):
+        for heading in (
+            "Finalité",
+            "Base légale",
+            "Données utilisées",
+            "Pseudonymisation",
+            "Fonctionnement du modèle",
+            "Performances",
+            "Équité entre groupes",
+            "Énergie et CO₂",
+            "Limites",
+            "Recours humain",
+            "Dérogations",
+            "Engagements de la charte",
+            "Étiquette IA",
+        ):
             assert heading in text, heading
         assert "Allô Métropole" in text and "mission d'intérêt public" in text
         assert "mediation@ampmetropole.example" in text and "Claire Martin" in text
@@ -411,17 +495,36 @@ def test_model_card_has_every_field_and_no_personal_value(all_policies: dict[str
     assert label["overridden_checks"] == ["fairness"] and label["badge"]["file"] == paths.badge_svg.name
 
 
-def test_model_card_for_a_non_personal_regressor(all_policies: dict[str, UseCasePolicy], models: dict[str, TrainedModel], tmp_path: Path) -> None:
+def test_model_card_for_a_non_personal_regressor(
+    all_policies: dict[str, UseCasePolicy], models: dict[str, TrainedModel], tmp_path: Path
+) -> None:
     policy = all_policies[WASTE]
     model = models[f"{WASTE}/training.csv"]
     report = evaluate_candidate(policy, model)
-    failed = check_performance(policy.model_copy(update={"model": policy.model.model_copy(update={"min_gain": 1e9})}), report)
-    paths = write_model_card(policy, version=1, run_id=None, metrics=model.metrics, fairness=report, energy={},
-                             approver=None, decision="published", overrides=[], results=[failed], data_period=model.data_period,
-                             out_dir=tmp_path)
+    failed = check_performance(
+        policy.model_copy(update={"model": policy.model.model_copy(update={"min_gain": 1e9})}), report
+    )
+    paths = write_model_card(
+        policy,
+        version=1,
+        run_id=None,
+        metrics=model.metrics,
+        fairness=report,
+        energy={},
+        approver=None,
+        decision="published",
+        overrides=[],
+        results=[failed],
+        data_period=model.data_period,
+        out_dir=tmp_path,
+    )
     markdown = paths.markdown.read_text(encoding="utf-8")
     assert "Aucune donnée personnelle" in markdown and "Aucun groupe de population" in markdown
     assert "gradient boosting" in markdown and "Aucune dérogation" in markdown and "non satisfait" in markdown
     assert "non mesurée" in markdown and "tonnage_t" in markdown
     label = json.loads(paths.label_json.read_text(encoding="utf-8"))
-    assert "durabilite.1" not in label["engagements_satisfied"] and label["human_recourse"] is None and label["energy"] is None
+    assert (
+        "durabilite.1" not in label["engagements_satisfied"]
+        and label["human_recourse"] is None
+        and label["energy"] is None
+    )

@@ -109,7 +109,10 @@ def test_a_delivery_stays_inside_the_data_folder(charter_home: Path) -> None:
     dataset = UseCasePolicy.from_file(CITIZEN).training_dataset
     data_dir = get_settings().data_dir
     assert dataset.delivery() == data_dir / "citizen_requests" / "training.csv"
-    assert dataset.delivery("citizen_requests/training__biased.csv") == data_dir / "citizen_requests" / "training__biased.csv"
+    assert (
+        dataset.delivery("citizen_requests/training__biased.csv")
+        == data_dir / "citizen_requests" / "training__biased.csv"
+    )
     assert dataset.delivery(data_dir / "x" / "y.csv") == data_dir / "x" / "y.csv"
     for hostile in ("../../etc/passwd", "/etc/passwd", "citizen_requests/../../../etc/shadow"):
         with pytest.raises(ConfigError, match="data folder|invalid delivery"):

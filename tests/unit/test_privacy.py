@@ -48,9 +48,16 @@ def test_masking_never_shows_the_value() -> None:
 
 def test_sampling_finds_a_one_percent_column_and_states_its_guarantee() -> None:
     rows = 20_000
-    phones = [f"06 12 34 {i % 100:02d} {i % 97:02d}" if i % 50 == 0 else f"CMD-{i:06d}" for i in range(rows)]  # 2 % phones
-    frame = pd.DataFrame({"reference": phones, "montant": [f"{i % 1000},50" for i in range(rows)],
-                          "code_postal": [f"13{i % 17:03d}" for i in range(rows)]})
+    phones = [
+        f"06 12 34 {i % 100:02d} {i % 97:02d}" if i % 50 == 0 else f"CMD-{i:06d}" for i in range(rows)
+    ]  # 2 % phones
+    frame = pd.DataFrame(
+        {
+            "reference": phones,
+            "montant": [f"{i % 1000},50" for i in range(rows)],
+            "code_postal": [f"13{i % 17:03d}" for i in range(rows)],
+        }
+    )
     report = scan_frame(frame, ScanOptions(mode="sampling", min_detectable_rate=0.01, confidence=0.99))
     assert report.scanned_rows == 459 and report.rows == rows
     assert "probability at least 0.990" in report.guarantee
@@ -62,12 +69,14 @@ def test_sampling_finds_a_one_percent_column_and_states_its_guarantee() -> None:
 
 
 def test_structured_columns_skip_ner_and_use_column_names_as_context() -> None:
-    frame = pd.DataFrame({
-        "siren_fournisseur": ["732829320", "552100554", "732829320"],
-        "numero_commande": ["732829320", "552100554", "732829320"],
-        "categorie": ["voirie", "proprete", "voirie"],
-        "vide": [None, None, None],
-    })
+    frame = pd.DataFrame(
+        {
+            "siren_fournisseur": ["732829320", "552100554", "732829320"],
+            "numero_commande": ["732829320", "552100554", "732829320"],
+            "categorie": ["voirie", "proprete", "voirie"],
+            "vide": [None, None, None],
+        }
+    )
     report = scan_frame(frame, ScanOptions(mode="exhaustive"))
     assert report.column("siren_fournisseur").entity_types() == {"FR_SIREN"}
     assert report.column("numero_commande").findings == [] and report.column("numero_commande").suspects
@@ -88,14 +97,16 @@ def _free_text_table(rows: int) -> pd.DataFrame:
     for i in range(rows):
         name = f"{rng.choice(first)} {rng.choice(last)}"
         body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
-        text = rng.choice([
-            f"Bonjour, je suis {name}, rappelez-moi au 06 {i % 100:02d} {i % 97:02d} 34 {i % 89:02d}.",
-            f"bonjour je suis {name.lower()}, le lampadaire du {i} rue de la Paix est en panne",
-            f"Mon numéro de sécurité sociale est le {body}{nir.calc_check_digits(body)} (demande {i}).",
-            f"Écrivez-moi à {name.split()[0].lower()}.{i}@exemple.fr pour le dossier {i}.",
-            f"La collecte n'est pas passée au {i % 300} boulevard {name}, merci.",
-            f"Rien à signaler pour la demande {i}.",
-        ])
+        text = rng.choice(
+            [
+                f"Bonjour, je suis {name}, rappelez-moi au 06 {i % 100:02d} {i % 97:02d} 34 {i % 89:02d}.",
+                f"bonjour je suis {name.lower()}, le lampadaire du {i} rue de la Paix est en panne",
+                f"Mon numéro de sécurité sociale est le {body}{nir.calc_check_digits(body)} (demande {i}).",
+                f"Écrivez-moi à {name.split()[0].lower()}.{i}@exemple.fr pour le dossier {i}.",
+                f"La collecte n'est pas passée au {i % 300} boulevard {name}, merci.",
+                f"Rien à signaler pour la demande {i}.",
+            ]
+        )
         messages.append(text)
         references.append(f"CMD-{i:06d}" if i % 3 else f"06 {i % 100:02d} {i % 97:02d} 12 {i % 89:02d}")
     return pd.DataFrame({"message": messages, "reference_usager": references})
@@ -110,15 +121,23 @@ def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
 
     frame = _free_text_table(VECTORISE_FROM + 500)
     detector = get_detector()
-    stock = spacy.load(FRENCH_MODEL, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    stock = spacy.load(
+        FRENCH_MODEL, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter"]
+    )
     for column, kind in (("message", "free_text"), ("reference_usager", "structured")):
         values = list(dict.fromkeys(frame[column]))
         assert len(values) >= VECTORISE_FROM
         boosted = detector.context_entities(column)
         naive = [detector.pattern_hits(v, boosted) for v in values]
         if kind == "free_text":
-            ner = [[Hit(NER_ENTITY_MAPPING[e.label_], e.start_char, e.end_char, NER_SCORE) for e in doc.ents if e.label_ in NER_ENTITY_MAPPING]
-                   for doc in stock.pipe(values)]
+            ner = [
+                [
+                    Hit(NER_ENTITY_MAPPING[e.label_], e.start_char, e.end_char, NER_SCORE)
+                    for e in doc.ents
+                    if e.label_ in NER_ENTITY_MAPPING
+                ]
+                for doc in stock.pipe(values)
+            ]
             naive = [merge_ner(p, n) for p, n in zip(naive, ner, strict=True)]
         fast = detect_values(values, kind, column, n_process=2)
         assert fast == naive, column
@@ -134,8 +153,15 @@ def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors()
     nlp = get_ner_pipeline()
     fast = next(node for node in nlp.get_pipe("ner").model.walk() if node.name == "distinct_windows_tok2vec")
     stock = fast.layers[0]  # spaCy's own Tok2Vec, which the fast one wraps
-    texts = ["", "Jean", "Bonjour, je suis Jean Dupont, rappelez-moi.", "Bonjour, je suis Marie Curie, rappelez-moi.",
-             "  ", "le bus 21 ne passe plus rue de la République", "Jean"] + [f"Demande {i} : rien à signaler." for i in range(50)]
+    texts = [
+        "",
+        "Jean",
+        "Bonjour, je suis Jean Dupont, rappelez-moi.",
+        "Bonjour, je suis Marie Curie, rappelez-moi.",
+        "  ",
+        "le bus 21 ne passe plus rue de la République",
+        "Jean",
+    ] + [f"Demande {i} : rien à signaler." for i in range(50)]
     docs = [nlp.make_doc(t) for t in texts]
     expected, got = stock.predict(docs), fast.predict(docs)
     assert [e.shape for e in expected] == [g.shape for g in got]
@@ -145,8 +171,16 @@ def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors()
 
 def test_a_name_without_capitals_is_still_found_in_free_text() -> None:
     """No pruning on capitalisation: the French model finds names typed in lower case, so NER reads every value."""
-    frame = pd.DataFrame({"message": ["merci de rappeler jean dupont au sujet de la collecte",
-                                      "le bus ne passe plus, signé rené fournier", "rien à signaler", "tout va bien"]})
+    frame = pd.DataFrame(
+        {
+            "message": [
+                "merci de rappeler jean dupont au sujet de la collecte",
+                "le bus ne passe plus, signé rené fournier",
+                "rien à signaler",
+                "tout va bien",
+            ]
+        }
+    )
     report = scan_frame(frame, ScanOptions(mode="exhaustive", free_text_columns=frozenset({"message"})))
     person = report.column("message").finding("PERSON")
     assert person is not None and person.count == 2
@@ -167,8 +201,9 @@ def test_clean_citizen_training_passes(sample: Path) -> None:
 
 def test_undeclared_column_in_a_personal_dataset_fails_with_a_gdpr_incident(sample: Path) -> None:
     policy = load_policy("citizen_requests")
-    outcome = check_personal_data(policy, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t2",
-                                  exhaustive=True)
+    outcome = check_personal_data(
+        policy, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t2", exhaustive=True
+    )
     assert outcome.result.verdict.value == "fail"
     bad = [c for c in outcome.columns if not c.ok]
     assert [c.column for c in bad] == ["telephone_usager"] and not bad[0].declared and bad[0].forbidden == ["FR_PHONE"]
@@ -179,10 +214,13 @@ def test_undeclared_column_in_a_personal_dataset_fails_with_a_gdpr_incident(samp
 def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:
     policy = load_policy("citizen_requests")
     raw = policy.model_dump(mode="json")
-    raw["datasets"][0]["columns"].append({"name": "telephone_usager", "role": "feature", "personal_data": "contact",
-                                          "pii_allowed": ["PHONE_NUMBER"]})
+    raw["datasets"][0]["columns"].append(
+        {"name": "telephone_usager", "role": "feature", "personal_data": "contact", "pii_allowed": ["PHONE_NUMBER"]}
+    )
     declared = UseCasePolicy.model_validate(raw)
-    outcome = check_personal_data(declared, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t5")
+    outcome = check_personal_data(
+        declared, "training", path=sample / "citizen_requests" / "training__pii_leak.csv", run_id="t5"
+    )
     assert outcome.result.verdict.value == "warn", outcome.result.summary
     column = next(c for c in outcome.columns if c.column == "telephone_usager")
     assert column.ok and column.warning and "telephone_usager" in outcome.result.summary
@@ -190,7 +228,9 @@ def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:
 
 def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: Path) -> None:
     policy = load_policy("waste_tonnage")
-    outcome = check_personal_data(policy, "training", path=sample / "waste_tonnage" / "training__pii_leak.csv", run_id="t3")
+    outcome = check_personal_data(
+        policy, "training", path=sample / "waste_tonnage" / "training__pii_leak.csv", run_id="t3"
+    )
     assert outcome.result.verdict.value == "fail" and outcome.result.severity.value == "critical"
     column = next(c for c in outcome.columns if c.column == "contact_agent")
     assert {"EMAIL_ADDRESS", "FR_PHONE", "PERSON"} <= set(column.forbidden)
@@ -211,8 +251,11 @@ def _raw_values(data_dir: Path) -> set[str]:
     phone = re.compile(r"(?:\+33 \d|0\d)(?: ?\d\d){4}")
     email = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
     nir_re = re.compile(r"[12] \d\d \d\d \d\d \d{3} \d{3} \d\d")
-    for path in [data_dir / "waste_tonnage" / "training__pii_leak.csv", data_dir / "citizen_requests" / "training.csv",
-                 data_dir / "citizen_requests" / "training__pii_leak.csv"]:
+    for path in [
+        data_dir / "waste_tonnage" / "training__pii_leak.csv",
+        data_dir / "citizen_requests" / "training.csv",
+        data_dir / "citizen_requests" / "training__pii_leak.csv",
+    ]:
         text = path.read_bytes().decode("utf-8" if "citizen" in str(path) else "latin-1")
         values |= set(phone.findall(text)) | set(email.findall(text)) | set(nir_re.findall(text))
         values |= {m.strip() for m in re.findall(r"Je suis ([^,;]+),", text)}
@@ -223,7 +266,8 @@ def _raw_values(data_dir: Path) -> set[str]:
 
 
 def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
-        ledger_url: str, sample: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    ledger_url: str, sample: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     leak = sample / "waste_tonnage" / "training__pii_leak.csv"
     policy_file = get_settings().policies_dir / "waste_tonnage.yaml"
@@ -238,7 +282,11 @@ def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
         assert set(finding) >= {"entity_type", "count", "share", "mean_score", "max_score", "masked_examples"}
     with ledger_session() as session:
         incident = session.scalars(select(Incident)).one()
-        assert incident.breach_type == "gdpr_compliance" and incident.use_case == "waste_tonnage" and incident.run_id == "leak-1"
+        assert (
+            incident.breach_type == "gdpr_compliance"
+            and incident.use_case == "waste_tonnage"
+            and incident.run_id == "leak-1"
+        )
         assert session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id == incident.id)).all()
         run = session.scalars(select(CheckRun)).one()
         assert (run.dag_id, run.run_id) == ("cli", "leak-1")
@@ -247,13 +295,17 @@ def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
         findings = session.scalars(select(PiiFinding).where(PiiFinding.check_result_id == result.id)).all()
         assert {f.entity_type for f in findings if f.column == "contact_agent"} >= {"EMAIL_ADDRESS", "FR_PHONE"}
         assert not any(f.allowed for f in findings)
-        ledger_dump = json.dumps([
-            [(r.summary, r.evidence, r.metrics) for r in session.scalars(select(CheckResultRecord))],
-            [(f.column, f.entity_type, f.masked_examples) for f in findings],
-            [(i.title, i.nature, i.facts, i.measures_taken) for i in session.scalars(select(Incident))],
-            [a.payload for a in session.scalars(select(AlertOutbox))],
-            [e.payload for e in session.scalars(select(AuditEvent))],
-        ], ensure_ascii=False, default=str)
+        ledger_dump = json.dumps(
+            [
+                [(r.summary, r.evidence, r.metrics) for r in session.scalars(select(CheckResultRecord))],
+                [(f.column, f.entity_type, f.masked_examples) for f in findings],
+                [(i.title, i.nature, i.facts, i.measures_taken) for i in session.scalars(select(Incident))],
+                [a.payload for a in session.scalars(select(AlertOutbox))],
+                [e.payload for e in session.scalars(select(AuditEvent))],
+            ],
+            ensure_ascii=False,
+            default=str,
+        )
     # a clean scan (no policy) of the citizen files too: their messages carry names, phones, e-mails, NIRs
     assert charter(["scan", str(sample / "citizen_requests" / "training.csv"), "--exhaustive", "--json"]) == 0
     assert charter(["scan", str(sample / "citizen_requests" / "training__pii_leak.csv"), "--json"]) == 0
@@ -265,9 +317,13 @@ def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
     assert leaked == []
 
 
-def test_charter_scan_without_policy_says_what_it_assumed(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_charter_scan_without_policy_says_what_it_assumed(
+    charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "export.csv"
-    path.write_bytes("nom;téléphone;montant\nJosé Müller;06 12 34 56 78;12,50\nRené Ça;07 98 76 54 32;3,10\n".encode("cp1252"))
+    path.write_bytes(
+        "nom;téléphone;montant\nJosé Müller;06 12 34 56 78;12,50\nRené Ça;07 98 76 54 32;3,10\n".encode("cp1252")
+    )
     assert charter(["scan", str(path), "--json"]) == 0
     out = capsys.readouterr()
     assert "cp1252" in out.err and "';'" in out.err and "decimal ','" in out.err
@@ -276,15 +332,25 @@ def test_charter_scan_without_policy_says_what_it_assumed(charter_home: Path, tm
     assert columns["montant"]["findings"] == []
 
 
-@pytest.mark.parametrize("name,content,code,message", [
-    ("empty.csv", b"", 2, "empty"),
-    ("garbage.csv", bytes(range(256)) * 8, 2, "NUL bytes"),
-    ("bom.csv", "\ufeffcourriel;ville\nmarie.curie@exemple.fr;Lyon\n".encode(), 0, None),
-    ("header_only.csv", b"a;b;c\n", 0, None),
-    ("nulls.csv", b"vide;rempli;null\n;06 12 34 56 78;\n;;\n", 0, None),
-])
-def test_bad_input_works_or_fails_clearly(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                          name: str, content: bytes, code: int, message: str | None) -> None:
+@pytest.mark.parametrize(
+    "name,content,code,message",
+    [
+        ("empty.csv", b"", 2, "empty"),
+        ("garbage.csv", bytes(range(256)) * 8, 2, "NUL bytes"),
+        ("bom.csv", "\ufeffcourriel;ville\nmarie.curie@exemple.fr;Lyon\n".encode(), 0, None),
+        ("header_only.csv", b"a;b;c\n", 0, None),
+        ("nulls.csv", b"vide;rempli;null\n;06 12 34 56 78;\n;;\n", 0, None),
+    ],
+)
+def test_bad_input_works_or_fails_clearly(
+    charter_home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes,
+    code: int,
+    message: str | None,
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     assert charter(["scan", str(path), "--json"]) == code
@@ -301,7 +367,9 @@ def test_bad_input_works_or_fails_clearly(charter_home: Path, tmp_path: Path, ca
             assert kinds == {"vide": "empty", "rempli": "structured", "null": "empty"}
 
 
-def test_huge_cells_and_ten_thousand_columns(charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_huge_cells_and_ten_thousand_columns(
+    charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     big = tmp_path / "big.csv"
     cell = "x" * 1_200_000 + " 06 12 34 56 78"
     big.write_text(f"blob;n\n{cell};1\ncourt;2\n", encoding="utf-8")
@@ -315,8 +383,9 @@ def test_huge_cells_and_ten_thousand_columns(charter_home: Path, tmp_path: Path,
     assert len(json.loads(capsys.readouterr().out)) == 10_000
 
 
-def test_pseudonymise_is_keyed_deterministic_and_minimises(sample: Path, capsys: pytest.CaptureFixture[str],
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_pseudonymise_is_keyed_deterministic_and_minimises(
+    sample: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     import base64
 
     from charter_guardrails.core.keys import load_pseudonymisation_key
@@ -356,8 +425,9 @@ def test_sql_table_is_scanned_like_a_file(charter_home: Path, monkeypatch: pytes
     url = f"sqlite:///{charter_home / 'warehouse.db'}"
     monkeypatch.setenv("CHARTER_DATA_URL", url)
     engine = create_engine(url)
-    pd.DataFrame({"commune": ["13055", "13001", "13005"], "telephone_agent": ["06 12 34 56 78", "07 98 76 54 32", None]}).to_sql(
-        "collecte", engine, index=False)
+    pd.DataFrame(
+        {"commune": ["13055", "13001", "13005"], "telephone_agent": ["06 12 34 56 78", "07 98 76 54 32", None]}
+    ).to_sql("collecte", engine, index=False)
     engine.dispose()
     raw = load_policy("waste_tonnage").model_dump(mode="json")
     raw["datasets"][0].update({"format": "sql", "table": "collecte", "path": None})
@@ -365,7 +435,9 @@ def test_sql_table_is_scanned_like_a_file(charter_home: Path, monkeypatch: pytes
     outcome = check_personal_data(policy, "training", run_id="sql-1")
     assert outcome.result.verdict.value == "fail"
     assert [(c.column, c.forbidden) for c in outcome.columns if not c.ok] == [("telephone_agent", ["FR_PHONE"])]
-    assert outcome.result.evidence["declared_columns_absent"]  # the table lacks most declared columns: reported, not fatal
+    assert outcome.result.evidence[
+        "declared_columns_absent"
+    ]  # the table lacks most declared columns: reported, not fatal
 
 
 def test_long_cells_are_cut_at_spaces_and_batched_by_characters() -> None:
@@ -374,7 +446,7 @@ def test_long_cells_are_cut_at_spaces_and_batched_by_characters() -> None:
     text = " ".join(f"mot{i}" for i in range(10_000))
     pieces = list(_cut(text, 1_000))
     assert "".join(p for _, p in pieces) == text  # nothing lost, nothing repeated
-    assert all(len(p) <= 1_000 for _, p in pieces) and all(text[o:o + len(p)] == p for o, p in pieces)
+    assert all(len(p) <= 1_000 for _, p in pieces) and all(text[o : o + len(p)] == p for o, p in pieces)
     assert all(p.endswith(" ") for _, p in pieces[:-1])  # cut after a space: no word split
     assert list(_cut("court", 1_000)) == [(0, "court")]
     unbroken = "x" * 2_500
@@ -395,19 +467,48 @@ def test_a_long_free_text_cell_is_scanned_in_bounded_memory(tmp_path: Path) -> N
     import sys
 
     rng = random.Random(11)
-    words = ["le", "service", "de", "la", "voirie", "a", "réparé", "trottoir", "devant", "école", "merci", "pour", "votre", "retour",
-             "signalement", "quartier", "nuit", "éclairage", "panne", "depuis", "semaine"]
+    words = [
+        "le",
+        "service",
+        "de",
+        "la",
+        "voirie",
+        "a",
+        "réparé",
+        "trottoir",
+        "devant",
+        "école",
+        "merci",
+        "pour",
+        "votre",
+        "retour",
+        "signalement",
+        "quartier",
+        "nuit",
+        "éclairage",
+        "panne",
+        "depuis",
+        "semaine",
+    ]
     body = " ".join(rng.choice(words) for _ in range(240_000))
     cell = body[:300_000] + " Bonjour, je suis Madame Jeanne Dupont, appelez-moi au 06 12 34 56 78. " + body[300_000:]
-    probe = ("import json, resource, sys\nfrom charter_guardrails.cli.main import main\ncode = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
-             "print(json.dumps({'code': code, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)")
-    env = {name: os.environ[name] for name in ("PATH", "HOME", "TLDEXTRACT_CACHE", "HF_HUB_OFFLINE", "LANG") if name in os.environ}
+    probe = (
+        "import json, resource, sys\nfrom charter_guardrails.cli.main import main\ncode = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
+        "print(json.dumps({'code': code, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)"
+    )
+    env = {
+        name: os.environ[name]
+        for name in ("PATH", "HOME", "TLDEXTRACT_CACHE", "HF_HUB_OFFLINE", "LANG")
+        if name in os.environ
+    }
     env["CHARTER_HOME"] = str(tmp_path / "home")
 
     def scan(text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         path = tmp_path / "cells.csv"
         path.write_text(f"commentaire;n\n{text};1\ncourt texte;2\n", encoding="utf-8")
-        done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=600, env=env)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=600, env=env
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         return json.loads(done.stderr.strip().splitlines()[-1]), json.loads(done.stdout)
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 from charter_guardrails.checks.quality.checks import drift_of_file, profile_training, representativeness_of_file
-from charter_guardrails.checks.quality.drift import build_reference_profile, check_drift, load_profile, profile_path, psi
+from charter_guardrails.checks.quality.drift import (
+    build_reference_profile,
+    check_drift,
+    load_profile,
+    profile_path,
+    psi,
+)
 from charter_guardrails.checks.quality.representativeness import check_representativeness, load_reference, wilson
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.policy import UseCasePolicy, policy_files
@@ -48,7 +54,9 @@ def _typed(policy: UseCasePolicy, dataset: str, path: Path) -> Any:
 
 
 @pytest.mark.parametrize("use_case", ["citizen_requests", "waste_tonnage"])
-def test_clean_batch_passes_and_drifted_batch_fails(use_case: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_clean_batch_passes_and_drifted_batch_fails(
+    use_case: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies[use_case]
     stored = profile_training(policy, sample / use_case / "training.csv")
     assert stored == profile_path(use_case, "training") and stored.is_file()
@@ -58,7 +66,10 @@ def test_clean_batch_passes_and_drifted_batch_fails(use_case: str, policies: dic
     drifted = drift_of_file(policy, sample / use_case / "inference_batch__drifted.csv", reference=stored)
     assert drifted.verdict is Verdict.FAIL
     features = drifted.evidence["features"]
-    expected = {"citizen_requests": {"channel", "arrondissement", "message"}, "waste_tonnage": {"pluie_mm", "population"}}[use_case]
+    expected = {
+        "citizen_requests": {"channel", "arrondissement", "message"},
+        "waste_tonnage": {"pluie_mm", "population"},
+    }[use_case]
     assert set(drifted.evidence["drifted"]) == expected
     for name in expected:  # stored per feature with its statistics
         assert features[name]["drifted"] and features[name]["reasons"]
@@ -70,7 +81,9 @@ def test_clean_batch_passes_and_drifted_batch_fails(use_case: str, policies: dic
         assert features["pluie_mm"]["psi"] > 0.2 and features["pluie_mm"]["ks_pvalue"] < 1e-6
 
 
-def test_profile_is_reused_without_the_training_data(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
+def test_profile_is_reused_without_the_training_data(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
     policy = policies["citizen_requests"]
     training = tmp_path / "training.csv"
     training.write_bytes((sample / "citizen_requests" / "training.csv").read_bytes())
@@ -80,7 +93,9 @@ def test_profile_is_reused_without_the_training_data(policies: dict[str, UseCase
     assert result.verdict is Verdict.FAIL and result.evidence["reference"]["profile"] == str(stored)
 
 
-def test_profile_holds_no_raw_personal_value(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_profile_holds_no_raw_personal_value(
+    policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies["citizen_requests"]
     training = sample / "citizen_requests" / "training.csv"
     text = json.dumps(build_reference_profile(policy, _typed(policy, "training", training)), ensure_ascii=False)
@@ -95,11 +110,15 @@ def test_profile_holds_no_raw_personal_value(policies: dict[str, UseCasePolicy],
     for first, last in names:
         assert f'"{first.lower()}"' not in text and f'"{last.lower()}"' not in text and last not in text
     message = json.loads(text)["features"]["message"]
-    assert message["vocabulary_sha256_16"] and all(re.fullmatch(r"[0-9a-f]{16}", h) for h in message["vocabulary_sha256_16"])
+    assert message["vocabulary_sha256_16"] and all(
+        re.fullmatch(r"[0-9a-f]{16}", h) for h in message["vocabulary_sha256_16"]
+    )
     assert "request_id" not in json.loads(text)["features"]
 
 
-def test_drift_on_sql_tables(data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_drift_on_sql_tables(
+    data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies["waste_tonnage"]
     profile = build_reference_profile(policy, _typed(policy, "training", sample / "waste_tonnage" / "training.csv"))
     for name, file in (("batch_clean", "inference_batch.csv"), ("batch_drifted", "inference_batch__drifted.csv")):
@@ -142,8 +161,12 @@ def test_clean_training_is_representative(policies: dict[str, UseCasePolicy], sa
     assert arrondissements["disparate_impact"]["positive_label"] == "voirie"
 
 
-def test_biased_sample_fails_for_the_right_reasons(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
-    result = representativeness_of_file(policies["citizen_requests"], sample / "citizen_requests" / "training__biased.csv")
+def test_biased_sample_fails_for_the_right_reasons(
+    policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
+    result = representativeness_of_file(
+        policies["citizen_requests"], sample / "citizen_requests" / "training__biased.csv"
+    )
     assert result.verdict is Verdict.FAIL
     reasons = "\n".join(result.evidence["reasons"])
     assert result.evidence["data_gaps"] == ["arrondissement=13216"] and "data gap, AI Act Art. 10(2)(h)" in reasons
@@ -155,16 +178,23 @@ def test_biased_sample_fails_for_the_right_reasons(policies: dict[str, UseCasePo
     assert arrondissements["groups"]["13207"]["gap_pp"] > 5
 
 
-def test_representativeness_on_sql_tables(data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_representativeness_on_sql_tables(
+    data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies["citizen_requests"]
     for name, file in (("train_clean", "training.csv"), ("train_biased", "training__biased.csv")):
         _load_table(_typed(policy, "training", sample / "citizen_requests" / file), data_url, name)
-    assert check_representativeness(policy, _typed_sql(policy, "training", "train_clean", data_url)).verdict is Verdict.PASS
+    assert (
+        check_representativeness(policy, _typed_sql(policy, "training", "train_clean", data_url)).verdict
+        is Verdict.PASS
+    )
     biased = check_representativeness(policy, _typed_sql(policy, "training", "train_biased", data_url))
     assert biased.verdict is Verdict.FAIL and biased.evidence["data_gaps"] == ["arrondissement=13216"]
 
 
-def test_min_group_size_and_reference_errors(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
+def test_min_group_size_and_reference_errors(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
     policy = policies["citizen_requests"]
     frame = _typed(policy, "training", sample / "citizen_requests" / "training.csv")
     import pandas as pd
@@ -187,15 +217,45 @@ def test_min_group_size_and_reference_errors(policies: dict[str, UseCasePolicy],
 
 def test_cli_drift_and_representativeness(ledger_url: str, sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = sample / "citizen_requests"
-    code = charter(["drift", str(data / "inference_batch__drifted.csv"), "--reference", str(data / "training.csv"),
-                    "--policy", "citizen_requests", "--run-id", "cli_drift", "--json"])
+    code = charter(
+        [
+            "drift",
+            str(data / "inference_batch__drifted.csv"),
+            "--reference",
+            str(data / "training.csv"),
+            "--policy",
+            "citizen_requests",
+            "--run-id",
+            "cli_drift",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["check"] == "drift" and Path(out["report_path"]).is_file()
     assert profile_path("citizen_requests", "training").is_file()  # the training file was profiled once and stored
-    code = charter(["drift", str(data / "inference_batch.csv"), "--reference", str(profile_path("citizen_requests", "training")),
-                    "--policy", "citizen_requests", "--run-id", "cli_drift_ok"])
+    code = charter(
+        [
+            "drift",
+            str(data / "inference_batch.csv"),
+            "--reference",
+            str(profile_path("citizen_requests", "training")),
+            "--policy",
+            "citizen_requests",
+            "--run-id",
+            "cli_drift_ok",
+        ]
+    )
     assert code == 0 and "drift PASS" in capsys.readouterr().out
-    code = charter(["representativeness", str(data / "training__biased.csv"), "--policy", "citizen_requests", "--run-id", "cli_rep"])
+    code = charter(
+        [
+            "representativeness",
+            str(data / "training__biased.csv"),
+            "--policy",
+            "citizen_requests",
+            "--run-id",
+            "cli_rep",
+        ]
+    )
     human = capsys.readouterr().out
     assert code == 1 and "data gap" in human and "report:" in human
     from charter_guardrails.ledger.models import CheckResultRecord, CheckRun
@@ -203,13 +263,22 @@ def test_cli_drift_and_representativeness(ledger_url: str, sample: Path, capsys:
     from sqlalchemy import select
 
     with ledger_session() as session:
-        rows = {(r.run_id, r.check): r.verdict for r in session.execute(
-            select(CheckRun.run_id, CheckResultRecord.check, CheckResultRecord.verdict).join(CheckResultRecord))}
-    assert rows == {("cli_drift", "drift"): "fail", ("cli_drift_ok", "drift"): "pass", ("cli_rep", "representativeness"): "fail"}
+        rows = {
+            (r.run_id, r.check): r.verdict
+            for r in session.execute(
+                select(CheckRun.run_id, CheckResultRecord.check, CheckResultRecord.verdict).join(CheckResultRecord)
+            )
+        }
+    assert rows == {
+        ("cli_drift", "drift"): "fail",
+        ("cli_drift_ok", "drift"): "pass",
+        ("cli_rep", "representativeness"): "fail",
+    }
 
 
-def test_airflow_task_steps_persist_and_gate(ledger_url: str, policies: dict[str, UseCasePolicy], sample: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_airflow_task_steps_persist_and_gate(
+    ledger_url: str, policies: dict[str, UseCasePolicy], sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
     from charter_airflow.tasks.quality import check_drift_step, check_representativeness_step
 
@@ -219,12 +288,18 @@ def test_airflow_task_steps_persist_and_gate(ledger_url: str, policies: dict[str
     xcom = check_drift_step(use_case="citizen_requests", context=context)
     assert xcom["verdict"] == "pass" and xcom["check"] == "drift"
     # no training run stored a profile yet: the policy's training file was profiled once and stored
-    assert profile_path("citizen_requests", "training").is_file() and policies["citizen_requests"].id == "citizen_requests"
+    assert (
+        profile_path("citizen_requests", "training").is_file() and policies["citizen_requests"].id == "citizen_requests"
+    )
     json.dumps(xcom)
     with pytest.raises(AirflowFailException, match="guardrail drift failed"):
-        check_drift_step(use_case="citizen_requests", context=context, path="citizen_requests/inference_batch__drifted.csv")
+        check_drift_step(
+            use_case="citizen_requests", context=context, path="citizen_requests/inference_batch__drifted.csv"
+        )
     with pytest.raises(AirflowFailException, match="guardrail representativeness failed"):
-        check_representativeness_step(use_case="citizen_requests", context=context, path="citizen_requests/training__biased.csv")
+        check_representativeness_step(
+            use_case="citizen_requests", context=context, path="citizen_requests/training__biased.csv"
+        )
     assert check_representativeness_step(use_case="citizen_requests", context=context)["verdict"] == "pass"
 
 

@@ -24,7 +24,12 @@ from charter_guardrails.readers.files import apply_types, read_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
-SUITES = ["citizen_requests.training.json", "citizen_requests.inference.json", "waste_tonnage.training.json", "waste_tonnage.inference.json"]
+SUITES = [
+    "citizen_requests.training.json",
+    "citizen_requests.inference.json",
+    "waste_tonnage.training.json",
+    "waste_tonnage.inference.json",
+]
 PLANTED = ["Dupontel", "jeanne.dupontel@example.fr", "06 12 34 56 78", "1 84 12 76 451 089 46"]
 
 
@@ -68,15 +73,29 @@ def test_every_suite_round_trips(name: str) -> None:
 def test_suites_cover_what_the_issue_asks() -> None:
     training = load_suite("citizen_requests.training.json")
     types = {e.type for e in training.expectations}
-    assert {"expect_table_columns_to_match_set", "expect_column_values_to_be_in_type_list", "expect_column_values_to_not_be_null",
-            "expect_column_values_to_be_between", "expect_column_values_to_be_in_set", "expect_column_values_to_be_unique",
-            "expect_table_row_count_to_be_between", "expect_column_value_lengths_to_be_between"} <= types
-    sets = {e.kwargs["column"]: e.kwargs["value_set"] for e in training.expectations if e.type == "expect_column_values_to_be_in_set"}
+    assert {
+        "expect_table_columns_to_match_set",
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_be_unique",
+        "expect_table_row_count_to_be_between",
+        "expect_column_value_lengths_to_be_between",
+    } <= types
+    sets = {
+        e.kwargs["column"]: e.kwargs["value_set"]
+        for e in training.expectations
+        if e.type == "expect_column_values_to_be_in_set"
+    }
     assert sets["arrondissement"] == [f"132{n:02d}" for n in range(1, 17)]
     assert {"channel", "category", "age_band"} <= set(sets)
     assert any("retention_start" in e.parameters for e in training.expectations)
-    waste = {e.kwargs.get("column"): e.kwargs for e in load_suite("waste_tonnage.training.json").expectations
-             if e.type == "expect_column_values_to_be_in_set"}
+    waste = {
+        e.kwargs.get("column"): e.kwargs
+        for e in load_suite("waste_tonnage.training.json").expectations
+        if e.type == "expect_column_values_to_be_in_set"
+    }
     assert set(waste) == {"commune", "flux"}
     for name in SUITES:
         assert len(load_suite(name).expectations) >= 15
@@ -91,7 +110,9 @@ def _suite_with(tmp_path: Path, expectation: dict[str, Any]) -> Path:
 
 
 def test_unknown_expectation_type_is_a_clear_error(tmp_path: Path) -> None:
-    path = _suite_with(tmp_path, {"type": "expect_column_to_be_lovely", "kwargs": {"column": "flux"}, "meta": {"severity": "error"}})
+    path = _suite_with(
+        tmp_path, {"type": "expect_column_to_be_lovely", "kwargs": {"column": "flux"}, "meta": {"severity": "error"}}
+    )
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     message = str(err.value)
@@ -100,26 +121,50 @@ def test_unknown_expectation_type_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_bad_kwargs_are_a_clear_error(tmp_path: Path) -> None:
-    path = _suite_with(tmp_path, {"type": "expect_column_values_to_be_between", "kwargs": {"column": "flux", "min_value": "zero", "mostly": 7},
-                                  "meta": {"severity": "error"}})
+    path = _suite_with(
+        tmp_path,
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "flux", "min_value": "zero", "mostly": 7},
+            "meta": {"severity": "error"},
+        },
+    )
     with pytest.raises(SuiteError) as err:
         load_suite(path)
-    assert "expect_column_values_to_be_between" in str(err.value) and "bad kwargs" in str(err.value) and "mostly" in str(err.value)
+    assert (
+        "expect_column_values_to_be_between" in str(err.value)
+        and "bad kwargs" in str(err.value)
+        and "mostly" in str(err.value)
+    )
 
 
 def test_missing_severity_and_unknown_parameter_are_errors(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="meta.severity"):
-        load_suite(_suite_with(tmp_path, {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "flux"}, "meta": {}}))
+        load_suite(
+            _suite_with(
+                tmp_path, {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "flux"}, "meta": {}}
+            )
+        )
     with pytest.raises(SuiteError, match="unknown suite parameter 'yesterday'"):
-        load_suite(_suite_with(tmp_path, {"type": "expect_column_values_to_be_between",
-                                          "kwargs": {"column": "week", "min_value": {"$PARAMETER": "yesterday"}}, "meta": {"severity": "error"}}))
+        load_suite(
+            _suite_with(
+                tmp_path,
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "kwargs": {"column": "week", "min_value": {"$PARAMETER": "yesterday"}},
+                    "meta": {"severity": "error"},
+                },
+            )
+        )
 
 
 # -- files ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("use_case", ["citizen_requests", "waste_tonnage"])
-def test_clean_training_file_passes(use_case: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_clean_training_file_passes(
+    use_case: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     result = validate_file(policies[use_case], "training", sample / use_case / "training.csv", run_id="run_clean")
     assert result.verdict is Verdict.PASS, result.summary
     assert result.check == "quality" and "equite.2" in result.engagements
@@ -131,11 +176,19 @@ def test_clean_training_file_passes(use_case: str, policies: dict[str, UseCasePo
     json.dumps(result.to_json_dict())
 
 
-def test_quality_failure_variant_fails_for_the_right_reasons(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
-    result = validate_file(policies["citizen_requests"], "training", sample / "citizen_requests" / "training__quality_failure.csv")
+def test_quality_failure_variant_fails_for_the_right_reasons(
+    policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
+    result = validate_file(
+        policies["citizen_requests"], "training", sample / "citizen_requests" / "training__quality_failure.csv"
+    )
     assert result.verdict is Verdict.FAIL
-    assert _failed(result) == {("expect_column_values_to_not_be_null", "category"), ("expect_column_values_to_be_unique", "request_id"),
-                               ("expect_column_values_to_be_in_set", "arrondissement"), ("expect_column_values_to_be_in_set", "channel")}
+    assert _failed(result) == {
+        ("expect_column_values_to_not_be_null", "category"),
+        ("expect_column_values_to_be_unique", "request_id"),
+        ("expect_column_values_to_be_in_set", "arrondissement"),
+        ("expect_column_values_to_be_in_set", "channel"),
+    }
     by_column = {o["columns"][0]: o for o in result.evidence["expectations"] if not o["success"]}
     assert by_column["category"]["result"]["unexpected_count"] == 160
     # channel is not personal: its unexpected value is shown; arrondissement is (location): masked only
@@ -145,12 +198,19 @@ def test_quality_failure_variant_fails_for_the_right_reasons(policies: dict[str,
     assert result.metrics["failed_error"] == 4 and result.metrics["success_percent"] < 100
 
 
-def test_waste_quality_failure_variant_fails(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
-    result = validate_file(policies["waste_tonnage"], "training", sample / "waste_tonnage" / "training__quality_failure.csv")
+def test_waste_quality_failure_variant_fails(
+    policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
+    result = validate_file(
+        policies["waste_tonnage"], "training", sample / "waste_tonnage" / "training__quality_failure.csv"
+    )
     assert result.verdict is Verdict.FAIL
     failed = _failed(result)
-    assert {("expect_column_values_to_be_between", "tonnage_t"), ("expect_column_values_to_be_in_set", "flux"),
-            ("expect_column_values_to_not_be_null", "population")} <= failed
+    assert {
+        ("expect_column_values_to_be_between", "tonnage_t"),
+        ("expect_column_values_to_be_in_set", "flux"),
+        ("expect_column_values_to_not_be_null", "population"),
+    } <= failed
 
 
 def test_only_error_severity_fails(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
@@ -162,9 +222,13 @@ def test_only_error_severity_fails(policies: dict[str, UseCasePolicy], sample: P
     assert result.metrics["failed_warning"] == 1 and result.metrics["failed_error"] == 0
 
 
-def test_parquet_file_is_validated(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
+def test_parquet_file_is_validated(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
     policy = policies["waste_tonnage"]
-    frame = apply_types(read_dataset(policy.training_dataset, sample / "waste_tonnage" / "training.csv"), policy.training_dataset)[0]
+    frame = apply_types(
+        read_dataset(policy.training_dataset, sample / "waste_tonnage" / "training.csv"), policy.training_dataset
+    )[0]
     frame.to_parquet(tmp_path / "training.parquet")
     assert validate_file(policy, "training", tmp_path / "training.parquet", data_docs=False).verdict is Verdict.PASS
     frame["population"] = frame["population"].astype("string")  # a changed type
@@ -184,12 +248,18 @@ def _rewrite_csv(src: Path, dst: Path, edit: Any, encoding: str = "utf-8") -> Pa
     return dst
 
 
-def test_missing_column_is_named(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
+def test_missing_column_is_named(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
     def drop_channel(lines: list[str]) -> list[str]:
         return [";".join(p for i, p in enumerate(line.split(";")) if i != 4) for line in lines]
 
-    path = _rewrite_csv(sample / "waste_tonnage" / "inference_batch.csv", tmp_path / "no_flux.csv", lambda ls: [
-        ";".join(p for i, p in enumerate(line.split(";")) if i != 2) for line in ls], encoding="latin-1")
+    path = _rewrite_csv(
+        sample / "waste_tonnage" / "inference_batch.csv",
+        tmp_path / "no_flux.csv",
+        lambda ls: [";".join(p for i, p in enumerate(line.split(";")) if i != 2) for line in ls],
+        encoding="latin-1",
+    )
     result = validate_file(policies["waste_tonnage"], "inference", path, data_docs=False)
     assert result.verdict is Verdict.FAIL
     assert {"kind": "missing_column", "columns": ["flux"]}.items() <= result.evidence["problems"][0].items()
@@ -200,13 +270,22 @@ def test_missing_column_is_named(policies: dict[str, UseCasePolicy], sample: Pat
 
 
 def test_extra_column_is_named(policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
-    result = validate_file(policies["citizen_requests"], "training", sample / "citizen_requests" / "training__pii_leak.csv", data_docs=False)
+    result = validate_file(
+        policies["citizen_requests"],
+        "training",
+        sample / "citizen_requests" / "training__pii_leak.csv",
+        data_docs=False,
+    )
     assert result.verdict is Verdict.FAIL
-    assert any(p["kind"] == "extra_column" and p["columns"] == ["telephone_usager"] for p in result.evidence["problems"])
+    assert any(
+        p["kind"] == "extra_column" and p["columns"] == ["telephone_usager"] for p in result.evidence["problems"]
+    )
     assert ("expect_table_columns_to_match_set", "") in _failed(result)
 
 
-def test_changed_type_in_csv_is_named(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
+def test_changed_type_in_csv_is_named(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
     def spoil(lines: list[str]) -> list[str]:
         out = [lines[0]]
         for i, line in enumerate(lines[1:]):
@@ -223,8 +302,12 @@ def test_changed_type_in_csv_is_named(policies: dict[str, UseCasePolicy], sample
     assert problem["column"] == "population" and problem["count"] > 0 and "integer" in problem["message"]
 
 
-def test_empty_dataset_fails(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
-    header_only = _rewrite_csv(sample / "waste_tonnage" / "training.csv", tmp_path / "empty.csv", lambda ls: ls[:1], encoding="latin-1")
+def test_empty_dataset_fails(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
+    header_only = _rewrite_csv(
+        sample / "waste_tonnage" / "training.csv", tmp_path / "empty.csv", lambda ls: ls[:1], encoding="latin-1"
+    )
     result = validate_file(policies["waste_tonnage"], "training", header_only, data_docs=False)
     assert result.verdict is Verdict.FAIL
     assert any(p["kind"] == "empty" for p in result.evidence["problems"]) and "empty" in result.summary
@@ -234,7 +317,9 @@ def test_empty_dataset_fails(policies: dict[str, UseCasePolicy], sample: Path, t
     assert result.verdict is Verdict.FAIL and "empty" in result.summary
 
 
-def test_unreadable_file_fails_without_crashing(policies: dict[str, UseCasePolicy], tmp_path: Path, charter_home: Path) -> None:
+def test_unreadable_file_fails_without_crashing(
+    policies: dict[str, UseCasePolicy], tmp_path: Path, charter_home: Path
+) -> None:
     missing = validate_file(policies["waste_tonnage"], "training", tmp_path / "nowhere.csv")
     assert missing.verdict is Verdict.FAIL and "missing" in missing.summary and "nowhere.csv" in missing.summary
     binary = tmp_path / "binary.csv"
@@ -243,14 +328,28 @@ def test_unreadable_file_fails_without_crashing(policies: dict[str, UseCasePolic
     assert result.verdict is Verdict.FAIL and result.evidence["problems"][0]["kind"] == "binary"
 
 
-def test_suite_with_unknown_column_fails_and_names_it(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path,
-                                                       charter_home: Path) -> None:
-    suite = _suite_with(tmp_path, {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "colonne_fantome"},
-                                   "meta": {"severity": "error"}})
-    result = validate_file(policies["waste_tonnage"], "inference", sample / "waste_tonnage" / "inference_batch.csv", suite=suite,
-                           data_docs=False)
+def test_suite_with_unknown_column_fails_and_names_it(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
+    suite = _suite_with(
+        tmp_path,
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "colonne_fantome"},
+            "meta": {"severity": "error"},
+        },
+    )
+    result = validate_file(
+        policies["waste_tonnage"],
+        "inference",
+        sample / "waste_tonnage" / "inference_batch.csv",
+        suite=suite,
+        data_docs=False,
+    )
     assert result.verdict is Verdict.FAIL
-    assert any(p["kind"] == "unknown_column" and p["columns"] == ["colonne_fantome"] for p in result.evidence["problems"])
+    assert any(
+        p["kind"] == "unknown_column" and p["columns"] == ["colonne_fantome"] for p in result.evidence["problems"]
+    )
     assert "colonne_fantome" in result.summary
 
 
@@ -292,23 +391,31 @@ def data_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("use_case", ["citizen_requests", "waste_tonnage"])
-def test_sql_tables_clean_pass_and_failure_variant_fails(use_case: str, data_url: str, policies: dict[str, UseCasePolicy], sample: Path,
-                                                         charter_home: Path) -> None:
+def test_sql_tables_clean_pass_and_failure_variant_fails(
+    use_case: str, data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies[use_case]
     _load_table(_typed(policy, "training", sample / use_case / "training.csv"), data_url, f"{use_case}_clean")
-    _load_table(_typed(policy, "training", sample / use_case / "training__quality_failure.csv"), data_url, f"{use_case}_bad")
+    _load_table(
+        _typed(policy, "training", sample / use_case / "training__quality_failure.csv"), data_url, f"{use_case}_bad"
+    )
     clean = validate_table(policy, "training", f"{use_case}_clean", url=data_url, run_id="sql_run")
     assert clean.verdict is Verdict.PASS, clean.summary
     assert Path(clean.report_path or "").is_file()
     bad = validate_table(policy, "training", f"{use_case}_bad", url=data_url, data_docs=False)
     assert bad.verdict is Verdict.FAIL
-    expected = ({("expect_column_values_to_be_in_set", "arrondissement"), ("expect_column_values_to_be_unique", "request_id")}
-                if use_case == "citizen_requests" else {("expect_column_values_to_be_between", "tonnage_t")})
+    expected = (
+        {("expect_column_values_to_be_in_set", "arrondissement"), ("expect_column_values_to_be_unique", "request_id")}
+        if use_case == "citizen_requests"
+        else {("expect_column_values_to_be_between", "tonnage_t")}
+    )
     assert expected <= _failed(bad)
     assert "13299" not in json.dumps(bad.to_json_dict())  # masked inside the database path too
 
 
-def test_missing_table_and_changed_sql_type_fail(data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path) -> None:
+def test_missing_table_and_changed_sql_type_fail(
+    data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path
+) -> None:
     policy = policies["waste_tonnage"]
     missing = validate_table(policy, "training", "no_such_table", url=data_url)
     assert missing.verdict is Verdict.FAIL and "does not exist" in missing.summary
@@ -359,7 +466,9 @@ def _ledger_text() -> str:
     return "\n".join(chunks)
 
 
-def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path) -> None:
+def test_planted_personal_values_never_leave(
+    ledger_url: str, policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path
+) -> None:
     from airflow.sdk.exceptions import AirflowFailException
     from charter_airflow.runtime import persist_and_gate
     from charter_airflow.tasks.quality import validate_quality_step
@@ -367,7 +476,9 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
 
     # a delivery inside the data folder: the Airflow steps refuse files outside it
     (get_settings().data_dir / "citizen_requests").mkdir(parents=True, exist_ok=True)
-    planted = _plant(sample / "citizen_requests" / "training.csv", get_settings().data_dir / "citizen_requests" / "planted.csv")
+    planted = _plant(
+        sample / "citizen_requests" / "training.csv", get_settings().data_dir / "citizen_requests" / "planted.csv"
+    )
     raw = planted.read_text(encoding="utf-8")
     assert all(value in raw for value in PLANTED)
     policy = policies["citizen_requests"]
@@ -384,18 +495,33 @@ def test_planted_personal_values_never_leave(ledger_url: str, policies: dict[str
         result = results_for_run(session, run)[0]
     assert result.verdict is Verdict.FAIL
     failed = _failed(result)
-    assert {("expect_column_values_to_be_in_set", "arrondissement"), ("expect_column_values_to_match_regex", "request_id"),
-            ("expect_column_value_lengths_to_be_between", "message")} <= failed
-    masked = [o["result"].get("unexpected_examples") for o in result.evidence["expectations"] if o["columns"] == ["arrondissement"]
-              and not o["success"]][0]
+    assert {
+        ("expect_column_values_to_be_in_set", "arrondissement"),
+        ("expect_column_values_to_match_regex", "request_id"),
+        ("expect_column_value_lengths_to_be_between", "message"),
+    } <= failed
+    masked = [
+        o["result"].get("unexpected_examples")
+        for o in result.evidence["expectations"]
+        if o["columns"] == ["arrondissement"] and not o["success"]
+    ][0]
     assert masked and masked[0]["value"].startswith("Ch**") and masked[0]["count"] >= 1
 
     xcom = persist_and_gate(result, policy=policy, context=context, fail_on=())  # what the task returns for XCom
     docs_dir = Path(result.report_path or "").parent
-    html = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in docs_dir.rglob("*") if p.is_file() and p.suffix in (".html", ".json"))
+    html = "\n".join(
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in docs_dir.rglob("*")
+        if p.is_file() and p.suffix in (".html", ".json")
+    )
     assert "expect_column_values_to_be_in_set" in html or "arrondissement" in html  # the docs do describe the failure
-    places = {"results": json.dumps(result.to_json_dict(), ensure_ascii=False), "xcom": json.dumps(xcom, ensure_ascii=False),
-              "exception": str(failure.value), "ledger": _ledger_text(), "data_docs": html}
+    places = {
+        "results": json.dumps(result.to_json_dict(), ensure_ascii=False),
+        "xcom": json.dumps(xcom, ensure_ascii=False),
+        "exception": str(failure.value),
+        "ledger": _ledger_text(),
+        "data_docs": html,
+    }
     assert "manual__planted" in places["ledger"]
     for where, text in places.items():
         for value in PLANTED:
@@ -411,30 +537,72 @@ def test_cli_validate_records_in_the_ledger(ledger_url: str, sample: Path, capsy
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import select
 
-    code = charter(["validate", str(sample / "waste_tonnage" / "training__quality_failure.csv"), "--policy",
-                    str(ROOT / "include" / "policies" / "waste_tonnage.yaml"), "--run-id", "cli_bad", "--json"])
+    code = charter(
+        [
+            "validate",
+            str(sample / "waste_tonnage" / "training__quality_failure.csv"),
+            "--policy",
+            str(ROOT / "include" / "policies" / "waste_tonnage.yaml"),
+            "--run-id",
+            "cli_bad",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["verdict"] == "fail" and out["check"] == "quality"
-    code = charter(["validate", str(sample / "waste_tonnage" / "inference_batch.csv"), "--policy", "waste_tonnage",
-                    "--suite", "waste_tonnage.inference.json", "--run-id", "cli_ok"])
+    code = charter(
+        [
+            "validate",
+            str(sample / "waste_tonnage" / "inference_batch.csv"),
+            "--policy",
+            "waste_tonnage",
+            "--suite",
+            "waste_tonnage.inference.json",
+            "--run-id",
+            "cli_ok",
+        ]
+    )
     human = capsys.readouterr().out
     assert code == 0 and "quality PASS  waste_tonnage/inference" in human and "report:" in human
     with ledger_session() as session:
-        rows = session.execute(select(CheckRun.run_id, CheckRun.dag_id, CheckResultRecord.verdict, CheckResultRecord.report_path)
-                               .join(CheckResultRecord, CheckResultRecord.check_run_id == CheckRun.id)).all()
+        rows = session.execute(
+            select(CheckRun.run_id, CheckRun.dag_id, CheckResultRecord.verdict, CheckResultRecord.report_path).join(
+                CheckResultRecord, CheckResultRecord.check_run_id == CheckRun.id
+            )
+        ).all()
     by_run = {r.run_id: r for r in rows}
-    assert by_run["cli_bad"].verdict == "fail" and by_run["cli_ok"].verdict == "pass" and by_run["cli_ok"].dag_id == "cli"
+    assert (
+        by_run["cli_bad"].verdict == "fail" and by_run["cli_ok"].verdict == "pass" and by_run["cli_ok"].dag_id == "cli"
+    )
     assert by_run["cli_ok"].report_path.endswith("index.html") and Path(by_run["cli_ok"].report_path).is_file()
 
 
-def test_cli_validate_table_and_usage(charter_home: Path, sample: Path, policies: dict[str, UseCasePolicy],
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_validate_table_and_usage(
+    charter_home: Path, sample: Path, policies: dict[str, UseCasePolicy], capsys: pytest.CaptureFixture[str]
+) -> None:
     from charter_guardrails.ledger import db
 
     db.migrate()
     url = f"sqlite:///{charter_home / 'warehouse.db'}"
-    _load_table(_typed(policies["waste_tonnage"], "training", sample / "waste_tonnage" / "training__quality_failure.csv"), url, "tonnages")
-    code = charter(["validate", "--table", "tonnages", "--url", url, "--policy", "waste_tonnage", "--dataset", "training", "--json"])
+    _load_table(
+        _typed(policies["waste_tonnage"], "training", sample / "waste_tonnage" / "training__quality_failure.csv"),
+        url,
+        "tonnages",
+    )
+    code = charter(
+        [
+            "validate",
+            "--table",
+            "tonnages",
+            "--url",
+            url,
+            "--policy",
+            "waste_tonnage",
+            "--dataset",
+            "training",
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 1 and out["evidence"]["source"].endswith("#tonnages")
     assert charter(["validate", "--policy", "waste_tonnage"]) == 2  # neither FILE nor --table

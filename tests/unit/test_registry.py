@@ -7,14 +7,26 @@ import json
 import pytest
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.settings import ConfigError
-from charter_guardrails.decision.model_registry import check_kill_switch, production_version, publish_version, record_approval
+from charter_guardrails.decision.model_registry import (
+    check_kill_switch,
+    production_version,
+    publish_version,
+    record_approval,
+)
 from charter_guardrails.ledger.store import ledger_session
 
 
 def _publish(run_id: str) -> int:
     with ledger_session() as s:
-        return publish_version(s, use_case="citizen_requests", run_id=run_id, metrics={"f1_macro": 0.8}, artifact_path=None,
-                               artifact_sha256=None, approved_by="claire").version
+        return publish_version(
+            s,
+            use_case="citizen_requests",
+            run_id=run_id,
+            metrics={"f1_macro": 0.8},
+            artifact_path=None,
+            artifact_sha256=None,
+            approved_by="claire",
+        ).version
 
 
 def test_publish_retires_previous_and_is_idempotent(ledger_url: str) -> None:
@@ -31,7 +43,12 @@ def test_kill_switch_cli_and_check(ledger_url: str, capsys) -> None:
     with ledger_session() as s:
         assert check_kill_switch(s, "citizen_requests").verdict == "pass"
     capsys.readouterr()
-    assert charter(["model", "suspend", "citizen_requests", "--reason", "biais signalé par la médiation", "--actor", "dpo"]) == 0
+    assert (
+        charter(
+            ["model", "suspend", "citizen_requests", "--reason", "biais signalé par la médiation", "--actor", "dpo"]
+        )
+        == 0
+    )
     with ledger_session() as s:
         result = check_kill_switch(s, "citizen_requests")
         assert result.verdict == "fail" and "dpo" in result.summary
@@ -47,8 +64,15 @@ def test_kill_switch_cli_and_check(ledger_url: str, capsys) -> None:
 
 def test_override_is_recorded_with_who_and_why(ledger_url: str, capsys) -> None:
     with ledger_session() as s:
-        record_approval(s, use_case="citizen_requests", run_id="r1", decision="overridden", actor="karim",
-                        justification="Écart de représentativité connu, compensé par pondération", overridden_checks=["representativeness"])
+        record_approval(
+            s,
+            use_case="citizen_requests",
+            run_id="r1",
+            decision="overridden",
+            actor="karim",
+            justification="Écart de représentativité connu, compensé par pondération",
+            overridden_checks=["representativeness"],
+        )
     capsys.readouterr()
     assert charter(["audit", "log", "--json"]) == 0
     events = json.loads(capsys.readouterr().out)

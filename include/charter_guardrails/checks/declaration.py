@@ -15,23 +15,33 @@ from charter_guardrails.core.results import CheckResult, Severity, Verdict
 def check_declaration(policy: UseCasePolicy) -> CheckResult:
     warnings: list[str] = []
     if policy.legal_basis.value in ("consent", "legitimate_interests"):
-        warnings.append(f"legal basis {policy.legal_basis.value} is unusual for a public service; the DPO should confirm it")
+        warnings.append(
+            f"legal basis {policy.legal_basis.value} is unusual for a public service; the DPO should confirm it"
+        )
     if len(policy.approvers) < 2 and policy.decision_support:
         warnings.append("decision support with a single approver: name a second one to keep human control")
     personal = [d.id for d in policy.datasets if d.personal_data]
     without_retention = [d.id for d in policy.datasets if d.personal_data and d.retention is None]
     if without_retention:
         warnings.append(f"personal datasets without a retention period: {without_retention}")
-    features = sorted({c.name for d in policy.datasets for c in d.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT)})
+    features = sorted(
+        {c.name for d in policy.datasets for c in d.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT)}
+    )
     verdict = Verdict.WARN if warnings else Verdict.PASS
     return CheckResult(
         check="declaration",
         verdict=verdict,
         severity=Severity.WARNING if warnings else Severity.INFO,
         engagements=["transparence.1", "proportionnalite.1", "proportionnalite.2", "maitrise_humaine.6"],
-        summary=(f"use case {policy.id} declares its purpose, legal basis ({policy.legal_basis.value}) and {len(policy.datasets)} datasets"
-                 + (f"; {len(warnings)} warning(s)" if warnings else "")),
-        metrics={"datasets": len(policy.datasets), "personal_datasets": len(personal), "approvers": len(policy.approvers)},
+        summary=(
+            f"use case {policy.id} declares its purpose, legal basis ({policy.legal_basis.value}) and {len(policy.datasets)} datasets"
+            + (f"; {len(warnings)} warning(s)" if warnings else "")
+        ),
+        metrics={
+            "datasets": len(policy.datasets),
+            "personal_datasets": len(personal),
+            "approvers": len(policy.approvers),
+        },
         evidence={
             "purpose": policy.purpose,
             "legal_basis": policy.legal_basis.value,

@@ -40,7 +40,11 @@ def model_input_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -
     :param dataset: the dataset whose declaration is used; the training dataset by default.
     """
     dataset = dataset or policy.training_dataset
-    return [c.name for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT) if c.name != policy.model.target]
+    return [
+        c.name
+        for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT)
+        if c.name != policy.model.target
+    ]
 
 
 def sensitive_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> list[str]:
@@ -69,7 +73,9 @@ def minimised_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> 
     return keep
 
 
-def check_proportionality(policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, *, as_of: datetime) -> tuple[pd.DataFrame, CheckResult]:
+def check_proportionality(
+    policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, *, as_of: datetime
+) -> tuple[pd.DataFrame, CheckResult]:
     """Minimise a dataset to what the declared purpose needs, and say what was removed.
 
     Fails when the purpose is missing, a declared model input or the label is absent, the volume
@@ -96,7 +102,9 @@ def check_proportionality(policy: UseCasePolicy, dataset: Dataset, frame: pd.Dat
     # Proportionnalité 1: a determined, explicit purpose and a legal basis.
     purpose = (policy.purpose or "").strip()
     if len(purpose) < MIN_PURPOSE_CHARS:
-        problems.append(f"the purpose is missing or too short ({len(purpose)} characters, at least {MIN_PURPOSE_CHARS})")
+        problems.append(
+            f"the purpose is missing or too short ({len(purpose)} characters, at least {MIN_PURPOSE_CHARS})"
+        )
 
     # Maîtrise humaine 6: the policy model refuses this already; a model_copy can bypass validation.
     if policy.decision_support and policy.human_recourse is None:
@@ -166,8 +174,15 @@ def check_proportionality(policy: UseCasePolicy, dataset: Dataset, frame: pd.Dat
         "dropped_undeclared_columns": undeclared,  # names only: values never leave this function
         "dropped_declared_columns": declared_unused,
         "missing_declared_columns": sorted(c for c in declared if c not in received),
-        "retention": ({"days": dataset.retention.days, "date_column": dataset.retention.date_column,
-                       "cutoff": cutoff.isoformat() if cutoff else None} if dataset.retention else None),
+        "retention": (
+            {
+                "days": dataset.retention.days,
+                "date_column": dataset.retention.date_column,
+                "cutoff": cutoff.isoformat() if cutoff else None,
+            }
+            if dataset.retention
+            else None
+        ),
         "max_rows": dataset.max_rows,
         "as_of": as_of.isoformat(),
         "problems": problems,

@@ -29,8 +29,13 @@ def _generate(args: argparse.Namespace) -> int:
     if args.use_cases:
         policies = {k: v for k, v in policies.items() if k in args.use_cases}
     settings = get_settings()
-    files = generate(settings.data_dir, policies, seed=args.seed if args.seed is not None else DEFAULT_SEED, rows=args.rows)
+    files = generate(
+        settings.data_dir, policies, seed=args.seed if args.seed is not None else DEFAULT_SEED, rows=args.rows
+    )
     rows = [[f.use_case, f.name, f.rows, f.description] for f in files]
-    emit(args, [{"use_case": f.use_case, "file": str(f.path), "rows": f.rows, "description": f.description} for f in files],
-         lambda: f"sample data in {settings.data_dir}\n" + table(rows, ["use case", "file", "rows", "what"]))
+    emit(
+        args,
+        [{"use_case": f.use_case, "file": str(f.path), "rows": f.rows, "description": f.description} for f in files],
+        lambda: f"sample data in {settings.data_dir}\n" + table(rows, ["use case", "file", "rows", "what"]),
+    )
     return EXIT_OK

@@ -29,11 +29,16 @@ def register(subparsers: Any) -> None:
     keys = subparsers.add_parser("keys", help="signing and pseudonymisation keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     init = keys_sub.add_parser("init", help="create local keys in CHARTER_KEYS_DIR (kept if they exist)")
-    init.add_argument("--force", action="store_true",
-                      help="replace existing keys (the old public key stays trusted in retired/; pseudonyms change)")
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing keys (the old public key stays trusted in retired/; pseudonyms change)",
+    )
     add_json_flag(init)
     init.set_defaults(handler=_keys_init)
-    rotate = keys_sub.add_parser("rotate", help="a new signing key; the old public key stays trusted, the pseudonymisation key is kept")
+    rotate = keys_sub.add_parser(
+        "rotate", help="a new signing key; the old public key stays trusted, the pseudonymisation key is kept"
+    )
     add_json_flag(rotate)
     rotate.set_defaults(handler=_keys_rotate)
 
@@ -60,6 +65,7 @@ def _policy_validate(args: argparse.Namespace) -> int:
         except PolicyError as exc:
             results.append({"file": str(path), "ok": False, **exc.to_json_dict()})
             status = EXIT_USAGE
+
     def human() -> str:
         lines = []
         for r in results:
@@ -68,6 +74,7 @@ def _policy_validate(args: argparse.Namespace) -> int:
             else:
                 lines.extend(f"invalid  {r['file']}: {e['key'] or '<file>'}: {e['reason']}" for e in r["errors"])
         return "\n".join(lines)
+
     if status != EXIT_OK and not args.json:
         import sys
 
@@ -94,8 +101,13 @@ def _ledger_migrate(args: argparse.Namespace) -> int:
 
     url = get_settings().ledger_url
     before, after = migrate(url)
-    emit(args, {"url": redact_url(url), "from": before, "to": after},
-         f"ledger {redact_url(url)}: {before or 'empty'} -> {after}" if before != after else f"ledger {redact_url(url)} is up to date ({after})")
+    emit(
+        args,
+        {"url": redact_url(url), "from": before, "to": after},
+        f"ledger {redact_url(url)}: {before or 'empty'} -> {after}"
+        if before != after
+        else f"ledger {redact_url(url)} is up to date ({after})",
+    )
     return EXIT_OK
 
 
@@ -103,8 +115,11 @@ def _keys_init(args: argparse.Namespace) -> int:
     from charter_guardrails.core.keys import init_keys
 
     result = init_keys(force=args.force)
-    emit(args, {"keys_dir": str(result.keys_dir), "created": result.created, "kept": result.kept, "key_id": result.key_id},
-         f"keys in {result.keys_dir} (key id {result.key_id}): created {result.created or 'none'}, kept {result.kept or 'none'}")
+    emit(
+        args,
+        {"keys_dir": str(result.keys_dir), "created": result.created, "kept": result.kept, "key_id": result.key_id},
+        f"keys in {result.keys_dir} (key id {result.key_id}): created {result.created or 'none'}, kept {result.kept or 'none'}",
+    )
     return EXIT_OK
 
 
@@ -113,8 +128,11 @@ def _keys_rotate(args: argparse.Namespace) -> int:
     from charter_guardrails.core.settings import get_settings
 
     retired, current = rotate_signing_key()
-    emit(args, {"keys_dir": str(get_settings().keys_dir), "retired_key_id": retired, "key_id": current},
-         f"signing key rotated: new key id {current}; key {retired} retired (still trusted to verify what it signed)")
+    emit(
+        args,
+        {"keys_dir": str(get_settings().keys_dir), "retired_key_id": retired, "key_id": current},
+        f"signing key rotated: new key id {current}; key {retired} retired (still trusted to verify what it signed)",
+    )
     return EXIT_OK
 
 
@@ -124,16 +142,22 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     with ledger_session() as session:
         report = verify_chain(session)
+
     def human() -> str:
         if report.ok:
             return f"audit chain intact: {report.events} events, head {report.head_seq}, every head signed"
         first = report.first_broken
         assert first is not None
-        lines = [f"audit chain BROKEN: first broken event {first.seq}" + (f" ({first.subject})" if first.subject else "") + f": {first.reason}"]
+        lines = [
+            f"audit chain BROKEN: first broken event {first.seq}"
+            + (f" ({first.subject})" if first.subject else "")
+            + f": {first.reason}"
+        ]
         lines += [f"  - event {p.seq}{' ' + p.subject if p.subject else ''}: {p.reason}" for p in report.problems[1:20]]
         if len(report.problems) > 20:
             lines.append(f"  ... and {len(report.problems) - 20} more")
         return "\n".join(lines)
+
     emit(args, report.to_json_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -147,7 +171,17 @@ def _audit_log(args: argparse.Namespace) -> int:
 
     with ledger_session() as session:
         events = list(session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(args.limit)))
-        rows = [{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action, "use_case": e.use_case,
-                 "run_id": e.run_id, "subject": f"{e.subject_type}#{e.subject_id}" if e.subject_type else None} for e in reversed(events)]
+        rows = [
+            {
+                "seq": e.seq,
+                "ts": e.ts.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "use_case": e.use_case,
+                "run_id": e.run_id,
+                "subject": f"{e.subject_type}#{e.subject_id}" if e.subject_type else None,
+            }
+            for e in reversed(events)
+        ]
     emit(args, rows, lambda: table([list(r.values()) for r in rows], list(rows[0].keys()) if rows else ["seq"]))
     return EXIT_OK

@@ -33,28 +33,46 @@ def _chunk_size(text: str) -> int:
 
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, metavar="FILE", help="the dataset file, or a directory of Parquet files")
-    parser.add_argument("--dataset", required=True, metavar="ID", help="USE_CASE.DATASET (e.g. citizen_requests.training), or DATASET with --use-case")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        metavar="ID",
+        help="USE_CASE.DATASET (e.g. citizen_requests.training), or DATASET with --use-case",
+    )
     parser.add_argument("--use-case", metavar="UC", help="the use case, when --dataset is not dotted")
     parser.add_argument("--run-id", help="the run to record this under (default: cli:<UTC time>)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing unless something is wrong (the exit code says it all)")
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing unless something is wrong (the exit code says it all)"
+    )
 
 
 def register(subparsers: Any) -> None:
     hash_ = subparsers.add_parser("hash", help="register a signed Merkle manifest of a dataset file in the ledger")
     _dataset_args(hash_)
-    hash_.add_argument("--chunk-size", type=_chunk_size, default=None, help="bytes per Merkle leaf (default: 8M, or less for files under 256M so that they get about 32 leaves)")
+    hash_.add_argument(
+        "--chunk-size",
+        type=_chunk_size,
+        default=None,
+        help="bytes per Merkle leaf (default: 8M, or less for files under 256M so that they get about 32 leaves)",
+    )
     hash_.add_argument("--algorithm", default="sha256", choices=["sha256", "sha512", "blake2b"])
     add_json_flag(hash_)
     hash_.set_defaults(handler=_hash, exit_promptly=True)
 
     verify = subparsers.add_parser(
-        "verify", help="check a dataset file against its signed manifest (exit 0 intact, 1 mismatch: an incident is raised, 2 usage)")
+        "verify",
+        help="check a dataset file against its signed manifest (exit 0 intact, 1 mismatch: an incident is raised, 2 usage)",
+    )
     _dataset_args(verify)
-    verify.add_argument("--no-record", action="store_true", help="only verify (public key only); write nothing to the ledger")
+    verify.add_argument(
+        "--no-record", action="store_true", help="only verify (public key only); write nothing to the ledger"
+    )
     add_json_flag(verify)
     verify.set_defaults(handler=_verify, exit_promptly=True)
 
-    incidents = subparsers.add_parser("incidents", help="security and GDPR incidents (Art. 33 fields, 72-hour deadline)")
+    incidents = subparsers.add_parser(
+        "incidents", help="security and GDPR incidents (Art. 33 fields, 72-hour deadline)"
+    )
     sub = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
     list_ = sub.add_parser("list", help="list incidents, newest first")
     list_.add_argument("--status", choices=["open", "acknowledged", "resolved"])
@@ -100,21 +118,44 @@ def _hash(args: argparse.Namespace) -> int:
     policy.dataset(dataset)  # declared? (clear error otherwise)
     key = load_signing_key()  # before hashing: a missing key should not cost a full pass
     run_id = _run_id(args)
-    document = build_manifest(args.file, use_case=use_case, dataset=dataset, run_id=run_id, algorithm=args.algorithm,
-                              chunk_size=args.chunk_size)
+    document = build_manifest(
+        args.file,
+        use_case=use_case,
+        dataset=dataset,
+        run_id=run_id,
+        algorithm=args.algorithm,
+        chunk_size=args.chunk_size,
+    )
     signed = sign_manifest(document, key)
     with ledger_session() as session:
         row = store_manifest(session, signed, policy=policy, dataset=dataset)
         manifest_id = row.id
     doc = signed.document
-    data = {"manifest_id": manifest_id, "dataset": doc["dataset"], "file": doc["location"], "size_bytes": doc["size_bytes"],
-            "row_count": doc["row_count"], "merkle_root": doc["merkle_root"], "leaves": doc["leaf_count"], "chunk_size": doc["chunk_size"],
-            "algorithm": doc["algorithm"], "schema_fingerprint": doc["schema_fingerprint"], "key_id": signed.key_id, "run_id": run_id}
+    data = {
+        "manifest_id": manifest_id,
+        "dataset": doc["dataset"],
+        "file": doc["location"],
+        "size_bytes": doc["size_bytes"],
+        "row_count": doc["row_count"],
+        "merkle_root": doc["merkle_root"],
+        "leaves": doc["leaf_count"],
+        "chunk_size": doc["chunk_size"],
+        "algorithm": doc["algorithm"],
+        "schema_fingerprint": doc["schema_fingerprint"],
+        "key_id": signed.key_id,
+        "run_id": run_id,
+    }
     if args.quiet and not args.json:
         return EXIT_OK
-    emit(args, data, lambda: (f"registered manifest #{manifest_id} for {doc['dataset']}: {doc['file_name']}, {doc['size_bytes']} bytes, "
-                              f"{doc['row_count'] if doc['row_count'] is not None else '?'} rows, {doc['leaf_count']} leaves, "
-                              f"root {doc['merkle_root']} (signed by key {signed.key_id})"))
+    emit(
+        args,
+        data,
+        lambda: (
+            f"registered manifest #{manifest_id} for {doc['dataset']}: {doc['file_name']}, {doc['size_bytes']} bytes, "
+            f"{doc['row_count'] if doc['row_count'] is not None else '?'} rows, {doc['leaf_count']} leaves, "
+            f"root {doc['merkle_root']} (signed by key {signed.key_id})"
+        ),
+    )
     return EXIT_OK
 
 
@@ -138,8 +179,11 @@ def _verify(args: argparse.Namespace) -> int:
     # thread, whose workers need the GIL between reads while this thread imports: let them have it sooner.
     if not cli.console_script:
         sys.setswitchinterval(0.001)
-    job = (HashJob(args.file, isolate=cli.console_script, chunk_size=auto_chunk_size(args.file.stat().st_size))
-           if args.file.is_file() else None)
+    job = (
+        HashJob(args.file, isolate=cli.console_script, chunk_size=auto_chunk_size(args.file.stat().st_size))
+        if args.file.is_file()
+        else None
+    )
     try:
         with light_ledger_session() as session:
             row = active_manifest(session, use_case, dataset)
@@ -204,27 +248,57 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
             dataset_id = manifest.dataset_id
         else:
             assert policy is not None
-            dataset_id = ensure_dataset_record(session, policy, verification.dataset, Path(verification.path).resolve()).id
+            dataset_id = ensure_dataset_record(
+                session, policy, verification.dataset, Path(verification.path).resolve()
+            ).id
         run = get_or_create_check_run(session, use_case=verification.use_case, dag_id="cli", run_id=run_id)
         record_check_result(session, run, result)
         record_verification(session, verification, dataset_id=dataset_id, run_id=run_id)
         incident_id = None
         if draft is not None:
-            from charter_guardrails.incidents.incident import raise_incident  # imports the policy model: only on a mismatch
+            from charter_guardrails.incidents.incident import (
+                raise_incident,
+            )  # imports the policy model: only on a mismatch
 
             assert policy is not None
             incident, _created = raise_incident(session, policy, draft)
             incident_id = incident.id
-        finish_check_run(session, run, decision="passed" if verification.intact else "quarantined",
-                         blocked_by=[] if verification.intact else ["integrity"])
+        finish_check_run(
+            session,
+            run,
+            decision="passed" if verification.intact else "quarantined",
+            blocked_by=[] if verification.intact else ["integrity"],
+        )
     return incident_id
 
 
 #: Every field of an incident, in the order of GDPR Art. 33(3) and then its handling.
 INCIDENT_FIELDS = (
-    "id", "key", "status", "breach_type", "severity", "title", "use_case", "dataset", "run_id", "detected_at", "notify_deadline",
-    "nature", "facts", "data_subject_categories", "approx_data_subjects", "personal_data_categories", "approx_records",
-    "likely_consequences", "measures_taken", "dpo_contact", "acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "comments",
+    "id",
+    "key",
+    "status",
+    "breach_type",
+    "severity",
+    "title",
+    "use_case",
+    "dataset",
+    "run_id",
+    "detected_at",
+    "notify_deadline",
+    "nature",
+    "facts",
+    "data_subject_categories",
+    "approx_data_subjects",
+    "personal_data_categories",
+    "approx_records",
+    "likely_consequences",
+    "measures_taken",
+    "dpo_contact",
+    "acknowledged_by",
+    "acknowledged_at",
+    "resolved_by",
+    "resolved_at",
+    "comments",
 )
 
 
@@ -242,9 +316,19 @@ def _outbox(session: Any, incident_id: int) -> list[dict[str, Any]]:
     from charter_guardrails.ledger.models import AlertOutbox
 
     rows = session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id == incident_id).order_by(AlertOutbox.id))
-    return [{"channel": o.channel, "recipient": o.recipient, "status": o.status, "attempts": o.attempts, "idempotency_key": o.idempotency_key,
-             "next_attempt_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
-             "delivered_at": o.delivered_at.isoformat() if o.delivered_at else None, "last_error": o.last_error} for o in rows]
+    return [
+        {
+            "channel": o.channel,
+            "recipient": o.recipient,
+            "status": o.status,
+            "attempts": o.attempts,
+            "idempotency_key": o.idempotency_key,
+            "next_attempt_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
+            "delivered_at": o.delivered_at.isoformat() if o.delivered_at else None,
+            "last_error": o.last_error,
+        }
+        for o in rows
+    ]
 
 
 def _incidents_list(args: argparse.Namespace) -> int:
@@ -260,10 +344,30 @@ def _incidents_list(args: argparse.Namespace) -> int:
         if args.use_case:
             query = query.where(Incident.use_case == args.use_case)
         incidents = [incident_dict(i) for i in session.scalars(query)]
-    emit(args, incidents, lambda: table(
-        [[i["id"], i["status"], i["breach_type"], i["severity"], f"{i['use_case']}.{i['dataset'] or '-'}", i["detected_at"][:19],
-          i["notify_deadline"][:19], i["title"]] for i in incidents],
-        ["id", "status", "type", "severity", "dataset", "detected (UTC)", "notify before", "title"]) if incidents else "no incident")
+    emit(
+        args,
+        incidents,
+        lambda: (
+            table(
+                [
+                    [
+                        i["id"],
+                        i["status"],
+                        i["breach_type"],
+                        i["severity"],
+                        f"{i['use_case']}.{i['dataset'] or '-'}",
+                        i["detected_at"][:19],
+                        i["notify_deadline"][:19],
+                        i["title"],
+                    ]
+                    for i in incidents
+                ],
+                ["id", "status", "type", "severity", "dataset", "detected (UTC)", "notify before", "title"],
+            )
+            if incidents
+            else "no incident"
+        ),
+    )
     return EXIT_OK
 
 
@@ -280,12 +384,18 @@ def _incidents_show(args: argparse.Namespace) -> int:
         data = {**incident_dict(incident), "alerts": _outbox(session, incident.id)}
 
     def human() -> str:
-        lines = [f"{name:26} {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
-                 for name, value in data.items() if name != "alerts"]
+        lines = [
+            f"{name:26} {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
+            for name, value in data.items()
+            if name != "alerts"
+        ]
         lines.append("alerts:")
-        lines += [f"  - {a['channel']} {a['recipient']}: {a['status']} after {a['attempts']} attempt(s)"
-                  + (f", delivered {a['delivered_at']}" if a["delivered_at"] else "") + (f", last error: {a['last_error']}" if a["last_error"] else "")
-                  for a in data["alerts"]]
+        lines += [
+            f"  - {a['channel']} {a['recipient']}: {a['status']} after {a['attempts']} attempt(s)"
+            + (f", delivered {a['delivered_at']}" if a["delivered_at"] else "")
+            + (f", last error: {a['last_error']}" if a["last_error"] else "")
+            for a in data["alerts"]
+        ]
         return "\n".join(lines)
 
     emit(args, data, human)
@@ -316,9 +426,12 @@ def _alerts_relay(args: argparse.Namespace) -> int:
         text = f"alerts: {report.claimed} due, {report.delivered} delivered, {report.failed} failed (retried later), {report.dead} dead"
         for channel, count in report.unsent_channels.items():
             text += f"\n{count} {channel} alert(s) left pending: no {channel} sender configured" + (
-                " (set CHARTER_SMTP_HOST)" if channel == "email" else "")
+                " (set CHARTER_SMTP_HOST)" if channel == "email" else ""
+            )
         for error in report.errors[:10]:
-            text += f"\n  outbox #{error['outbox_id']} ({error['channel']}), attempt {error['attempts']}: {error['error']}"
+            text += (
+                f"\n  outbox #{error['outbox_id']} ({error['channel']}), attempt {error['attempts']}: {error['error']}"
+            )
         return text
 
     emit(args, data, human)

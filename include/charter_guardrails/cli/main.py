@@ -138,7 +138,11 @@ def entry() -> None:
 def _error(args: argparse.Namespace, exc: Exception, kind: str) -> None:
     if getattr(args, "json", False):
         to_json = getattr(exc, "to_json_dict", None)
-        print(json.dumps({"error": kind, "message": str(exc), **(to_json() if callable(to_json) else {})}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {"error": kind, "message": str(exc), **(to_json() if callable(to_json) else {})}, ensure_ascii=False
+            )
+        )
     print(f"charter: error: {exc}", file=sys.stderr)
 
 

@@ -17,8 +17,10 @@ def _actor(args: argparse.Namespace) -> str:
 def register(subparsers: Any) -> None:
     model = subparsers.add_parser("model", help="model versions and the kill switch")
     sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
-    for name, helptext in (("suspend", "suspend the production model: inference and refreshes stop"),
-                           ("resume", "resume a suspended production model")):
+    for name, helptext in (
+        ("suspend", "suspend the production model: inference and refreshes stop"),
+        ("resume", "resume a suspended production model"),
+    ):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("use_case", metavar="USE_CASE")
         p.add_argument("--reason", required=True, help="why (recorded in the audit chain)")
@@ -40,9 +42,19 @@ def register(subparsers: Any) -> None:
 
 
 def _version_dict(v: Any) -> dict[str, Any]:
-    return {"use_case": v.use_case, "version": v.version, "status": v.status, "suspended": v.suspended,
-            "suspended_by": v.suspended_by, "suspend_reason": v.suspend_reason, "approved_by": v.approved_by,
-            "run_id": v.run_id, "metrics": v.metrics, "card_path": v.card_path, "created_at": v.created_at.isoformat()}
+    return {
+        "use_case": v.use_case,
+        "version": v.version,
+        "status": v.status,
+        "suspended": v.suspended,
+        "suspended_by": v.suspended_by,
+        "suspend_reason": v.suspend_reason,
+        "approved_by": v.approved_by,
+        "run_id": v.run_id,
+        "metrics": v.metrics,
+        "card_path": v.card_path,
+        "created_at": v.created_at.isoformat(),
+    }
 
 
 def _suspend(args: argparse.Namespace) -> int:
@@ -51,7 +63,9 @@ def _suspend(args: argparse.Namespace) -> int:
 
     with ledger_session() as session:
         version = _version_dict(suspend(session, args.use_case, actor=_actor(args), reason=args.reason))
-    emit(args, version, f"{args.use_case}: production model v{version['version']} SUSPENDED by {version['suspended_by']}")
+    emit(
+        args, version, f"{args.use_case}: production model v{version['version']} SUSPENDED by {version['suspended_by']}"
+    )
     return EXIT_OK
 
 
@@ -71,9 +85,28 @@ def _list_models(args: argparse.Namespace) -> int:
 
     with ledger_session() as session:
         rows = [_version_dict(v) for v in versions(session, args.use_case)]
-    emit(args, rows, lambda: table(
-        [[r["use_case"], f"v{r['version']}", r["status"], "SUSPENDED" if r["suspended"] else "", r["approved_by"], r["card_path"]] for r in rows],
-        ["use case", "version", "status", "kill switch", "approved by", "model card"]) if rows else "no model version yet")
+    emit(
+        args,
+        rows,
+        lambda: (
+            table(
+                [
+                    [
+                        r["use_case"],
+                        f"v{r['version']}",
+                        r["status"],
+                        "SUSPENDED" if r["suspended"] else "",
+                        r["approved_by"],
+                        r["card_path"],
+                    ]
+                    for r in rows
+                ],
+                ["use case", "version", "status", "kill switch", "approved by", "model card"],
+            )
+            if rows
+            else "no model version yet"
+        ),
+    )
     return EXIT_OK
 
 
@@ -87,12 +120,40 @@ def _list_runs(args: argparse.Namespace) -> int:
         query = select(CheckRun).order_by(CheckRun.id.desc()).limit(args.limit)
         if args.use_case:
             query = query.where(CheckRun.use_case == args.use_case)
-        rows: list[dict[str, Any]] = [{"use_case": r.use_case, "dag_id": r.dag_id, "run_id": r.run_id, "decision": r.decision or ("no gate" if r.finished_at is None else "-"),
-                 "blocked_by": r.blocked_by, "reports": r.reports, "started_at": r.started_at.isoformat(),
-                 "finished_at": r.finished_at.isoformat() if r.finished_at else None} for r in session.scalars(query)]
+        rows: list[dict[str, Any]] = [
+            {
+                "use_case": r.use_case,
+                "dag_id": r.dag_id,
+                "run_id": r.run_id,
+                "decision": r.decision or ("no gate" if r.finished_at is None else "-"),
+                "blocked_by": r.blocked_by,
+                "reports": r.reports,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+            for r in session.scalars(query)
+        ]
     rows.reverse()
-    emit(args, rows, lambda: table(
-        [[r["use_case"], r["dag_id"], r["run_id"], r["decision"], ", ".join(r["blocked_by"]) or "-",
-          ", ".join(f"{k}: {v}" for k, v in (r["reports"] or {}).items()) or "-"] for r in rows],
-        ["use case", "dag", "run", "decision", "blocked by", "reports"]) if rows else "no run yet")
+    emit(
+        args,
+        rows,
+        lambda: (
+            table(
+                [
+                    [
+                        r["use_case"],
+                        r["dag_id"],
+                        r["run_id"],
+                        r["decision"],
+                        ", ".join(r["blocked_by"]) or "-",
+                        ", ".join(f"{k}: {v}" for k, v in (r["reports"] or {}).items()) or "-",
+                    ]
+                    for r in rows
+                ],
+                ["use case", "dag", "run", "decision", "blocked by", "reports"],
+            )
+            if rows
+            else "no run yet"
+        ),
+    )
     return EXIT_OK

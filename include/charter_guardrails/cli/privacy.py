@@ -17,22 +17,32 @@ if TYPE_CHECKING:
 
 def register(subparsers: Any) -> None:
     scan = subparsers.add_parser(
-        "scan", help="find personal data per column of a CSV/Parquet file (exit 1 on a policy violation)",
+        "scan",
+        help="find personal data per column of a CSV/Parquet file (exit 1 on a policy violation)",
         description="Scan a file for personal data (French recognizers with checksums, NER on free text). Without --policy, "
-                    "report what each column holds and exit 0; with --policy, judge it and exit 1 on a violation, recording the "
-                    "result and any incident in the ledger. Examples are always masked.")
+        "report what each column holds and exit 0; with --policy, judge it and exit 1 on a violation, recording the "
+        "result and any incident in the ledger. Examples are always masked.",
+    )
     scan.add_argument("file", type=Path, metavar="FILE")
     scan.add_argument("--policy", type=Path, metavar="P", help="use-case policy file (YAML)")
-    scan.add_argument("--dataset", metavar="ID", help="dataset id in the policy (default: the one whose file matches, else training)")
-    scan.add_argument("--exhaustive", action="store_true", help="analyse every distinct value instead of a random sample")
-    scan.add_argument("--run-id", metavar="RUN", help="run id for the ledger and the report folder (default: cli__<UTC time>)")
+    scan.add_argument(
+        "--dataset", metavar="ID", help="dataset id in the policy (default: the one whose file matches, else training)"
+    )
+    scan.add_argument(
+        "--exhaustive", action="store_true", help="analyse every distinct value instead of a random sample"
+    )
+    scan.add_argument(
+        "--run-id", metavar="RUN", help="run id for the ledger and the report folder (default: cli__<UTC time>)"
+    )
     scan.add_argument("--record", action="store_true", help="also record a passing result in the ledger")
     add_json_flag(scan)
     scan.set_defaults(handler=_scan)
 
     pseudo = subparsers.add_parser(
-        "pseudonymise", help="write the training-ready copy: undeclared columns dropped, identifiers HMAC'd, free text masked",
-        description="Keyed pseudonymisation with the key of `charter keys init` (or CHARTER_PSEUDONYMISATION_KEY).")
+        "pseudonymise",
+        help="write the training-ready copy: undeclared columns dropped, identifiers HMAC'd, free text masked",
+        description="Keyed pseudonymisation with the key of `charter keys init` (or CHARTER_PSEUDONYMISATION_KEY).",
+    )
     pseudo.add_argument("source", type=Path, metavar="IN")
     pseudo.add_argument("target", type=Path, metavar="OUT")
     pseudo.add_argument("--policy", type=Path, metavar="P", required=True)
@@ -73,23 +83,31 @@ def _scan(args: argparse.Namespace) -> int:
         if policy is None:
             frame, dialect = read_any(args.file)
             if dialect is not None:
-                _note(f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
-                      + (f" ({'; '.join(dialect.notes)})" if dialect.notes else ""))
+                _note(
+                    f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
+                    + (f" ({'; '.join(dialect.notes)})" if dialect.notes else "")
+                )
         else:
             dataset = _pick_dataset(policy, args.file, args.dataset)
             frame = read_dataset(dataset, args.file)
-            _note(f"read as dataset {dataset.id!r} of {policy.id}: separator {dataset.csv.separator!r}, "
-                  f"encoding {dataset.csv.encoding} (declared by the policy)")
+            _note(
+                f"read as dataset {dataset.id!r} of {policy.id}: separator {dataset.csv.separator!r}, "
+                f"encoding {dataset.csv.encoding} (declared by the policy)"
+            )
     except DatasetReadError as exc:
         return _read_error(exc)
     if policy is None:
         options = ScanOptions(mode="exhaustive" if args.exhaustive else "sampling")
         scan = scan_frame(frame, options, source=args.file.name)
         with_pii = [c.name for c in scan.columns if c.findings]
-        result = CheckResult(check="personal_data", verdict=Verdict.PASS, engagements=["surete.1", "proportionnalite.3"],
-                             summary=f"No policy given: report only. {len(with_pii)} of {len(scan.columns)} column(s) hold personal data.",
-                             metrics={"rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns_with_pii": len(with_pii)},
-                             dataset=None)
+        result = CheckResult(
+            check="personal_data",
+            verdict=Verdict.PASS,
+            engagements=["surete.1", "proportionnalite.3"],
+            summary=f"No policy given: report only. {len(with_pii)} of {len(scan.columns)} column(s) hold personal data.",
+            metrics={"rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns_with_pii": len(with_pii)},
+            dataset=None,
+        )
         outcome = PersonalDataOutcome(result=result, scan=scan, columns=[])
         write_reports(outcome, use_case="_adhoc", run_id=run_id, name=args.file.stem)
     else:
@@ -101,9 +119,14 @@ def _scan(args: argparse.Namespace) -> int:
     verdicts = {c.column: c for c in outcome.columns}
     columns = []
     for column in scan.columns:
-        entry: dict[str, Any] = {"name": column.name, "kind": column.kind, "rows": column.rows, "non_null": column.non_null,
-                                 "findings": [f.to_json_dict() for f in column.findings],
-                                 "suspects": [f.to_json_dict() for f in column.suspects]}
+        entry: dict[str, Any] = {
+            "name": column.name,
+            "kind": column.kind,
+            "rows": column.rows,
+            "non_null": column.non_null,
+            "findings": [f.to_json_dict() for f in column.findings],
+            "suspects": [f.to_json_dict() for f in column.suspects],
+        }
         if column.name in verdicts:
             v = verdicts[column.name]
             entry.update({"declared": v.declared, "allowed": v.allowed, "ok": v.ok, "reason": v.reason})
@@ -115,10 +138,25 @@ def _scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(columns, indent=2, ensure_ascii=False))
     else:
-        rows = [[c.name, c.kind, f.entity_type, f.count, f"{f.share:.1%}", f"{f.mean_score:.2f}", f"{f.max_score:.2f}",
-                 " | ".join(f.masked_examples)] for c in scan.columns for f in c.findings]
-        print(table(rows, ["column", "kind", "entity", "rows", "share", "mean", "max", "masked examples"]) if rows
-              else "no personal data found")
+        rows = [
+            [
+                c.name,
+                c.kind,
+                f.entity_type,
+                f.count,
+                f"{f.share:.1%}",
+                f"{f.mean_score:.2f}",
+                f"{f.max_score:.2f}",
+                " | ".join(f.masked_examples),
+            ]
+            for c in scan.columns
+            for f in c.findings
+        ]
+        print(
+            table(rows, ["column", "kind", "entity", "rows", "share", "mean", "max", "masked examples"])
+            if rows
+            else "no personal data found"
+        )
         if policy is not None:
             for v in outcome.columns:
                 if not v.ok:
@@ -150,7 +188,9 @@ def _pseudonymise(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.target}: {report.rows} rows; kept {', '.join(report.kept_columns)}")
         print(f"  identifiers hashed (HMAC-SHA256): {', '.join(report.hashed_columns) or 'none'}")
-        print(f"  free text masked: {', '.join(report.masked_columns) or 'none'} "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(report.masked_entities.items())) or 'no entity'})")
+        print(
+            f"  free text masked: {', '.join(report.masked_columns) or 'none'} "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(report.masked_entities.items())) or 'no entity'})"
+        )
         print(f"  dropped (not declared): {', '.join(report.dropped_columns) or 'none'}")
     return EXIT_OK

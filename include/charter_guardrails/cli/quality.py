@@ -13,23 +13,36 @@ from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, UsageError, add_js
 
 
 def register(subparsers: Any) -> None:
-    validate = subparsers.add_parser("validate", help="validate a file or a SQL table against its Great Expectations suite")
-    validate.add_argument("file", nargs="?", type=Path, metavar="FILE", help="CSV (the policy's dialect) or Parquet file")
+    validate = subparsers.add_parser(
+        "validate", help="validate a file or a SQL table against its Great Expectations suite"
+    )
+    validate.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE", help="CSV (the policy's dialect) or Parquet file"
+    )
     validate.add_argument("--table", metavar="T", help="validate this SQL table in the database instead (SQL pushdown)")
     validate.add_argument("--url", metavar="URL", help="database of --table (default CHARTER_DATA_URL)")
     validate.add_argument("--suite", metavar="S", help="suite file in expectations/ (default: the dataset's suite)")
     _common(validate)
-    validate.add_argument("--write-profile", action="store_true", help="training data: also store the drift reference profile")
+    validate.add_argument(
+        "--write-profile", action="store_true", help="training data: also store the drift reference profile"
+    )
     validate.set_defaults(handler=_validate)
 
     drift = subparsers.add_parser("drift", help="compare an inference batch with the training reference")
     drift.add_argument("batch", type=Path, metavar="BATCH", help="the inference batch file")
-    drift.add_argument("--reference", type=Path, required=True, metavar="R",
-                       help="a stored profile (.json) or a training file, profiled once and stored")
+    drift.add_argument(
+        "--reference",
+        type=Path,
+        required=True,
+        metavar="R",
+        help="a stored profile (.json) or a training file, profiled once and stored",
+    )
     _common(drift)
     drift.set_defaults(handler=_drift)
 
-    rep = subparsers.add_parser("representativeness", help="group shares, sizes and base rates of training data vs the reference")
+    rep = subparsers.add_parser(
+        "representativeness", help="group shares, sizes and base rates of training data vs the reference"
+    )
     rep.add_argument("file", type=Path, metavar="FILE")
     _common(rep)
     rep.set_defaults(handler=_representativeness)
@@ -45,7 +58,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _policy(value: str) -> Any:
     from charter_guardrails.core.policy import UseCasePolicy, load_policy
 
-    return UseCasePolicy.from_file(value) if value.endswith((".yaml", ".yml")) or Path(value).exists() else load_policy(value)
+    return (
+        UseCasePolicy.from_file(value)
+        if value.endswith((".yaml", ".yml")) or Path(value).exists()
+        else load_policy(value)
+    )
 
 
 def _record(policy: Any, result: Any, run_id: str) -> None:
@@ -56,14 +73,19 @@ def _record(policy: Any, result: Any, run_id: str) -> None:
         record_check_result(session, run, result, actor="cli")
 
 
-def _report(args: argparse.Namespace, policy: Any, result: Any, run_id: str, extra_lines: list[str] | None = None) -> int:
+def _report(
+    args: argparse.Namespace, policy: Any, result: Any, run_id: str, extra_lines: list[str] | None = None
+) -> int:
     from charter_guardrails.checks.quality.checks import with_json_report
 
     result = with_json_report(result, policy, run_id)
     _record(policy, result, run_id)
 
     def human() -> str:
-        lines = [f"{result.check} {result.verdict.value.upper()}  {policy.id}/{result.dataset or '-'}  (run {run_id})", f"  {result.summary}"]
+        lines = [
+            f"{result.check} {result.verdict.value.upper()}  {policy.id}/{result.dataset or '-'}  (run {run_id})",
+            f"  {result.summary}",
+        ]
         lines += extra_lines or []
         if result.report_path:
             lines.append(f"  report: {result.report_path}")
@@ -89,9 +111,20 @@ def _validate(args: argparse.Namespace) -> int:
     failed = [o for o in result.evidence.get("expectations", []) if not o["success"]]
     lines = []
     if failed:
-        rows = [[o["index"], o["severity"], o["expectation"].removeprefix("expect_"), ",".join(o["columns"]),
-                 o["result"].get("unexpected_count", o.get("error", o["result"].get("observed_value", "")))] for o in failed]
-        lines.append("  " + table(rows, ["#", "severity", "expectation", "columns", "unexpected / observed"]).replace("\n", "\n  "))
+        rows = [
+            [
+                o["index"],
+                o["severity"],
+                o["expectation"].removeprefix("expect_"),
+                ",".join(o["columns"]),
+                o["result"].get("unexpected_count", o.get("error", o["result"].get("observed_value", ""))),
+            ]
+            for o in failed
+        ]
+        lines.append(
+            "  "
+            + table(rows, ["#", "severity", "expectation", "columns", "unexpected / observed"]).replace("\n", "\n  ")
+        )
     if args.write_profile and args.file and not result.failed and dataset == policy.training_dataset.id:
         lines.append(f"  drift reference profile: {profile_training(policy, args.file)}")
     return _report(args, policy, result, run_id, lines)

@@ -92,9 +92,13 @@ def _new_signing_key(keys_dir: Path) -> str:
             retired.mkdir(exist_ok=True)
             (retired / f"{key_id(current)}.pub").write_bytes(public_path.read_bytes())
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     _write_secret(keys_dir / SIGNING_KEY_FILE, pem)
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     tmp = public_path.with_suffix(".tmp")
     tmp.write_bytes(public_pem)
     os.replace(tmp, public_path)
@@ -181,7 +185,9 @@ def load_pseudonymisation_key(keys_dir: Path | None = None) -> bytes:
         path = (keys_dir or get_settings().keys_dir) / PSEUDONYMISATION_KEY_FILE
         source = str(path)
         if not path.exists():
-            raise KeyError_(f"no pseudonymisation key: set CHARTER_PSEUDONYMISATION_KEY or run `charter keys init` (looked for {path})")
+            raise KeyError_(
+                f"no pseudonymisation key: set CHARTER_PSEUDONYMISATION_KEY or run `charter keys init` (looked for {path})"
+            )
         value = path.read_text(encoding="ascii")
     try:
         key = base64.b64decode(value.strip(), validate=True)

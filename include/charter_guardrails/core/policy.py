@@ -126,7 +126,11 @@ class Column(_Frozen):
 
     @model_validator(mode="after")
     def _free_text_is_pseudonymised(self) -> Column:
-        if self.role is ColumnRole.FREE_TEXT and self.personal_data is not PersonalDataCategory.NONE and not self.pseudonymise:
+        if (
+            self.role is ColumnRole.FREE_TEXT
+            and self.personal_data is not PersonalDataCategory.NONE
+            and not self.pseudonymise
+        ):
             raise ValueError("a free-text column that may hold personal data must set pseudonymise: true")
         return self
 
@@ -169,7 +173,9 @@ class Dataset(_Frozen):
     @field_validator("suite")
     @classmethod
     def _suite_file_name(cls, value: str | None) -> str | None:
-        if value is not None and (value != PurePosixPath(value.replace("\\", "/")).name or value in (".", "..") or ":" in value):
+        if value is not None and (
+            value != PurePosixPath(value.replace("\\", "/")).name or value in (".", "..") or ":" in value
+        ):
             raise ValueError(f"suite {value!r} must be a file name in the expectations folder, without a directory")
         return value
 
@@ -193,7 +199,9 @@ class Dataset(_Frozen):
         if self.retention and self.retention.date_column not in names:
             raise ValueError(f"retention.date_column {self.retention.date_column!r} is not a declared column")
         if not self.personal_data:
-            personal = [c.name for c in self.columns if c.personal_data is not PersonalDataCategory.NONE or c.pii_allowed]
+            personal = [
+                c.name for c in self.columns if c.personal_data is not PersonalDataCategory.NONE or c.pii_allowed
+            ]
             if personal:
                 raise ValueError(f"dataset is declared non-personal but columns {personal} declare personal data")
         elif not self.data_subjects:
@@ -223,7 +231,9 @@ class Dataset(_Frozen):
         try:
             other = Dataset.model_validate({**self.model_dump(mode="json"), "path": candidate.as_posix()})
         except ValidationError as exc:
-            raise ConfigError(f"dataset {self.id!r}: invalid delivery path {str(path)!r}: {_reason(exc.errors()[0])}") from None
+            raise ConfigError(
+                f"dataset {self.id!r}: invalid delivery path {str(path)!r}: {_reason(exc.errors()[0])}"
+            ) from None
         return other.resolve_path(data_dir)
 
     def resolve_path(self, data_dir: Path | None = None) -> Path:
@@ -339,7 +349,9 @@ class UseCasePolicy(_Frozen):
             raise ValueError("at least one dataset must have role: training")
         for dataset in training:
             if self.model.target not in {c.name for c in dataset.columns}:
-                raise ValueError(f"model.target {self.model.target!r} is not a column of training dataset {dataset.id!r}")
+                raise ValueError(
+                    f"model.target {self.model.target!r} is not a column of training dataset {dataset.id!r}"
+                )
         for group in self.equity.groups:
             for dataset in training:
                 if group.column not in {c.name for c in dataset.columns}:
@@ -350,7 +362,9 @@ class UseCasePolicy(_Frozen):
         for dataset in self.datasets:
             if dataset.id == dataset_id:
                 return dataset
-        raise ConfigError(f"use case {self.id!r} has no dataset {dataset_id!r}; declared: {[d.id for d in self.datasets]}")
+        raise ConfigError(
+            f"use case {self.id!r} has no dataset {dataset_id!r}; declared: {[d.id for d in self.datasets]}"
+        )
 
     def datasets_with_role(self, role: DatasetRole) -> list[Dataset]:
         return [d for d in self.datasets if d.role is role]

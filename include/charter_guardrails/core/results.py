@@ -84,7 +84,9 @@ class CheckResult(BaseModel):
         for engagement in value:
             principle, _, number = engagement.partition(".")
             if principle not in PRINCIPLES or not number.isdigit():
-                raise ValueError(f"unknown charter engagement {engagement!r}; expected <principle>.<n> with principle in {PRINCIPLES}")
+                raise ValueError(
+                    f"unknown charter engagement {engagement!r}; expected <principle>.<n> with principle in {PRINCIPLES}"
+                )
         return value
 
     @field_validator("metrics", "evidence", mode="before")

@@ -26,8 +26,17 @@ OVERRIDABLE = frozenset({"quality", "representativeness", "fairness", "performan
 NEVER_OVERRIDABLE = frozenset({"integrity", "personal_data", "proportionality", "kill_switch", "declaration"})
 
 #: Guardrails of a model refresh, in the order the DAG runs them.
-REFRESH_CHECKS = ("kill_switch", "integrity", "personal_data", "quality", "representativeness", "proportionality",
-                  "performance", "fairness", "footprint")
+REFRESH_CHECKS = (
+    "kill_switch",
+    "integrity",
+    "personal_data",
+    "quality",
+    "representativeness",
+    "proportionality",
+    "performance",
+    "fairness",
+    "footprint",
+)
 #: Guardrails of an inference batch.
 INFERENCE_CHECKS = ("kill_switch", "integrity", "personal_data", "quality", "drift")
 
@@ -93,8 +102,14 @@ def decide(results: Iterable[CheckResult], expected: Iterable[str]) -> GateDecis
         outcome = Outcome.NEEDS_OVERRIDE
     else:
         outcome = Outcome.NEEDS_APPROVAL
-    return GateDecision(outcome=outcome, failed=sorted(failed), overridable=overridable, missing=missing,
-                        warnings=sorted(warnings), reasons=reasons)
+    return GateDecision(
+        outcome=outcome,
+        failed=sorted(failed),
+        overridable=overridable,
+        missing=missing,
+        warnings=sorted(warnings),
+        reasons=reasons,
+    )
 
 
 class HumanChoice(StrEnum):
@@ -115,19 +130,27 @@ def review(decision: GateDecision, choice: str, justification: str | None) -> Re
     """Apply a human's answer to a gate decision; anything inconsistent is a rejection (fail-closed)."""
     text = (justification or "").strip()
     if decision.blocked:
-        return ReviewOutcome(publish=False, decision="rejected", reason=f"blocked by {decision.blocked_by}: no human answer can publish")
+        return ReviewOutcome(
+            publish=False, decision="rejected", reason=f"blocked by {decision.blocked_by}: no human answer can publish"
+        )
     if choice == HumanChoice.REJECT:
         return ReviewOutcome(publish=False, decision="rejected", reason="rejected by the approver")
     if choice == HumanChoice.APPROVE:
         if decision.outcome is Outcome.NEEDS_APPROVAL:
             return ReviewOutcome(publish=True, decision="published", reason="approved")
-        return ReviewOutcome(publish=False, decision="rejected",
-                             reason=f"'Approve' cannot publish while {decision.overridable} failed: choose 'Override' with a justification")
+        return ReviewOutcome(
+            publish=False,
+            decision="rejected",
+            reason=f"'Approve' cannot publish while {decision.overridable} failed: choose 'Override' with a justification",
+        )
     if choice == HumanChoice.OVERRIDE:
         if decision.outcome is not Outcome.NEEDS_OVERRIDE:
             return ReviewOutcome(publish=True, decision="published", reason="approved (nothing to override)")
         if len(text) < MIN_JUSTIFICATION_CHARS:
-            return ReviewOutcome(publish=False, decision="rejected",
-                                 reason=f"an override needs a written justification of at least {MIN_JUSTIFICATION_CHARS} characters")
+            return ReviewOutcome(
+                publish=False,
+                decision="rejected",
+                reason=f"an override needs a written justification of at least {MIN_JUSTIFICATION_CHARS} characters",
+            )
         return ReviewOutcome(publish=True, decision="overridden", reason=f"override of {decision.overridable}: {text}")
     return ReviewOutcome(publish=False, decision="rejected", reason=f"unknown answer {choice!r}")

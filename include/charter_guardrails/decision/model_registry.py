@@ -20,7 +20,8 @@ from charter_guardrails.ledger.models import Approval, ModelVersion
 
 def production_version(session: Session, use_case: str) -> ModelVersion | None:
     return session.scalars(
-        select(ModelVersion).where(ModelVersion.use_case == use_case, ModelVersion.status == "production")
+        select(ModelVersion)
+        .where(ModelVersion.use_case == use_case, ModelVersion.status == "production")
         .order_by(ModelVersion.version.desc())
     ).first()
 
@@ -32,27 +33,66 @@ def versions(session: Session, use_case: str | None = None) -> list[ModelVersion
     return list(session.scalars(query))
 
 
-def record_approval(session: Session, *, use_case: str, run_id: str | None, decision: str, actor: str,
-                    justification: str | None = None, overridden_checks: list[str] | None = None) -> Approval:
+def record_approval(
+    session: Session,
+    *,
+    use_case: str,
+    run_id: str | None,
+    decision: str,
+    actor: str,
+    justification: str | None = None,
+    overridden_checks: list[str] | None = None,
+) -> Approval:
     """Record a human decision; the same decision on the same run (a retried publish task) is recorded once."""
     if run_id is not None:
-        existing = session.scalars(select(Approval).where(
-            Approval.use_case == use_case, Approval.run_id == run_id, Approval.decision == decision, Approval.actor == actor,
-            Approval.justification.is_(None) if justification is None else Approval.justification == justification)).first()
+        existing = session.scalars(
+            select(Approval).where(
+                Approval.use_case == use_case,
+                Approval.run_id == run_id,
+                Approval.decision == decision,
+                Approval.actor == actor,
+                Approval.justification.is_(None) if justification is None else Approval.justification == justification,
+            )
+        ).first()
         if existing is not None and sorted(existing.overridden_checks or []) == sorted(overridden_checks or []):
             return existing
-    approval = Approval(use_case=use_case, run_id=run_id, decision=decision, actor=actor, justification=justification,
-                        overridden_checks=sorted(overridden_checks or []), decided_at=datetime.now(UTC))
+    approval = Approval(
+        use_case=use_case,
+        run_id=run_id,
+        decision=decision,
+        actor=actor,
+        justification=justification,
+        overridden_checks=sorted(overridden_checks or []),
+        decided_at=datetime.now(UTC),
+    )
     session.add(approval)
-    append_event(session, actor=actor, action=f"approval.{decision}", subject=approval, use_case=use_case, run_id=run_id,
-                 payload={"overridden_checks": approval.overridden_checks, "justification": justification})
+    append_event(
+        session,
+        actor=actor,
+        action=f"approval.{decision}",
+        subject=approval,
+        use_case=use_case,
+        run_id=run_id,
+        payload={"overridden_checks": approval.overridden_checks, "justification": justification},
+    )
     return approval
 
 
-def publish_version(session: Session, *, use_case: str, run_id: str, metrics: dict[str, Any], artifact_path: str | None,
-                    artifact_sha256: str | None, approved_by: str, card_path: str | None = None) -> ModelVersion:
+def publish_version(
+    session: Session,
+    *,
+    use_case: str,
+    run_id: str,
+    metrics: dict[str, Any],
+    artifact_path: str | None,
+    artifact_sha256: str | None,
+    approved_by: str,
+    card_path: str | None = None,
+) -> ModelVersion:
     """Register a new production version; the previous one is retired. Idempotent per run."""
-    existing = session.scalars(select(ModelVersion).where(ModelVersion.use_case == use_case, ModelVersion.run_id == run_id)).first()
+    existing = session.scalars(
+        select(ModelVersion).where(ModelVersion.use_case == use_case, ModelVersion.run_id == run_id)
+    ).first()
     if existing is not None:
         return existing
     previous = production_version(session, use_case)
@@ -61,13 +101,32 @@ def publish_version(session: Session, *, use_case: str, run_id: str, metrics: di
     number = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.use_case == use_case)) or 0) + 1
     if previous is not None:
         previous.status = "retired"
-        append_event(session, actor=approved_by, action="model.retired", subject=previous, use_case=use_case, run_id=run_id)
-    version = ModelVersion(use_case=use_case, version=number, run_id=run_id, status="production", metrics=metrics,
-                           artifact_path=artifact_path, artifact_sha256=artifact_sha256, card_path=card_path,
-                           approved_by=approved_by, suspended=False, created_at=datetime.now(UTC))
+        append_event(
+            session, actor=approved_by, action="model.retired", subject=previous, use_case=use_case, run_id=run_id
+        )
+    version = ModelVersion(
+        use_case=use_case,
+        version=number,
+        run_id=run_id,
+        status="production",
+        metrics=metrics,
+        artifact_path=artifact_path,
+        artifact_sha256=artifact_sha256,
+        card_path=card_path,
+        approved_by=approved_by,
+        suspended=False,
+        created_at=datetime.now(UTC),
+    )
     session.add(version)
-    append_event(session, actor=approved_by, action="model.published", subject=version, use_case=use_case, run_id=run_id,
-                 payload={"version": number})
+    append_event(
+        session,
+        actor=approved_by,
+        action="model.published",
+        subject=version,
+        use_case=use_case,
+        run_id=run_id,
+        payload={"version": number},
+    )
     return version
 
 
@@ -75,7 +134,14 @@ def set_card_path(session: Session, version: ModelVersion, card_path: str, actor
     if version.card_path == card_path:
         return  # a retried publish wrote the same card
     version.card_path = card_path
-    append_event(session, actor=actor, action="model.card_written", subject=version, use_case=version.use_case, run_id=version.run_id)
+    append_event(
+        session,
+        actor=actor,
+        action="model.card_written",
+        subject=version,
+        use_case=version.use_case,
+        run_id=version.run_id,
+    )
 
 
 def suspend(session: Session, use_case: str, *, actor: str, reason: str) -> ModelVersion:
@@ -86,9 +152,16 @@ def suspend(session: Session, use_case: str, *, actor: str, reason: str) -> Mode
         raise ConfigError(f"{use_case} has no production model to suspend; see `charter model list`")
     if version.suspended:
         raise ConfigError(f"the production model of {use_case} (v{version.version}) is already suspended")
-    version.suspended, version.suspended_by, version.suspended_at, version.suspend_reason = True, actor, datetime.now(UTC), reason
+    version.suspended, version.suspended_by, version.suspended_at, version.suspend_reason = (
+        True,
+        actor,
+        datetime.now(UTC),
+        reason,
+    )
     record_approval(session, use_case=use_case, run_id=None, decision="suspend", actor=actor, justification=reason)
-    append_event(session, actor=actor, action="model.suspended", subject=version, use_case=use_case, payload={"reason": reason})
+    append_event(
+        session, actor=actor, action="model.suspended", subject=version, use_case=use_case, payload={"reason": reason}
+    )
     return version
 
 
@@ -98,7 +171,9 @@ def resume(session: Session, use_case: str, *, actor: str, reason: str) -> Model
         raise ConfigError(f"{use_case} has no suspended production model; see `charter model list`")
     version.suspended, version.suspended_by, version.suspended_at, version.suspend_reason = False, None, None, None
     record_approval(session, use_case=use_case, run_id=None, decision="resume", actor=actor, justification=reason)
-    append_event(session, actor=actor, action="model.resumed", subject=version, use_case=use_case, payload={"reason": reason})
+    append_event(
+        session, actor=actor, action="model.resumed", subject=version, use_case=use_case, payload={"reason": reason}
+    )
     return version
 
 
@@ -111,8 +186,11 @@ def check_kill_switch(session: Session, use_case: str) -> CheckResult:
         verdict=Verdict.FAIL if suspended else Verdict.PASS,
         severity=Severity.CRITICAL if suspended else Severity.INFO,
         engagements=["maitrise_humaine.2"],
-        summary=(f"production model v{version.version} is suspended by {version.suspended_by}: {version.suspend_reason}"
-                 if suspended and version else "the production model is not suspended"),
+        summary=(
+            f"production model v{version.version} is suspended by {version.suspended_by}: {version.suspend_reason}"
+            if suspended and version
+            else "the production model is not suspended"
+        ),
         metrics={"production_version": version.version if version else None},
         evidence={"suspended": suspended},
     )

@@ -64,13 +64,17 @@ def incident_key(breach_type: BreachType | str, use_case: str, dataset: str | No
     return f"{BreachType(breach_type).value}:{use_case}:{dataset or '-'}:{run_id or '-'}"
 
 
-def raise_incident(session: Session, policy: UseCasePolicy, draft: IncidentDraft, *, actor: str = "charter-guardrails") -> tuple[Incident, bool]:
+def raise_incident(
+    session: Session, policy: UseCasePolicy, draft: IncidentDraft, *, actor: str = "charter-guardrails"
+) -> tuple[Incident, bool]:
     """Create the incident, its outbox rows and its audit event; return (incident, created)."""
     key = incident_key(draft.breach_type, policy.id, draft.dataset, draft.run_id)
     existing = session.scalars(select(Incident).where(Incident.key == key)).first()
     if existing is not None:
         return existing, False
-    dataset = policy.dataset(draft.dataset) if draft.dataset and draft.dataset in {d.id for d in policy.datasets} else None
+    dataset = (
+        policy.dataset(draft.dataset) if draft.dataset and draft.dataset in {d.id for d in policy.datasets} else None
+    )
     detected_at = datetime.now(UTC)
     incident = Incident(
         key=key,
@@ -84,7 +88,11 @@ def raise_incident(session: Session, policy: UseCasePolicy, draft: IncidentDraft
         facts=draft.facts,
         data_subject_categories=list(dataset.data_subjects) if dataset else [],
         approx_data_subjects=draft.approx_records if dataset and dataset.personal_data else None,
-        personal_data_categories=sorted({c.personal_data.value for c in dataset.columns if c.personal_data.value != "none"}) if dataset else [],
+        personal_data_categories=sorted(
+            {c.personal_data.value for c in dataset.columns if c.personal_data.value != "none"}
+        )
+        if dataset
+        else [],
         approx_records=draft.approx_records,
         likely_consequences=draft.likely_consequences,
         measures_taken=list(draft.measures_taken),
@@ -113,8 +121,15 @@ def raise_incident(session: Session, policy: UseCasePolicy, draft: IncidentDraft
                 next_attempt_at=detected_at,
             )
         )
-    append_event(session, actor=actor, action="incident.raised", subject=incident, use_case=policy.id, run_id=draft.run_id,
-                 payload={"breach_type": incident.breach_type, "dataset": draft.dataset})
+    append_event(
+        session,
+        actor=actor,
+        action="incident.raised",
+        subject=incident,
+        use_case=policy.id,
+        run_id=draft.run_id,
+        payload={"breach_type": incident.breach_type, "dataset": draft.dataset},
+    )
     return incident, True
 
 
@@ -155,7 +170,9 @@ _TRANSITIONS = {
 }
 
 
-def transition_incident(session: Session, incident_id: int, to: IncidentStatus, *, actor: str, comment: str | None = None) -> Incident:
+def transition_incident(
+    session: Session, incident_id: int, to: IncidentStatus, *, actor: str, comment: str | None = None
+) -> Incident:
     """Acknowledge or resolve an incident, recorded with who, when and why in the audit chain."""
     incident = session.get(Incident, incident_id)
     if incident is None:
@@ -170,7 +187,17 @@ def transition_incident(session: Session, incident_id: int, to: IncidentStatus, 
         incident.resolved_by, incident.resolved_at = actor, now
     incident.status = to.value
     if comment:
-        incident.comments = [*incident.comments, {"at": now.isoformat(), "by": actor, "status": to.value, "comment": comment}]
-    append_event(session, actor=actor, action=f"incident.{to.value}", subject=incident, use_case=incident.use_case,
-                 run_id=incident.run_id, payload={"comment": comment})
+        incident.comments = [
+            *incident.comments,
+            {"at": now.isoformat(), "by": actor, "status": to.value, "comment": comment},
+        ]
+    append_event(
+        session,
+        actor=actor,
+        action=f"incident.{to.value}",
+        subject=incident,
+        use_case=incident.use_case,
+        run_id=incident.run_id,
+        payload={"comment": comment},
+    )
     return incident

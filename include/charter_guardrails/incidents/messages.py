@@ -56,7 +56,10 @@ def _fields(alert: Alert) -> list[tuple[str, str]]:
         ("Nature (art. 33(3)(a))", str(p.get("nature", "-"))),
         ("Faits", _facts_text(facts)),
         ("Catégories de personnes concernées", ", ".join(p.get("data_subject_categories") or []) or "aucune déclarée"),
-        ("Nombre approximatif d'enregistrements", str(p.get("approx_records") if p.get("approx_records") is not None else "inconnu")),
+        (
+            "Nombre approximatif d'enregistrements",
+            str(p.get("approx_records") if p.get("approx_records") is not None else "inconnu"),
+        ),
         ("Conséquences probables (art. 33(3)(c))", str(p.get("likely_consequences", "-"))),
         ("Mesures prises (art. 33(3)(d))", "; ".join(p.get("measures_taken") or []) or "-"),
         ("Contact DPO (art. 33(3)(b))", str(p.get("dpo_contact", "-"))),
@@ -70,7 +73,11 @@ def _facts_text(facts: dict[str, Any]) -> str:
     if facts.get("file"):
         parts.append(f"fichier {facts['file']}")
     for r in (facts.get("ranges") or [])[:5]:
-        piece = f"bloc {r.get('chunk')} : octets {r['bytes'][0]}–{r['bytes'][1]}" if r.get("bytes") else f"bloc {r.get('chunk')}"
+        piece = (
+            f"bloc {r.get('chunk')} : octets {r['bytes'][0]}–{r['bytes'][1]}"
+            if r.get("bytes")
+            else f"bloc {r.get('chunk')}"
+        )
         if r.get("rows"):
             piece += f", lignes de données {r['rows'][0]}–{r['rows'][1]}"
         if r.get("file"):
@@ -84,22 +91,35 @@ def _facts_text(facts: dict[str, Any]) -> str:
 
 
 def text_body(alert: Alert) -> str:
-    lines = ["Bonjour,", "",
-             "Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
-             "(engagement Sûreté 2 : « toute corruption de données doit faire l'objet d'un incident de sécurité »).", ""]
+    lines = [
+        "Bonjour,",
+        "",
+        "Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
+        "(engagement Sûreté 2 : « toute corruption de données doit faire l'objet d'un incident de sécurité »).",
+        "",
+    ]
     lines += [f"- {label} : {value}" for label, value in _fields(alert)]
-    lines += ["", "Actions : prendre en compte avec `charter incidents ack "
-              f"{alert.incident_id}`, clore avec `charter incidents resolve {alert.incident_id}`.",
-              "Ce message ne contient aucune donnée personnelle brute.", "",
-              f"Clé d'idempotence : {alert.idempotency_key}"]
+    lines += [
+        "",
+        "Actions : prendre en compte avec `charter incidents ack "
+        f"{alert.incident_id}`, clore avec `charter incidents resolve {alert.incident_id}`.",
+        "Ce message ne contient aucune donnée personnelle brute.",
+        "",
+        f"Clé d'idempotence : {alert.idempotency_key}",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def html_body(alert: Alert) -> str:
-    rows = "".join(f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>" for label, value in _fields(alert))
-    return (f"<p>Bonjour,</p><p>Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
-            f"(Sûreté 2).</p><table>{rows}</table><p>Prendre en compte : <code>charter incidents ack {alert.incident_id}</code>.</p>"
-            f"<p><small>Clé d'idempotence : {html.escape(alert.idempotency_key)}</small></p>")
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
+        for label, value in _fields(alert)
+    )
+    return (
+        f"<p>Bonjour,</p><p>Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
+        f"(Sûreté 2).</p><table>{rows}</table><p>Prendre en compte : <code>charter incidents ack {alert.incident_id}</code>.</p>"
+        f"<p><small>Clé d'idempotence : {html.escape(alert.idempotency_key)}</small></p>"
+    )
 
 
 def message_id(alert: Alert) -> str:
@@ -125,8 +145,22 @@ def email_message(alert: Alert, *, sender: str) -> EmailMessage:
 
 def webhook_body(alert: Alert) -> dict[str, Any]:
     """The JSON a webhook receives; ``idempotency_key`` is also sent as a header."""
-    return {"idempotency_key": alert.idempotency_key, "event": "incident.raised", "attempt": alert.attempt,
-            "incident": alert.payload, "subject": subject(alert)}
+    return {
+        "idempotency_key": alert.idempotency_key,
+        "event": "incident.raised",
+        "attempt": alert.attempt,
+        "incident": alert.payload,
+        "subject": subject(alert),
+    }
 
 
-__all__ = ["IDEMPOTENCY_HEADER", "Alert", "email_message", "html_body", "message_id", "subject", "text_body", "webhook_body"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "Alert",
+    "email_message",
+    "html_body",
+    "message_id",
+    "subject",
+    "text_body",
+    "webhook_body",
+]

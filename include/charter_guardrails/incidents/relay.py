@@ -73,11 +73,19 @@ class RelayReport:
         self.errors.extend(other.errors)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"claimed": self.claimed, "delivered": self.delivered, "failed": self.failed, "dead": self.dead,
-                "unsent_channels": self.unsent_channels, "errors": self.errors[:50]}
+        return {
+            "claimed": self.claimed,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "dead": self.dead,
+            "unsent_channels": self.unsent_channels,
+            "errors": self.errors[:50],
+        }
 
 
-def _claim(url: str | None, now: datetime, channels: set[str], batch_size: int, lease: timedelta, report: RelayReport) -> list[Alert]:
+def _claim(
+    url: str | None, now: datetime, channels: set[str], batch_size: int, lease: timedelta, report: RelayReport
+) -> list[Alert]:
     from sqlalchemy import func, select
 
     from charter_guardrails.ledger.models import AlertOutbox
@@ -85,22 +93,40 @@ def _claim(url: str | None, now: datetime, channels: set[str], batch_size: int, 
 
     with ledger_session(url) as session:
         due = (AlertOutbox.status == "pending") & (AlertOutbox.next_attempt_at <= now)
-        query = select(AlertOutbox).where(due, AlertOutbox.channel.in_(sorted(channels))).order_by(AlertOutbox.next_attempt_at, AlertOutbox.id)
+        query = (
+            select(AlertOutbox)
+            .where(due, AlertOutbox.channel.in_(sorted(channels)))
+            .order_by(AlertOutbox.next_attempt_at, AlertOutbox.id)
+        )
         query = query.limit(batch_size)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         alerts = []
         for row in session.scalars(query):
             row.next_attempt_at = now + lease
-            alerts.append(Alert(row.id, row.incident_id, row.channel, row.recipient, row.idempotency_key, dict(row.payload), row.attempts + 1))
+            alerts.append(
+                Alert(
+                    row.id,
+                    row.incident_id,
+                    row.channel,
+                    row.recipient,
+                    row.idempotency_key,
+                    dict(row.payload),
+                    row.attempts + 1,
+                )
+            )
         for channel, count in session.execute(
-            select(AlertOutbox.channel, func.count()).where(due, AlertOutbox.channel.not_in(sorted(channels))).group_by(AlertOutbox.channel)
+            select(AlertOutbox.channel, func.count())
+            .where(due, AlertOutbox.channel.not_in(sorted(channels)))
+            .group_by(AlertOutbox.channel)
         ):
             report.unsent_channels[channel] = int(count)
     return alerts
 
 
-def _record(url: str | None, alert: Alert, error: str | None, now: datetime, backoff: Backoff, report: RelayReport) -> None:
+def _record(
+    url: str | None, alert: Alert, error: str | None, now: datetime, backoff: Backoff, report: RelayReport
+) -> None:
     from charter_guardrails.ledger.audit import append_event
     from charter_guardrails.ledger.models import AlertOutbox
     from charter_guardrails.ledger.store import ledger_session
@@ -111,21 +137,41 @@ def _record(url: str | None, alert: Alert, error: str | None, now: datetime, bac
             return
         row.attempts = (row.attempts or 0) + 1
         use_case = alert.payload.get("use_case")
-        audit = {"incident_id": alert.incident_id, "outbox_id": alert.outbox_id, "channel": alert.channel,
-                 "idempotency_key": alert.idempotency_key, "attempts": row.attempts}
+        audit = {
+            "incident_id": alert.incident_id,
+            "outbox_id": alert.outbox_id,
+            "channel": alert.channel,
+            "idempotency_key": alert.idempotency_key,
+            "attempts": row.attempts,
+        }
         if error is None:
             row.status, row.delivered_at, row.last_error = "delivered", now, None
             report.delivered += 1
-            append_event(session, actor=ACTOR, action="alert.delivered", use_case=use_case, run_id=alert.payload.get("run_id"), payload=audit)
+            append_event(
+                session,
+                actor=ACTOR,
+                action="alert.delivered",
+                use_case=use_case,
+                run_id=alert.payload.get("run_id"),
+                payload=audit,
+            )
             return
         row.last_error = error[:1000]
         report.failed += 1
-        report.errors.append({"outbox_id": alert.outbox_id, "channel": alert.channel, "attempts": row.attempts, "error": row.last_error})
+        report.errors.append(
+            {"outbox_id": alert.outbox_id, "channel": alert.channel, "attempts": row.attempts, "error": row.last_error}
+        )
         if row.attempts >= backoff.max_attempts:
             row.status = "dead"
             report.dead += 1
-            append_event(session, actor=ACTOR, action="alert.dead", use_case=use_case, run_id=alert.payload.get("run_id"),
-                         payload={**audit, "last_error": row.last_error})
+            append_event(
+                session,
+                actor=ACTOR,
+                action="alert.dead",
+                use_case=use_case,
+                run_id=alert.payload.get("run_id"),
+                payload={**audit, "last_error": row.last_error},
+            )
         else:
             row.next_attempt_at = now + backoff.delay(row.attempts)
 
@@ -161,7 +207,14 @@ def relay_once(
         except Exception as exc:  # noqa: BLE001 - one broken sender must not stop the others; the row is retried
             error = f"{type(exc).__name__} in the {alert.channel} sender"
         if error:
-            log.warning("alert %s (incident %s, %s) attempt %s failed: %s", alert.outbox_id, alert.incident_id, alert.channel, alert.attempt, error)
+            log.warning(
+                "alert %s (incident %s, %s) attempt %s failed: %s",
+                alert.outbox_id,
+                alert.incident_id,
+                alert.channel,
+                alert.attempt,
+                error,
+            )
         _record(url, alert, error, clock(), backoff, report)
     return report
 
@@ -193,4 +246,7 @@ def outbox_status(url: str | None = None) -> dict[str, int]:
     from charter_guardrails.ledger.store import ledger_session
 
     with ledger_session(url) as session:
-        return {status: int(n) for status, n in session.execute(select(AlertOutbox.status, func.count()).group_by(AlertOutbox.status))}
+        return {
+            status: int(n)
+            for status, n in session.execute(select(AlertOutbox.status, func.count()).group_by(AlertOutbox.status))
+        }

@@ -56,7 +56,10 @@ class SmtpSettings:
         except ValueError:
             raise ConfigError(f"CHARTER_SMTP_PORT must be a number, got {port_text!r}") from None
         return cls(
-            host=host, port=port, user=os.environ.get("CHARTER_SMTP_USER") or None, password=os.environ.get("CHARTER_SMTP_PASSWORD") or None,
+            host=host,
+            port=port,
+            user=os.environ.get("CHARTER_SMTP_USER") or None,
+            password=os.environ.get("CHARTER_SMTP_PASSWORD") or None,
             sender=os.environ.get("CHARTER_SMTP_FROM") or DEFAULT_FROM,
             starttls=os.environ.get("CHARTER_SMTP_STARTTLS", "").lower() in {"1", "true", "yes"},
             ssl=os.environ.get("CHARTER_SMTP_SSL", "").lower() in {"1", "true", "yes"},
@@ -104,8 +107,12 @@ class WebhookSender:
         import httpx
 
         try:
-            response = httpx.post(alert.recipient, json=webhook_body(alert), timeout=self.timeout,
-                                  headers={IDEMPOTENCY_HEADER: alert.idempotency_key, "User-Agent": "charter-guardrails-relay"})
+            response = httpx.post(
+                alert.recipient,
+                json=webhook_body(alert),
+                timeout=self.timeout,
+                headers={IDEMPOTENCY_HEADER: alert.idempotency_key, "User-Agent": "charter-guardrails-relay"},
+            )
         except httpx.HTTPError as exc:
             raise DeliveryError(f"webhook: {type(exc).__name__}") from None
         if not 200 <= response.status_code < 300:

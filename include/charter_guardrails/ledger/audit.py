@@ -202,7 +202,9 @@ class ChainReport:
         }
 
 
-def verify_chain(session: Session, public_keys: dict[str, Any] | None = None, *, anchor: Path | None = None) -> ChainReport:
+def verify_chain(
+    session: Session, public_keys: dict[str, Any] | None = None, *, anchor: Path | None = None
+) -> ChainReport:
     """Check links, hashes, signed heads, the anchor file and the audited rows."""
     public_keys = public_keys if public_keys is not None else keys.load_trusted_public_keys()
     report = ChainReport()
@@ -210,8 +212,13 @@ def verify_chain(session: Session, public_keys: dict[str, Any] | None = None, *,
         _verify_into(report, session, public_keys, anchor)
     except (ValueError, TypeError, AttributeError, LookupError) as exc:
         # e.g. text that is not a timestamp in SQLite's ts column: the ORM cannot even read the row back
-        report.problems.append(Problem(None, f"the ledger holds a value it cannot read back ({type(exc).__name__}: "
-                                             f"{str(exc)[:160]}): written outside the ledger"))
+        report.problems.append(
+            Problem(
+                None,
+                f"the ledger holds a value it cannot read back ({type(exc).__name__}: "
+                f"{str(exc)[:160]}): written outside the ledger",
+            )
+        )
     report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
     return report
 
@@ -224,9 +231,13 @@ def _verify_into(report: ChainReport, session: Session, public_keys: dict[str, A
         report.events += 1
         if ev.seq != expected_seq:
             kind = "missing (deleted)" if ev.seq > expected_seq else "out of order"
-            report.problems.append(Problem(expected_seq, f"event {expected_seq} is {kind}; next stored event is {ev.seq}"))
+            report.problems.append(
+                Problem(expected_seq, f"event {expected_seq} is {kind}; next stored event is {ev.seq}")
+            )
         elif ev.prev_hash != prev:
-            report.problems.append(Problem(ev.seq, "prev_hash does not match the previous event (reordered, inserted or deleted)"))
+            report.problems.append(
+                Problem(ev.seq, "prev_hash does not match the previous event (reordered, inserted or deleted)")
+            )
         if event_hash(ev) != ev.hash:
             report.problems.append(Problem(ev.seq, "content does not match its hash (edited)"))
         hashes[ev.seq] = ev.hash
@@ -246,7 +257,9 @@ def _verify_into(report: ChainReport, session: Session, public_keys: dict[str, A
             report.problems.append(Problem(cp.seq, f"signed head {cp.seq} does not match the stored event"))
     if report.head_seq is not None and (not checkpoints or checkpoints[-1].seq != report.head_seq):
         signed = checkpoints[-1].seq if checkpoints else None
-        report.problems.append(Problem((signed or 0) + 1, f"events after the last signed head ({signed}) are not signed"))
+        report.problems.append(
+            Problem((signed or 0) + 1, f"events after the last signed head ({signed}) are not signed")
+        )
     # append_event signs every head: an event without its signed head lost it behind the ledger's back
     signed_seqs = {cp.seq for cp in checkpoints}
     last_signed = checkpoints[-1].seq if checkpoints else 0
@@ -271,7 +284,12 @@ def _verify_anchor(report: ChainReport, hashes: dict[int, str], public_keys: dic
         report.problems.append(Problem(None, f"the anchor file {anchor} has an invalid signature"))
     elif seq not in hashes:
         first_missing = (report.head_seq or 0) + 1
-        report.problems.append(Problem(first_missing, f"events {first_missing} to {seq} are missing: the chain ends before its signed anchor (truncated)"))
+        report.problems.append(
+            Problem(
+                first_missing,
+                f"events {first_missing} to {seq} are missing: the chain ends before its signed anchor (truncated)",
+            )
+        )
     elif hashes[seq] != head_hash:
         report.problems.append(Problem(seq, f"event {seq} differs from the signed anchor"))
 
@@ -284,9 +302,23 @@ def _verify_subjects(session: Session, report: ChainReport, last_events: dict[tu
             seen.add(ident)
             ev = last_events.get(ident)
             if ev is None:
-                report.problems.append(Problem(None, "row is not recorded in the audit chain (inserted outside the ledger)", f"{table}#{row.id}"))  # type: ignore[attr-defined]
+                report.problems.append(
+                    Problem(
+                        None,
+                        "row is not recorded in the audit chain (inserted outside the ledger)",
+                        f"{table}#{row.id}",
+                    )
+                )  # type: ignore[attr-defined]
             elif (ev.payload if isinstance(ev.payload, dict) else {}).get("row_digest") != row_digest(row):
-                report.problems.append(Problem(ev.seq, "row differs from its last audited state (edited outside the ledger)", f"{table}#{row.id}"))  # type: ignore[attr-defined]
+                report.problems.append(
+                    Problem(
+                        ev.seq,
+                        "row differs from its last audited state (edited outside the ledger)",
+                        f"{table}#{row.id}",
+                    )
+                )  # type: ignore[attr-defined]
     for ident, ev in last_events.items():
         if ident[0] in AUDITED_MODELS and ident not in seen and not ev.action.endswith(".deleted"):
-            report.problems.append(Problem(ev.seq, "audited row no longer exists (deleted outside the ledger)", f"{ident[0]}#{ident[1]}"))
+            report.problems.append(
+                Problem(ev.seq, "audited row no longer exists (deleted outside the ledger)", f"{ident[0]}#{ident[1]}")
+            )

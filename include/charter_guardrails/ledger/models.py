@@ -273,6 +273,4 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-AUDITED_MODELS: dict[str, type[Base]] = {
-    m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion)
-}
+AUDITED_MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion)}

@@ -29,7 +29,9 @@ def ledger_session(url: str | None = None) -> Iterator[Session]:
         yield session
 
 
-def get_or_create(session: Session, model: type[Any], defaults: dict[str, Any] | None = None, **keys: Any) -> tuple[Any, bool]:
+def get_or_create(
+    session: Session, model: type[Any], defaults: dict[str, Any] | None = None, **keys: Any
+) -> tuple[Any, bool]:
     """Fetch a row by its unique keys or insert it; safe against a concurrent insert of the same keys."""
     row = session.scalars(select(model).filter_by(**keys)).first()
     if row is not None:
@@ -44,7 +46,9 @@ def get_or_create(session: Session, model: type[Any], defaults: dict[str, Any] |
     return row, True
 
 
-def ensure_dataset(session: Session, *, use_case: str, name: str, format: str, location: str, personal_data: bool) -> DatasetRecord:
+def ensure_dataset(
+    session: Session, *, use_case: str, name: str, format: str, location: str, personal_data: bool
+) -> DatasetRecord:
     row, _ = get_or_create(
         session,
         DatasetRecord,
@@ -60,7 +64,9 @@ def get_or_create_check_run(session: Session, *, use_case: str, dag_id: str, run
     return row  # type: ignore[no-any-return]
 
 
-def record_check_result(session: Session, run: CheckRun, result: CheckResult, *, actor: str = SYSTEM_ACTOR) -> CheckResultRecord:
+def record_check_result(
+    session: Session, run: CheckRun, result: CheckResult, *, actor: str = SYSTEM_ACTOR
+) -> CheckResultRecord:
     """Insert or replace the result of ``result.check`` on ``result.dataset`` for this run."""
     values = {
         "verdict": result.verdict.value,
@@ -72,7 +78,12 @@ def record_check_result(session: Session, run: CheckRun, result: CheckResult, *,
         "report_path": result.report_path,
     }
     row, created = get_or_create(
-        session, CheckResultRecord, check_run_id=run.id, check=result.check, dataset=result.dataset or "", defaults=values
+        session,
+        CheckResultRecord,
+        check_run_id=run.id,
+        check=result.check,
+        dataset=result.dataset or "",
+        defaults=values,
     )
     if not created and _same_verdict(row, values):
         return row  # a retried task reached the same verdict: the ledger stays as it was, first measurements kept
@@ -87,7 +98,12 @@ def record_check_result(session: Session, run: CheckRun, result: CheckResult, *,
         action="check.recorded",
         use_case=run.use_case,
         run_id=run.run_id,
-        payload={"check": result.check, "dataset": result.dataset, "verdict": result.verdict.value, "summary": result.summary},
+        payload={
+            "check": result.check,
+            "dataset": result.dataset,
+            "verdict": result.verdict.value,
+            "summary": result.summary,
+        },
     )
     return row  # type: ignore[no-any-return]
 
@@ -102,20 +118,42 @@ def _same_verdict(row: CheckResultRecord, values: dict[str, Any]) -> bool:
     The evidence is not compared: it also carries when the check ran (``as_of``, the reference's
     ``created_at``), and the audit event of a result covers its verdict and summary.
     """
+
     def data_metrics(metrics: dict[str, Any] | None) -> dict[str, Any]:
         return {k: v for k, v in (metrics or {}).items() if k not in ATTEMPT_METRICS}
 
-    return (row.verdict, row.severity, list(row.engagements or []), row.summary, row.report_path, data_metrics(row.metrics)) == (
-        values["verdict"], values["severity"], values["engagements"], values["summary"], values["report_path"],
-        data_metrics(values["metrics"]))
+    return (
+        row.verdict,
+        row.severity,
+        list(row.engagements or []),
+        row.summary,
+        row.report_path,
+        data_metrics(row.metrics),
+    ) == (
+        values["verdict"],
+        values["severity"],
+        values["engagements"],
+        values["summary"],
+        values["report_path"],
+        data_metrics(values["metrics"]),
+    )
 
 
 def finish_check_run(
-    session: Session, run: CheckRun, *, decision: str, blocked_by: list[str] | None = None, reports: dict[str, Any] | None = None,
+    session: Session,
+    run: CheckRun,
+    *,
+    decision: str,
+    blocked_by: list[str] | None = None,
+    reports: dict[str, Any] | None = None,
     actor: str = SYSTEM_ACTOR,
 ) -> CheckRun:
-    if (run.finished_at is not None and run.decision == decision and list(run.blocked_by or []) == list(blocked_by or [])
-            and {**(run.reports or {}), **(reports or {})} == (run.reports or {})):
+    if (
+        run.finished_at is not None
+        and run.decision == decision
+        and list(run.blocked_by or []) == list(blocked_by or [])
+        and {**(run.reports or {}), **(reports or {})} == (run.reports or {})
+    ):
         return run  # a retried task decides the run the same way: nothing to record again
     run.decision = decision
     run.blocked_by = list(blocked_by or [])
@@ -124,18 +162,31 @@ def finish_check_run(
     run.finished_at = datetime.now(UTC)
     session.flush()
     append_event(
-        session, actor=actor, action="run.decided", use_case=run.use_case, run_id=run.run_id,
+        session,
+        actor=actor,
+        action="run.decided",
+        use_case=run.use_case,
+        run_id=run.run_id,
         payload={"dag_id": run.dag_id, "decision": decision, "blocked_by": run.blocked_by},
     )
     return run
 
 
 def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:
-    rows = session.scalars(select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id).order_by(CheckResultRecord.id))
+    rows = session.scalars(
+        select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id).order_by(CheckResultRecord.id)
+    )
     return [
         CheckResult(
-            check=r.check, verdict=r.verdict, severity=r.severity, engagements=r.engagements, summary=r.summary,  # type: ignore[arg-type]
-            metrics=r.metrics, evidence=r.evidence, dataset=r.dataset or None, report_path=r.report_path,
+            check=r.check,
+            verdict=r.verdict,
+            severity=r.severity,
+            engagements=r.engagements,
+            summary=r.summary,  # type: ignore[arg-type]
+            metrics=r.metrics,
+            evidence=r.evidence,
+            dataset=r.dataset or None,
+            report_path=r.report_path,
         )
         for r in rows
     ]

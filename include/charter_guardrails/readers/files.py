@@ -39,8 +39,14 @@ PARQUET_BOMB_MIN_ROWS = 1_000_000
 #: Magic numbers of the archive formats pandas would expand on its own: the readers never expand an
 #: archive (a zip bomb of a few MiB holds GiB of rows), they refuse it.
 ARCHIVE_MAGIC = {
-    b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"PK\x05\x06": "zip", b"PK\x07\x08": "zip", b"BZh": "bzip2",
-    b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"7z\xbc\xaf\x27\x1c": "7z",
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"PK\x05\x06": "zip",
+    b"PK\x07\x08": "zip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"7z\xbc\xaf\x27\x1c": "7z",
 }
 
 
@@ -77,7 +83,11 @@ class DetectedDialect:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
-        raise DatasetReadError("missing", f"{path}: file not found; check the dataset path in the policy and the data folder", path=str(path))
+        raise DatasetReadError(
+            "missing",
+            f"{path}: file not found; check the dataset path in the policy and the data folder",
+            path=str(path),
+        )
     if path.is_dir():
         return
     try:
@@ -85,16 +95,29 @@ def _check_file(path: Path) -> None:
         with path.open("rb") as handle:
             head = handle.read(4096)
     except OSError as exc:
-        raise DatasetReadError("missing", f"{path}: cannot be read ({exc.strerror}); check its permissions", path=str(path)) from exc
+        raise DatasetReadError(
+            "missing", f"{path}: cannot be read ({exc.strerror}); check its permissions", path=str(path)
+        ) from exc
     if size == 0:
-        raise DatasetReadError("empty", f"{path}: the file is empty (0 bytes); regenerate or re-export it", path=str(path))
+        raise DatasetReadError(
+            "empty", f"{path}: the file is empty (0 bytes); regenerate or re-export it", path=str(path)
+        )
     archive = next((name for magic, name in ARCHIVE_MAGIC.items() if head.startswith(magic)), None)
     if archive is not None:
-        raise DatasetReadError("binary", f"{path}: is a {archive} archive, which the readers never expand (an archive can "
-                               "hide gigabytes of rows); decompress it under a size limit and declare the CSV or Parquet file",
-                               path=str(path))
-    if path.suffix.lower() != ".parquet" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and _has_nul(path, head, size):
-        raise DatasetReadError("binary", f"{path}: contains NUL bytes, so it is not a text CSV; check the export", path=str(path))
+        raise DatasetReadError(
+            "binary",
+            f"{path}: is a {archive} archive, which the readers never expand (an archive can "
+            "hide gigabytes of rows); decompress it under a size limit and declare the CSV or Parquet file",
+            path=str(path),
+        )
+    if (
+        path.suffix.lower() != ".parquet"
+        and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+        and _has_nul(path, head, size)
+    ):
+        raise DatasetReadError(
+            "binary", f"{path}: contains NUL bytes, so it is not a text CSV; check the export", path=str(path)
+        )
 
 
 def _has_nul(path: Path, head: bytes, size: int) -> bool:
@@ -144,13 +167,17 @@ def detect_csv_dialect(path: Path) -> DetectedDialect:
     if separator != ",":
         import re
 
-        if re.search(r"(^|[" + re.escape(separator) + r"])-?\d+,\d+($|[" + re.escape(separator) + r"])", sniff_text, re.M):
+        if re.search(
+            r"(^|[" + re.escape(separator) + r"])-?\d+,\d+($|[" + re.escape(separator) + r"])", sniff_text, re.M
+        ):
             decimal = ","
             notes.append("decimal comma found in numbers")
     return DetectedDialect(separator=separator, decimal=decimal, encoding=encoding, bom=bom, notes=notes)
 
 
-def read_csv(path: Path, dialect: CsvDialect, *, usecols: list[str] | None = None, nrows: int | None = None) -> pd.DataFrame:
+def read_csv(
+    path: Path, dialect: CsvDialect, *, usecols: list[str] | None = None, nrows: int | None = None
+) -> pd.DataFrame:
     """Read a CSV as strings (types are applied by :func:`apply_types`), with clear errors."""
     import pandas as pd
 
@@ -161,20 +188,37 @@ def read_csv(path: Path, dialect: CsvDialect, *, usecols: list[str] | None = Non
     _check_width(path, dialect, encoding)
     try:
         frame = pd.read_csv(
-            path, sep=dialect.separator, quotechar=dialect.quotechar, encoding=encoding, dtype=str,
-            keep_default_na=False, na_values=[""], usecols=usecols, nrows=nrows, engine="c", on_bad_lines="error",
+            path,
+            sep=dialect.separator,
+            quotechar=dialect.quotechar,
+            encoding=encoding,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            usecols=usecols,
+            nrows=nrows,
+            engine="c",
+            on_bad_lines="error",
             compression=None,  # never expand an archive because of its file name (see ARCHIVE_MAGIC)
         )
     except UnicodeDecodeError as exc:
         raise DatasetReadError(
-            "encoding", f"{path}: not valid {dialect.encoding} at byte {exc.start}; declare the file's encoding "
-            "(e.g. csv.encoding: latin-1) in the policy", path=str(path)) from None
+            "encoding",
+            f"{path}: not valid {dialect.encoding} at byte {exc.start}; declare the file's encoding "
+            "(e.g. csv.encoding: latin-1) in the policy",
+            path=str(path),
+        ) from None
     except pd.errors.EmptyDataError:
-        raise DatasetReadError("empty", f"{path}: no columns to read (empty file or header missing)", path=str(path)) from None
+        raise DatasetReadError(
+            "empty", f"{path}: no columns to read (empty file or header missing)", path=str(path)
+        ) from None
     except pd.errors.ParserError as exc:
         # pandas' message gives line numbers and counts, not cell values
-        raise DatasetReadError("parse", f"{path}: malformed CSV ({str(exc).strip()}); check the separator "
-                               f"{dialect.separator!r} and the quoting", path=str(path)) from None
+        raise DatasetReadError(
+            "parse",
+            f"{path}: malformed CSV ({str(exc).strip()}); check the separator {dialect.separator!r} and the quoting",
+            path=str(path),
+        ) from None
     except ValueError as exc:
         if "Usecols" in str(exc) or "usecols" in str(exc):
             raise DatasetReadError("schema", f"{path}: declared columns are missing: {exc}", path=str(path)) from None
@@ -191,16 +235,24 @@ def _check_width(path: Path, dialect: CsvDialect, encoding: str) -> None:
     with path.open("rb") as handle:
         header = handle.readline(MAX_HEADER_BYTES + 1)
     if len(header) > MAX_HEADER_BYTES:
-        raise DatasetReadError("too_large", f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB, so it is not a "
-                               "CSV header; check the export", path=str(path))
+        raise DatasetReadError(
+            "too_large",
+            f"{path}: the first line is longer than {MAX_HEADER_BYTES >> 20} MiB, so it is not a "
+            "CSV header; check the export",
+            path=str(path),
+        )
     text = header.decode(encoding, errors="replace").rstrip("\r\n")
     try:
         width = len(next(csv.reader([text], delimiter=dialect.separator, quotechar=dialect.quotechar), []))
     except csv.Error:  # a stray carriage return or quote: count the separators instead
         width = text.count(dialect.separator) + 1
     if width > MAX_COLUMNS:
-        raise DatasetReadError("too_large", f"{path}: the header has {width:,} columns, above the {MAX_COLUMNS:,} the guardrails "
-                               "accept; deliver the declared columns only", path=str(path))
+        raise DatasetReadError(
+            "too_large",
+            f"{path}: the header has {width:,} columns, above the {MAX_COLUMNS:,} the guardrails "
+            "accept; deliver the declared columns only",
+            path=str(path),
+        )
 
 
 def _check_shape(path: Path, frame: pd.DataFrame, dialect: CsvDialect) -> None:
@@ -209,9 +261,12 @@ def _check_shape(path: Path, frame: pd.DataFrame, dialect: CsvDialect) -> None:
         name = str(frame.columns[0])
         other = next((sep for sep in (";", ",", "\t", "|") if sep != dialect.separator and sep in name), None)
         if other is not None:
-            raise DatasetReadError("parse", f"{path}: one column only, and its header holds {other!r}: the file looks "
-                                   f"{other!r}-separated, not {dialect.separator!r}; fix csv.separator in the policy or the export",
-                                   path=str(path))
+            raise DatasetReadError(
+                "parse",
+                f"{path}: one column only, and its header holds {other!r}: the file looks "
+                f"{other!r}-separated, not {dialect.separator!r}; fix csv.separator in the policy or the export",
+                path=str(path),
+            )
     if path.stat().st_size <= MAX_CELL_CHARS or frame.empty:
         return  # no cell can be longer than the file
     if len(frame.columns) <= 1000:
@@ -220,10 +275,16 @@ def _check_shape(path: Path, frame: pd.DataFrame, dialect: CsvDialect) -> None:
         lengths = [len(v) if isinstance(v, str) else 0 for v in frame.to_numpy(dtype=object).ravel()]
         at = max(range(len(lengths)), key=lengths.__getitem__)
         longest = {str(frame.columns[at % len(frame.columns)]): lengths[at]}
-    column, size = max(((c, n) for c, n in longest.items() if n == n), key=lambda item: item[1], default=("", 0))  # NaN: empty column
+    column, size = max(
+        ((c, n) for c, n in longest.items() if n == n), key=lambda item: item[1], default=("", 0)
+    )  # NaN: empty column
     if size > MAX_CELL_CHARS:
-        raise DatasetReadError("too_large", f"{path}: a cell of column {column[:60]!r} holds {int(size):,} characters, above the "
-                               f"{MAX_CELL_CHARS:,} the guardrails analyse; remove or split it at the source", path=str(path))
+        raise DatasetReadError(
+            "too_large",
+            f"{path}: a cell of column {column[:60]!r} holds {int(size):,} characters, above the "
+            f"{MAX_CELL_CHARS:,} the guardrails analyse; remove or split it at the source",
+            path=str(path),
+        )
 
 
 def read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFrame:
@@ -236,7 +297,9 @@ def read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFram
     except DatasetReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
-        raise DatasetReadError("parse", f"{path}: not a readable Parquet file ({type(exc).__name__}); re-export it", path=str(path)) from None
+        raise DatasetReadError(
+            "parse", f"{path}: not a readable Parquet file ({type(exc).__name__}); re-export it", path=str(path)
+        ) from None
 
 
 def _check_parquet_expansion(path: Path) -> None:
@@ -248,9 +311,13 @@ def _check_parquet_expansion(path: Path) -> None:
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     size = sum(f.stat().st_size for f in files)
     if rows > PARQUET_BOMB_MIN_ROWS and rows > PARQUET_MAX_ROWS_PER_BYTE * size:
-        raise DatasetReadError("too_large", f"{path}: {size:,} bytes of Parquet announce {rows:,} rows, more than "
-                               f"{PARQUET_MAX_ROWS_PER_BYTE} per byte (a decompression bomb, or a constant column); refused "
-                               "before reading", path=str(path))
+        raise DatasetReadError(
+            "too_large",
+            f"{path}: {size:,} bytes of Parquet announce {rows:,} rows, more than "
+            f"{PARQUET_MAX_ROWS_PER_BYTE} per byte (a decompression bomb, or a constant column); refused "
+            "before reading",
+            path=str(path),
+        )
 
 
 def read_sql_table(table: str, url: str | None = None, *, columns: list[str] | None = None) -> pd.DataFrame:
@@ -270,7 +337,9 @@ def read_sql_table(table: str, url: str | None = None, *, columns: list[str] | N
         engine.dispose()
 
 
-def read_dataset(dataset: Dataset, path: Path | None = None, *, data_dir: Path | None = None, sql_url: str | None = None) -> pd.DataFrame:
+def read_dataset(
+    dataset: Dataset, path: Path | None = None, *, data_dir: Path | None = None, sql_url: str | None = None
+) -> pd.DataFrame:
     """Read a declared dataset (or another file in its format, e.g. a variant) as declared by the policy."""
     if dataset.format is DatasetFormat.SQL and path is None:
         assert dataset.table is not None
@@ -306,13 +375,24 @@ def apply_types(frame: pd.DataFrame, dataset: Dataset) -> tuple[pd.DataFrame, di
         if column.type in (ColumnType.INTEGER, ColumnType.FLOAT):
             text = raw.astype("string").str.strip()
             if dataset.csv.decimal == ",":
-                text = text.str.replace("\u202f", "", regex=False).str.replace(" ", "", regex=False).str.replace(",", ".", regex=False)
+                text = (
+                    text.str.replace("\u202f", "", regex=False)
+                    .str.replace(" ", "", regex=False)
+                    .str.replace(",", ".", regex=False)
+                )
             converted = pd.to_numeric(text, errors="coerce")
-            converted = converted.astype("Float64") if column.type is ColumnType.FLOAT else converted.round().astype("Int64")
+            converted = (
+                converted.astype("Float64") if column.type is ColumnType.FLOAT else converted.round().astype("Int64")
+            )
         elif column.type in (ColumnType.DATE, ColumnType.DATETIME):
             converted = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
         elif column.type is ColumnType.BOOLEAN:
-            converted = raw.astype("string").str.lower().map({"true": True, "false": False, "1": True, "0": False, "oui": True, "non": False}).astype("boolean")
+            converted = (
+                raw.astype("string")
+                .str.lower()
+                .map({"true": True, "false": False, "1": True, "0": False, "oui": True, "non": False})
+                .astype("boolean")
+            )
         else:
             converted = raw.astype("string")
         bad = int((present & converted.isna()).sum())

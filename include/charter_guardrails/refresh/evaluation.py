@@ -108,8 +108,12 @@ def _predict(model: Any, frame: pd.DataFrame) -> Any:
         return _pipeline_of(model).predict(frame)
 
 
-def evaluate_candidate(policy: UseCasePolicy, candidate: TrainedModel, production: TrainedModel | Any | None = None,
-                       holdout: pd.DataFrame | None = None) -> EvaluationReport:
+def evaluate_candidate(
+    policy: UseCasePolicy,
+    candidate: TrainedModel,
+    production: TrainedModel | Any | None = None,
+    holdout: pd.DataFrame | None = None,
+) -> EvaluationReport:
     """Score the candidate and production on the same holdout, and measure fairness per group.
 
     :param policy: the use case.
@@ -136,8 +140,11 @@ def evaluate_candidate(policy: UseCasePolicy, candidate: TrainedModel, productio
     if baseline_value is None:  # a reloaded model without one: fall back to the holdout's own majority / mean
         baseline_value = str(y_true.value_counts().idxmax()) if spec.kind == "text_classifier" else float(y_true.mean())
     baseline_score = score(spec.metric, y_true, [baseline_value] * len(y_true))
-    baseline_description = (f"naive predictor: always the training majority class {baseline_value!r}" if spec.kind == "text_classifier"
-                            else f"naive predictor: always the training mean ({float(baseline_value):.3f})")
+    baseline_description = (
+        f"naive predictor: always the training majority class {baseline_value!r}"
+        if spec.kind == "text_classifier"
+        else f"naive predictor: always the training mean ({float(baseline_value):.3f})"
+    )
 
     production_score: float | None = None
     production_metrics: dict[str, float] | None = None
@@ -145,16 +152,28 @@ def evaluate_candidate(policy: UseCasePolicy, candidate: TrainedModel, productio
         production_pred = _predict(production, holdout)
         production_metrics = metrics_for(spec.kind, y_true, production_pred)
         production_score = score(spec.metric, y_true, production_pred)
-    reference, reference_score = ("production", production_score) if production_score is not None else ("baseline", baseline_score)
+    reference, reference_score = (
+        ("production", production_score) if production_score is not None else ("baseline", baseline_score)
+    )
     assert reference_score is not None
     gain = candidate_score - reference_score if higher_is_better else reference_score - candidate_score
 
     return EvaluationReport(
-        use_case=policy.id, metric=spec.metric, higher_is_better=higher_is_better, holdout_rows=len(holdout),
-        candidate_score=candidate_score, reference=reference, reference_score=reference_score, gain=gain,
-        production_score=production_score, baseline_score=baseline_score, baseline_description=baseline_description,
-        candidate_metrics=candidate_metrics, production_metrics=production_metrics,
-        fairness=_fairness(policy, holdout, y_true, candidate_pred), positive_label=policy.equity.positive_label,
+        use_case=policy.id,
+        metric=spec.metric,
+        higher_is_better=higher_is_better,
+        holdout_rows=len(holdout),
+        candidate_score=candidate_score,
+        reference=reference,
+        reference_score=reference_score,
+        gain=gain,
+        production_score=production_score,
+        baseline_score=baseline_score,
+        baseline_description=baseline_description,
+        candidate_metrics=candidate_metrics,
+        production_metrics=production_metrics,
+        fairness=_fairness(policy, holdout, y_true, candidate_pred),
+        positive_label=policy.equity.positive_label,
     )
 
 
@@ -198,9 +217,14 @@ def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred:
             report.ratio = {m: None for m in functions}
             out.append(report)
             continue
-        frame = MetricFrame(metrics=functions, y_true=y_true_arr[mask], y_pred=y_pred_arr[mask], sensitive_features=groups[mask])
+        frame = MetricFrame(
+            metrics=functions, y_true=y_true_arr[mask], y_pred=y_pred_arr[mask], sensitive_features=groups[mask]
+        )
         by_group = frame.by_group
-        report.by_group = {str(v): {**{m: float(by_group.loc[v, m]) for m in functions}, "count": sizes[str(v)]} for v in by_group.index}
+        report.by_group = {
+            str(v): {**{m: float(by_group.loc[v, m]) for m in functions}, "count": sizes[str(v)]}
+            for v in by_group.index
+        }
         difference = frame.difference(method="between_groups")
         ratio = frame.ratio(method="between_groups")
         report.difference = {m: _finite(difference[m]) for m in functions}
@@ -238,24 +262,39 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
             worst_difference = max(worst_difference, difference)
             if difference > limit:
                 values = {g: numbers[metric] for g, numbers in group.by_group.items()}
-                breaches.append({"column": group.column, "metric": metric, "difference": difference,
-                                 "lowest_group": min(values, key=lambda g: values[g]), "highest_group": max(values, key=lambda g: values[g])})
+                breaches.append(
+                    {
+                        "column": group.column,
+                        "metric": metric,
+                        "difference": difference,
+                        "lowest_group": min(values, key=lambda g: values[g]),
+                        "highest_group": max(values, key=lambda g: values[g]),
+                    }
+                )
     if not report.fairness:
         verdict, summary = Verdict.PASS, "no equity groups declared: fairness across groups is not applicable"
     elif breaches:
         verdict = Verdict.FAIL
-        described = "; ".join(f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} ({b['lowest_group']} vs {b['highest_group']})"
-                              for b in breaches)
+        described = "; ".join(
+            f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} ({b['lowest_group']} vs {b['highest_group']})"
+            for b in breaches
+        )
         summary = f"unfair predictions: {described} (limit {limit})"
     elif len(uncompared) == len(report.fairness):
-        verdict, summary = Verdict.WARN, f"fairness not measurable: fewer than two groups of the minimum size in {uncompared}"
+        verdict, summary = (
+            Verdict.WARN,
+            f"fairness not measurable: fewer than two groups of the minimum size in {uncompared}",
+        )
     else:
         verdict = Verdict.PASS
         summary = f"predictions are fair across groups: largest difference {worst_difference:.3f} (limit {limit})"
         if uncompared:
             verdict, summary = Verdict.WARN, summary + f"; not measurable for {uncompared}"
-    metrics: dict[str, float | int | None] = {"max_difference": worst_difference if report.fairness else None, "limit": limit,
-                                              "groups_left_out": sum(len(v) for v in small.values())}
+    metrics: dict[str, float | int | None] = {
+        "max_difference": worst_difference if report.fairness else None,
+        "limit": limit,
+        "groups_left_out": sum(len(v) for v in small.values()),
+    }
     for group in report.fairness:
         for metric, difference in group.difference.items():
             metrics[f"{group.column}.{metric}.difference"] = difference
@@ -263,7 +302,9 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
     return CheckResult(
         check="fairness",
         verdict=verdict,
-        severity=Severity.ERROR if verdict is Verdict.FAIL else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
+        severity=Severity.ERROR
+        if verdict is Verdict.FAIL
+        else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
         engagements=["equite.1"],
         summary=summary,
         metrics=metrics,
@@ -289,20 +330,36 @@ def check_performance(policy: UseCasePolicy, report: EvaluationReport) -> CheckR
     """
     minimum = policy.model.min_gain
     passed = report.gain >= minimum
-    against = ("the production model" if report.reference == "production"
-               else f"a naive baseline, since no model is in production ({report.baseline_description})")
-    summary = (f"{report.metric} {report.candidate_score:.4f} vs {report.reference_score:.4f} for {against}: "
-               f"gain {report.gain:+.4f} ({'at least' if passed else 'below'} the minimum {minimum})")
+    against = (
+        "the production model"
+        if report.reference == "production"
+        else f"a naive baseline, since no model is in production ({report.baseline_description})"
+    )
+    summary = (
+        f"{report.metric} {report.candidate_score:.4f} vs {report.reference_score:.4f} for {against}: "
+        f"gain {report.gain:+.4f} ({'at least' if passed else 'below'} the minimum {minimum})"
+    )
     return CheckResult(
         check="performance",
         verdict=Verdict.PASS if passed else Verdict.FAIL,
         severity=Severity.INFO if passed else Severity.ERROR,
         engagements=["durabilite.1"],
         summary=summary,
-        metrics={"candidate": report.candidate_score, "reference": report.reference_score, "gain": report.gain,
-                 "min_gain": minimum, "production": report.production_score, "baseline": report.baseline_score,
-                 "holdout_rows": report.holdout_rows},
-        evidence={"metric": report.metric, "higher_is_better": report.higher_is_better, "reference": report.reference,
-                  "baseline": report.baseline_description, "candidate_metrics": report.candidate_metrics,
-                  "production_metrics": report.production_metrics},
+        metrics={
+            "candidate": report.candidate_score,
+            "reference": report.reference_score,
+            "gain": report.gain,
+            "min_gain": minimum,
+            "production": report.production_score,
+            "baseline": report.baseline_score,
+            "holdout_rows": report.holdout_rows,
+        },
+        evidence={
+            "metric": report.metric,
+            "higher_is_better": report.higher_is_better,
+            "reference": report.reference,
+            "baseline": report.baseline_description,
+            "candidate_metrics": report.candidate_metrics,
+            "production_metrics": report.production_metrics,
+        },
     )

@@ -45,16 +45,24 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
     per_gco2e = _ratio(gain, energy.gco2e)
     problems: list[str] = []
     if energy.kwh > footprint.max_kwh_per_training:
-        problems.append(f"the training used {energy.kwh:.6f} kWh, above the budget of {footprint.max_kwh_per_training} kWh")
+        problems.append(
+            f"the training used {energy.kwh:.6f} kWh, above the budget of {footprint.max_kwh_per_training} kWh"
+        )
     if gain < 0:
         problems.append(f"the candidate is worse than the reference (gain {gain:+.4f}): its energy bought nothing")
     elif per_kwh is not None and per_kwh < footprint.min_gain_per_kwh:
         problems.append(f"gain per kWh {per_kwh:.4g} is below the minimum {footprint.min_gain_per_kwh}")
-    if gain >= 0 and footprint.min_gain_per_gco2e is not None and per_gco2e is not None and per_gco2e < footprint.min_gain_per_gco2e:
+    if (
+        gain >= 0
+        and footprint.min_gain_per_gco2e is not None
+        and per_gco2e is not None
+        and per_gco2e < footprint.min_gain_per_gco2e
+    ):
         problems.append(f"gain per gCO2e {per_gco2e:.4g} is below the minimum {footprint.min_gain_per_gco2e}")
     metric = policy.model.metric
-    measured = (f"{energy.kwh * 1000:.4f} Wh, {energy.gco2e:.4f} gCO2e for a {metric} gain of {gain:+.4f}"
-                + (f" ({per_kwh:.4g} per kWh)" if per_kwh is not None else " (energy below the meter's resolution)"))
+    measured = f"{energy.kwh * 1000:.4f} Wh, {energy.gco2e:.4f} gCO2e for a {metric} gain of {gain:+.4f}" + (
+        f" ({per_kwh:.4g} per kWh)" if per_kwh is not None else " (energy below the meter's resolution)"
+    )
     if problems:
         summary = "the refresh is not worth its footprint: " + "; ".join(problems) + f" [{measured}]"
     else:

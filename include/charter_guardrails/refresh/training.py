@@ -104,7 +104,10 @@ def measure_energy(*, country_iso_code: str = "FRA") -> Iterator[_EnergyBox]:
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         tracker = OfflineEmissionsTracker(
             # output_methods=[]: no CSV, API, logger or Prometheus output, whatever a config file or env var says
-            country_iso_code=country_iso_code, output_methods=[], log_level="error", tracking_mode="process",
+            country_iso_code=country_iso_code,
+            output_methods=[],
+            log_level="error",
+            tracking_mode="process",
             allow_multiple_runs=True,  # several tasks may train at once; no lock file in /tmp
             measure_power_secs=15,
         )
@@ -128,10 +131,14 @@ def measure_energy(*, country_iso_code: str = "FRA") -> Iterator[_EnergyBox]:
                         tdp = getattr(hardware, "_tdp", None)
                         modes.append(f"{type(hardware).__name__.lower()}: {mode}" + (f" (TDP {tdp} W)" if tdp else ""))
                 measurement = EnergyMeasurement(
-                    kwh=float(data.energy_consumed), gco2e=float(emissions_kg or 0.0) * 1000.0, duration_s=duration,
+                    kwh=float(data.energy_consumed),
+                    gco2e=float(emissions_kg or 0.0) * 1000.0,
+                    duration_s=duration,
                     method=f"codecarbon {codecarbon.__version__} offline {country_iso_code}, process tracking"
-                           + (f"; {', '.join(modes)}" if modes else ""),
-                    country_iso_code=country_iso_code, cpu_power_w=float(data.cpu_power), ram_power_w=float(data.ram_power),
+                    + (f"; {', '.join(modes)}" if modes else ""),
+                    country_iso_code=country_iso_code,
+                    cpu_power_w=float(data.cpu_power),
+                    ram_power_w=float(data.ram_power),
                 )
             except Exception as exc:  # noqa: BLE001
                 log.warning("codecarbon failed to stop (%s); energy estimated from CPU time", type(exc).__name__)
@@ -139,7 +146,9 @@ def measure_energy(*, country_iso_code: str = "FRA") -> Iterator[_EnergyBox]:
             cpu_seconds = time.process_time() - cpu_started
             kwh = cpu_seconds * FALLBACK_POWER_W / 3.6e6
             measurement = EnergyMeasurement(
-                kwh=kwh, gco2e=kwh * FALLBACK_FRA_G_PER_KWH, duration_s=duration,
+                kwh=kwh,
+                gco2e=kwh * FALLBACK_FRA_G_PER_KWH,
+                duration_s=duration,
                 method=f"estimate: process CPU time x {FALLBACK_POWER_W} W, {FALLBACK_FRA_G_PER_KWH} gCO2e/kWh (codecarbon unavailable)",
                 country_iso_code=country_iso_code,
             )
@@ -159,8 +168,12 @@ def _declared_inputs_class() -> type:
         Columns that are not declared are never read, at fit or at predict time.
         """
 
-        def __init__(self, text_columns: list[str] | None = None, categorical_columns: list[str] | None = None,
-                     numeric_columns: list[str] | None = None) -> None:
+        def __init__(
+            self,
+            text_columns: list[str] | None = None,
+            categorical_columns: list[str] | None = None,
+            numeric_columns: list[str] | None = None,
+        ) -> None:
             self.text_columns = text_columns
             self.categorical_columns = categorical_columns
             self.numeric_columns = numeric_columns
@@ -194,7 +207,9 @@ def _declared_inputs_class() -> type:
                 values = X[column]
                 if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(values):
                     values = (values - pd.Timestamp(0, tz=getattr(values.dt, "tz", None))).dt.days
-                out[column] = pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+                out[column] = (
+                    pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+                )
             return out
 
         def get_feature_names_out(self, input_features: Any = None) -> Any:
@@ -257,12 +272,22 @@ class TrainedModel:
     def to_json_dict(self) -> dict[str, Any]:
         """Everything but the pipeline and the holdout frame: safe for XCom and the ledger."""
         return {
-            "use_case": self.use_case, "kind": self.kind, "target": self.target, "metric": self.metric,
-            "artifact_path": str(self.artifact_path), "artifact_sha256": self.artifact_sha256,
-            "feature_columns": list(self.feature_columns), "sensitive_columns": list(self.sensitive_columns),
-            "metrics": dict(self.metrics), "energy": self.energy.to_json_dict(), "train_rows": self.train_rows,
-            "test_rows": self.test_rows, "random_state": self.random_state, "baseline_prediction": self.baseline_prediction,
-            "classes": self.classes, "data_period": dict(self.data_period),
+            "use_case": self.use_case,
+            "kind": self.kind,
+            "target": self.target,
+            "metric": self.metric,
+            "artifact_path": str(self.artifact_path),
+            "artifact_sha256": self.artifact_sha256,
+            "feature_columns": list(self.feature_columns),
+            "sensitive_columns": list(self.sensitive_columns),
+            "metrics": dict(self.metrics),
+            "energy": self.energy.to_json_dict(),
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+            "random_state": self.random_state,
+            "baseline_prediction": self.baseline_prediction,
+            "classes": self.classes,
+            "data_period": dict(self.data_period),
             "holdout_path": str(self.holdout_path) if self.holdout_path else None,
         }
 
@@ -281,12 +306,25 @@ def load_trained_model(data: dict[str, Any], *, with_holdout: bool = True) -> Tr
     holdout_path = Path(data["holdout_path"]) if data.get("holdout_path") else None
     holdout = pd.read_parquet(holdout_path) if with_holdout and holdout_path is not None else None
     return TrainedModel(
-        use_case=data["use_case"], kind=data["kind"], target=data["target"], metric=data["metric"], pipeline=pipeline,
-        artifact_path=path, artifact_sha256=data["artifact_sha256"], feature_columns=list(data["feature_columns"]),
-        sensitive_columns=list(data.get("sensitive_columns", [])), metrics=dict(data.get("metrics", {})),
-        energy=EnergyMeasurement.from_json_dict(data["energy"]), train_rows=int(data["train_rows"]), test_rows=int(data["test_rows"]),
-        random_state=int(data.get("random_state", 0)), baseline_prediction=data.get("baseline_prediction"),
-        classes=data.get("classes"), data_period=dict(data.get("data_period") or {}), holdout=holdout, holdout_path=holdout_path,
+        use_case=data["use_case"],
+        kind=data["kind"],
+        target=data["target"],
+        metric=data["metric"],
+        pipeline=pipeline,
+        artifact_path=path,
+        artifact_sha256=data["artifact_sha256"],
+        feature_columns=list(data["feature_columns"]),
+        sensitive_columns=list(data.get("sensitive_columns", [])),
+        metrics=dict(data.get("metrics", {})),
+        energy=EnergyMeasurement.from_json_dict(data["energy"]),
+        train_rows=int(data["train_rows"]),
+        test_rows=int(data["test_rows"]),
+        random_state=int(data.get("random_state", 0)),
+        baseline_prediction=data.get("baseline_prediction"),
+        classes=data.get("classes"),
+        data_period=dict(data.get("data_period") or {}),
+        holdout=holdout,
+        holdout_path=holdout_path,
     )
 
 
@@ -362,11 +400,23 @@ def build_pipeline(policy: UseCasePolicy, *, random_state: int = 0, dataset: Dat
     if not inputs:
         raise ValueError(f"use case {policy.id!r}: no column is declared with role feature or free_text")
     text, categorical, numeric = _input_kinds(dataset, inputs)
-    declared = __getattr__("DeclaredInputs")(text_columns=text, categorical_columns=categorical, numeric_columns=numeric)
+    declared = __getattr__("DeclaredInputs")(
+        text_columns=text, categorical_columns=categorical, numeric_columns=numeric
+    )
     if policy.model.kind == "text_classifier":
         parts: list[tuple[str, Any, Any]] = [
-            (f"text_{name}", TfidfVectorizer(strip_accents="unicode", lowercase=True, ngram_range=(1, 2), min_df=2,
-                                             sublinear_tf=True, max_features=50_000), name)
+            (
+                f"text_{name}",
+                TfidfVectorizer(
+                    strip_accents="unicode",
+                    lowercase=True,
+                    ngram_range=(1, 2),
+                    min_df=2,
+                    sublinear_tf=True,
+                    max_features=50_000,
+                ),
+                name,
+            )
             for name in text
         ]
         if categorical:
@@ -387,8 +437,14 @@ def build_pipeline(policy: UseCasePolicy, *, random_state: int = 0, dataset: Dat
             parts.append(("numbers", "passthrough", numeric))  # gradient boosting handles NaN itself
         features = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
         # early stopping on a seeded validation split: deterministic, and it stops when more trees stop paying
-        model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.1, early_stopping=True, validation_fraction=0.1,
-                                              n_iter_no_change=10, random_state=random_state)
+        model = HistGradientBoostingRegressor(
+            max_iter=300,
+            learning_rate=0.1,
+            early_stopping=True,
+            validation_fraction=0.1,
+            n_iter_no_change=10,
+            random_state=random_state,
+        )
     return Pipeline([("declared_inputs", declared), ("features", features), ("model", model)])
 
 
@@ -424,8 +480,15 @@ def label_series(frame: pd.DataFrame, kind: str, target: str) -> pd.Series:
     return frame[target].astype("Float64").astype(float)
 
 
-def train_candidate(policy: UseCasePolicy, frame: pd.DataFrame, *, random_state: int = 0, artifact_dir: Path,
-                    dataset: Dataset | None = None, write_holdout: bool = True) -> TrainedModel:
+def train_candidate(
+    policy: UseCasePolicy,
+    frame: pd.DataFrame,
+    *,
+    random_state: int = 0,
+    artifact_dir: Path,
+    dataset: Dataset | None = None,
+    write_holdout: bool = True,
+) -> TrainedModel:
     """Split, train, measure the energy, score on the held-out rows, and save the artifact.
 
     The split is deterministic (``random_state``) and stratified on the label for classifiers.
@@ -459,8 +522,9 @@ def train_candidate(policy: UseCasePolicy, frame: pd.DataFrame, *, random_state:
             raise ValueError(f"use case {policy.id!r}: the label has a single class; nothing to learn")
         # stratify only when every class can be on both sides of the split
         stratify = y if int(counts.min()) >= 2 else None
-    train_index, test_index = train_test_split(list(range(len(labelled))), test_size=spec.test_size,
-                                               random_state=random_state, stratify=stratify)
+    train_index, test_index = train_test_split(
+        list(range(len(labelled))), test_size=spec.test_size, random_state=random_state, stratify=stratify
+    )
     train, holdout = labelled.iloc[sorted(train_index)], labelled.iloc[sorted(test_index)].reset_index(drop=True)
     y_train = y.iloc[sorted(train_index)]
 
@@ -497,11 +561,24 @@ def train_candidate(policy: UseCasePolicy, frame: pd.DataFrame, *, random_state:
         holdout.to_parquet(tmp, index=False)
         os.replace(tmp, holdout_path)
     return TrainedModel(
-        use_case=policy.id, kind=spec.kind, target=spec.target, metric=spec.metric, pipeline=pipeline,
-        artifact_path=artifact_path, artifact_sha256=sha, feature_columns=inputs,
-        sensitive_columns=[c for c in sensitive_columns(policy, dataset) if c in frame.columns], metrics=metrics,
-        energy=box.measurement, train_rows=len(train), test_rows=len(holdout), random_state=random_state,
-        baseline_prediction=baseline, classes=classes, data_period=data_period(frame, dataset), holdout=holdout,
+        use_case=policy.id,
+        kind=spec.kind,
+        target=spec.target,
+        metric=spec.metric,
+        pipeline=pipeline,
+        artifact_path=artifact_path,
+        artifact_sha256=sha,
+        feature_columns=inputs,
+        sensitive_columns=[c for c in sensitive_columns(policy, dataset) if c in frame.columns],
+        metrics=metrics,
+        energy=box.measurement,
+        train_rows=len(train),
+        test_rows=len(holdout),
+        random_state=random_state,
+        baseline_prediction=baseline,
+        classes=classes,
+        data_period=data_period(frame, dataset),
+        holdout=holdout,
         holdout_path=holdout_path,
     )
 

@@ -16,16 +16,28 @@ def render_approval_brief(policy: UseCasePolicy, results: list[CheckResult], dec
     labels = {"pass": "✅ conforme", "warn": "⚠️ à surveiller", "fail": "❌ non conforme"}
     lines = [f"## Mise à jour du modèle « {policy.title} »", "", f"**Finalité** : {policy.purpose}", ""]
     if decision.outcome.value == "needs_override":
-        lines += [f"**Garde-fous en échec pouvant être levés avec justification** : {', '.join(decision.overridable)}.",
-                  "Choisissez *Override* et saisissez une justification écrite (≥ 20 caractères), ou *Reject*.", ""]
+        lines += [
+            f"**Garde-fous en échec pouvant être levés avec justification** : {', '.join(decision.overridable)}.",
+            "Choisissez *Override* et saisissez une justification écrite (≥ 20 caractères), ou *Reject*.",
+            "",
+        ]
     else:
         lines += ["Tous les garde-fous sont conformes. Choisissez *Approve* ou *Reject*.", ""]
     lines += ["| garde-fou | jeu de données | verdict | résumé |", "|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r.check} | {r.dataset or '-'} | {labels.get(r.verdict.value, r.verdict.value)} | {r.summary} |")
+        lines.append(
+            f"| {r.check} | {r.dataset or '-'} | {labels.get(r.verdict.value, r.verdict.value)} | {r.summary} |"
+        )
     for r in results:
         if r.check == "fairness" and r.evidence.get("groups"):
-            lines += ["", "### Équité des prédictions par groupe", "", "```", json.dumps(r.evidence["groups"], ensure_ascii=False, indent=1)[:3000], "```"]
+            lines += [
+                "",
+                "### Équité des prédictions par groupe",
+                "",
+                "```",
+                json.dumps(r.evidence["groups"], ensure_ascii=False, indent=1)[:3000],
+                "```",
+            ]
         if r.check in ("performance", "footprint") and r.metrics:
             lines += ["", f"### {r.check}", ""] + [f"- {k} : {v}" for k, v in r.metrics.items()]
     reports = [f"- {r.check} : `{r.report_path}`" for r in results if r.report_path]

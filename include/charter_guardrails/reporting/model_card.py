@@ -36,8 +36,12 @@ TRANSPARENCE_4 = "identifier par un logo explicite les services numériques à b
 CARD_ENGAGEMENTS = ["transparence.1", "transparence.3", "transparence.4"]
 
 PRINCIPLE_LABELS = {
-    "transparence": "Transparence", "equite": "Équité", "maitrise_humaine": "Maîtrise humaine",
-    "durabilite": "Durabilité", "surete": "Sûreté", "proportionnalite": "Proportionnalité",
+    "transparence": "Transparence",
+    "equite": "Équité",
+    "maitrise_humaine": "Maîtrise humaine",
+    "durabilite": "Durabilité",
+    "surete": "Sûreté",
+    "proportionnalite": "Proportionnalité",
 }
 METRIC_LABELS = {
     "accuracy": "Exactitude (part de bonnes réponses)",
@@ -48,19 +52,29 @@ METRIC_LABELS = {
     "count": "Effectif",
 }
 DECISION_LABELS = {
-    "published": "publiée", "approved": "approuvée", "overridden": "publiée avec dérogation",
-    "rejected": "refusée", "blocked": "bloquée", "needs_approval": "en attente d'approbation",
+    "published": "publiée",
+    "approved": "approuvée",
+    "overridden": "publiée avec dérogation",
+    "rejected": "refusée",
+    "blocked": "bloquée",
+    "needs_approval": "en attente d'approbation",
 }
 VERDICT_LABELS = {"pass": "conforme", "warn": "avertissement", "fail": "échec"}
 LEGAL_BASIS_LABELS = {
-    "consent": "consentement (RGPD art. 6(1)(a))", "contract": "contrat (RGPD art. 6(1)(b))",
-    "legal_obligation": "obligation légale (RGPD art. 6(1)(c))", "vital_interests": "intérêts vitaux (RGPD art. 6(1)(d))",
-    "public_task": "mission d'intérêt public (RGPD art. 6(1)(e))", "legitimate_interests": "intérêts légitimes (RGPD art. 6(1)(f))",
+    "consent": "consentement (RGPD art. 6(1)(a))",
+    "contract": "contrat (RGPD art. 6(1)(b))",
+    "legal_obligation": "obligation légale (RGPD art. 6(1)(c))",
+    "vital_interests": "intérêts vitaux (RGPD art. 6(1)(d))",
+    "public_task": "mission d'intérêt public (RGPD art. 6(1)(e))",
+    "legitimate_interests": "intérêts légitimes (RGPD art. 6(1)(f))",
 }
 ROLE_LABELS = {
-    ColumnRole.FEATURE: "entrée du modèle", ColumnRole.FREE_TEXT: "entrée du modèle (texte libre)",
-    ColumnRole.LABEL: "étiquette à prédire", ColumnRole.SENSITIVE_ATTRIBUTE: "mesure de l'équité uniquement (jamais une entrée)",
-    ColumnRole.IDENTIFIER: "identifiant (exclu de l'entraînement)", ColumnRole.TIMESTAMP: "date (conservation et période, jamais une entrée)",
+    ColumnRole.FEATURE: "entrée du modèle",
+    ColumnRole.FREE_TEXT: "entrée du modèle (texte libre)",
+    ColumnRole.LABEL: "étiquette à prédire",
+    ColumnRole.SENSITIVE_ATTRIBUTE: "mesure de l'équité uniquement (jamais une entrée)",
+    ColumnRole.IDENTIFIER: "identifiant (exclu de l'entraînement)",
+    ColumnRole.TIMESTAMP: "date (conservation et période, jamais une entrée)",
 }
 
 
@@ -74,7 +88,12 @@ class ModelCardPaths:
     label_json: Path
 
     def to_json_dict(self) -> dict[str, str]:
-        return {"markdown": str(self.markdown), "html": str(self.html), "badge_svg": str(self.badge_svg), "label_json": str(self.label_json)}
+        return {
+            "markdown": str(self.markdown),
+            "html": str(self.html),
+            "badge_svg": str(self.badge_svg),
+            "label_json": str(self.label_json),
+        }
 
 
 def engagement_label(engagement: str) -> str:
@@ -92,8 +111,11 @@ def _load_engagement_texts() -> dict[str, str]:
         import yaml
 
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return {f"{principle}.{item['number']}": str(item["text"])
-                for principle, block in (data.get("principles") or {}).items() for item in block.get("engagements", [])}
+        return {
+            f"{principle}.{item['number']}": str(item["text"])
+            for principle, block in (data.get("principles") or {}).items()
+            for item in block.get("engagements", [])
+        }
     except Exception:  # noqa: BLE001 - the wording is a nicety; the card is complete without it
         return {}
 
@@ -106,7 +128,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int):
         return f"{value:,}".replace(",", "\u202f")
     if isinstance(value, float):
-        if value != 0 and abs(value) < 10 ** -digits:
+        if value != 0 and abs(value) < 10**-digits:
             return f"{value:.3g}".replace(".", ",")  # tiny energies stay readable instead of 0,0000
         return f"{value:.{digits}f}".replace(".", ",")
     return str(value)
@@ -145,14 +167,18 @@ def _how_it_works(policy: UseCasePolicy, inputs: list[str]) -> str:
     if policy.model.kind == "text_classifier":
         texts = {c.name for c in policy.training_dataset.columns_with_role(ColumnRole.FREE_TEXT)}
         others = [name for name in inputs if name not in texts]
-        text = (f"Le modèle lit le texte ({', '.join(sorted(texts & set(inputs)))}) et le découpe en mots et en paires de mots, "
-                "pondérés selon leur rareté (TF-IDF)."
-                + (f" Il prend aussi en compte : {', '.join(others)}." if others else "")
-                + f" Une régression logistique calcule, pour chaque valeur possible de « {policy.model.target} », un score à partir "
-                "de ces indices, et propose la valeur au score le plus élevé.")
+        text = (
+            f"Le modèle lit le texte ({', '.join(sorted(texts & set(inputs)))}) et le découpe en mots et en paires de mots, "
+            "pondérés selon leur rareté (TF-IDF)."
+            + (f" Il prend aussi en compte : {', '.join(others)}." if others else "")
+            + f" Une régression logistique calcule, pour chaque valeur possible de « {policy.model.target} », un score à partir "
+            "de ces indices, et propose la valeur au score le plus élevé."
+        )
     else:
-        text = (f"Le modèle additionne les réponses de nombreux petits arbres de décision (gradient boosting), chacun corrigeant "
-                f"l'erreur des précédents, à partir de : {', '.join(inputs)}. Il prédit une valeur numérique de « {policy.model.target} ».")
+        text = (
+            f"Le modèle additionne les réponses de nombreux petits arbres de décision (gradient boosting), chacun corrigeant "
+            f"l'erreur des précédents, à partir de : {', '.join(inputs)}. Il prédit une valeur numérique de « {policy.model.target} »."
+        )
     if policy.decision_support:
         text += " C'est une aide à la décision : un agent valide toujours la proposition et peut la corriger."
     return text
@@ -212,35 +238,61 @@ def _engagement_rows(results: list[CheckResult], overridden: set[str]) -> list[d
         else:
             status = "satisfait"
         names = [r.check for r in checks] or ["fiche de transparence et étiquette IA"]
-        rows.append({"id": engagement, "label": engagement_label(engagement), "text": texts.get(engagement, ""),
-                     "status": status, "checks": names, "satisfied": not failing})
+        rows.append(
+            {
+                "id": engagement,
+                "label": engagement_label(engagement),
+                "text": texts.get(engagement, ""),
+                "status": status,
+                "checks": names,
+                "satisfied": not failing,
+            }
+        )
     return rows
 
 
-def _limits(policy: UseCasePolicy, period: dict[str, Any], fairness_rows: list[dict[str, Any]], overrides: list[dict[str, Any]]) -> list[str]:
-    limits = [f"Le modèle a appris sur les données du {_fmt_date(period.get('start'))} au {_fmt_date(period.get('end'))} ; "
-              "un changement des usages ou du territoire peut dégrader ses résultats (une surveillance de dérive est en place)."]
+def _limits(
+    policy: UseCasePolicy, period: dict[str, Any], fairness_rows: list[dict[str, Any]], overrides: list[dict[str, Any]]
+) -> list[str]:
+    limits = [
+        f"Le modèle a appris sur les données du {_fmt_date(period.get('start'))} au {_fmt_date(period.get('end'))} ; "
+        "un changement des usages ou du territoire peut dégrader ses résultats (une surveillance de dérive est en place)."
+    ]
     small = [f"{r['column']} = {r['group']} ({r['count']} lignes)" for r in fairness_rows if not r.get("compared")]
     if small:
-        limits.append("L'équité n'a pas pu être mesurée pour les groupes trop petits dans l'échantillon d'évaluation : " + ", ".join(small) + ".")
+        limits.append(
+            "L'équité n'a pas pu être mesurée pour les groupes trop petits dans l'échantillon d'évaluation : "
+            + ", ".join(small)
+            + "."
+        )
     if not policy.equity.groups:
-        limits.append("Aucun groupe de population n'est déclaré pour ce cas d'usage : l'équité entre groupes n'est pas mesurée.")
+        limits.append(
+            "Aucun groupe de population n'est déclaré pour ce cas d'usage : l'équité entre groupes n'est pas mesurée."
+        )
     sensitive = [c.name for c in policy.training_dataset.columns_with_role(ColumnRole.SENSITIVE_ATTRIBUTE)]
     if sensitive:
-        limits.append(f"Les attributs sensibles ({', '.join(sensitive)}) ne sont pas des entrées du modèle ; ils servent seulement à vérifier l'équité.")
+        limits.append(
+            f"Les attributs sensibles ({', '.join(sensitive)}) ne sont pas des entrées du modèle ; ils servent seulement à vérifier l'équité."
+        )
     if policy.decision_support:
         limits.append("Les propositions peuvent être fausses : elles ne remplacent pas l'examen de l'agent.")
     else:
-        limits.append("Les prévisions sont des estimations : elles orientent la planification et ne décident pas seules.")
+        limits.append(
+            "Les prévisions sont des estimations : elles orientent la planification et ne décident pas seules."
+        )
     if overrides:
-        limits.append(f"Cette version a été publiée avec {len(overrides)} dérogation(s) justifiée(s) ; voir ci-dessous.")
+        limits.append(
+            f"Cette version a été publiée avec {len(overrides)} dérogation(s) justifiée(s) ; voir ci-dessous."
+        )
     return limits
 
 
 def _badge_svg(policy: UseCasePolicy, version: int) -> str:
     title = html.escape(LABEL_TEXT)
-    desc = html.escape(f"Ce service numérique utilise un système d'intelligence artificielle : {policy.title} (version {version}). "
-                       "Étiquette de la charte pour une IA éthique de la Métropole Aix-Marseille-Provence.")
+    desc = html.escape(
+        f"Ce service numérique utilise un système d'intelligence artificielle : {policy.title} (version {version}). "
+        "Étiquette de la charte pour une IA éthique de la Métropole Aix-Marseille-Provence."
+    )
     subtitle = html.escape("Charte IA éthique · Métropole AMP")
     # Dark blue on white and white on dark blue: contrast above 12:1 (WCAG AAA) at any size.
     return f"""<svg xmlns="http://www.w3.org/2000/svg" width="264" height="64" viewBox="0 0 264 64" role="img" aria-labelledby="ai-label-title ai-label-desc">
@@ -266,10 +318,21 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def build_model_card_context(policy: UseCasePolicy, *, version: int, run_id: str | None, metrics: dict[str, Any],
-                             fairness: Any, energy: EnergyMeasurement | dict[str, Any] | None, approver: str | None, decision: str,
-                             overrides: list[dict[str, Any]], results: list[CheckResult | dict[str, Any]],
-                             data_period: dict[str, Any], generated_at: datetime | None = None) -> dict[str, Any]:
+def build_model_card_context(
+    policy: UseCasePolicy,
+    *,
+    version: int,
+    run_id: str | None,
+    metrics: dict[str, Any],
+    fairness: Any,
+    energy: EnergyMeasurement | dict[str, Any] | None,
+    approver: str | None,
+    decision: str,
+    overrides: list[dict[str, Any]],
+    results: list[CheckResult | dict[str, Any]],
+    data_period: dict[str, Any],
+    generated_at: datetime | None = None,
+) -> dict[str, Any]:
     """Everything the card shows, as plain JSON-safe data (the templates only lay it out). See :func:`write_model_card`."""
     measured = _as_energy(energy)
     fairness_rows = _fairness_rows(fairness)
@@ -277,130 +340,252 @@ def build_model_card_context(policy: UseCasePolicy, *, version: int, run_id: str
     overrides = _normalise_overrides(overrides)
     overridden = {str(o["check"]) for o in overrides}
     dataset = policy.training_dataset
-    inputs = [c.name for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT) if c.name != policy.model.target]
-    columns = [{"name": c.name, "role": ROLE_LABELS.get(c.role, c.role.value), "type": c.type.value,
-                "personal_data": "aucune" if c.personal_data is PersonalDataCategory.NONE else c.personal_data.value,
-                "pseudonymised": c.pseudonymise} for c in dataset.columns]
+    inputs = [
+        c.name
+        for c in dataset.columns_with_role(ColumnRole.FEATURE, ColumnRole.FREE_TEXT)
+        if c.name != policy.model.target
+    ]
+    columns = [
+        {
+            "name": c.name,
+            "role": ROLE_LABELS.get(c.role, c.role.value),
+            "type": c.type.value,
+            "personal_data": "aucune" if c.personal_data is PersonalDataCategory.NONE else c.personal_data.value,
+            "pseudonymised": c.pseudonymise,
+        }
+        for c in dataset.columns
+    ]
     pseudonymised = [c for c in dataset.columns if c.pseudonymise]
     if pseudonymised:
-        pseudo = [f"{c.name} : " + ("valeurs remplacées par un hachage à clé secrète (HMAC)" if c.role is not ColumnRole.FREE_TEXT
-                                    else "noms, téléphones, courriels, NIR et autres données détectées masqués avant l'entraînement")
-                  for c in pseudonymised]
+        pseudo = [
+            f"{c.name} : "
+            + (
+                "valeurs remplacées par un hachage à clé secrète (HMAC)"
+                if c.role is not ColumnRole.FREE_TEXT
+                else "noms, téléphones, courriels, NIR et autres données détectées masqués avant l'entraînement"
+            )
+            for c in pseudonymised
+        ]
     elif dataset.personal_data:
         pseudo = ["Données personnelles déclarées sans pseudonymisation : voir la déclaration du cas d'usage."]
     else:
-        pseudo = ["Aucune donnée personnelle : le jeu de données est déclaré non personnel et vérifié à chaque exécution."]
+        pseudo = [
+            "Aucune donnée personnelle : le jeu de données est déclaré non personnel et vérifié à chaque exécution."
+        ]
     flat = _flatten(metrics)
     metric_rows = [{"name": name, "label": _metric_label(name), "value": value} for name, value in flat.items()]
     engagements = _engagement_rows(checked, overridden)
     generated = (generated_at or datetime.now(UTC)).astimezone(UTC)
-    fairness_metrics = sorted({k for row in fairness_rows for k in row if k not in ("column", "group", "compared", "count")})
-    return _json_safe({
-        "use_case": policy.id,
-        "title": policy.title,
-        "version": version,
-        "run_id": run_id,
-        "generated_at": generated.isoformat(timespec="seconds"),
-        "decision": decision,
-        "decision_label": DECISION_LABELS.get(decision, decision),
-        "approver": approver,
-        "purpose": policy.purpose.strip(),
-        "legal_basis": LEGAL_BASIS_LABELS.get(policy.legal_basis.value, policy.legal_basis.value),
-        "legal_basis_detail": policy.legal_basis_detail,
-        "owner": {"name": policy.owner.name, "email": policy.owner.email},
-        "dpo": {"name": policy.dpo.name, "email": policy.dpo.email},
-        "decision_support": policy.decision_support,
-        "human_recourse": ({"name": policy.human_recourse.name, "email": policy.human_recourse.email, "role": policy.human_recourse.role}
-                           if policy.human_recourse else None),
-        "dataset": {"id": dataset.id, "personal_data": dataset.personal_data, "data_subjects": list(dataset.data_subjects),
-                    "retention_days": dataset.retention.days if dataset.retention else None},
-        "columns": columns,
-        "model_inputs": inputs,
-        "target": policy.model.target,
-        "data_period": {"column": data_period.get("column"), "start": data_period.get("start"), "end": data_period.get("end"),
-                        "start_label": _fmt_date(data_period.get("start")), "end_label": _fmt_date(data_period.get("end"))},
-        "pseudonymisation": pseudo,
-        "model_kind": policy.model.kind,
-        "how_it_works": _how_it_works(policy, inputs),
-        "primary_metric": policy.model.metric,
-        "primary_metric_label": METRIC_LABELS.get(policy.model.metric, policy.model.metric),
-        "metrics": metric_rows,
-        "fairness": fairness_rows,
-        "fairness_metrics": fairness_metrics,
-        "fairness_positive_label": policy.equity.positive_label,
-        "fairness_limit": policy.equity.max_metric_difference,
-        "energy": ({"kwh": measured.kwh, "wh": measured.kwh * 1000, "gco2e": measured.gco2e, "duration_s": measured.duration_s,
-                    "method": measured.method, "country_iso_code": measured.country_iso_code} if measured else None),
-        "limits": _limits(policy, data_period, fairness_rows, overrides),
-        "overrides": overrides,
-        "checks": [{"check": r.check, "verdict": r.verdict.value, "verdict_label": VERDICT_LABELS[r.verdict.value], "summary": r.summary,
-                    "engagements": [engagement_label(e) for e in r.engagements], "overridden": r.check in overridden} for r in checked],
-        "engagements": engagements,
-        "engagements_satisfied": [e["id"] for e in engagements if e["satisfied"]],
-    })
+    fairness_metrics = sorted(
+        {k for row in fairness_rows for k in row if k not in ("column", "group", "compared", "count")}
+    )
+    return _json_safe(
+        {
+            "use_case": policy.id,
+            "title": policy.title,
+            "version": version,
+            "run_id": run_id,
+            "generated_at": generated.isoformat(timespec="seconds"),
+            "decision": decision,
+            "decision_label": DECISION_LABELS.get(decision, decision),
+            "approver": approver,
+            "purpose": policy.purpose.strip(),
+            "legal_basis": LEGAL_BASIS_LABELS.get(policy.legal_basis.value, policy.legal_basis.value),
+            "legal_basis_detail": policy.legal_basis_detail,
+            "owner": {"name": policy.owner.name, "email": policy.owner.email},
+            "dpo": {"name": policy.dpo.name, "email": policy.dpo.email},
+            "decision_support": policy.decision_support,
+            "human_recourse": (
+                {
+                    "name": policy.human_recourse.name,
+                    "email": policy.human_recourse.email,
+                    "role": policy.human_recourse.role,
+                }
+                if policy.human_recourse
+                else None
+            ),
+            "dataset": {
+                "id": dataset.id,
+                "personal_data": dataset.personal_data,
+                "data_subjects": list(dataset.data_subjects),
+                "retention_days": dataset.retention.days if dataset.retention else None,
+            },
+            "columns": columns,
+            "model_inputs": inputs,
+            "target": policy.model.target,
+            "data_period": {
+                "column": data_period.get("column"),
+                "start": data_period.get("start"),
+                "end": data_period.get("end"),
+                "start_label": _fmt_date(data_period.get("start")),
+                "end_label": _fmt_date(data_period.get("end")),
+            },
+            "pseudonymisation": pseudo,
+            "model_kind": policy.model.kind,
+            "how_it_works": _how_it_works(policy, inputs),
+            "primary_metric": policy.model.metric,
+            "primary_metric_label": METRIC_LABELS.get(policy.model.metric, policy.model.metric),
+            "metrics": metric_rows,
+            "fairness": fairness_rows,
+            "fairness_metrics": fairness_metrics,
+            "fairness_positive_label": policy.equity.positive_label,
+            "fairness_limit": policy.equity.max_metric_difference,
+            "energy": (
+                {
+                    "kwh": measured.kwh,
+                    "wh": measured.kwh * 1000,
+                    "gco2e": measured.gco2e,
+                    "duration_s": measured.duration_s,
+                    "method": measured.method,
+                    "country_iso_code": measured.country_iso_code,
+                }
+                if measured
+                else None
+            ),
+            "limits": _limits(policy, data_period, fairness_rows, overrides),
+            "overrides": overrides,
+            "checks": [
+                {
+                    "check": r.check,
+                    "verdict": r.verdict.value,
+                    "verdict_label": VERDICT_LABELS[r.verdict.value],
+                    "summary": r.summary,
+                    "engagements": [engagement_label(e) for e in r.engagements],
+                    "overridden": r.check in overridden,
+                }
+                for r in checked
+            ],
+            "engagements": engagements,
+            "engagements_satisfied": [e["id"] for e in engagements if e["satisfied"]],
+        }
+    )
 
 
 def _markdown(ctx: dict[str, Any]) -> str:
-    lines = [f"# Fiche de transparence — {_md(ctx['title'])}", "",
-             f"**{LABEL_TEXT}.** ![{LABEL_TEXT}](ai_label.svg)", "",
-             "| | |", "|---|---|",
-             f"| Cas d'usage | `{_md(ctx['use_case'])}` |", f"| Version | {ctx['version']} |",
-             f"| Décision | {_md(ctx['decision_label'])} |", f"| Approuvée par | {_md(ctx['approver'] or 'non renseigné')} |",
-             f"| Exécution | `{_md(ctx['run_id'] or '—')}` |", f"| Fiche générée le | {_md(ctx['generated_at'])} |", "",
-             "## Finalité", "", _md(ctx["purpose"]), "",
-             "## Base légale", "", _md(ctx["legal_basis"]) + (f" — {_md(ctx['legal_basis_detail'])}" if ctx["legal_basis_detail"] else ""), "",
-             f"Responsable : {_md(ctx['owner']['name'])} ({_md(ctx['owner']['email'])}). Délégué à la protection des données : "
-             f"{_md(ctx['dpo']['name'])} ({_md(ctx['dpo']['email'])}).", "",
-             "## Données utilisées", "",
-             f"Jeu de données `{_md(ctx['dataset']['id'])}`, période du {ctx['data_period']['start_label']} au {ctx['data_period']['end_label']}"
-             + (f" (colonne `{_md(ctx['data_period']['column'])}`)" if ctx["data_period"]["column"] else "") + "."
-             + (f" Conservation : {ctx['dataset']['retention_days']} jours ; les lignes plus anciennes sont exclues." if ctx["dataset"]["retention_days"] else ""),
-             "", "| Colonne | Usage | Type | Donnée personnelle | Pseudonymisée |", "|---|---|---|---|---|"]
-    lines += [f"| `{_md(c['name'])}` | {_md(c['role'])} | {_md(c['type'])} | {_md(c['personal_data'])} | {_fmt(c['pseudonymised'])} |" for c in ctx["columns"]]
-    lines += ["", "Les colonnes non déclarées sont supprimées avant l'entraînement.", "",
-              "## Pseudonymisation", ""] + [f"- {_md(p)}" for p in ctx["pseudonymisation"]]
-    lines += ["", "## Fonctionnement du modèle", "", _md(ctx["how_it_works"]), "",
-              "## Performances", "", f"Mesure principale : {_md(ctx['primary_metric_label'])}, sur un échantillon d'évaluation mis de côté.", "",
-              "| Mesure | Valeur |", "|---|---|"]
+    lines = [
+        f"# Fiche de transparence — {_md(ctx['title'])}",
+        "",
+        f"**{LABEL_TEXT}.** ![{LABEL_TEXT}](ai_label.svg)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Cas d'usage | `{_md(ctx['use_case'])}` |",
+        f"| Version | {ctx['version']} |",
+        f"| Décision | {_md(ctx['decision_label'])} |",
+        f"| Approuvée par | {_md(ctx['approver'] or 'non renseigné')} |",
+        f"| Exécution | `{_md(ctx['run_id'] or '—')}` |",
+        f"| Fiche générée le | {_md(ctx['generated_at'])} |",
+        "",
+        "## Finalité",
+        "",
+        _md(ctx["purpose"]),
+        "",
+        "## Base légale",
+        "",
+        _md(ctx["legal_basis"]) + (f" — {_md(ctx['legal_basis_detail'])}" if ctx["legal_basis_detail"] else ""),
+        "",
+        f"Responsable : {_md(ctx['owner']['name'])} ({_md(ctx['owner']['email'])}). Délégué à la protection des données : "
+        f"{_md(ctx['dpo']['name'])} ({_md(ctx['dpo']['email'])}).",
+        "",
+        "## Données utilisées",
+        "",
+        f"Jeu de données `{_md(ctx['dataset']['id'])}`, période du {ctx['data_period']['start_label']} au {ctx['data_period']['end_label']}"
+        + (f" (colonne `{_md(ctx['data_period']['column'])}`)" if ctx["data_period"]["column"] else "")
+        + "."
+        + (
+            f" Conservation : {ctx['dataset']['retention_days']} jours ; les lignes plus anciennes sont exclues."
+            if ctx["dataset"]["retention_days"]
+            else ""
+        ),
+        "",
+        "| Colonne | Usage | Type | Donnée personnelle | Pseudonymisée |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{_md(c['name'])}` | {_md(c['role'])} | {_md(c['type'])} | {_md(c['personal_data'])} | {_fmt(c['pseudonymised'])} |"
+        for c in ctx["columns"]
+    ]
+    lines += ["", "Les colonnes non déclarées sont supprimées avant l'entraînement.", "", "## Pseudonymisation", ""] + [
+        f"- {_md(p)}" for p in ctx["pseudonymisation"]
+    ]
+    lines += [
+        "",
+        "## Fonctionnement du modèle",
+        "",
+        _md(ctx["how_it_works"]),
+        "",
+        "## Performances",
+        "",
+        f"Mesure principale : {_md(ctx['primary_metric_label'])}, sur un échantillon d'évaluation mis de côté.",
+        "",
+        "| Mesure | Valeur |",
+        "|---|---|",
+    ]
     lines += [f"| {_md(m['label'])} (`{_md(m['name'])}`) | {_md(m['value'])} |" for m in ctx["metrics"]]
     lines += ["", "## Équité entre groupes", ""]
     if ctx["fairness"]:
         metrics = ctx["fairness_metrics"]
         if ctx["fairness_positive_label"]:
-            lines += [f"Taux de sélection : part des demandes orientées vers « {_md(ctx['fairness_positive_label'])} ». "
-                      f"Écart maximal admis entre groupes : {_fmt(ctx['fairness_limit'], 2)}.", ""]
-        lines += ["| Attribut | Groupe | Effectif | " + " | ".join(_md(METRIC_LABELS.get(m, m)) for m in metrics) + " | Comparé |",
-                  "|---|---|---|" + "---|" * len(metrics) + "---|"]
-        lines += [f"| {_md(r['column'])} | {_md(r['group'])} | {_md(r.get('count'))} | "
-                  + " | ".join(_md(r.get(m)) for m in metrics) + f" | {'oui' if r.get('compared') else 'non (groupe trop petit)'} |"
-                  for r in ctx["fairness"]]
+            lines += [
+                f"Taux de sélection : part des demandes orientées vers « {_md(ctx['fairness_positive_label'])} ». "
+                f"Écart maximal admis entre groupes : {_fmt(ctx['fairness_limit'], 2)}.",
+                "",
+            ]
+        lines += [
+            "| Attribut | Groupe | Effectif | "
+            + " | ".join(_md(METRIC_LABELS.get(m, m)) for m in metrics)
+            + " | Comparé |",
+            "|---|---|---|" + "---|" * len(metrics) + "---|",
+        ]
+        lines += [
+            f"| {_md(r['column'])} | {_md(r['group'])} | {_md(r.get('count'))} | "
+            + " | ".join(_md(r.get(m)) for m in metrics)
+            + f" | {'oui' if r.get('compared') else 'non (groupe trop petit)'} |"
+            for r in ctx["fairness"]
+        ]
     else:
         lines.append("Aucun groupe de population n'est déclaré pour ce cas d'usage.")
     e = ctx["energy"]
     lines += ["", "## Énergie et CO₂", ""]
     if e:
-        lines += [f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 6)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
-                  f"Méthode : {_md(e['method'])}."]
+        lines += [
+            f"Entraînement : {_fmt(e['wh'], 4)} Wh ({_fmt(e['kwh'], 8)} kWh), {_fmt(e['gco2e'], 6)} g CO₂e, en {_fmt(e['duration_s'], 1)} s.",
+            f"Méthode : {_md(e['method'])}.",
+        ]
     else:
         lines.append("Énergie de l'entraînement non mesurée.")
     lines += ["", "## Limites", ""] + [f"- {_md(limit)}" for limit in ctx["limits"]]
     lines += ["", "## Recours humain", ""]
     recourse = ctx["human_recourse"]
     if recourse:
-        lines.append(f"Pour contester une décision prise avec l'aide de ce système : {_md(recourse['name'])} — {_md(recourse['email'])}.")
+        lines.append(
+            f"Pour contester une décision prise avec l'aide de ce système : {_md(recourse['name'])} — {_md(recourse['email'])}."
+        )
     else:
-        lines.append(f"Ce système n'est pas une aide à la décision individuelle. Contact : {_md(ctx['owner']['name'])} — {_md(ctx['owner']['email'])}.")
+        lines.append(
+            f"Ce système n'est pas une aide à la décision individuelle. Contact : {_md(ctx['owner']['name'])} — {_md(ctx['owner']['email'])}."
+        )
     lines += ["", "## Dérogations", ""]
-    lines += ([f"- **{_md(o['check'])}** par {_md(o['actor'])} : {_md(o['justification'])}" for o in ctx["overrides"]]
-              or ["Aucune dérogation."])
+    lines += [
+        f"- **{_md(o['check'])}** par {_md(o['actor'])} : {_md(o['justification'])}" for o in ctx["overrides"]
+    ] or ["Aucune dérogation."]
     lines += ["", "## Contrôles exécutés", "", "| Contrôle | Verdict | Engagements | Résumé |", "|---|---|---|---|"]
-    lines += [f"| {_md(c['check'])} | {_md(c['verdict_label'])}{' (dérogation)' if c['overridden'] else ''} | {_md(', '.join(c['engagements']))} | {_md(c['summary'])} |"
-              for c in ctx["checks"]]
+    lines += [
+        f"| {_md(c['check'])} | {_md(c['verdict_label'])}{' (dérogation)' if c['overridden'] else ''} | {_md(', '.join(c['engagements']))} | {_md(c['summary'])} |"
+        for c in ctx["checks"]
+    ]
     lines += ["", "## Engagements de la charte", "", "| Engagement | Statut | Contrôles |", "|---|---|---|"]
-    lines += [f"| {_md(g['label'])}{(' — ' + _md(g['text'])) if g['text'] else ''} | {_md(g['status'])} | {_md(', '.join(g['checks']))} |"
-              for g in ctx["engagements"]]
-    lines += ["", "## Étiquette IA", "",
-              f"Transparence 4 : « {TRANSPARENCE_4} ». Le badge `ai_label.svg` et ses métadonnées `ai_label.json` accompagnent cette fiche.", ""]
+    lines += [
+        f"| {_md(g['label'])}{(' — ' + _md(g['text'])) if g['text'] else ''} | {_md(g['status'])} | {_md(', '.join(g['checks']))} |"
+        for g in ctx["engagements"]
+    ]
+    lines += [
+        "",
+        "## Étiquette IA",
+        "",
+        f"Transparence 4 : « {TRANSPARENCE_4} ». Le badge `ai_label.svg` et ses métadonnées `ai_label.json` accompagnent cette fiche.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -483,13 +668,27 @@ def _html(ctx: dict[str, Any]) -> str:
 
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _fmt
-    return env.from_string(HTML_TEMPLATE).render(c=ctx, label_text=LABEL_TEXT, transparence_4=TRANSPARENCE_4, metric_labels=METRIC_LABELS)
+    return env.from_string(HTML_TEMPLATE).render(
+        c=ctx, label_text=LABEL_TEXT, transparence_4=TRANSPARENCE_4, metric_labels=METRIC_LABELS
+    )
 
 
-def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None, metrics: dict[str, Any], fairness: Any,
-                     energy: EnergyMeasurement | dict[str, Any] | None, approver: str | None, decision: str,
-                     overrides: list[dict[str, Any]], results: list[CheckResult | dict[str, Any]], data_period: dict[str, Any],
-                     out_dir: Path, generated_at: datetime | None = None) -> ModelCardPaths:
+def write_model_card(
+    policy: UseCasePolicy,
+    *,
+    version: int,
+    run_id: str | None,
+    metrics: dict[str, Any],
+    fairness: Any,
+    energy: EnergyMeasurement | dict[str, Any] | None,
+    approver: str | None,
+    decision: str,
+    overrides: list[dict[str, Any]],
+    results: list[CheckResult | dict[str, Any]],
+    data_period: dict[str, Any],
+    out_dir: Path,
+    generated_at: datetime | None = None,
+) -> ModelCardPaths:
     """Write the fiche de transparence (Markdown, HTML) and the AI label (SVG badge, JSON) of a model version.
 
     :param policy: the use case.
@@ -510,13 +709,28 @@ def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None,
     :param generated_at: the card's timestamp (UTC now by default).
     :returns: the four paths.
     """
-    ctx = build_model_card_context(policy, version=version, run_id=run_id, metrics=metrics, fairness=fairness, energy=energy,
-                                   approver=approver, decision=decision, overrides=overrides, results=results,
-                                   data_period=data_period, generated_at=generated_at)
+    ctx = build_model_card_context(
+        policy,
+        version=version,
+        run_id=run_id,
+        metrics=metrics,
+        fairness=fairness,
+        energy=energy,
+        approver=approver,
+        decision=decision,
+        overrides=overrides,
+        results=results,
+        data_period=data_period,
+        generated_at=generated_at,
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = ModelCardPaths(markdown=out_dir / "model_card.md", html=out_dir / "model_card.html",
-                           badge_svg=out_dir / "ai_label.svg", label_json=out_dir / "ai_label.json")
+    paths = ModelCardPaths(
+        markdown=out_dir / "model_card.md",
+        html=out_dir / "model_card.html",
+        badge_svg=out_dir / "ai_label.svg",
+        label_json=out_dir / "ai_label.json",
+    )
     svg = _badge_svg(policy, version)
     _write_text(paths.badge_svg, svg)
     _write_text(paths.markdown, _markdown(ctx))
@@ -540,7 +754,11 @@ def write_model_card(policy: UseCasePolicy, *, version: int, run_id: str | None,
         "engagements_satisfied": ctx["engagements_satisfied"],
         "energy": {"kwh": ctx["energy"]["kwh"], "gco2e": ctx["energy"]["gco2e"]} if ctx["energy"] else None,
         "model_card": {"markdown": paths.markdown.name, "html": paths.html.name},
-        "badge": {"file": paths.badge_svg.name, "sha256": hashlib.sha256(svg.encode("utf-8")).hexdigest(), "alt": LABEL_TEXT},
+        "badge": {
+            "file": paths.badge_svg.name,
+            "sha256": hashlib.sha256(svg.encode("utf-8")).hexdigest(),
+            "alt": LABEL_TEXT,
+        },
     }
     _write_text(paths.label_json, json.dumps(label, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     return paths

@@ -32,13 +32,14 @@ log = logging.getLogger(__name__)
 SMTP_CONN_ID = "smtp_default"
 
 
-
 def _target_path(policy: Any, dataset: str, path: str | None) -> Path:
     """The policy's file for ``dataset``, or another delivery at ``path`` inside the data folder."""
     return Path(policy.dataset(dataset).delivery(path))
 
 
-def verify_dataset_integrity_step(*, use_case: str, dataset: str, path: str | None, context: Mapping[str, Any]) -> dict[str, Any]:
+def verify_dataset_integrity_step(
+    *, use_case: str, dataset: str, path: str | None, context: Mapping[str, Any]
+) -> dict[str, Any]:
     """Verify ``path`` (default: the policy's file) against the dataset's active signed manifest; persist and gate.
 
     :param use_case: the policy id.
@@ -74,8 +75,13 @@ def verify_dataset_integrity_step(*, use_case: str, dataset: str, path: str | No
         dataset_id = manifest.dataset_id if manifest else ensure_dataset_record(session, policy, dataset, target).id
         record_verification(session, verification, dataset_id=dataset_id, run_id=run_id)
 
-    return persist_and_gate(verification.to_check_result(), policy=policy, context=context,
-                            incident=verification.incident_draft(run_id), extra=record)
+    return persist_and_gate(
+        verification.to_check_result(),
+        policy=policy,
+        context=context,
+        incident=verification.incident_draft(run_id),
+        extra=record,
+    )
 
 
 @task(task_id="verify_dataset_integrity", multiple_outputs=False)  # one XCom: the CheckResult
@@ -89,8 +95,9 @@ def verify_dataset_integrity(*, use_case: str, dataset: str, path: str | None = 
     return verify_dataset_integrity_step(use_case=use_case, dataset=dataset, path=path, context=context)
 
 
-def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | None, context: Mapping[str, Any],
-                                   chunk_size: int | None = None) -> dict[str, Any]:
+def register_dataset_manifest_step(
+    *, use_case: str, dataset: str, path: str | None, context: Mapping[str, Any], chunk_size: int | None = None
+) -> dict[str, Any]:
     """Hash, sign and record the dataset's manifest. A re-run on unchanged data keeps the active manifest.
 
     :return: a small JSON-safe summary (manifest id, root, size, rows); never data values.
@@ -108,20 +115,38 @@ def register_dataset_manifest_step(*, use_case: str, dataset: str, path: str | N
     document = build_manifest(target, use_case=use_case, dataset=dataset, run_id=run_id, chunk_size=chunk_size)
     with ledger_session() as session:
         current = active_manifest(session, use_case, dataset)
-        if current is not None and current.merkle_root == document["merkle_root"] and current.document.get("location") == document["location"]:
+        if (
+            current is not None
+            and current.merkle_root == document["merkle_root"]
+            and current.document.get("location") == document["location"]
+        ):
             row, created = current, False
         else:
             row, created = store_manifest(session, sign_manifest(document, key), policy=policy, dataset=dataset), True
-        summary = {"manifest_id": row.id, "dataset": f"{use_case}.{dataset}", "file": target.name, "merkle_root": row.merkle_root,
-                   "size_bytes": row.size_bytes, "row_count": row.row_count, "created": created}
-    log.info("manifest #%s of %s.%s: root %s (%s)", summary["manifest_id"], use_case, dataset, summary["merkle_root"],
-             "registered" if created else "unchanged")
+        summary = {
+            "manifest_id": row.id,
+            "dataset": f"{use_case}.{dataset}",
+            "file": target.name,
+            "merkle_root": row.merkle_root,
+            "size_bytes": row.size_bytes,
+            "row_count": row.row_count,
+            "created": created,
+        }
+    log.info(
+        "manifest #%s of %s.%s: root %s (%s)",
+        summary["manifest_id"],
+        use_case,
+        dataset,
+        summary["merkle_root"],
+        "registered" if created else "unchanged",
+    )
     return summary
 
 
 @task(task_id="register_dataset_manifest", multiple_outputs=False)
-def register_dataset_manifest(*, use_case: str, dataset: str, path: str | None = None, chunk_size: int | None = None,
-                              **context: Any) -> dict[str, Any]:
+def register_dataset_manifest(
+    *, use_case: str, dataset: str, path: str | None = None, chunk_size: int | None = None, **context: Any
+) -> dict[str, Any]:
     """Register the signed Merkle manifest of a dataset file in the ledger.
 
     :param use_case: the policy id.
@@ -129,7 +154,9 @@ def register_dataset_manifest(*, use_case: str, dataset: str, path: str | None =
     :param path: the file (templated); default: the dataset's path in the policy.
     :param chunk_size: bytes per Merkle leaf (default: 8 MiB, smaller for small files).
     """
-    return register_dataset_manifest_step(use_case=use_case, dataset=dataset, path=path, chunk_size=chunk_size, context=context)
+    return register_dataset_manifest_step(
+        use_case=use_case, dataset=dataset, path=path, chunk_size=chunk_size, context=context
+    )
 
 
 @task(task_id="list_registered_datasets")
@@ -143,7 +170,9 @@ def list_registered_datasets() -> list[dict[str, Any]]:
     with ledger_session() as session:
         rows = session.execute(
             select(DatasetRecord.use_case, DatasetRecord.name, Manifest.document)
-            .join(Manifest, Manifest.dataset_id == DatasetRecord.id).where(Manifest.status == "active").order_by(DatasetRecord.id)
+            .join(Manifest, Manifest.dataset_id == DatasetRecord.id)
+            .where(Manifest.status == "active")
+            .order_by(DatasetRecord.id)
         ).all()
     return [{"use_case": r.use_case, "dataset": r.name, "path": (r.document or {}).get("location")} for r in rows]
 
@@ -163,10 +192,16 @@ class AirflowSmtpSender:
         try:
             with SmtpHook(smtp_conn_id=self.conn_id) as hook:
                 hook.send_email_smtp(
-                    to=alert.recipient, subject=subject(alert), html_content=html_body(alert),
+                    to=alert.recipient,
+                    subject=subject(alert),
+                    html_content=html_body(alert),
                     from_email=self.from_email or hook.from_email or DEFAULT_FROM,
-                    custom_headers={"Message-ID": message_id(alert), IDEMPOTENCY_HEADER: alert.idempotency_key,
-                                    "X-Charter-Incident": str(alert.incident_id), "Content-Language": "fr"},
+                    custom_headers={
+                        "Message-ID": message_id(alert),
+                        IDEMPOTENCY_HEADER: alert.idempotency_key,
+                        "X-Charter-Incident": str(alert.incident_id),
+                        "Content-Language": "fr",
+                    },
                 )
         except Exception as exc:  # noqa: BLE001 - any failure is one failed attempt; never echo credentials
             raise DeliveryError(f"SMTP via Airflow connection {self.conn_id}: {type(exc).__name__}") from None
@@ -202,6 +237,12 @@ def relay_alert_outbox(*, smtp_conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
 
     configure_from_airflow()
     report = relay(alert_senders(smtp_conn_id))
-    log.info("alert relay: %s due, %s delivered, %s failed, %s dead, unsent channels %s",
-             report.claimed, report.delivered, report.failed, report.dead, report.unsent_channels)
+    log.info(
+        "alert relay: %s due, %s delivered, %s failed, %s dead, unsent channels %s",
+        report.claimed,
+        report.delivered,
+        report.failed,
+        report.dead,
+        report.unsent_channels,
+    )
     return report.to_json_dict()

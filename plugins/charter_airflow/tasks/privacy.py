@@ -32,14 +32,20 @@ from charter_airflow.runtime import configure_from_airflow, persist_and_gate, ru
 log = logging.getLogger(__name__)
 
 
-
 def _target(policy: Any, dataset: str, path: str | None) -> Path:
     """The policy's file for ``dataset``, or another delivery at ``path`` inside the data folder."""
     return Path(policy.dataset(dataset).delivery(path))
 
 
-def scan_personal_data_step(*, policy: Any, dataset: str, path: str | None, context: Mapping[str, Any],
-                            exhaustive: bool | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
+def scan_personal_data_step(
+    *,
+    policy: Any,
+    dataset: str,
+    path: str | None,
+    context: Mapping[str, Any],
+    exhaustive: bool | None = None,
+    fail_on: tuple[str, ...] = ("fail",),
+) -> dict[str, Any]:
     """Scan the dataset's file, judge it against ``policy``, persist the result and its findings, gate.
 
     :param policy: the loaded ``UseCasePolicy``.
@@ -54,17 +60,21 @@ def scan_personal_data_step(*, policy: Any, dataset: str, path: str | None, cont
 
     configure_from_airflow()
     _dag_id, run_id = run_ids(context)
-    outcome = check_personal_data(policy, dataset, path=_target(policy, dataset, path), exhaustive=exhaustive, run_id=run_id)
+    outcome = check_personal_data(
+        policy, dataset, path=_target(policy, dataset, path), exhaustive=exhaustive, run_id=run_id
+    )
 
     def findings(session: Any, _check_run: Any, row: Any) -> None:
         record_findings(session, row, outcome)
 
-    return persist_and_gate(outcome.result, policy=policy, context=context, incident=outcome.incident, extra=findings,
-                            fail_on=fail_on)
+    return persist_and_gate(
+        outcome.result, policy=policy, context=context, incident=outcome.incident, extra=findings, fail_on=fail_on
+    )
 
 
-def pseudonymise_dataset_step(*, policy: Any, dataset: str, path: str | None, context: Mapping[str, Any],
-                              output: str | None = None) -> str:
+def pseudonymise_dataset_step(
+    *, policy: Any, dataset: str, path: str | None, context: Mapping[str, Any], output: str | None = None
+) -> str:
     """Write the training-ready Parquet copy of the dataset; return its path (for XCom)."""
     from charter_guardrails.checks.privacy.pseudonymise import pseudonymise_frame, write_frame
     from charter_guardrails.core.keys import load_pseudonymisation_key
@@ -77,28 +87,46 @@ def pseudonymise_dataset_step(*, policy: Any, dataset: str, path: str | None, co
     frame = read_dataset(spec, _target(policy, dataset, path))
     out, report = pseudonymise_frame(frame, spec, load_pseudonymisation_key())
     safe_run = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    target = Path(output) if output else get_settings().home / "work" / policy.id / safe_run / f"{dataset}__pseudonymised.parquet"
+    target = (
+        Path(output)
+        if output
+        else get_settings().home / "work" / policy.id / safe_run / f"{dataset}__pseudonymised.parquet"
+    )
     write_frame(out, target)
-    log.info("pseudonymised %s/%s: %d rows, hashed %s, masked %s, dropped %s -> %s", policy.id, dataset, report.rows,
-             report.hashed_columns, report.masked_columns, report.dropped_columns, target)
+    log.info(
+        "pseudonymised %s/%s: %d rows, hashed %s, masked %s, dropped %s -> %s",
+        policy.id,
+        dataset,
+        report.rows,
+        report.hashed_columns,
+        report.masked_columns,
+        report.dropped_columns,
+        target,
+    )
     return str(target)
 
 
 @task(task_id="scan_personal_data")
-def scan_personal_data(*, use_case: str, dataset: str, path: str | None = None, exhaustive: bool | None = None,
-                       **context: Any) -> dict[str, Any]:
+def scan_personal_data(
+    *, use_case: str, dataset: str, path: str | None = None, exhaustive: bool | None = None, **context: Any
+) -> dict[str, Any]:
     """Scan a declared dataset for personal data and fail on a policy violation (Sûreté 1, Proportionnalité 3)."""
     from charter_guardrails.core.policy import load_policy
 
     configure_from_airflow()
-    return scan_personal_data_step(policy=load_policy(use_case), dataset=dataset, path=path, context=context, exhaustive=exhaustive)
+    return scan_personal_data_step(
+        policy=load_policy(use_case), dataset=dataset, path=path, context=context, exhaustive=exhaustive
+    )
 
 
 @task(task_id="pseudonymise_dataset")
-def pseudonymise_dataset(*, use_case: str, dataset: str, path: str | None = None, output: str | None = None,
-                         **context: Any) -> str:
+def pseudonymise_dataset(
+    *, use_case: str, dataset: str, path: str | None = None, output: str | None = None, **context: Any
+) -> str:
     """Write the pseudonymised, minimised training copy of a dataset; return its path."""
     from charter_guardrails.core.policy import load_policy
 
     configure_from_airflow()
-    return pseudonymise_dataset_step(policy=load_policy(use_case), dataset=dataset, path=path, context=context, output=output)
+    return pseudonymise_dataset_step(
+        policy=load_policy(use_case), dataset=dataset, path=path, context=context, output=output
+    )

@@ -30,9 +30,18 @@ def _target_path(policy: Any, dataset: str, path: str | None) -> Path:
     return Path(policy.dataset(dataset).delivery(path))
 
 
-def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, Any], path: str | None = None,
-                          table: str | None = None, url: str | None = None, suite: str | None = None,
-                          write_profile: bool = True, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
+def validate_quality_step(
+    *,
+    use_case: str,
+    dataset: str,
+    context: Mapping[str, Any],
+    path: str | None = None,
+    table: str | None = None,
+    url: str | None = None,
+    suite: str | None = None,
+    write_profile: bool = True,
+    fail_on: tuple[str, ...] = ("fail",),
+) -> dict[str, Any]:
     """Validate a dataset (file, or SQL table in place) against its suite; persist and gate.
 
     :param use_case: the policy id.
@@ -62,8 +71,15 @@ def validate_quality_step(*, use_case: str, dataset: str, context: Mapping[str, 
     return persist_and_gate(result, policy=policy, context=context, fail_on=fail_on)
 
 
-def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str | None = None, path: str | None = None,
-                     reference: str | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
+def check_drift_step(
+    *,
+    use_case: str,
+    context: Mapping[str, Any],
+    dataset: str | None = None,
+    path: str | None = None,
+    reference: str | None = None,
+    fail_on: tuple[str, ...] = ("fail",),
+) -> dict[str, Any]:
     """Compare an inference batch with the stored training profile; persist and gate.
 
     :param reference: a profile ``.json`` or a training file; default the profile stored by ``validate_quality``.
@@ -74,13 +90,21 @@ def check_drift_step(*, use_case: str, context: Mapping[str, Any], dataset: str 
     configure_from_airflow()
     policy = load_policy(use_case)
     ds = dataset or (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0].id
-    result = drift_of_file(policy, _target_path(policy, ds, path), reference=Path(reference) if reference else None, dataset=ds)
+    result = drift_of_file(
+        policy, _target_path(policy, ds, path), reference=Path(reference) if reference else None, dataset=ds
+    )
     result = with_json_report(result, policy, run_ids(context)[1])
     return persist_and_gate(result, policy=policy, context=context, fail_on=fail_on)
 
 
-def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], dataset: str | None = None,
-                                  path: str | None = None, fail_on: tuple[str, ...] = ("fail",)) -> dict[str, Any]:
+def check_representativeness_step(
+    *,
+    use_case: str,
+    context: Mapping[str, Any],
+    dataset: str | None = None,
+    path: str | None = None,
+    fail_on: tuple[str, ...] = ("fail",),
+) -> dict[str, Any]:
     """Group shares, sizes, data gaps and label base rates of the training data; persist and gate."""
     from charter_guardrails.checks.quality.checks import representativeness_of_file, with_json_report
     from charter_guardrails.core.policy import load_policy
@@ -94,20 +118,33 @@ def check_representativeness_step(*, use_case: str, context: Mapping[str, Any], 
 
 
 @task(task_id="validate_quality")
-def validate_quality(*, use_case: str, dataset: str, path: str | None = None, table: str | None = None, url: str | None = None,
-                     suite: str | None = None, **context: Any) -> dict[str, Any]:
+def validate_quality(
+    *,
+    use_case: str,
+    dataset: str,
+    path: str | None = None,
+    table: str | None = None,
+    url: str | None = None,
+    suite: str | None = None,
+    **context: Any,
+) -> dict[str, Any]:
     """Validate a dataset against its Great Expectations suite; fail without retry on error-severity failures."""
-    return validate_quality_step(use_case=use_case, dataset=dataset, path=path, table=table, url=url, suite=suite, context=context)
+    return validate_quality_step(
+        use_case=use_case, dataset=dataset, path=path, table=table, url=url, suite=suite, context=context
+    )
 
 
 @task(task_id="check_drift")
-def check_drift(*, use_case: str, dataset: str | None = None, path: str | None = None, reference: str | None = None,
-                **context: Any) -> dict[str, Any]:
+def check_drift(
+    *, use_case: str, dataset: str | None = None, path: str | None = None, reference: str | None = None, **context: Any
+) -> dict[str, Any]:
     """Compare an inference batch with the training reference; fail without retry when features drift."""
     return check_drift_step(use_case=use_case, dataset=dataset, path=path, reference=reference, context=context)
 
 
 @task(task_id="check_representativeness")
-def check_representativeness(*, use_case: str, dataset: str | None = None, path: str | None = None, **context: Any) -> dict[str, Any]:
+def check_representativeness(
+    *, use_case: str, dataset: str | None = None, path: str | None = None, **context: Any
+) -> dict[str, Any]:
     """Check that the training data represents the territory and its groups; fail without retry when it does not."""
     return check_representativeness_step(use_case=use_case, dataset=dataset, path=path, context=context)

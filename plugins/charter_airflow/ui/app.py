@@ -36,8 +36,16 @@ log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 VERDICT_LABELS = {"pass": "réussi", "warn": "avertissement", "fail": "échec", None: "aucun résultat"}
 STATUS_LABELS = {"open": "ouvert", "acknowledged": "pris en compte", "resolved": "résolu"}
-DECISION_LABELS = {"published": "publié", "blocked": "bloqué", "overridden": "forcé par un humain", "quarantined": "en quarantaine",
-                   "passed": "validé", "rejected": "rejeté", "needs_approval": "en attente d'approbation", None: "en cours"}
+DECISION_LABELS = {
+    "published": "publié",
+    "blocked": "bloqué",
+    "overridden": "forcé par un humain",
+    "quarantined": "en quarantaine",
+    "passed": "validé",
+    "rejected": "rejeté",
+    "needs_approval": "en attente d'approbation",
+    None: "en cours",
+}
 
 
 def _configure_ledger_from_airflow() -> None:
@@ -66,19 +74,37 @@ def _airflow_pending_approvals(use_cases: list[str]) -> dict[str, list[dict[str,
 
         with create_session() as session:
             rows = session.execute(
-                select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, HITLDetail.subject, HITLDetail.created_at)
-                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id).where(HITLDetail.responded_at.is_(None))
-                .order_by(HITLDetail.created_at.desc()).limit(200)
+                select(
+                    TaskInstance.dag_id,
+                    TaskInstance.run_id,
+                    TaskInstance.task_id,
+                    HITLDetail.subject,
+                    HITLDetail.created_at,
+                )
+                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+                .where(HITLDetail.responded_at.is_(None))
+                .order_by(HITLDetail.created_at.desc())
+                .limit(200)
             ).all()
     except Exception as exc:  # noqa: BLE001 - the view must still render without Airflow's HITL table
         log.warning("cannot read pending human-in-the-loop tasks from Airflow: %s", exc)
         return {}
     pending: dict[str, list[dict[str, Any]]] = {}
     for dag_id, run_id, task_id, subject, created_at in rows:
-        use_case = next((u for u in sorted(use_cases, key=len, reverse=True) if dag_id == u or dag_id.startswith(f"{u}_")), None)
+        use_case = next(
+            (u for u in sorted(use_cases, key=len, reverse=True) if dag_id == u or dag_id.startswith(f"{u}_")), None
+        )
         if use_case:
-            pending.setdefault(use_case, []).append({"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "subject": subject,
-                                                     "started_at": created_at.isoformat() if created_at else None, "source": "airflow"})
+            pending.setdefault(use_case, []).append(
+                {
+                    "dag_id": dag_id,
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "subject": subject,
+                    "started_at": created_at.isoformat() if created_at else None,
+                    "source": "airflow",
+                }
+            )
     return pending
 
 
@@ -113,10 +139,22 @@ def _pct(value: Any) -> str:
 def _environment() -> Environment:
     from charter_guardrails.reporting.governance import mask_personal_values
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(mask=lambda v: mask_personal_values(str(v)) if v is not None else "", dt=_fmt_dt, num=_fmt_num, pct=_pct,
-                       verdict_label=lambda v: VERDICT_LABELS.get(v, str(v)), status_label=lambda v: STATUS_LABELS.get(v, str(v)),
-                       decision_label=lambda v: DECISION_LABELS.get(v, str(v)), tojson_pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=2))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        mask=lambda v: mask_personal_values(str(v)) if v is not None else "",
+        dt=_fmt_dt,
+        num=_fmt_num,
+        pct=_pct,
+        verdict_label=lambda v: VERDICT_LABELS.get(v, str(v)),
+        status_label=lambda v: STATUS_LABELS.get(v, str(v)),
+        decision_label=lambda v: DECISION_LABELS.get(v, str(v)),
+        tojson_pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
+    )
     env.globals.update(grouped_bars=charts.grouped_bars, stacked_verdicts=charts.stacked_verdicts)
     return env
 
@@ -148,30 +186,50 @@ def create_app() -> FastAPI:
     _configure_ledger_from_airflow()
     env = _environment()
     # No /docs or /openapi.json: every route is a page or an API call that needs a user.
-    app = FastAPI(title="Charte IA", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(require_reader)])
+    app = FastAPI(
+        title="Charte IA", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(require_reader)]
+    )
 
     def page(request: Request, template: str, user: Any, status_code: int = 200, **context: Any) -> HTMLResponse:
         base = request.scope.get("root_path", "").rstrip("/")
         context.setdefault("embedded", False)
-        html = env.get_template(template).render(base=base, user=actor_name(user) if user else None, can_act=bool(user) and can_act(user),
-                                                 csrf_token=issue_csrf_token(user) if user else "", csrf_field=CSRF_FIELD,
-                                                 report_link=_report_link, **context)
+        html = env.get_template(template).render(
+            base=base,
+            user=actor_name(user) if user else None,
+            can_act=bool(user) and can_act(user),
+            csrf_token=issue_csrf_token(user) if user else "",
+            csrf_field=CSRF_FIELD,
+            report_link=_report_link,
+            **context,
+        )
         # Our pages run no script; a strict policy keeps it so even if a value escaped the escaping.
-        return HTMLResponse(html, status_code=status_code, headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
-                                       "frame-ancestors 'self'; base-uri 'none'",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-store"})
+        return HTMLResponse(
+            html,
+            status_code=status_code,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+                "frame-ancestors 'self'; base-uri 'none'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin",
+                "Cache-Control": "no-store",
+            },
+        )
 
     def wants_html(request: Request) -> bool:
-        return not request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/api/") and \
-            "text/html" in request.headers.get("accept", "")
+        return not request.url.path.removeprefix(request.scope.get("root_path", "")).startswith(
+            "/api/"
+        ) and "text/html" in request.headers.get("accept", "")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if wants_html(request) and exc.status_code in (401, 403, 404, 409):
-            html = env.get_template("error.html").render(base=request.scope.get("root_path", "").rstrip("/"), status=exc.status_code,
-                                                          detail=exc.detail, login="/auth/login" if exc.status_code == 401 else None,
-                                                          user=None)
+            html = env.get_template("error.html").render(
+                base=request.scope.get("root_path", "").rstrip("/"),
+                status=exc.status_code,
+                detail=exc.detail,
+                login="/auth/login" if exc.status_code == 401 else None,
+                user=None,
+            )
             return HTMLResponse(html, status_code=exc.status_code, headers=getattr(exc, "headers", None))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
@@ -206,8 +264,17 @@ def create_app() -> FastAPI:
             days = gov.pass_rates(session, start=now - timedelta(days=30), end=now + timedelta(seconds=1))
             runs = gov.recent_runs(session, limit=10)
         _add_airflow_pending(overviews)
-        return page(request, "overview.html", user, overviews=overviews, use_cases=names, chosen=use_case, days=days, runs=runs,
-                    principles=gov.principle_labels())
+        return page(
+            request,
+            "overview.html",
+            user,
+            overviews=overviews,
+            use_cases=names,
+            chosen=use_case,
+            days=days,
+            runs=runs,
+            principles=gov.principle_labels(),
+        )
 
     @app.get("/executions", response_class=HTMLResponse, name="runs")
     def runs_page(request: Request, user: ReaderDep, use_case: str | None = None) -> HTMLResponse:
@@ -224,7 +291,9 @@ def create_app() -> FastAPI:
         return page(request, "run.html", user, report=report, task_id=tache)
 
     @app.get("/ti", response_class=HTMLResponse, name="task_instance")
-    def task_instance(request: Request, user: ReaderDep, dag_id: str, run_id: str, task_id: str | None = None) -> Response:
+    def task_instance(
+        request: Request, user: ReaderDep, dag_id: str, run_id: str, task_id: str | None = None
+    ) -> Response:
         """Target of the task-instance tab: the report of the run the task belongs to."""
         with ledger_session() as session:
             run = gov.find_check_run(session, dag_id=dag_id, run_id=run_id)
@@ -262,21 +331,37 @@ def create_app() -> FastAPI:
                 row = transition_incident(session, incident_id, to, actor=actor_name(user), comment=comment)
                 return gov.incident_dict(row)
         except ConfigError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT if "cannot become" in str(exc) else status.HTTP_404_NOT_FOUND, str(exc)) from exc
+            raise HTTPException(
+                status.HTTP_409_CONFLICT if "cannot become" in str(exc) else status.HTTP_404_NOT_FOUND, str(exc)
+            ) from exc
 
     @app.post("/incidents/{incident_id}/acquitter", name="acknowledge_form")
-    def acknowledge_form(request: Request, user: OperatorDep, incident_id: int, comment: Annotated[str, Form()] = "",
-                         csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+    def acknowledge_form(
+        request: Request,
+        user: OperatorDep,
+        incident_id: int,
+        comment: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
         check_csrf(request, user, csrf_token)
         _transition(user, incident_id, IncidentStatus.ACKNOWLEDGED, comment)
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/incidents/{incident_id}?ok=acquitte", status_code=303)
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/incidents/{incident_id}?ok=acquitte", status_code=303
+        )
 
     @app.post("/incidents/{incident_id}/resoudre", name="resolve_form")
-    def resolve_form(request: Request, user: OperatorDep, incident_id: int, comment: Annotated[str, Form()] = "",
-                     csrf_token: Annotated[str, Form()] = "") -> RedirectResponse:
+    def resolve_form(
+        request: Request,
+        user: OperatorDep,
+        incident_id: int,
+        comment: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
         check_csrf(request, user, csrf_token)
         _transition(user, incident_id, IncidentStatus.RESOLVED, comment)
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/incidents/{incident_id}?ok=resolu", status_code=303)
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/incidents/{incident_id}?ok=resolu", status_code=303
+        )
 
     @app.get("/manifestes", response_class=HTMLResponse, name="manifests")
     def manifests_page(request: Request, user: ReaderDep) -> HTMLResponse:
@@ -294,7 +379,12 @@ def create_app() -> FastAPI:
     @app.get("/modeles", response_class=HTMLResponse, name="models")
     def models_page(request: Request, user: ReaderDep) -> HTMLResponse:
         with ledger_session() as session:
-            models = [gov.model_dict(m) for m in session.scalars(select(ModelVersion).order_by(ModelVersion.use_case, ModelVersion.version.desc()))]
+            models = [
+                gov.model_dict(m)
+                for m in session.scalars(
+                    select(ModelVersion).order_by(ModelVersion.use_case, ModelVersion.version.desc())
+                )
+            ]
         return page(request, "models.html", user, models=models)
 
     @app.get("/modeles/{model_id}", response_class=HTMLResponse, name="model")
@@ -319,23 +409,47 @@ def create_app() -> FastAPI:
         return FileResponse(target, headers={"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"})
 
     @app.get("/rapport-charte", response_class=HTMLResponse, name="charter_report")
-    def charter_report_page(request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None) -> HTMLResponse:
+    def charter_report_page(
+        request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None
+    ) -> HTMLResponse:
         report, days = _charter_report(debut, fin)
-        return page(request, "charter_report.html", user, report=report, days=days, debut=debut or report["period"]["start"][:10],
-                    fin=fin or "", standalone=False)
+        return page(
+            request,
+            "charter_report.html",
+            user,
+            report=report,
+            days=days,
+            debut=debut or report["period"]["start"][:10],
+            fin=fin or "",
+            standalone=False,
+        )
 
     @app.get("/rapport-charte/export.html", name="charter_report_html")
-    def charter_report_html(request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
+    def charter_report_html(
+        request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None
+    ) -> Response:
         report, days = _charter_report(debut, fin)
-        html = env.get_template("charter_report_export.html").render(report=report, days=days, base="", user=actor_name(user))
-        return HTMLResponse(html, headers={"Content-Disposition": f'attachment; filename="{_export_name(report)}.html"',
-                                           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+        html = env.get_template("charter_report_export.html").render(
+            report=report, days=days, base="", user=actor_name(user)
+        )
+        return HTMLResponse(
+            html,
+            headers={
+                "Content-Disposition": f'attachment; filename="{_export_name(report)}.html"',
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            },
+        )
 
     @app.get("/rapport-charte/export.json", name="charter_report_json")
-    def charter_report_json(request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
+    def charter_report_json(
+        request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None
+    ) -> Response:
         report, _ = _charter_report(debut, fin)
-        return Response(json.dumps(report, ensure_ascii=False, indent=2), media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="{_export_name(report)}.json"'})
+        return Response(
+            json.dumps(report, ensure_ascii=False, indent=2),
+            media_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{_export_name(report)}.json"'},
+        )
 
     def _charter_report(debut: str | None, fin: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         try:
@@ -363,8 +477,9 @@ def create_app() -> FastAPI:
     # --- JSON API (security officers' tools) ------------------------------------------------------------
 
     @app.get("/api/incidents", name="api_incidents")
-    def api_incidents(user: ReaderDep, statut: Annotated[str | None, Query(alias="status")] = None,
-                      use_case: str | None = None) -> list[dict[str, Any]]:
+    def api_incidents(
+        user: ReaderDep, statut: Annotated[str | None, Query(alias="status")] = None, use_case: str | None = None
+    ) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         with ledger_session() as session:
             query = select(Incident).order_by(Incident.detected_at.desc())
@@ -383,14 +498,16 @@ def create_app() -> FastAPI:
             return gov.incident_dict(row)
 
     @app.post("/api/incidents/{incident_id}/acknowledge", name="api_acknowledge")
-    def api_acknowledge(request: Request, user: OperatorDep, incident_id: int,
-                        body: Annotated[dict[str, Any] | None, Body()] = None) -> dict[str, Any]:
+    def api_acknowledge(
+        request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
         check_csrf(request, user, None)
         return _transition(user, incident_id, IncidentStatus.ACKNOWLEDGED, str((body or {}).get("comment") or ""))
 
     @app.post("/api/incidents/{incident_id}/resolve", name="api_resolve")
-    def api_resolve(request: Request, user: OperatorDep, incident_id: int,
-                    body: Annotated[dict[str, Any] | None, Body()] = None) -> dict[str, Any]:
+    def api_resolve(
+        request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
         check_csrf(request, user, None)
         return _transition(user, incident_id, IncidentStatus.RESOLVED, str((body or {}).get("comment") or ""))
 

@@ -59,7 +59,9 @@ def require_reader(user: Annotated[Any, Depends(get_user)]) -> Any:
 def require_operator(user: Annotated[Any, Depends(get_user)]) -> Any:
     """An authenticated user who may change DAG runs: acknowledges and resolves incidents."""
     if not _authorized_on_runs(user, "PUT"):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Action refusée : il faut pouvoir modifier les exécutions de DAG.")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "Action refusée : il faut pouvoir modifier les exécutions de DAG."
+        )
     return user
 
 
@@ -77,7 +79,9 @@ def _secret() -> bytes:
 
     secret = conf.get("api", "secret_key", fallback=None) or conf.get("api_auth", "jwt_secret", fallback=None)
     if not secret:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, "[api] secret_key is not configured; CSRF tokens cannot be issued")
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "[api] secret_key is not configured; CSRF tokens cannot be issued"
+        )
     return hashlib.sha256(b"charter-csrf|" + secret.encode()).digest()
 
 
@@ -122,7 +126,9 @@ def check_csrf(request: Request, user: Any, token: str | None) -> None:
     if not _same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Requête refusée : origine différente (CSRF).")
     if not csrf_token_valid(user, token or request.headers.get(CSRF_HEADER)):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "Requête refusée : jeton CSRF absent ou expiré. Rechargez la page.")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "Requête refusée : jeton CSRF absent ou expiré. Rechargez la page."
+        )
 
 
 def actor_name(user: Any) -> str:

@@ -28,7 +28,9 @@ def _say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--host", default="127.0.0.1", help="loopback by default: the simple auth manager is for local use")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback by default: the simple auth manager is for local use"
+    )
     args = parser.parse_args(argv)
 
     airflow_home = Path(os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow")))
@@ -61,10 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         if charter(command) != 0:
             return 2
     # Passwords stay in their file (mode 600): a terminal is often recorded or shared.
-    _say(f"\n==> Charte IA: http://{args.host}:{args.port}/plugin/charte-ia  (Ctrl-C to stop)\n"
-         f"    users: admin (may acknowledge and resolve incidents), viewer (read only); passwords in {passwords}\n"
-         "    the view shows the ledger of `make run`; run it first if the pages are empty.\n")
-    return subprocess.call([str(bin_dir / "airflow"), "api-server", "--host", args.host, "--port", str(args.port)], env=env)
+    _say(
+        f"\n==> Charte IA: http://{args.host}:{args.port}/plugin/charte-ia  (Ctrl-C to stop)\n"
+        f"    users: admin (may acknowledge and resolve incidents), viewer (read only); passwords in {passwords}\n"
+        "    the view shows the ledger of `make run`; run it first if the pages are empty.\n"
+    )
+    return subprocess.call(
+        [str(bin_dir / "airflow"), "api-server", "--host", args.host, "--port", str(args.port)], env=env
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,22 @@ from charter_guardrails.checks.integrity.manifest import (
 )
 
 __all__ = [
-    "DEFAULT_ALGORITHM", "DEFAULT_CHUNK_SIZE", "DatasetFileChanged", "DatasetFileEmpty", "DatasetFileError", "DatasetFileMissing",
-    "DatasetFileUnreadable", "FileDigest", "Outcome", "SignedManifest", "build_manifest", "check_signature", "compare_file",
-    "hash_file", "leaf_hash", "merkle_root", "node_hash", "sign_manifest",
+    "DEFAULT_ALGORITHM",
+    "DEFAULT_CHUNK_SIZE",
+    "DatasetFileChanged",
+    "DatasetFileEmpty",
+    "DatasetFileError",
+    "DatasetFileMissing",
+    "DatasetFileUnreadable",
+    "FileDigest",
+    "Outcome",
+    "SignedManifest",
+    "build_manifest",
+    "check_signature",
+    "compare_file",
+    "hash_file",
+    "leaf_hash",
+    "merkle_root",
+    "node_hash",
+    "sign_manifest",
 ]

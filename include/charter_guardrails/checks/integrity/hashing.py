@@ -192,7 +192,11 @@ def _stat_regular(path: Path) -> os.stat_result:
 
 def _same_state(before: os.stat_result, after: os.stat_result) -> bool:
     return (before.st_size, before.st_mtime_ns, before.st_ino, before.st_dev) == (
-        after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+        after.st_dev,
+    )
 
 
 def hash_file(
@@ -234,7 +238,9 @@ def hash_file(
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         n_chunks = -(-size // chunk_size)
         # One buffer per worker: on a many-core machine the default is capped so memory stays bounded.
-        workers = max(1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // min(READ_PIECE, chunk_size))), n_chunks))
+        workers = max(
+            1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // min(READ_PIECE, chunk_size))), n_chunks)
+        )
         local = threading.local()
 
         def work(index: int) -> ChunkDigest:
@@ -254,16 +260,26 @@ def hash_file(
                 try:
                     got = os.preadv(fd, [view[:want]], offset + done)
                 except OSError as exc:
-                    raise DatasetFileUnreadable(f"dataset file {path} cannot be read at byte {offset + done}: {exc.strerror}") from None
+                    raise DatasetFileUnreadable(
+                        f"dataset file {path} cannot be read at byte {offset + done}: {exc.strerror}"
+                    ) from None
                 if got == 0:
-                    raise DatasetFileChanged(f"dataset file {path} shrank while it was hashed (short read at byte {offset + done} of {size})")
+                    raise DatasetFileChanged(
+                        f"dataset file {path} shrank while it was hashed (short read at byte {offset + done} of {size})"
+                    )
                 h.update(view[:got])
                 if count_newlines:
                     newlines += buffer.count(b"\n", 0, got)
                     last = buffer[got - 1]
                 done += got
-            return ChunkDigest(index, offset, length, h.hexdigest(), newlines if count_newlines else None,
-                               last == 0x0A if count_newlines else None)
+            return ChunkDigest(
+                index,
+                offset,
+                length,
+                h.hexdigest(),
+                newlines if count_newlines else None,
+                last == 0x0A if count_newlines else None,
+            )
 
         # Bounded: at most `window` chunks are queued (their results are small); each worker reuses one buffer.
         window = 2 * workers
@@ -295,9 +311,13 @@ def hash_file(
     except OSError:
         raise DatasetFileChanged(f"dataset file {path} was removed or replaced while it was hashed") from None
     if not (_same_state(before, after_fd) and _same_state(before, after_path)):
-        raise DatasetFileChanged(f"dataset file {path} changed while it was hashed (size or modification time differ between start and end)")
+        raise DatasetFileChanged(
+            f"dataset file {path} changed while it was hashed (size or modification time differ between start and end)"
+        )
     root = merkle_root([bytes.fromhex(c.digest) for c in chunks], algorithm).hex()
-    return FileDigest(path, size, before.st_mtime_ns, algorithm, chunk_size, chunks, root, time.perf_counter() - started)
+    return FileDigest(
+        path, size, before.st_mtime_ns, algorithm, chunk_size, chunks, root, time.perf_counter() - started
+    )
 
 
 class HashJob:
@@ -321,7 +341,9 @@ class HashJob:
         if isolate and hasattr(os, "fork") and threading.active_count() == 1:
             self._fork(path, kwargs)
         else:
-            self._thread = threading.Thread(target=self._run, args=(path,), kwargs=kwargs, name="charter-hash-job", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(path,), kwargs=kwargs, name="charter-hash-job", daemon=True
+            )
             self._thread.start()
 
     def _fork(self, path: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
@@ -339,10 +361,12 @@ class HashJob:
                     try:
                         payload = pickle.dumps(("error", exc))
                     except Exception:  # noqa: BLE001 - an exception that cannot be pickled
-                        payload = pickle.dumps(("error", DatasetFileUnreadable(f"dataset file {path} cannot be hashed: {exc}")))
+                        payload = pickle.dumps(
+                            ("error", DatasetFileUnreadable(f"dataset file {path} cannot be hashed: {exc}"))
+                        )
                 view = memoryview(payload)
                 while view:
-                    view = view[os.write(write_fd, view):]
+                    view = view[os.write(write_fd, view) :]
             except BaseException:  # noqa: BLE001
                 code = 1
             finally:
@@ -367,7 +391,8 @@ class HashJob:
         self._pid = None
         if not data or os.waitstatus_to_exitcode(status) != 0:
             self._error = DatasetFileUnreadable(
-                f"the process hashing {self.path} ended without a digest (exit status {os.waitstatus_to_exitcode(status)}); run the command again")
+                f"the process hashing {self.path} ended without a digest (exit status {os.waitstatus_to_exitcode(status)}); run the command again"
+            )
             return
         kind, value = pickle.loads(data)  # noqa: S301 - our own child, through our own pipe
         if kind == "ok":

@@ -113,7 +113,12 @@ def chunk_entries(digest: FileDigest) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     lines_before = 0
     for chunk in digest.chunks:
-        entry: dict[str, Any] = {"index": chunk.index, "offset": chunk.offset, "length": chunk.length, "digest": chunk.digest}
+        entry: dict[str, Any] = {
+            "index": chunk.index,
+            "offset": chunk.offset,
+            "length": chunk.length,
+            "digest": chunk.digest,
+        }
         if chunk.newlines is not None:
             last = lines_before + chunk.newlines + (0 if chunk.ends_with_newline else 1)
             entry["lines"] = [lines_before + 1, max(last, lines_before + 1)]
@@ -157,7 +162,9 @@ def file_leaf(relative_name: str, file_root: str, algorithm: str) -> bytes:
 
 
 def _directory_listing(directory: Path) -> list[tuple[str, int, int]]:
-    return [(p.relative_to(directory).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in parquet_files(directory)]
+    return [
+        (p.relative_to(directory).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in parquet_files(directory)
+    ]
 
 
 def build_manifest(
@@ -186,7 +193,11 @@ def build_manifest(
     path = Path(path).resolve() if Path(path).exists() else Path(path)
     fmt = detect_format(path)
     if chunk_size is None:
-        sizes = [os.stat(p).st_size for p in parquet_files(path)] if fmt == "parquet_dir" else [path.stat().st_size if path.is_file() else 0]
+        sizes = (
+            [os.stat(p).st_size for p in parquet_files(path)]
+            if fmt == "parquet_dir"
+            else [path.stat().st_size if path.is_file() else 0]
+        )
         chunk_size = auto_chunk_size(max(sizes))
     document: dict[str, Any] = {
         "version": MANIFEST_VERSION,
@@ -201,8 +212,14 @@ def build_manifest(
         "run_id": run_id,
     }
     if fmt != "parquet_dir":
-        digest = hash_file(path, algorithm=algorithm, chunk_size=chunk_size, count_newlines=fmt == "csv", workers=workers,
-                           on_chunk=on_chunk)
+        digest = hash_file(
+            path,
+            algorithm=algorithm,
+            chunk_size=chunk_size,
+            count_newlines=fmt == "csv",
+            workers=workers,
+            on_chunk=on_chunk,
+        )
         document.update(_file_document(digest, fmt))
         return document
     before = _directory_listing(path)
@@ -211,17 +228,23 @@ def build_manifest(
         digest = hash_file(path / name, algorithm=algorithm, chunk_size=chunk_size, workers=workers, on_chunk=on_chunk)
         files.append({"name": name, **_file_document(digest, "parquet")})
     if _directory_listing(path) != before:
-        raise DatasetFileChanged(f"dataset directory {path} changed while it was hashed (files added, removed or modified)")
+        raise DatasetFileChanged(
+            f"dataset directory {path} changed while it was hashed (files added, removed or modified)"
+        )
     schemas = sorted({f["schema_fingerprint"] for f in files if f["schema_fingerprint"]})
-    document.update({
-        "format": fmt,
-        "size_bytes": sum(f["size_bytes"] for f in files),
-        "row_count": sum(f["row_count"] or 0 for f in files),
-        "merkle_root": merkle_root([file_leaf(f["name"], f["merkle_root"], algorithm) for f in files], algorithm).hex(),
-        "leaf_count": len(files),
-        "files": files,
-        "schema_fingerprint": hashlib.new(algorithm, "\n".join(schemas).encode()).hexdigest() if schemas else None,
-    })
+    document.update(
+        {
+            "format": fmt,
+            "size_bytes": sum(f["size_bytes"] for f in files),
+            "row_count": sum(f["row_count"] or 0 for f in files),
+            "merkle_root": merkle_root(
+                [file_leaf(f["name"], f["merkle_root"], algorithm) for f in files], algorithm
+            ).hex(),
+            "leaf_count": len(files),
+            "files": files,
+            "schema_fingerprint": hashlib.new(algorithm, "\n".join(schemas).encode()).hexdigest() if schemas else None,
+        }
+    )
     return document
 
 
@@ -242,14 +265,18 @@ def sign_manifest(document: dict[str, Any], key: Ed25519PrivateKey | None = None
     return SignedManifest(document, signature, kid)
 
 
-def check_signature(document: dict[str, Any], signature: str, key_id: str, trusted: dict[str, Ed25519PublicKey]) -> Outcome | None:
+def check_signature(
+    document: dict[str, Any], signature: str, key_id: str, trusted: dict[str, Ed25519PublicKey]
+) -> Outcome | None:
     """``None`` if the signature holds, else the outcome that names the fault (edited or unknown key)."""
     from charter_guardrails.core import keys
 
     public_key = trusted.get(key_id)
     if public_key is None:
         return Outcome.UNKNOWN_KEY
-    if document.get("key_id") != key_id or not keys.verify_signature(SIGNATURE_CONTEXT + canonical_json(document), signature, public_key):
+    if document.get("key_id") != key_id or not keys.verify_signature(
+        SIGNATURE_CONTEXT + canonical_json(document), signature, public_key
+    ):
         return Outcome.MANIFEST_EDITED
     return None
 
@@ -283,7 +310,9 @@ class Comparison:
         return out
 
 
-def _range_entry(chunk: dict[str, Any] | None, index: int, actual: dict[str, Any] | None, file_name: str | None = None) -> dict[str, Any]:
+def _range_entry(
+    chunk: dict[str, Any] | None, index: int, actual: dict[str, Any] | None, file_name: str | None = None
+) -> dict[str, Any]:
     source = chunk or actual or {}
     start = int(source.get("offset", 0))
     # The range covers the chunk as registered and as found, whichever is longer (appended bytes).
@@ -302,9 +331,13 @@ def _range_entry(chunk: dict[str, Any] | None, index: int, actual: dict[str, Any
     return entry
 
 
-def compare_chunks(expected: list[dict[str, Any]], actual: FileDigest, file_name: str | None = None) -> tuple[list[int], list[dict[str, Any]]]:
+def compare_chunks(
+    expected: list[dict[str, Any]], actual: FileDigest, file_name: str | None = None
+) -> tuple[list[int], list[dict[str, Any]]]:
     """Indices and ranges of the leaves that differ (including missing or extra ones)."""
-    actual_entries = [{"index": c.index, "offset": c.offset, "length": c.length, "digest": c.digest} for c in actual.chunks]
+    actual_entries = [
+        {"index": c.index, "offset": c.offset, "length": c.length, "digest": c.digest} for c in actual.chunks
+    ]
     changed: list[int] = []
     ranges: list[dict[str, Any]] = []
     for index in range(max(len(expected), len(actual_entries))):
@@ -318,7 +351,11 @@ def compare_chunks(expected: list[dict[str, Any]], actual: FileDigest, file_name
 
 
 def compare_file(
-    path: str | os.PathLike[str], document: dict[str, Any], *, digest: FileDigest | None = None, workers: int | None = None,
+    path: str | os.PathLike[str],
+    document: dict[str, Any],
+    *,
+    digest: FileDigest | None = None,
+    workers: int | None = None,
 ) -> Comparison:
     """Recompute ``path`` with the manifest's algorithm and chunk size and localise any difference.
 
@@ -330,20 +367,28 @@ def compare_file(
     try:
         return _compare_file(Path(path), document, digest=digest, workers=workers)
     except (LookupError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-        raise ManifestUnusable(f"the manifest of {document.get('dataset', '?')!s:.80} cannot be used to verify {Path(path).name}: "
-                               f"{type(exc).__name__} on its fields ({str(exc)[:120]}); register the dataset again with `charter hash`") from None
+        raise ManifestUnusable(
+            f"the manifest of {document.get('dataset', '?')!s:.80} cannot be used to verify {Path(path).name}: "
+            f"{type(exc).__name__} on its fields ({str(exc)[:120]}); register the dataset again with `charter hash`"
+        ) from None
 
 
 class ManifestUnusable(ConfigError):
     """A manifest (signed, so not edited since) whose fields cannot drive a verification: another tool's or version's."""
 
 
-def _compare_file(path: Path, document: dict[str, Any], *, digest: FileDigest | None, workers: int | None) -> Comparison:
+def _compare_file(
+    path: Path, document: dict[str, Any], *, digest: FileDigest | None, workers: int | None
+) -> Comparison:
     algorithm, chunk_size = document["algorithm"], int(document["chunk_size"])
     if document.get("format") == "parquet_dir":
         return _compare_directory(path, document, workers=workers)
     if path.is_dir():
-        return Comparison(intact=False, changed_chunks=[0], ranges=[{"chunk": 0, "bytes": [0, 0], "note": "a directory replaced the file"}])
+        return Comparison(
+            intact=False,
+            changed_chunks=[0],
+            ranges=[{"chunk": 0, "bytes": [0, 0], "note": "a directory replaced the file"}],
+        )
     if digest is None or digest.algorithm != algorithm or digest.chunk_size != chunk_size:
         digest = hash_file(path, algorithm=algorithm, chunk_size=chunk_size, workers=workers)
     if digest.root == document["merkle_root"] and digest.size == document["size_bytes"]:
@@ -352,7 +397,9 @@ def _compare_file(path: Path, document: dict[str, Any], *, digest: FileDigest | 
     schema_changed = None
     if document.get("format") == "csv" and document.get("schema_fingerprint"):
         schema_changed = csv_header_fingerprint(path, algorithm) != document["schema_fingerprint"]
-    return Comparison(False, changed, ranges, actual_root=digest.root, actual_size=digest.size, schema_changed=schema_changed)
+    return Comparison(
+        False, changed, ranges, actual_root=digest.root, actual_size=digest.size, schema_changed=schema_changed
+    )
 
 
 def _compare_directory(path: Path, document: dict[str, Any], *, workers: int | None) -> Comparison:
@@ -361,7 +408,11 @@ def _compare_directory(path: Path, document: dict[str, Any], *, workers: int | N
     present = {p.relative_to(path).as_posix(): p for p in parquet_files(path)} if path.is_dir() else {}
     if not path.exists():
         raise DatasetFileMissing(f"dataset directory {path} does not exist")
-    report: dict[str, list[str]] = {"missing": sorted(set(expected) - set(present)), "added": sorted(set(present) - set(expected)), "changed": []}
+    report: dict[str, list[str]] = {
+        "missing": sorted(set(expected) - set(present)),
+        "added": sorted(set(present) - set(expected)),
+        "changed": [],
+    }
     leaves: list[bytes] = []
     changed_leaves: list[int] = []
     ranges: list[dict[str, Any]] = []
@@ -370,7 +421,14 @@ def _compare_directory(path: Path, document: dict[str, Any], *, workers: int | N
     for index, name in enumerate(names):
         if name not in present:
             changed_leaves.append(index)
-            ranges.append({"chunk": index, "file": name, "bytes": [0, int(expected[name]["size_bytes"]) - 1], "note": "file missing"})
+            ranges.append(
+                {
+                    "chunk": index,
+                    "file": name,
+                    "bytes": [0, int(expected[name]["size_bytes"]) - 1],
+                    "note": "file missing",
+                }
+            )
             continue
         digest = hash_file(present[name], algorithm=algorithm, chunk_size=chunk_size, workers=workers)
         size += digest.size
@@ -385,4 +443,6 @@ def _compare_directory(path: Path, document: dict[str, Any], *, workers: int | N
             ranges.extend(file_ranges)
     root = merkle_root(leaves, algorithm).hex() if leaves else None
     intact = not changed_leaves and root == document["merkle_root"]
-    return Comparison(intact, changed_leaves, ranges, files={k: v for k, v in report.items() if v}, actual_root=root, actual_size=size)
+    return Comparison(
+        intact, changed_leaves, ranges, files={k: v for k, v in report.items() if v}, actual_root=root, actual_size=size
+    )

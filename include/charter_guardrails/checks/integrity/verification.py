@@ -38,7 +38,10 @@ if TYPE_CHECKING:
     from charter_guardrails.ledger.models import DatasetRecord, Manifest
 
 ENGAGEMENTS = ["surete.2"]
-MEASURES_TAKEN = ["rafraîchissement bloqué (refresh blocked)", "jeu de données mis en quarantaine (dataset quarantined)"]
+MEASURES_TAKEN = [
+    "rafraîchissement bloqué (refresh blocked)",
+    "jeu de données mis en quarantaine (dataset quarantined)",
+]
 ACTOR = "charter-guardrails"
 
 
@@ -112,7 +115,9 @@ def parse_dataset_ref(dataset: str, use_case: str | None = None) -> tuple[str, s
     else:
         name = dataset
     if not use_case or not name:
-        raise ConfigError(f"dataset {dataset!r} needs its use case: write USE_CASE.DATASET (e.g. citizen_requests.training) or add --use-case")
+        raise ConfigError(
+            f"dataset {dataset!r} needs its use case: write USE_CASE.DATASET (e.g. citizen_requests.training) or add --use-case"
+        )
     return use_case, name
 
 
@@ -130,8 +135,14 @@ def ensure_dataset_record(session: Session, policy: UseCasePolicy, dataset: str,
     from charter_guardrails.ledger.store import ensure_dataset
 
     spec = policy.dataset(dataset)
-    return ensure_dataset(session, use_case=policy.id, name=dataset, format=spec.format.value, location=str(location),
-                          personal_data=spec.personal_data)
+    return ensure_dataset(
+        session,
+        use_case=policy.id,
+        name=dataset,
+        format=spec.format.value,
+        location=str(location),
+        personal_data=spec.personal_data,
+    )
 
 
 def find_dataset_record(session: Session, use_case: str, dataset: str) -> DatasetRecord | None:
@@ -139,7 +150,9 @@ def find_dataset_record(session: Session, use_case: str, dataset: str) -> Datase
 
     from charter_guardrails.ledger.models import DatasetRecord
 
-    return session.scalars(select(DatasetRecord).where(DatasetRecord.use_case == use_case, DatasetRecord.name == dataset)).first()
+    return session.scalars(
+        select(DatasetRecord).where(DatasetRecord.use_case == use_case, DatasetRecord.name == dataset)
+    ).first()
 
 
 def active_manifest(session: Session, use_case: str, dataset: str) -> Manifest | None:
@@ -149,13 +162,17 @@ def active_manifest(session: Session, use_case: str, dataset: str) -> Manifest |
     from charter_guardrails.ledger.models import DatasetRecord, Manifest
 
     return session.scalars(
-        select(Manifest).join(DatasetRecord, DatasetRecord.id == Manifest.dataset_id)
+        select(Manifest)
+        .join(DatasetRecord, DatasetRecord.id == Manifest.dataset_id)
         .where(DatasetRecord.use_case == use_case, DatasetRecord.name == dataset, Manifest.status == "active")
-        .order_by(Manifest.id.desc()).limit(1)
+        .order_by(Manifest.id.desc())
+        .limit(1)
     ).first()
 
 
-def store_manifest(session: Session, signed: SignedManifest, *, policy: UseCasePolicy, dataset: str, actor: str = ACTOR) -> Manifest:
+def store_manifest(
+    session: Session, signed: SignedManifest, *, policy: UseCasePolicy, dataset: str, actor: str = ACTOR
+) -> Manifest:
     """Record ``signed`` as the dataset's active manifest; the previous one becomes ``superseded``. Both are audited."""
     from sqlalchemy import select
 
@@ -166,17 +183,45 @@ def store_manifest(session: Session, signed: SignedManifest, *, policy: UseCaseP
     record = ensure_dataset_record(session, policy, dataset, Path(doc["location"]))
     for old in session.scalars(select(Manifest).where(Manifest.dataset_id == record.id, Manifest.status == "active")):
         old.status = "superseded"
-        append_event(session, actor=actor, action="manifest.superseded", subject=old, use_case=policy.id, run_id=doc.get("run_id"),
-                     payload={"dataset": dataset})
+        append_event(
+            session,
+            actor=actor,
+            action="manifest.superseded",
+            subject=old,
+            use_case=policy.id,
+            run_id=doc.get("run_id"),
+            payload={"dataset": dataset},
+        )
     row = Manifest(
-        dataset_id=record.id, run_id=doc.get("run_id"), file_name=doc["file_name"], size_bytes=doc["size_bytes"],
-        row_count=doc.get("row_count"), algorithm=doc["algorithm"], chunk_size=doc["chunk_size"], merkle_root=doc["merkle_root"],
-        schema_fingerprint=doc.get("schema_fingerprint"), document=doc, signature=signed.signature, key_id=signed.key_id,
+        dataset_id=record.id,
+        run_id=doc.get("run_id"),
+        file_name=doc["file_name"],
+        size_bytes=doc["size_bytes"],
+        row_count=doc.get("row_count"),
+        algorithm=doc["algorithm"],
+        chunk_size=doc["chunk_size"],
+        merkle_root=doc["merkle_root"],
+        schema_fingerprint=doc.get("schema_fingerprint"),
+        document=doc,
+        signature=signed.signature,
+        key_id=signed.key_id,
         status="active",
     )
     session.add(row)
-    append_event(session, actor=actor, action="manifest.registered", subject=row, use_case=policy.id, run_id=doc.get("run_id"),
-                 payload={"dataset": dataset, "merkle_root": doc["merkle_root"], "size_bytes": doc["size_bytes"], "key_id": signed.key_id})
+    append_event(
+        session,
+        actor=actor,
+        action="manifest.registered",
+        subject=row,
+        use_case=policy.id,
+        run_id=doc.get("run_id"),
+        payload={
+            "dataset": dataset,
+            "merkle_root": doc["merkle_root"],
+            "size_bytes": doc["size_bytes"],
+            "key_id": signed.key_id,
+        },
+    )
     return row
 
 
@@ -195,7 +240,16 @@ class ManifestSnapshot:
 
     @classmethod
     def of(cls, row: Manifest) -> ManifestSnapshot:
-        return cls(row.id, row.dataset_id, dict(row.document), row.signature, row.key_id, row.merkle_root, int(row.size_bytes), row.row_count)
+        return cls(
+            row.id,
+            row.dataset_id,
+            dict(row.document),
+            row.signature,
+            row.key_id,
+            row.merkle_root,
+            int(row.size_bytes),
+            row.row_count,
+        )
 
 
 @dataclass
@@ -222,15 +276,26 @@ class Verification:
         return self.outcome in INCIDENT_OUTCOMES
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"outcome": self.outcome.value, "dataset": f"{self.use_case}.{self.dataset}", "file": self.path, "summary": self.summary,
-                "manifest_id": self.manifest_id, "row_count": self.row_count, "size_bytes": self.size_bytes, "facts": self.facts}
+        return {
+            "outcome": self.outcome.value,
+            "dataset": f"{self.use_case}.{self.dataset}",
+            "file": self.path,
+            "summary": self.summary,
+            "manifest_id": self.manifest_id,
+            "row_count": self.row_count,
+            "size_bytes": self.size_bytes,
+            "facts": self.facts,
+        }
 
     def to_check_result(self) -> CheckResult:
         """The verdict: pass when intact, fail otherwise (critical when it is evidence of corruption)."""
         from charter_guardrails.core.results import CheckResult, Severity, Verdict
 
-        metrics: dict[str, float | int | None] = {"size_bytes": self.size_bytes, "rows": self.row_count,
-                                                  "changed_chunks": int(self.facts.get("changed_chunk_count", 0) or 0)}
+        metrics: dict[str, float | int | None] = {
+            "size_bytes": self.size_bytes,
+            "rows": self.row_count,
+            "changed_chunks": int(self.facts.get("changed_chunk_count", 0) or 0),
+        }
         if self.seconds:
             metrics["seconds"] = round(self.seconds, 4)
         return CheckResult(
@@ -240,7 +305,12 @@ class Verification:
             engagements=ENGAGEMENTS,
             summary=self.summary,
             metrics=metrics,
-            evidence={"outcome": self.outcome.value, "file": Path(self.path).name, "manifest_id": self.manifest_id, **self.facts},
+            evidence={
+                "outcome": self.outcome.value,
+                "file": Path(self.path).name,
+                "manifest_id": self.manifest_id,
+                **self.facts,
+            },
             dataset=self.dataset,
         )
 
@@ -248,7 +318,10 @@ class Verification:
         """The security incident this outcome calls for (Sûreté 2), or None when intact or a configuration problem."""
         if not self.raises_incident:
             return None
-        from charter_guardrails.incidents.incident import BreachType, IncidentDraft  # imports the policy model: only when needed
+        from charter_guardrails.incidents.incident import (
+            BreachType,
+            IncidentDraft,
+        )  # imports the policy model: only when needed
 
         nature = {
             Outcome.DATA_CHANGED: "altération des données : le fichier ne correspond plus à son manifeste signé",
@@ -262,9 +335,16 @@ class Verification:
             run_id=run_id,
             title=f"Corruption détectée sur {self.use_case}.{self.dataset} ({self.outcome.value})",
             nature=nature,
-            facts={"outcome": self.outcome.value, "file": Path(self.path).name, "manifest_id": self.manifest_id, **self.facts},
-            likely_consequences=("un modèle entraîné ou une inférence produite sur des données altérées (empoisonnement possible, "
-                                 "décisions erronées pour les usagers)"),
+            facts={
+                "outcome": self.outcome.value,
+                "file": Path(self.path).name,
+                "manifest_id": self.manifest_id,
+                **self.facts,
+            },
+            likely_consequences=(
+                "un modèle entraîné ou une inférence produite sur des données altérées (empoisonnement possible, "
+                "décisions erronées pour les usagers)"
+            ),
             measures_taken=list(MEASURES_TAKEN),
             approx_records=self.row_count,
         )
@@ -309,13 +389,26 @@ def verify_file(
     path = Path(path)
     ref = f"{use_case}.{dataset}"
 
-    def result(outcome: Outcome, summary: str, facts: dict[str, Any] | None = None, seconds: float | None = None) -> Verification:
-        return Verification(outcome, use_case, dataset, str(path), summary, facts or {},
-                            manifest_id=manifest.id if manifest else None, row_count=manifest.row_count if manifest else None,
-                            size_bytes=manifest.size_bytes if manifest else None, seconds=seconds)
+    def result(
+        outcome: Outcome, summary: str, facts: dict[str, Any] | None = None, seconds: float | None = None
+    ) -> Verification:
+        return Verification(
+            outcome,
+            use_case,
+            dataset,
+            str(path),
+            summary,
+            facts or {},
+            manifest_id=manifest.id if manifest else None,
+            row_count=manifest.row_count if manifest else None,
+            size_bytes=manifest.size_bytes if manifest else None,
+            seconds=seconds,
+        )
 
     if manifest is None:
-        return result(Outcome.NO_MANIFEST, f"no manifest registered for {ref}: run `charter hash FILE --dataset {ref}` first")
+        return result(
+            Outcome.NO_MANIFEST, f"no manifest registered for {ref}: run `charter hash FILE --dataset {ref}` first"
+        )
     if trusted_keys is None:
         try:
             trusted_keys = load_trusted_public_keys()
@@ -324,22 +417,41 @@ def verify_file(
     if not trusted_keys:
         return result(Outcome.KEY_MISSING, f"cannot verify {ref}: no trusted public key", {"key_id": manifest.key_id})
     fault = check_signature(manifest.document, manifest.signature, manifest.key_id, trusted_keys)
-    if fault is None and (manifest.document.get("merkle_root") != manifest.merkle_root or manifest.document.get("size_bytes") != manifest.size_bytes):
+    if fault is None and (
+        manifest.document.get("merkle_root") != manifest.merkle_root
+        or manifest.document.get("size_bytes") != manifest.size_bytes
+    ):
         fault = Outcome.MANIFEST_EDITED  # the row's columns were edited, the signed document was not
     if fault is Outcome.UNKNOWN_KEY:
-        return result(fault, f"the manifest of {ref} is signed by key {manifest.key_id}, which is not a trusted key",
-                      {"key_id": manifest.key_id, "trusted_key_ids": sorted(trusted_keys)})
+        return result(
+            fault,
+            f"the manifest of {ref} is signed by key {manifest.key_id}, which is not a trusted key",
+            {"key_id": manifest.key_id, "trusted_key_ids": sorted(trusted_keys)},
+        )
     if fault is Outcome.MANIFEST_EDITED:
-        return result(fault, f"the manifest of {ref} was edited: it no longer matches its signature (key {manifest.key_id})",
-                      {"key_id": manifest.key_id})
+        return result(
+            fault,
+            f"the manifest of {ref} was edited: it no longer matches its signature (key {manifest.key_id})",
+            {"key_id": manifest.key_id},
+        )
     comparison = compare_file(path, manifest.document, digest=digest, workers=workers)
     seconds = time.perf_counter() - started + (digest.seconds if digest is not None else 0.0)
     if comparison.intact:
-        return result(Outcome.INTACT, f"{ref}: {path.name} matches its signed manifest #{manifest.id} "
-                      f"({manifest.size_bytes} bytes, root {manifest.merkle_root[:16]}…)", {"merkle_root": manifest.merkle_root}, seconds)
+        return result(
+            Outcome.INTACT,
+            f"{ref}: {path.name} matches its signed manifest #{manifest.id} "
+            f"({manifest.size_bytes} bytes, root {manifest.merkle_root[:16]}…)",
+            {"merkle_root": manifest.merkle_root},
+            seconds,
+        )
     facts = {"expected_root": manifest.merkle_root, "expected_size_bytes": manifest.size_bytes, **comparison.facts()}
-    return result(Outcome.DATA_CHANGED, f"{ref}: {path.name} differs from its signed manifest #{manifest.id}: "
-                  f"{_describe(comparison, manifest.document)}", facts, seconds)
+    return result(
+        Outcome.DATA_CHANGED,
+        f"{ref}: {path.name} differs from its signed manifest #{manifest.id}: "
+        f"{_describe(comparison, manifest.document)}",
+        facts,
+        seconds,
+    )
 
 
 def record_verification(session: Session, verification: Verification, *, dataset_id: int, run_id: str | None) -> None:
@@ -349,10 +461,25 @@ def record_verification(session: Session, verification: Verification, *, dataset
     from charter_guardrails.ledger.models import ManifestVerification
 
     details = verification.to_json_dict()
-    if run_id is not None and any(row.details == details for row in session.scalars(select(ManifestVerification).where(
-            ManifestVerification.run_id == run_id, ManifestVerification.dataset_id == dataset_id,
-            ManifestVerification.manifest_id == verification.manifest_id, ManifestVerification.outcome == verification.outcome.value))):
+    if run_id is not None and any(
+        row.details == details
+        for row in session.scalars(
+            select(ManifestVerification).where(
+                ManifestVerification.run_id == run_id,
+                ManifestVerification.dataset_id == dataset_id,
+                ManifestVerification.manifest_id == verification.manifest_id,
+                ManifestVerification.outcome == verification.outcome.value,
+            )
+        )
+    ):
         return
-    session.add(ManifestVerification(manifest_id=verification.manifest_id, dataset_id=dataset_id, run_id=run_id,
-                                     outcome=verification.outcome.value, details=details))
+    session.add(
+        ManifestVerification(
+            manifest_id=verification.manifest_id,
+            dataset_id=dataset_id,
+            run_id=run_id,
+            outcome=verification.outcome.value,
+            details=details,
+        )
+    )
     session.flush()

@@ -65,27 +65,35 @@ def get_analyzer() -> AnalyzerEngine:
     from charter_guardrails.checks.privacy.recognizers import PATTERN_RECOGNIZERS
 
     if not _installed(FRENCH_MODEL):
-        raise ConfigError(f"the spaCy model {FRENCH_MODEL} is not installed; install the pinned requirements "
-                          "(requirements.txt) instead of letting Presidio download it")
+        raise ConfigError(
+            f"the spaCy model {FRENCH_MODEL} is not installed; install the pinned requirements "
+            "(requirements.txt) instead of letting Presidio download it"
+        )
     langs = languages()
     models = [{"lang_code": "fr", "model_name": FRENCH_MODEL}]
     if "en" in langs:
         models.append({"lang_code": "en", "model_name": next(m for m in ENGLISH_MODELS if _installed(m))})
-    provider = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "spacy",
-        "models": models,
-        "ner_model_configuration": {
-            "model_to_presidio_entity_mapping": {**NER_ENTITY_MAPPING, "PERSON": "PERSON", "GPE": "LOCATION"},
-            "labels_to_ignore": ["ORG", "MISC", "ORGANIZATION"],
-            "low_score_entity_names": [],
-        },
-    })
+    provider = NlpEngineProvider(
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": models,
+            "ner_model_configuration": {
+                "model_to_presidio_entity_mapping": {**NER_ENTITY_MAPPING, "PERSON": "PERSON", "GPE": "LOCATION"},
+                "labels_to_ignore": ["ORG", "MISC", "ORGANIZATION"],
+                "low_score_entity_names": [],
+            },
+        }
+    )
     registry = RecognizerRegistry(supported_languages=langs)
     for lang in langs:
-        registry.add_recognizer(SpacyRecognizer(supported_language=lang, supported_entities=["PERSON", "LOCATION"], ner_strength=NER_SCORE))
+        registry.add_recognizer(
+            SpacyRecognizer(supported_language=lang, supported_entities=["PERSON", "LOCATION"], ner_strength=NER_SCORE)
+        )
         for cls in PATTERN_RECOGNIZERS:
             registry.add_recognizer(cls(supported_language=lang))
-        registry.add_recognizer(CreditCardRecognizer(supported_language=lang, context=["carte", "bancaire", "cb", "visa", "credit"]))
+        registry.add_recognizer(
+            CreditCardRecognizer(supported_language=lang, context=["carte", "bancaire", "cb", "visa", "credit"])
+        )
         registry.add_recognizer(IpRecognizer(supported_language=lang, context=["ip", "adresse ip"]))
     return AnalyzerEngine(nlp_engine=provider.create_engine(), registry=registry, supported_languages=langs)
 
@@ -112,7 +120,9 @@ def get_ner_pipeline() -> Any:
 
     if not _installed(FRENCH_MODEL):
         raise ConfigError(f"the spaCy model {FRENCH_MODEL} is not installed; install the pinned requirements")
-    nlp = spacy.load(FRENCH_MODEL, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    nlp = spacy.load(
+        FRENCH_MODEL, exclude=["tok2vec", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter"]
+    )
     nlp.max_length = 2_000_000
     ner: Any = nlp.get_pipe("ner")
     ops = NumpyOps(use_blis=False)
@@ -151,10 +161,15 @@ def distinct_windows_tok2vec(tok2vec: Any) -> Any | None:
         width = int(tok2vec.get_dim("nO"))
     except (ValueError, AttributeError, IndexError, KeyError, TypeError):
         return None
-    if not (extract.name == "extract_features" and hashes.name.startswith("with_array(") and mix.name.startswith("with_array(maxout")
-            and encode.name.startswith("with_array(residual(") and blocks
-            and all(b.name.startswith("residual(expand_window>>") for b in blocks)
-            and all(w.name == "expand_window" and w.attrs.get("window_size") == 1 for w in windows)):
+    if not (
+        extract.name == "extract_features"
+        and hashes.name.startswith("with_array(")
+        and mix.name.startswith("with_array(maxout")
+        and encode.name.startswith("with_array(residual(")
+        and blocks
+        and all(b.name.startswith("residual(expand_window>>") for b in blocks)
+        and all(w.name == "expand_window" and w.attrs.get("window_size") == 1 for w in windows)
+    ):
         return None
 
     def forward(model: Any, docs: list[Any], is_train: bool) -> tuple[list[Any], Any]:
@@ -179,7 +194,7 @@ def distinct_windows_tok2vec(tok2vec: Any) -> Any | None:
             size = len(table)
             before, after = np.zeros_like(keys), np.zeros_like(keys)
             before[1:], after[:-1] = keys[:-1], keys[1:]
-            if size ** 3 < 2 ** 62:
+            if size**3 < 2**62:
                 codes, keys = np.unique((before * size + keys) * size + after, return_inverse=True)
                 left, centre, right = codes // (size * size), codes // size % size, codes % size
             else:

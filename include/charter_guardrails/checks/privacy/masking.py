@@ -29,5 +29,5 @@ def mask(value: str, entity_type: str = "") -> str:
     tail = 2
     if len(alnum) < head + tail + 6:  # short values: show one character at each end at most
         head, tail = (1, 1) if len(alnum) >= 6 else (0, 0)
-    keep = set(alnum[:head]) | set(alnum[len(alnum) - tail:] if tail else [])
+    keep = set(alnum[:head]) | set(alnum[len(alnum) - tail :] if tail else [])
     return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))

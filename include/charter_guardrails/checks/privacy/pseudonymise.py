@@ -67,12 +67,20 @@ class PseudonymisationReport:
     masked_entities: dict[str, int] = field(default_factory=dict)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "kept_columns": self.kept_columns, "dropped_columns": self.dropped_columns,
-                "hashed_columns": self.hashed_columns, "masked_columns": self.masked_columns,
-                "missing_columns": self.missing_columns, "masked_entities": dict(sorted(self.masked_entities.items()))}
+        return {
+            "rows": self.rows,
+            "kept_columns": self.kept_columns,
+            "dropped_columns": self.dropped_columns,
+            "hashed_columns": self.hashed_columns,
+            "masked_columns": self.masked_columns,
+            "missing_columns": self.missing_columns,
+            "masked_entities": dict(sorted(self.masked_entities.items())),
+        }
 
 
-def mask_free_text(values: list[str], key: bytes, *, column: str = "", counts: dict[str, int] | None = None) -> list[str]:
+def mask_free_text(
+    values: list[str], key: bytes, *, column: str = "", counts: dict[str, int] | None = None
+) -> list[str]:
     """Replace the detected entities of each text by keyed tokens, through presidio-anonymizer."""
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
@@ -89,7 +97,8 @@ def mask_free_text(values: list[str], key: bytes, *, column: str = "", counts: d
         for h in text_hits:
             if h.entity_type not in operators:
                 operators[h.entity_type] = OperatorConfig(
-                    "custom", {"lambda": lambda s, _e=h.entity_type: entity_token(key, _e, s)})
+                    "custom", {"lambda": lambda s, _e=h.entity_type: entity_token(key, _e, s)}
+                )
             if counts is not None:
                 counts[h.entity_type] = counts.get(h.entity_type, 0) + 1
         out.append(engine.anonymize(text=text, analyzer_results=results, operators=operators).text)
@@ -110,7 +119,7 @@ def propagate_names(values: Sequence[str], hits: list[list[Hit]]) -> list[list[H
     known: dict[str, str] = {}
     for text, text_hits in zip(values, hits, strict=True):
         for h in text_hits:
-            span = text[h.start:h.end]
+            span = text[h.start : h.end]
             if h.entity_type in _PROPAGATED and not h.suspect and len(_WORD.findall(span)) >= 2:
                 known.setdefault(span, h.entity_type)
     by_first_word: dict[str, list[str]] = {}
@@ -127,8 +136,11 @@ def propagate_names(values: Sequence[str], hits: list[list[Hit]]) -> list[list[H
         for word in _WORD.finditer(text):
             for span in by_first_word.get(word.group(0), ()):
                 start, end = word.start(), word.start() + len(span)
-                if (text.startswith(span, start) and (end == len(text) or not (text[end].isalnum() or text[end] == "_"))
-                        and not any(s < end and start < e for s, e in taken)):
+                if (
+                    text.startswith(span, start)
+                    and (end == len(text) or not (text[end].isalnum() or text[end] == "_"))
+                    and not any(s < end and start < e for s, e in taken)
+                ):
                     extra.append(Hit(known[span], start, end, 0.85))
                     taken.append((start, end))
                     break
@@ -142,21 +154,29 @@ def _missing(value: Any) -> bool:
     return value is None or (not isinstance(value, (str, bytes)) and bool(pd.isna(value)))
 
 
-def pseudonymise_frame(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> tuple[pd.DataFrame, PseudonymisationReport]:
+def pseudonymise_frame(
+    frame: pd.DataFrame, dataset: Dataset, key: bytes
+) -> tuple[pd.DataFrame, PseudonymisationReport]:
     """The training-ready copy of ``frame``: declared columns only, identifiers hashed, free text masked."""
     from charter_guardrails.core.policy import ColumnRole
 
     declared = [c for c in dataset.columns if c.name in frame.columns]
     report = PseudonymisationReport(
-        rows=len(frame), kept_columns=[c.name for c in declared],
+        rows=len(frame),
+        kept_columns=[c.name for c in declared],
         dropped_columns=[str(c) for c in frame.columns if str(c) not in {d.name for d in dataset.columns}],
-        hashed_columns=[], masked_columns=[], missing_columns=[c.name for c in dataset.columns if c.name not in frame.columns])
+        hashed_columns=[],
+        masked_columns=[],
+        missing_columns=[c.name for c in dataset.columns if c.name not in frame.columns],
+    )
     out = frame[[c.name for c in declared]].copy()
     for spec in declared:
         series = out[spec.name]
         if spec.role is ColumnRole.FREE_TEXT and spec.pseudonymise:
             values, _, _ = distinct_values(series)
-            masked = dict(zip(values, mask_free_text(values, key, column=spec.name, counts=report.masked_entities), strict=True))
+            masked = dict(
+                zip(values, mask_free_text(values, key, column=spec.name, counts=report.masked_entities), strict=True)
+            )
             out[spec.name] = series.map(lambda v, m=masked: v if _missing(v) else m.get(str(v), v))
             report.masked_columns.append(spec.name)
             log.info("pseudonymise: free-text column %s, %d distinct values masked", spec.name, len(values))
@@ -167,7 +187,11 @@ def pseudonymise_frame(frame: pd.DataFrame, dataset: Dataset, key: bytes) -> tup
             report.hashed_columns.append(spec.name)
             log.info("pseudonymise: identifier column %s, %d distinct values hashed", spec.name, len(values))
     if report.dropped_columns:
-        log.info("pseudonymise: dropped %d undeclared column(s): %s", len(report.dropped_columns), ", ".join(report.dropped_columns))
+        log.info(
+            "pseudonymise: dropped %d undeclared column(s): %s",
+            len(report.dropped_columns),
+            ", ".join(report.dropped_columns),
+        )
     return out, report
 
 
@@ -191,18 +215,24 @@ def write_frame(frame: pd.DataFrame, path: Path, dialect: CsvDialect | None = No
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(tmp, index=False)
     else:
-        sep, decimal, encoding = (dialect.separator, dialect.decimal, dialect.encoding) if dialect else (";", ",", "utf-8")
+        sep, decimal, encoding = (
+            (dialect.separator, dialect.decimal, dialect.encoding) if dialect else (";", ",", "utf-8")
+        )
         from pandas.api.types import is_string_dtype
 
         safe = frame.copy()
         for column in safe.columns:
             if is_string_dtype(safe[column]):
                 safe[column] = safe[column].map(neutralise_formula)
-        safe.to_csv(tmp, sep=sep, decimal=decimal, encoding=encoding, index=False, errors="replace", lineterminator="\r\n")
+        safe.to_csv(
+            tmp, sep=sep, decimal=decimal, encoding=encoding, index=False, errors="replace", lineterminator="\r\n"
+        )
     tmp.replace(path)
 
 
-def pseudonymise_file(policy: Any, dataset_id: str, source: Path, target: Path, *, key: bytes | None = None) -> PseudonymisationReport:
+def pseudonymise_file(
+    policy: Any, dataset_id: str, source: Path, target: Path, *, key: bytes | None = None
+) -> PseudonymisationReport:
     """Read ``source`` as the policy declares the dataset, pseudonymise it, write ``target``."""
     from charter_guardrails.core.keys import load_pseudonymisation_key
     from charter_guardrails.readers.files import read_dataset

@@ -75,8 +75,10 @@ PARALLEL_NER_CHARS = 2_000_000
 FREE_TEXT_MIN_WORDS = 4
 #: Columns of fewer than :data:`VECTORISE_FROM` distinct values: values that could match any recognizer
 #: go through all the patterns, the others through none.
-PREFILTER = (r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
-             r"|\d(?: ?(?:bis|ter|[A-D]))?,? (?i:rue|av|bd|bo|ch|al|im|pl|co|qu|ro|tr|sq|pa|es|mo|lo|r[eé]|vo|se|fa)")
+PREFILTER = (
+    r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
+    r"|\d(?: ?(?:bis|ter|[A-D]))?,? (?i:rue|av|bd|bo|ch|al|im|pl|co|qu|ro|tr|sq|pa|es|mo|lo|r[eé]|vo|se|fa)"
+)
 _PREFILTER = re.compile(PREFILTER)
 #: From this many distinct values, the vectorised plan (Arrow) beats plain Python despite its per-call overhead.
 VECTORISE_FROM = 2000
@@ -112,13 +114,22 @@ class ScanOptions:
     max_examples: int = 3
 
     @classmethod
-    def from_policy(cls, privacy: PrivacyPolicy, dataset: Dataset | None = None, *, exhaustive: bool | None = None) -> ScanOptions:
+    def from_policy(
+        cls, privacy: PrivacyPolicy, dataset: Dataset | None = None, *, exhaustive: bool | None = None
+    ) -> ScanOptions:
         from charter_guardrails.core.policy import ColumnRole
 
         free = frozenset(c.name for c in dataset.columns if c.role is ColumnRole.FREE_TEXT) if dataset else frozenset()
-        mode: ScanMode = "exhaustive" if exhaustive or (exhaustive is None and privacy.scan_mode == "exhaustive") else "sampling"
-        return cls(mode=mode, min_score=privacy.min_score, min_detectable_rate=privacy.min_detectable_rate,
-                   confidence=privacy.confidence, free_text_columns=free)
+        mode: ScanMode = (
+            "exhaustive" if exhaustive or (exhaustive is None and privacy.scan_mode == "exhaustive") else "sampling"
+        )
+        return cls(
+            mode=mode,
+            min_score=privacy.min_score,
+            min_detectable_rate=privacy.min_detectable_rate,
+            confidence=privacy.confidence,
+            free_text_columns=free,
+        )
 
 
 @dataclass
@@ -133,9 +144,14 @@ class EntityFinding:
     masked_examples: list[str] = field(default_factory=list)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"entity_type": self.entity_type, "count": self.count, "share": round(self.share, 6),
-                "mean_score": round(self.mean_score, 4), "max_score": round(self.max_score, 4),
-                "masked_examples": list(self.masked_examples)}
+        return {
+            "entity_type": self.entity_type,
+            "count": self.count,
+            "share": round(self.share, 6),
+            "mean_score": round(self.mean_score, 4),
+            "max_score": round(self.max_score, 4),
+            "masked_examples": list(self.masked_examples),
+        }
 
 
 @dataclass
@@ -158,9 +174,16 @@ class ColumnScan:
         return next((f for f in self.findings if f.entity_type == entity_type), None)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "rows": self.rows, "non_null": self.non_null, "distinct": self.distinct,
-                "findings": [f.to_json_dict() for f in self.findings], "suspects": [f.to_json_dict() for f in self.suspects],
-                "notes": list(self.notes)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rows": self.rows,
+            "non_null": self.non_null,
+            "distinct": self.distinct,
+            "findings": [f.to_json_dict() for f in self.findings],
+            "suspects": [f.to_json_dict() for f in self.suspects],
+            "notes": list(self.notes),
+        }
 
 
 @dataclass
@@ -186,9 +209,17 @@ class ScanReport:
         return [c for c in self.columns if c.findings]
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "mode": self.mode, "rows": self.rows, "scanned_rows": self.scanned_rows,
-                "min_score": self.min_score, "guarantee": self.guarantee, "seconds": round(self.seconds, 3),
-                "notes": list(self.notes), "columns": [c.to_json_dict() for c in self.columns]}
+        return {
+            "source": self.source,
+            "mode": self.mode,
+            "rows": self.rows,
+            "scanned_rows": self.scanned_rows,
+            "min_score": self.min_score,
+            "guarantee": self.guarantee,
+            "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+            "columns": [c.to_json_dict() for c in self.columns],
+        }
 
 
 @dataclass(frozen=True)
@@ -229,7 +260,9 @@ class Detector:
             words = sorted({_normalise(w) for w in rec.context}, key=len, reverse=True)
             entity = rec.supported_entities[0]
             self._context[entity] = re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + r")")
-        self._strong = {rec.supported_entities[0]: bool(getattr(rec, "STRONG_CHECKSUM", False)) for rec in self.recognizers}
+        self._strong = {
+            rec.supported_entities[0]: bool(getattr(rec, "STRONG_CHECKSUM", False)) for rec in self.recognizers
+        }
         #: Every pattern: the plan code of a value that goes through all of them.
         self.all_patterns = (1 << len(self._patterns)) - 1
         self._subsets: dict[int, list[tuple[Any, re.Pattern[str], float]]] = {self.all_patterns: self._patterns}
@@ -244,8 +277,10 @@ class Detector:
     def filters(self) -> list[str | None]:
         """Per pattern, its RE2 over-approximation (:func:`re2_superset`), or ``None``: no filter, always run."""
         if self._filters is None:
-            self._filters = [re2_superset(compiled.pattern, compiled.flags) if k < 63 else None
-                             for k, (_, compiled, _) in enumerate(self._patterns)]
+            self._filters = [
+                re2_superset(compiled.pattern, compiled.flags) if k < 63 else None
+                for k, (_, compiled, _) in enumerate(self._patterns)
+            ]
         return self._filters
 
     def plan(self, values: Sequence[str]) -> list[int]:
@@ -288,13 +323,15 @@ class Detector:
             subset = self._subsets[code] = [p for k, p in enumerate(self._patterns) if code >> k & 1]
         return subset
 
-    def pattern_hits(self, text: str, boosted: frozenset[str] | set[str] = frozenset(), code: int | None = None) -> list[Hit]:
+    def pattern_hits(
+        self, text: str, boosted: frozenset[str] | set[str] = frozenset(), code: int | None = None
+    ) -> list[Hit]:
         """Regex + checksum hits in one value. ``boosted``: entities with context in the column name.
 
         ``code``: only the patterns of this :meth:`plan` code (the others cannot match); all by default.
         """
         hits: list[Hit] = []
-        for rec, compiled, base in (self._patterns if code is None else self.patterns_for(code)):
+        for rec, compiled, base in self._patterns if code is None else self.patterns_for(code):
             entity = rec.supported_entities[0]
             for match in compiled.finditer(text):
                 matched = match.group(0)
@@ -303,13 +340,19 @@ class Detector:
                     hits.append(Hit(entity, match.start(), match.end(), SUSPECT_SCORE, True))
                     continue
                 score = 1.0 if (valid and self._strong[entity]) else base
-                if score < 1.0 and (entity in boosted or self._context[entity].search(
-                        _normalise(text[max(0, match.start() - CONTEXT_WINDOW):match.start()]))):
+                if score < 1.0 and (
+                    entity in boosted
+                    or self._context[entity].search(
+                        _normalise(text[max(0, match.start() - CONTEXT_WINDOW) : match.start()])
+                    )
+                ):
                     score = min(1.0, score + CONTEXT_BOOST)
                 hits.append(Hit(entity, match.start(), match.end(), score))
         return _resolve_overlaps(hits)
 
-    def planned_hits(self, values: Sequence[str], plan: Sequence[int], boosted: frozenset[str] | set[str]) -> list[list[Hit]]:
+    def planned_hits(
+        self, values: Sequence[str], plan: Sequence[int], boosted: frozenset[str] | set[str]
+    ) -> list[list[Hit]]:
         """:meth:`pattern_hits` of each value, through the patterns its plan code names."""
         return [self.pattern_hits(v, boosted, code) if code else [] for v, code in zip(values, plan, strict=True)]
 
@@ -344,7 +387,7 @@ def re2_superset(regex: str, flags: int) -> str | None:
     while i < n:
         c = regex[i]
         if c == "\\":
-            nxt = regex[i + 1:i + 2]
+            nxt = regex[i + 1 : i + 2]
             if nxt == "d":
                 out.append(r"\p{Nd}")
             elif nxt == "w":
@@ -353,14 +396,14 @@ def re2_superset(regex: str, flags: int) -> str | None:
                 out.append(_RE2_SPACES if in_class else f"[{_RE2_SPACES}]")
             elif nxt in ("b", "B", "A", "Z") and not in_class:
                 pass
-            elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", regex[i + 2:i + 6]):
-                out.append(r"\x{" + regex[i + 2:i + 6] + "}")
+            elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", regex[i + 2 : i + 6]):
+                out.append(r"\x{" + regex[i + 2 : i + 6] + "}")
                 i += 6
                 continue
             elif nxt.isalnum() and nxt not in "tnrfvx":
                 return None
             else:
-                out.append(regex[i:i + 2])
+                out.append(regex[i : i + 2])
             i += 2
             continue
         if in_class:
@@ -372,17 +415,17 @@ def re2_superset(regex: str, flags: int) -> str | None:
             in_class = True
             out.append(c)
             i += 1
-            if regex[i:i + 1] == "^":
+            if regex[i : i + 1] == "^":
                 out.append("^")
                 i += 1
-            if regex[i:i + 1] == "]":
+            if regex[i : i + 1] == "]":
                 out.append(r"\]")
                 i += 1
             continue
         if regex.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
             i = _group_end(regex, i)
             continue
-        if regex.startswith(("(?>", "(?P=", "(?("), i) or (c in "*+?}" and regex[i + 1:i + 2] == "+"):
+        if regex.startswith(("(?>", "(?P=", "(?("), i) or (c in "*+?}" and regex[i + 1 : i + 2] == "+"):
             return None
         if c not in "^$":
             out.append(c)
@@ -414,8 +457,8 @@ def _group_end(regex: str, i: int) -> int:
             in_class = c != "]"
         elif c == "[":
             in_class = True
-            i += 1 + (regex[i + 1:i + 2] == "^")
-            if regex[i:i + 1] == "]":
+            i += 1 + (regex[i + 1 : i + 2] == "^")
+            if regex[i : i + 1] == "]":
                 i += 1
             continue
         elif c == "(":
@@ -442,7 +485,12 @@ def ner_processes(texts: Sequence[str]) -> int:
 
 def _ner_hits_here(texts: Sequence[str]) -> list[list[Hit]]:
     """NER in this process; cells over :data:`NER_CHUNK_CHARS` are read in pieces."""
-    from charter_guardrails.checks.privacy.analyzer import NER_ENTITY_MAPPING, NER_SCORE, get_ner_pipeline, one_blas_thread
+    from charter_guardrails.checks.privacy.analyzer import (
+        NER_ENTITY_MAPPING,
+        NER_SCORE,
+        get_ner_pipeline,
+        one_blas_thread,
+    )
 
     nlp = get_ner_pipeline()
     pieces: list[str] = []
@@ -517,8 +565,9 @@ def _chunks(count: int, sizes: Iterable[int]) -> list[tuple[int, int]]:
     return bounds
 
 
-def _detect_parallel(values: Sequence[str], plan: Sequence[int] | None, boosted: frozenset[str], n_process: int,
-                     label: str) -> list[list[Hit]]:
+def _detect_parallel(
+    values: Sequence[str], plan: Sequence[int] | None, boosted: frozenset[str], n_process: int, label: str
+) -> list[list[Hit]]:
     """Pattern pass and NER in ``n_process`` forked workers, chunk by chunk, in order.
 
     Workers return only hits (entity, offsets, score): spaCy's own ``n_process`` ships whole
@@ -542,8 +591,14 @@ def _detect_parallel(values: Sequence[str], plan: Sequence[int] | None, boosted:
             now = time.monotonic()
             if now - last >= PROGRESS_EVERY_SECONDS:
                 last = now
-                log.info("personal data scan: NER %s%d/%d texts (%.0f/s, %d processes)", f"{label}: " if label else "", len(out),
-                         len(values), len(out) / (now - started), n_process)
+                log.info(
+                    "personal data scan: NER %s%d/%d texts (%.0f/s, %d processes)",
+                    f"{label}: " if label else "",
+                    len(out),
+                    len(values),
+                    len(out) / (now - started),
+                    n_process,
+                )
     return out
 
 
@@ -563,7 +618,6 @@ def merge_ner(pattern: list[Hit], ner: list[Hit]) -> list[Hit]:
     solid = [h for h in pattern if not h.suspect]
     extra = [h for h in ner if all(h.end <= p.start or h.start >= p.end for p in solid)]
     return sorted(pattern + extra, key=lambda h: h.start)
-
 
 
 _DETECTOR: Detector | None = None
@@ -591,7 +645,9 @@ def column_kind(name: str, values: Sequence[str], free_text_columns: Iterable[st
     return "structured"
 
 
-def detect_values(values: Sequence[str], kind: str, column_name: str = "", *, n_process: int | None = None) -> list[list[Hit]]:
+def detect_values(
+    values: Sequence[str], kind: str, column_name: str = "", *, n_process: int | None = None
+) -> list[list[Hit]]:
     """Hits for each distinct value of one column (offsets into the value).
 
     Every value goes through the patterns its :meth:`Detector.plan` names; free-text and
@@ -651,13 +707,19 @@ class _Tally:
         if hit.score > self.max:
             self.max = hit.score
         if len(self.examples) < limit:  # masked only while an example is still wanted
-            example = mask(value[hit.start:hit.end], hit.entity_type)
+            example = mask(value[hit.start : hit.end], hit.entity_type)
             if example not in self.examples:
                 self.examples.append(example)
 
     def finding(self, entity: str, scanned: int) -> EntityFinding:
-        return EntityFinding(entity, self.rows, self.rows / scanned if scanned else 0.0, self.weighted / self.rows if self.rows else 0.0,
-                             self.max, self.examples)
+        return EntityFinding(
+            entity,
+            self.rows,
+            self.rows / scanned if scanned else 0.0,
+            self.weighted / self.rows if self.rows else 0.0,
+            self.max,
+            self.examples,
+        )
 
 
 def scan_column(name: str, series: pd.Series, options: ScanOptions) -> ColumnScan:
@@ -687,9 +749,16 @@ def scan_column(name: str, series: pd.Series, options: ScanOptions) -> ColumnSca
     if longest > 1_000_000:
         notes.append(f"cells up to {longest} characters: NER read them in {NER_CHUNK_CHARS}-character pieces")
     by_rows = lambda f: (-f.count, f.entity_type)  # noqa: E731
-    return ColumnScan(name, kind, rows, non_null, len(values),
-                      findings=sorted((t.finding(e, rows) for e, t in found.items()), key=by_rows),
-                      suspects=sorted((t.finding(e, rows) for e, t in suspect.items()), key=by_rows), notes=notes)
+    return ColumnScan(
+        name,
+        kind,
+        rows,
+        non_null,
+        len(values),
+        findings=sorted((t.finding(e, rows) for e, t in found.items()), key=by_rows),
+        suspects=sorted((t.finding(e, rows) for e, t in suspect.items()), key=by_rows),
+        notes=notes,
+    )
 
 
 def scan_frame(frame: pd.DataFrame, options: ScanOptions | None = None, *, source: str = "dataframe") -> ScanReport:
@@ -702,9 +771,11 @@ def scan_frame(frame: pd.DataFrame, options: ScanOptions | None = None, *, sourc
         n = sample_size(options.min_detectable_rate, options.confidence)
         if total > n:
             scanned = frame.sample(n=n, random_state=options.seed)
-            guarantee = (f"sampling: {n} of {total} rows drawn at random; a column where at least {options.min_detectable_rate:.2%} "
-                         f"of the rows hold an entity is found with probability at least "
-                         f"{1 - miss_probability(options.min_detectable_rate, n):.6f} (asked: {options.confidence})")
+            guarantee = (
+                f"sampling: {n} of {total} rows drawn at random; a column where at least {options.min_detectable_rate:.2%} "
+                f"of the rows hold an entity is found with probability at least "
+                f"{1 - miss_probability(options.min_detectable_rate, n):.6f} (asked: {options.confidence})"
+            )
         else:
             guarantee = f"sampling asked, but the table has {total} rows, no more than the sample size {n}: every row was scanned"
     else:
@@ -718,9 +789,32 @@ def scan_frame(frame: pd.DataFrame, options: ScanOptions | None = None, *, sourc
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_SECONDS:
             last = now
-            log.info("personal data scan of %s: %d/%d columns, %d rows each, %.0f s", source, k + 1, width, len(scanned), now - started)
+            log.info(
+                "personal data scan of %s: %d/%d columns, %d rows each, %.0f s",
+                source,
+                k + 1,
+                width,
+                len(scanned),
+                now - started,
+            )
     seconds = time.monotonic() - started
-    log.info("personal data scan of %s (%s): %d columns, %d of %d rows, %d columns with personal data, %.1f s", source, options.mode,
-             width, len(scanned), total, sum(1 for c in columns if c.findings), seconds)
-    return ScanReport(source=source, mode=options.mode, rows=total, scanned_rows=len(scanned), min_score=options.min_score,
-                      columns=columns, guarantee=guarantee, seconds=seconds)
+    log.info(
+        "personal data scan of %s (%s): %d columns, %d of %d rows, %d columns with personal data, %.1f s",
+        source,
+        options.mode,
+        width,
+        len(scanned),
+        total,
+        sum(1 for c in columns if c.findings),
+        seconds,
+    )
+    return ScanReport(
+        source=source,
+        mode=options.mode,
+        rows=total,
+        scanned_rows=len(scanned),
+        min_score=options.min_score,
+        columns=columns,
+        guarantee=guarantee,
+        seconds=seconds,
+    )

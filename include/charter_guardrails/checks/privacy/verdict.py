@@ -41,8 +41,11 @@ ENGAGEMENTS = ["surete.1", "proportionnalite.3"]
 
 #: Entity names a policy may use for the same thing (Presidio's generic names and ours).
 _ALIASES = {
-    "PHONE_NUMBER": {"FR_PHONE"}, "FR_PHONE": {"PHONE_NUMBER"},
-    "IBAN_CODE": {"FR_IBAN", "FR_RIB"}, "FR_IBAN": {"IBAN_CODE"}, "FR_RIB": {"IBAN_CODE", "FR_IBAN"},
+    "PHONE_NUMBER": {"FR_PHONE"},
+    "FR_PHONE": {"PHONE_NUMBER"},
+    "IBAN_CODE": {"FR_IBAN", "FR_RIB"},
+    "FR_IBAN": {"IBAN_CODE"},
+    "FR_RIB": {"IBAN_CODE", "FR_IBAN"},
 }
 
 
@@ -70,9 +73,17 @@ class ColumnVerdict:
         return not self.forbidden
 
     def to_json_dict(self) -> dict[str, Any]:
-        return {"column": self.column, "declared": self.declared, "allowed": self.allowed, "found": self.found,
-                "forbidden": self.forbidden, "forbidden_rows": self.forbidden_rows, "ok": self.ok, "reason": self.reason,
-                "warning": self.warning}
+        return {
+            "column": self.column,
+            "declared": self.declared,
+            "allowed": self.allowed,
+            "found": self.found,
+            "forbidden": self.forbidden,
+            "forbidden_rows": self.forbidden_rows,
+            "ok": self.ok,
+            "reason": self.reason,
+            "warning": self.warning,
+        }
 
 
 @dataclass
@@ -96,28 +107,46 @@ def judge_columns(scan: ScanReport, dataset: Dataset) -> list[ColumnVerdict]:
         allowed = sorted(spec.pii_allowed) if spec else []
         if spec is None:
             forbidden = found
-            reason = ("column not declared in the policy holds personal data: " + ", ".join(found)) if found else "not declared; no personal data found"
+            reason = (
+                ("column not declared in the policy holds personal data: " + ", ".join(found))
+                if found
+                else "not declared; no personal data found"
+            )
         elif not dataset.personal_data:
             forbidden = found
-            reason = ("dataset declared non-personal, but the column holds " + ", ".join(found)) if found else "no personal data found"
+            reason = (
+                ("dataset declared non-personal, but the column holds " + ", ".join(found))
+                if found
+                else "no personal data found"
+            )
         else:
             ok = allowed_set(spec.pii_allowed)
             forbidden = [e for e in found if e not in ok]
             if forbidden:
                 reason = "not allowed by pii_allowed: " + ", ".join(forbidden)
             elif found:
-                reason = "allowed: " + ", ".join(found) + (" (pseudonymised before training)" if spec.pseudonymise else "")
+                reason = (
+                    "allowed: " + ", ".join(found) + (" (pseudonymised before training)" if spec.pseudonymise else "")
+                )
             else:
                 reason = "no personal data found"
         rows = max((f.count for f in column.findings if f.entity_type in forbidden), default=0)
         warning = None
-        if spec is not None and found and not forbidden and not spec.pseudonymise and dataset.role is DatasetRole.TRAINING:
+        if (
+            spec is not None
+            and found
+            and not forbidden
+            and not spec.pseudonymise
+            and dataset.role is DatasetRole.TRAINING
+        ):
             warning = "allowed personal data reaches training in clear: declare pseudonymise: true"
         verdicts.append(ColumnVerdict(column.name, spec is not None, allowed, found, forbidden, reason, rows, warning))
     return verdicts
 
 
-def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_id: str | None = None) -> PersonalDataOutcome:
+def evaluate(
+    scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_id: str | None = None
+) -> PersonalDataOutcome:
     """Build the ``personal_data`` CheckResult (and incident draft) from a scan."""
     from charter_guardrails.incidents.incident import BreachType, IncidentDraft
 
@@ -126,12 +155,20 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
     with_pii = [c for c in columns if c.found]
     missing = sorted({c.name for c in dataset.columns} - {c.name for c in scan.columns})
     metrics: dict[str, float | int | None] = {
-        "rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns": len(scan.columns), "columns_with_pii": len(with_pii),
-        "forbidden_columns": len(bad), "forbidden_rows": max((c.forbidden_rows for c in bad), default=0), "seconds": round(scan.seconds, 3),
+        "rows": scan.rows,
+        "scanned_rows": scan.scanned_rows,
+        "columns": len(scan.columns),
+        "columns_with_pii": len(with_pii),
+        "forbidden_columns": len(bad),
+        "forbidden_rows": max((c.forbidden_rows for c in bad), default=0),
+        "seconds": round(scan.seconds, 3),
     }
     evidence: dict[str, Any] = {
-        "mode": scan.mode, "guarantee": scan.guarantee, "min_score": scan.min_score,
-        "dataset_personal_data": dataset.personal_data, "columns": [c.to_json_dict() for c in columns],
+        "mode": scan.mode,
+        "guarantee": scan.guarantee,
+        "min_score": scan.min_score,
+        "dataset_personal_data": dataset.personal_data,
+        "columns": [c.to_json_dict() for c in columns],
         "declared_columns_absent": missing,
     }
     incident = None
@@ -147,21 +184,40 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
         # Personal data the purpose does not need is a GDPR compliance failure (Art. 5(1)(c)), in a
         # non-personal dataset above all, but also in a personal one: the DPO must know it was collected.
         incident = IncidentDraft(
-            breach_type=BreachType.GDPR_COMPLIANCE, severity="high" if non_personal else "medium", dataset=dataset.id, run_id=run_id,
-            title=(f"Données personnelles non autorisées dans {policy.id}/{dataset.id}" if non_personal
-                   else f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}"),
-            nature=("Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
-                    "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)." if non_personal else
-                    "Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
-                    "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."),
-            facts={"columns": [c.to_json_dict() for c in bad], "scan_mode": scan.mode, "rows": scan.rows,
-                   "scanned_rows": scan.scanned_rows},
-            likely_consequences=("Des données de contact ou d'identification de personnes pourraient être utilisées pour "
-                                 "entraîner un modèle sans base légale ni information des personnes." if non_personal else
-                                 "Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
-                                 "utilisées pour l'entraînement."),
-            measures_taken=["entraînement bloqué par le garde-fou personal_data", "rapport de scan masqué conservé",
-                            "alerte envoyée au RSSI et au DPO"],
+            breach_type=BreachType.GDPR_COMPLIANCE,
+            severity="high" if non_personal else "medium",
+            dataset=dataset.id,
+            run_id=run_id,
+            title=(
+                f"Données personnelles non autorisées dans {policy.id}/{dataset.id}"
+                if non_personal
+                else f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}"
+            ),
+            nature=(
+                "Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
+                "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)."
+                if non_personal
+                else "Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
+                "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."
+            ),
+            facts={
+                "columns": [c.to_json_dict() for c in bad],
+                "scan_mode": scan.mode,
+                "rows": scan.rows,
+                "scanned_rows": scan.scanned_rows,
+            },
+            likely_consequences=(
+                "Des données de contact ou d'identification de personnes pourraient être utilisées pour "
+                "entraîner un modèle sans base légale ni information des personnes."
+                if non_personal
+                else "Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
+                "utilisées pour l'entraînement."
+            ),
+            measures_taken=[
+                "entraînement bloqué par le garde-fou personal_data",
+                "rapport de scan masqué conservé",
+                "alerte envoyée au RSSI et au DPO",
+            ],
             approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
         )
         verdict = Verdict.FAIL
@@ -171,17 +227,36 @@ def evaluate(scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_i
         summary = f"Allowed personal data is not pseudonymised before training in: {names}."
     else:
         verdict, severity = Verdict.PASS, Severity.INFO
-        summary = (f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
-                   if with_pii else "No personal data found.")
+        summary = (
+            f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
+            if with_pii
+            else "No personal data found."
+        )
         summary += f" Mode {scan.mode}, {scan.scanned_rows} of {scan.rows} rows."
-    result = CheckResult(check=CHECK, verdict=verdict, severity=severity, engagements=list(ENGAGEMENTS), summary=summary,
-                         metrics=metrics, evidence=evidence, dataset=dataset.id)
+    result = CheckResult(
+        check=CHECK,
+        verdict=verdict,
+        severity=severity,
+        engagements=list(ENGAGEMENTS),
+        summary=summary,
+        metrics=metrics,
+        evidence=evidence,
+        dataset=dataset.id,
+    )
     return PersonalDataOutcome(result=result, scan=scan, columns=columns, incident=incident)
 
 
-def check_personal_data(policy: UseCasePolicy, dataset_id: str, frame: pd.DataFrame | None = None, *, path: Path | None = None,
-                        exhaustive: bool | None = None, run_id: str | None = None, reports: bool = True,
-                        options: ScanOptions | None = None) -> PersonalDataOutcome:
+def check_personal_data(
+    policy: UseCasePolicy,
+    dataset_id: str,
+    frame: pd.DataFrame | None = None,
+    *,
+    path: Path | None = None,
+    exhaustive: bool | None = None,
+    run_id: str | None = None,
+    reports: bool = True,
+    options: ScanOptions | None = None,
+) -> PersonalDataOutcome:
     """The check: read the dataset (or use ``frame``), scan it, judge it, write the reports.
 
     Unreadable data is a failing verdict, not an exception.
@@ -194,11 +269,25 @@ def check_personal_data(policy: UseCasePolicy, dataset_id: str, frame: pd.DataFr
         try:
             frame = read_dataset(dataset, path)
         except DatasetReadError as exc:
-            scan = ScanReport(source=str(source), mode="exhaustive", rows=0, scanned_rows=0, min_score=policy.privacy.min_score,
-                              columns=[], guarantee="not scanned: the dataset could not be read", seconds=0.0)
-            result = CheckResult(check=CHECK, verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=list(ENGAGEMENTS),
-                                 summary=f"The dataset could not be read ({exc.kind}), so its personal data cannot be checked.",
-                                 evidence={"read_error": exc.to_json_dict()}, dataset=dataset.id)
+            scan = ScanReport(
+                source=str(source),
+                mode="exhaustive",
+                rows=0,
+                scanned_rows=0,
+                min_score=policy.privacy.min_score,
+                columns=[],
+                guarantee="not scanned: the dataset could not be read",
+                seconds=0.0,
+            )
+            result = CheckResult(
+                check=CHECK,
+                verdict=Verdict.FAIL,
+                severity=Severity.ERROR,
+                engagements=list(ENGAGEMENTS),
+                summary=f"The dataset could not be read ({exc.kind}), so its personal data cannot be checked.",
+                evidence={"read_error": exc.to_json_dict()},
+                dataset=dataset.id,
+            )
             return PersonalDataOutcome(result=result, scan=scan, columns=[])
     options = options or ScanOptions.from_policy(policy.privacy, dataset, exhaustive=exhaustive)
     scan = scan_frame(frame, options, source=str(source))
@@ -206,8 +295,12 @@ def check_personal_data(policy: UseCasePolicy, dataset_id: str, frame: pd.DataFr
     if reports:
         try:
             write_reports(outcome, use_case=policy.id, run_id=run_id or "adhoc")
-        except OSError as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
-            outcome.result = with_report_error(outcome.result, "personal-data scan report", report_dir(policy.id, run_id or "adhoc"), exc)
+        except (
+            OSError
+        ) as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+            outcome.result = with_report_error(
+                outcome.result, "personal-data scan report", report_dir(policy.id, run_id or "adhoc"), exc
+            )
     return outcome
 
 
@@ -219,20 +312,31 @@ def report_dir(use_case: str, run_id: str) -> Path:
     return get_settings().reports_dir / _safe(use_case) / _safe(run_id)
 
 
-def write_reports(outcome: PersonalDataOutcome, *, use_case: str, run_id: str, name: str | None = None) -> dict[str, str]:
+def write_reports(
+    outcome: PersonalDataOutcome, *, use_case: str, run_id: str, name: str | None = None
+) -> dict[str, str]:
     """Write ``personal_data__<dataset>.json`` and ``.html``; link them from the result."""
     folder = report_dir(use_case, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"personal_data__{_safe(name or outcome.result.dataset or outcome.scan.source)}"
     json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    document = {"generated_at": datetime.now(UTC).isoformat(), "use_case": use_case, "run_id": run_id,
-                "result": outcome.result.to_json_dict(), "scan": outcome.scan.to_json_dict(),
-                "columns": [c.to_json_dict() for c in outcome.columns]}
+    document = {
+        "generated_at": datetime.now(UTC).isoformat(),
+        "use_case": use_case,
+        "run_id": run_id,
+        "result": outcome.result.to_json_dict(),
+        "scan": outcome.scan.to_json_dict(),
+        "columns": [c.to_json_dict() for c in outcome.columns],
+    }
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
     html_path.write_text(render_html(outcome, use_case=use_case, run_id=run_id), encoding="utf-8")
     outcome.reports = {"json": str(json_path), "html": str(html_path)}
-    outcome.result = outcome.result.model_copy(update={
-        "report_path": str(html_path), "evidence": {**outcome.result.evidence, "reports": dict(outcome.reports)}})
+    outcome.result = outcome.result.model_copy(
+        update={
+            "report_path": str(html_path),
+            "evidence": {**outcome.result.evidence, "reports": dict(outcome.reports)},
+        }
+    )
     return outcome.reports
 
 
@@ -245,25 +349,32 @@ def render_html(outcome: PersonalDataOutcome, *, use_case: str, run_id: str) -> 
     for column in scan.columns:
         v = verdicts.get(column.name)
         status = "—" if v is None else ("OK" if v.ok else "INTERDIT")
-        findings = "<br>".join(
-            f"<b>{e(f.entity_type)}</b> {f.count} lignes ({f.share:.2%}), score moyen {f.mean_score:.2f}, max {f.max_score:.2f}"
-            f" — ex. {e(', '.join(f.masked_examples))}" for f in column.findings) or "aucune"
+        findings = (
+            "<br>".join(
+                f"<b>{e(f.entity_type)}</b> {f.count} lignes ({f.share:.2%}), score moyen {f.mean_score:.2f}, max {f.max_score:.2f}"
+                f" — ex. {e(', '.join(f.masked_examples))}"
+                for f in column.findings
+            )
+            or "aucune"
+        )
         suspects = "<br>".join(f"{e(f.entity_type)} {f.count} (score {f.max_score:.2f})" for f in column.suspects) or ""
-        rows.append(f"<tr class='{'bad' if v and not v.ok else ''}'><td>{e(column.name)}</td><td>{e(column.kind)}</td>"
-                    f"<td>{column.non_null}/{column.rows}</td><td>{column.distinct}</td><td>{findings}</td><td>{suspects}</td>"
-                    f"<td>{e(status)}</td><td>{e(v.reason if v else '')}{e(' — ' + v.warning) if v and v.warning else ''}</td></tr>")
+        rows.append(
+            f"<tr class='{'bad' if v and not v.ok else ''}'><td>{e(column.name)}</td><td>{e(column.kind)}</td>"
+            f"<td>{column.non_null}/{column.rows}</td><td>{column.distinct}</td><td>{findings}</td><td>{suspects}</td>"
+            f"<td>{e(status)}</td><td>{e(v.reason if v else '')}{e(' — ' + v.warning) if v and v.warning else ''}</td></tr>"
+        )
     return f"""<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>Données personnelles — {e(use_case)} / {e(result.dataset or '')}</title>
+<html lang="fr"><head><meta charset="utf-8"><title>Données personnelles — {e(use_case)} / {e(result.dataset or "")}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;
 vertical-align:top}}tr.bad{{background:#fde2e2}}.fail{{color:#b00020}}.pass{{color:#006400}}</style></head><body>
 <h1>Contrôle des données personnelles</h1>
 <p>Cas d'usage <b>{e(use_case)}</b>, jeu de données <b>{e(result.dataset or scan.source)}</b>, exécution <code>{e(run_id)}</code>.</p>
 <p class="{e(result.verdict.value)}">Verdict : <b>{e(result.verdict.value.upper())}</b> — {e(result.summary)}</p>
-<p>Engagements de la charte : {e(', '.join(result.engagements))}. Mode : {e(scan.mode)}. {e(scan.guarantee)}.</p>
+<p>Engagements de la charte : {e(", ".join(result.engagements))}. Mode : {e(scan.mode)}. {e(scan.guarantee)}.</p>
 <p>{scan.scanned_rows} lignes analysées sur {scan.rows}; seuil de score {scan.min_score}. Les exemples sont masqués.</p>
 <table><tr><th>colonne</th><th>type</th><th>non vides</th><th>valeurs distinctes</th><th>entités trouvées</th>
 <th>suspects (sous le seuil)</th><th>statut</th><th>raison</th></tr>
-{''.join(rows)}
+{"".join(rows)}
 </table></body></html>
 """
 
@@ -279,23 +390,36 @@ def record_findings(session: Session, result_row: Any, outcome: PersonalDataOutc
 
     verdicts = {c.column: c for c in outcome.columns}
     rows = [
-        {"column": column.name[:256], "entity_type": finding.entity_type, "count": finding.count, "share": finding.share,
-         "mean_score": finding.mean_score, "max_score": finding.max_score, "masked_examples": list(finding.masked_examples),
-         "allowed": bool((verdict := verdicts.get(column.name)) and finding.entity_type not in verdict.forbidden)}
-        for column in outcome.scan.columns for finding in column.findings
+        {
+            "column": column.name[:256],
+            "entity_type": finding.entity_type,
+            "count": finding.count,
+            "share": finding.share,
+            "mean_score": finding.mean_score,
+            "max_score": finding.max_score,
+            "masked_examples": list(finding.masked_examples),
+            "allowed": bool((verdict := verdicts.get(column.name)) and finding.entity_type not in verdict.forbidden),
+        }
+        for column in outcome.scan.columns
+        for finding in column.findings
     ]
-    stored = session.scalars(select(PiiFinding).where(PiiFinding.check_result_id == result_row.id).order_by(PiiFinding.id)).all()
+    stored = session.scalars(
+        select(PiiFinding).where(PiiFinding.check_result_id == result_row.id).order_by(PiiFinding.id)
+    ).all()
     if [{key: getattr(f, key) for key in _FINDING_FIELDS} for f in stored] == rows:
         return len(rows)  # a retried scan found the same: its findings stay as they were
-    session.execute(delete(PiiFinding).where(PiiFinding.check_result_id == result_row.id))  # a re-run replaces its findings
+    session.execute(
+        delete(PiiFinding).where(PiiFinding.check_result_id == result_row.id)
+    )  # a re-run replaces its findings
     for values in rows:
         session.add(PiiFinding(check_result_id=result_row.id, **values))
     session.flush()
     return len(rows)
 
 
-def persist_outcome(outcome: PersonalDataOutcome, policy: UseCasePolicy, *, dag_id: str, run_id: str,
-                    url: str | None = None) -> tuple[int | None, int]:
+def persist_outcome(
+    outcome: PersonalDataOutcome, policy: UseCasePolicy, *, dag_id: str, run_id: str, url: str | None = None
+) -> tuple[int | None, int]:
     """Record the result, its findings and its incident in one ledger transaction; return (incident id, findings)."""
     from charter_guardrails.incidents.incident import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result

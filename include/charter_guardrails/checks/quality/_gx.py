@@ -6,9 +6,19 @@ import logging
 import os
 from typing import Any
 
-_QUIET = ("great_expectations", "great_expectations.core", "great_expectations.data_context", "great_expectations.datasource",
-          "great_expectations.expectations", "great_expectations.execution_engine", "great_expectations.validator",
-          "great_expectations.render", "great_expectations.checkpoint", "posthog", "urllib3")
+_QUIET = (
+    "great_expectations",
+    "great_expectations.core",
+    "great_expectations.data_context",
+    "great_expectations.datasource",
+    "great_expectations.expectations",
+    "great_expectations.execution_engine",
+    "great_expectations.validator",
+    "great_expectations.render",
+    "great_expectations.checkpoint",
+    "posthog",
+    "urllib3",
+)
 
 
 def quiet_gx() -> None:
@@ -30,7 +40,11 @@ def gx() -> Any:
 def ephemeral_context() -> Any:
     """A throw-away in-memory context: nothing is written unless we ask for Data Docs."""
     gx_module = gx()
-    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),

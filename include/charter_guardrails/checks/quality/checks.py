@@ -27,9 +27,15 @@ def read_typed(dataset: Dataset, path: Path | None = None) -> pd.DataFrame:
 
 
 def _unreadable(check: str, engagements: list[str], dataset: Dataset, exc: Any) -> CheckResult:
-    return CheckResult(check=check, verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=engagements, dataset=dataset.id,
-                       summary=f"{check} not checked: the data cannot be read ({exc.kind}): {exc}",
-                       evidence={"problems": [exc.to_json_dict()]})
+    return CheckResult(
+        check=check,
+        verdict=Verdict.FAIL,
+        severity=Severity.ERROR,
+        engagements=engagements,
+        dataset=dataset.id,
+        summary=f"{check} not checked: the data cannot be read ({exc.kind}): {exc}",
+        evidence={"problems": [exc.to_json_dict()]},
+    )
 
 
 def profile_training(policy: UseCasePolicy, path: Path | None = None, *, out: Path | None = None) -> Path:
@@ -41,14 +47,19 @@ def profile_training(policy: UseCasePolicy, path: Path | None = None, *, out: Pa
     return save_profile(build_reference_profile(policy, read_typed(dataset, target), source=str(target)), out)
 
 
-def drift_of_file(policy: UseCasePolicy, batch: Path | None = None, *, reference: Path | None = None,
-                  dataset: str | None = None) -> CheckResult:
+def drift_of_file(
+    policy: UseCasePolicy, batch: Path | None = None, *, reference: Path | None = None, dataset: str | None = None
+) -> CheckResult:
     """Drift of an inference batch file. ``reference`` is a stored profile (``.json``) or a training
     file, which is then profiled once and stored next to the other profiles."""
     from charter_guardrails.checks.quality.drift import load_profile, profile_path
     from charter_guardrails.readers.files import DatasetReadError
 
-    ds = policy.dataset(dataset) if dataset else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
+    ds = (
+        policy.dataset(dataset)
+        if dataset
+        else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
+    )
     stored = profile_path(policy.id, policy.training_dataset.id)
     if reference is None and not stored.exists():
         # no training run has stored the profile yet: profile the policy's training file once, here
@@ -69,7 +80,9 @@ def drift_of_file(policy: UseCasePolicy, batch: Path | None = None, *, reference
     return check_drift(policy, frame, profile, dataset=ds.id, profile_source=str(reference))
 
 
-def representativeness_of_file(policy: UseCasePolicy, path: Path | None = None, *, dataset: str | None = None) -> CheckResult:
+def representativeness_of_file(
+    policy: UseCasePolicy, path: Path | None = None, *, dataset: str | None = None
+) -> CheckResult:
     from charter_guardrails.checks.quality.representativeness import check_representativeness
     from charter_guardrails.readers.files import DatasetReadError
 
@@ -97,6 +110,8 @@ def with_json_report(result: CheckResult, policy: UseCasePolicy, run_id: str | N
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(linked.to_json_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-    except OSError as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+    except (
+        OSError
+    ) as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
         return with_report_error(result, f"JSON {result.check} report", folder, exc)
     return linked

@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.quality import DRIFT_ENGAGEMENTS
-from charter_guardrails.core.policy import ColumnRole, ColumnType, Dataset, DatasetRole, PersonalDataCategory, UseCasePolicy
+from charter_guardrails.core.policy import (
+    ColumnRole,
+    ColumnType,
+    Dataset,
+    DatasetRole,
+    PersonalDataCategory,
+    UseCasePolicy,
+)
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 from charter_guardrails.core.settings import ConfigError, get_settings
 
@@ -75,7 +82,11 @@ def drift_features(policy: UseCasePolicy, inference: Dataset | None = None) -> l
     shared = {c.name for c in training.columns}
     out = []
     for column in inference.columns:
-        if column.name not in shared or column.role not in (ColumnRole.FEATURE, ColumnRole.SENSITIVE_ATTRIBUTE, ColumnRole.FREE_TEXT):
+        if column.name not in shared or column.role not in (
+            ColumnRole.FEATURE,
+            ColumnRole.SENSITIVE_ATTRIBUTE,
+            ColumnRole.FREE_TEXT,
+        ):
             continue
         if column.role is ColumnRole.FREE_TEXT:
             kind = "text"
@@ -112,8 +123,13 @@ def build_reference_profile(policy: UseCasePolicy, frame: pd.DataFrame, *, sourc
             elif values.size:
                 grid = np.quantile(values, np.linspace(0, 1, 201))
                 edges = np.unique(np.quantile(values, np.linspace(0, 1, 11))[1:-1])
-                features[name] = {"kind": "numeric", "n": int(values.size), "quantiles": _round(grid),
-                                  "edges": _round(edges), "shares": _shares(values, edges)}
+                features[name] = {
+                    "kind": "numeric",
+                    "n": int(values.size),
+                    "quantiles": _round(grid),
+                    "edges": _round(edges),
+                    "shares": _shares(values, edges),
+                }
                 continue
         if kind == "categorical":
             counts = series.astype("string").fillna(MISSING).value_counts()
@@ -137,11 +153,24 @@ def build_reference_profile(policy: UseCasePolicy, frame: pd.DataFrame, *, sourc
             vocabulary = sorted(token_hash(t) for t, n in doc_freq.items() if n >= floor)
             vocab_set = set(vocabulary)
             in_vocab = sum(1 for text in texts for t in words(text) if token_hash(t) in vocab_set)
-            features[name] = {"kind": "text", "n": int(len(texts)), "length_edges": _round(edges), "length_shares": _shares(lengths, edges),
-                              "vocabulary_sha256_16": vocabulary, "vocabulary_min_docs": floor,
-                              "reference_oov_share": round(1 - in_vocab / total_tokens, 4) if total_tokens else 0.0}
-    return {"version": PROFILE_VERSION, "use_case": policy.id, "dataset": training.id, "rows": int(len(frame)),
-            "source": Path(source).name if source else None, "created_at": datetime.now(UTC).isoformat(), "features": features}
+            features[name] = {
+                "kind": "text",
+                "n": int(len(texts)),
+                "length_edges": _round(edges),
+                "length_shares": _shares(lengths, edges),
+                "vocabulary_sha256_16": vocabulary,
+                "vocabulary_min_docs": floor,
+                "reference_oov_share": round(1 - in_vocab / total_tokens, 4) if total_tokens else 0.0,
+            }
+    return {
+        "version": PROFILE_VERSION,
+        "use_case": policy.id,
+        "dataset": training.id,
+        "rows": int(len(frame)),
+        "source": Path(source).name if source else None,
+        "created_at": datetime.now(UTC).isoformat(),
+        "features": features,
+    }
 
 
 def _round(values: Any) -> list[float]:
@@ -171,7 +200,9 @@ def load_profile(path: Path) -> dict[str, Any]:
     try:
         profile = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no reference profile; profile the training data first (charter drift --reference TRAINING_FILE)") from None
+        raise ConfigError(
+            f"{path}: no reference profile; profile the training data first (charter drift --reference TRAINING_FILE)"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: not a readable reference profile ({exc})") from None
     if not isinstance(profile, dict) or profile.get("version") != PROFILE_VERSION or "features" not in profile:
@@ -226,8 +257,12 @@ def _categorical(feature: dict[str, Any], series: Any) -> dict[str, Any]:
     table = [[r + 0.5 for r in ref_counts], [b + 0.5 for b in batch_counts]]  # 0.5: no zero expected cell
     pvalue = float(chi2_contingency(table, correction=False)[1]) if len(categories) > 1 else 1.0
     unseen = [c for c in categories if reference.get(c, 0) == 0]
-    return {"js_distance": round(distance, 4), "chi2_pvalue": pvalue, "batch_n": int(sum(batch_counts)),
-            "unseen_categories": len(unseen)}
+    return {
+        "js_distance": round(distance, 4),
+        "chi2_pvalue": pvalue,
+        "batch_n": int(sum(batch_counts)),
+        "unseen_categories": len(unseen),
+    }
 
 
 def _text(feature: dict[str, Any], series: Any) -> dict[str, Any]:
@@ -239,16 +274,31 @@ def _text(feature: dict[str, Any], series: Any) -> dict[str, Any]:
         for token in words(text):
             total += 1
             oov += token_hash(token) not in vocabulary
-    return {"length_psi": round(psi(feature["length_shares"], _shares(lengths, feature["length_edges"])), 4) if lengths else 0.0,
-            "oov_share": round(oov / total, 4) if total else 0.0, "reference_oov_share": feature.get("reference_oov_share"),
-            "batch_n": len(texts)}
+    return {
+        "length_psi": round(psi(feature["length_shares"], _shares(lengths, feature["length_edges"])), 4)
+        if lengths
+        else 0.0,
+        "oov_share": round(oov / total, 4) if total else 0.0,
+        "reference_oov_share": feature.get("reference_oov_share"),
+        "batch_n": len(texts),
+    }
 
 
-def check_drift(policy: UseCasePolicy, frame: pd.DataFrame, profile: dict[str, Any], *, dataset: str | None = None,
-                profile_source: str | None = None) -> CheckResult:
+def check_drift(
+    policy: UseCasePolicy,
+    frame: pd.DataFrame,
+    profile: dict[str, Any],
+    *,
+    dataset: str | None = None,
+    profile_source: str | None = None,
+) -> CheckResult:
     """Compare a typed inference batch with the stored training profile."""
     thresholds = policy.drift
-    ds = policy.dataset(dataset) if dataset else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
+    ds = (
+        policy.dataset(dataset)
+        if dataset
+        else (policy.datasets_with_role(DatasetRole.INFERENCE) or [policy.training_dataset])[0]
+    )
     if profile.get("use_case") != policy.id:
         raise ConfigError(f"the reference profile belongs to use case {profile.get('use_case')!r}, not {policy.id!r}")
     per_feature: dict[str, Any] = {}
@@ -267,18 +317,24 @@ def check_drift(policy: UseCasePolicy, frame: pd.DataFrame, profile: dict[str, A
                 continue
             stats = _numeric(feature, values)
             if stats["psi"] > thresholds.psi_max and stats["ks_pvalue"] < thresholds.ks_pvalue_min:
-                reasons.append(f"PSI {stats['psi']:.3f} > {thresholds.psi_max} and KS p={stats['ks_pvalue']:.2g} < {thresholds.ks_pvalue_min}")
+                reasons.append(
+                    f"PSI {stats['psi']:.3f} > {thresholds.psi_max} and KS p={stats['ks_pvalue']:.2g} < {thresholds.ks_pvalue_min}"
+                )
         elif feature["kind"] == "categorical":
             stats = _categorical(feature, series)
             if stats["js_distance"] > thresholds.js_max and stats["chi2_pvalue"] < thresholds.chi2_pvalue_min:
-                reasons.append(f"Jensen-Shannon {stats['js_distance']:.3f} > {thresholds.js_max} and chi-square p={stats['chi2_pvalue']:.2g} "
-                               f"< {thresholds.chi2_pvalue_min}")
+                reasons.append(
+                    f"Jensen-Shannon {stats['js_distance']:.3f} > {thresholds.js_max} and chi-square p={stats['chi2_pvalue']:.2g} "
+                    f"< {thresholds.chi2_pvalue_min}"
+                )
         else:
             stats = _text(feature, series)
             if stats["length_psi"] > thresholds.text_length_psi_max:
                 reasons.append(f"length PSI {stats['length_psi']:.3f} > {thresholds.text_length_psi_max}")
             if stats["oov_share"] > thresholds.vocabulary_oov_max:
-                reasons.append(f"{stats['oov_share']:.0%} of words unseen in training > {thresholds.vocabulary_oov_max:.0%}")
+                reasons.append(
+                    f"{stats['oov_share']:.0%} of words unseen in training > {thresholds.vocabulary_oov_max:.0%}"
+                )
         stats.update({"kind": feature["kind"], "drifted": bool(reasons), "reasons": reasons})
         per_feature[name] = stats
         if reasons:
@@ -288,15 +344,36 @@ def check_drift(policy: UseCasePolicy, frame: pd.DataFrame, profile: dict[str, A
     detail = "; ".join(f"{n}: {', '.join(per_feature[n]['reasons'])}" for n in drifted)
     if missing:
         detail = (detail + "; " if detail else "") + f"feature(s) absent or empty in the batch: {missing}"
-    summary = (f"{len(drifted)} of {len(per_feature)} feature(s) drifted from the training reference" + (f" — {detail}" if detail else "")
-               if failing or drifted else f"no drift on {len(per_feature)} feature(s) against the training reference")
+    summary = (
+        f"{len(drifted)} of {len(per_feature)} feature(s) drifted from the training reference"
+        + (f" — {detail}" if detail else "")
+        if failing or drifted
+        else f"no drift on {len(per_feature)} feature(s) against the training reference"
+    )
     return CheckResult(
-        check="drift", verdict=verdict, severity=Severity.ERROR if failing else (Severity.WARNING if drifted else Severity.INFO),
-        engagements=DRIFT_ENGAGEMENTS, dataset=ds.id, summary=summary,
-        metrics={"features": len(per_feature), "drifted_features": len(drifted), "batch_rows": int(len(frame)),
-                 "max_psi": max((f.get("psi", f.get("length_psi", 0.0)) for f in per_feature.values()), default=0.0),
-                 "max_js_distance": max((f.get("js_distance", 0.0) for f in per_feature.values()), default=0.0)},
-        evidence={"features": per_feature, "drifted": drifted, "missing_features": missing,
-                  "thresholds": thresholds.model_dump(), "reference": {"profile": profile_source, "rows": profile.get("rows"),
-                                                                        "created_at": profile.get("created_at"), "source": profile.get("source")}},
+        check="drift",
+        verdict=verdict,
+        severity=Severity.ERROR if failing else (Severity.WARNING if drifted else Severity.INFO),
+        engagements=DRIFT_ENGAGEMENTS,
+        dataset=ds.id,
+        summary=summary,
+        metrics={
+            "features": len(per_feature),
+            "drifted_features": len(drifted),
+            "batch_rows": int(len(frame)),
+            "max_psi": max((f.get("psi", f.get("length_psi", 0.0)) for f in per_feature.values()), default=0.0),
+            "max_js_distance": max((f.get("js_distance", 0.0) for f in per_feature.values()), default=0.0),
+        },
+        evidence={
+            "features": per_feature,
+            "drifted": drifted,
+            "missing_features": missing,
+            "thresholds": thresholds.model_dump(),
+            "reference": {
+                "profile": profile_source,
+                "rows": profile.get("rows"),
+                "created_at": profile.get("created_at"),
+                "source": profile.get("source"),
+            },
+        },
     )

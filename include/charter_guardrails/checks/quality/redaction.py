@@ -15,8 +15,15 @@ from typing import Any
 from charter_guardrails.core.policy import ColumnRole, Dataset, PersonalDataCategory
 
 #: Result keys that are counts or shares, never values.
-NUMERIC_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "missing_percent",
-                "unexpected_percent_total", "unexpected_percent_nonmissing")
+NUMERIC_KEYS = (
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "missing_percent",
+    "unexpected_percent_total",
+    "unexpected_percent_nonmissing",
+)
 #: Expectations whose observed value is a type name or a number, never a cell value.
 TYPE_EXPECTATIONS = ("expect_column_values_to_be_in_type_list", "expect_column_values_to_be_of_type")
 MAX_EXAMPLES = 5
@@ -24,7 +31,11 @@ MAX_EXAMPLES = 5
 
 def personal_columns(dataset: Dataset) -> set[str]:
     """Columns whose values must never leave the process."""
-    return {c.name for c in dataset.columns if c.personal_data is not PersonalDataCategory.NONE or c.role is ColumnRole.FREE_TEXT}
+    return {
+        c.name
+        for c in dataset.columns
+        if c.personal_data is not PersonalDataCategory.NONE or c.role is ColumnRole.FREE_TEXT
+    }
 
 
 def mask_value(value: Any) -> str:
@@ -47,7 +58,9 @@ def redact_result(expectation_type: str, result: dict[str, Any], *, personal: bo
     observed = result.get("observed_value")
     if "observed_value" in result:
         if not personal or _numeric(observed) or expectation_type in TYPE_EXPECTATIONS:
-            out["observed_value"] = observed if _numeric(observed) or isinstance(observed, (str, bool)) else _short(observed)
+            out["observed_value"] = (
+                observed if _numeric(observed) or isinstance(observed, (str, bool)) else _short(observed)
+            )
         else:
             out["observed_value"] = "<redacted: personal column>"
     counts = result.get("partial_unexpected_counts")
@@ -58,8 +71,10 @@ def redact_result(expectation_type: str, result: dict[str, Any], *, personal: bo
         counts = [{"value": k, "count": n} for k, n in tally.items()]
     if counts:
         examples = counts[:MAX_EXAMPLES] if personal else counts[:10]
-        out["unexpected_examples"] = [{"value": mask_value(c.get("value")) if personal else _short(c.get("value")),
-                                       "count": c.get("count")} for c in examples]
+        out["unexpected_examples"] = [
+            {"value": mask_value(c.get("value")) if personal else _short(c.get("value")), "count": c.get("count")}
+            for c in examples
+        ]
         if personal:
             out["masked"] = True
     return out
@@ -80,14 +95,21 @@ def redact_gx_result(validation_result: Any, personal_by_index: dict[int, bool])
         kept = redact_result(config.type, raw, personal=personal)
         examples = kept.get("unexpected_examples", [])
         # Data Docs put these strings into HTML as they are: a cell holding <script> would run in the reader's browser.
-        gx_view: dict[str, Any] = {k: _escaped(v) for k, v in kept.items() if k in NUMERIC_KEYS or k == "observed_value"}
+        gx_view: dict[str, Any] = {
+            k: _escaped(v) for k, v in kept.items() if k in NUMERIC_KEYS or k == "observed_value"
+        }
         if examples:
-            gx_view["partial_unexpected_counts"] = [{"value": _escaped(e["value"]), "count": e["count"]} for e in examples]
+            gx_view["partial_unexpected_counts"] = [
+                {"value": _escaped(e["value"]), "count": e["count"]} for e in examples
+            ]
             gx_view["partial_unexpected_list"] = [_escaped(e["value"]) for e in examples]
         item.result = gx_view
         if personal and exception_message(item.exception_info) is not None:
-            item.exception_info = {"raised_exception": True, "exception_message": "error withheld: personal column",
-                                   "exception_traceback": None}
+            item.exception_info = {
+                "raised_exception": True,
+                "exception_message": "error withheld: personal column",
+                "exception_traceback": None,
+            }
 
 
 def _escaped(value: Any) -> Any:

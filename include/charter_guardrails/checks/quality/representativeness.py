@@ -84,7 +84,9 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _group_report(policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, label: pd.Series | None) -> tuple[dict[str, Any], list[str]]:
+def _group_report(
+    policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, label: pd.Series | None
+) -> tuple[dict[str, Any], list[str]]:
     series = frame[spec.column].astype("string")
     known = series.dropna()
     counts = {str(k): int(v) for k, v in known.value_counts().items()}
@@ -104,20 +106,29 @@ def _group_report(policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, l
                 entry.update({"reference_share": expected, "gap_pp": round(gap, 2)})
                 if count == 0:
                     entry["data_gap"] = True
-                    reasons.append(f"{spec.column}={group}: absent from the data (data gap, AI Act Art. 10(2)(h)); "
-                                   f"{expected:.1%} of the reference population")
+                    reasons.append(
+                        f"{spec.column}={group}: absent from the data (data gap, AI Act Art. 10(2)(h)); "
+                        f"{expected:.1%} of the reference population"
+                    )
                 elif abs(gap) > spec.max_share_gap_pp:
-                    reasons.append(f"{spec.column}={group}: {share:.1%} of rows vs {expected:.1%} of the population "
-                                   f"({gap:+.1f} pp, limit ±{spec.max_share_gap_pp:g} pp)")
+                    reasons.append(
+                        f"{spec.column}={group}: {share:.1%} of rows vs {expected:.1%} of the population "
+                        f"({gap:+.1f} pp, limit ±{spec.max_share_gap_pp:g} pp)"
+                    )
             else:
                 entry["not_in_reference"] = True
                 reasons.append(f"{spec.column}={group}: {count} rows in a group the reference does not know")
         if 0 < count < spec.min_group_size:
             reasons.append(f"{spec.column}={group}: {count} rows, fewer than the minimum {spec.min_group_size}")
         groups[group] = entry
-    report: dict[str, Any] = {"column": spec.column, "rows_with_group": total, "rows_without_group": int(series.isna().sum()),
-                              "reference": reference.path.name if reference else None,
-                              "reference_source": reference.source if reference else None, "groups": groups}
+    report: dict[str, Any] = {
+        "column": spec.column,
+        "rows_with_group": total,
+        "rows_without_group": int(series.isna().sum()),
+        "reference": reference.path.name if reference else None,
+        "reference_source": reference.source if reference else None,
+        "groups": groups,
+    }
     if label is not None and policy.equity.positive_label is not None:
         positive = label.astype("string") == policy.equity.positive_label
         rates: dict[str, tuple[float, float, float, int]] = {}
@@ -127,7 +138,9 @@ def _group_report(policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, l
             hits = int(positive[series == group].fillna(False).sum())
             low, high = wilson(hits, count)
             rates[group] = (hits / count, low, high, count)
-            groups[group].update({"base_rate": round(hits / count, 4), "base_rate_ci95": [round(low, 4), round(high, 4)]})
+            groups[group].update(
+                {"base_rate": round(hits / count, 4), "base_rate_ci95": [round(low, 4), round(high, 4)]}
+            )
         if len(rates) >= 2:
             lowest = min(rates, key=lambda g: rates[g][0])
             highest = max(rates, key=lambda g: rates[g][0])
@@ -136,14 +149,20 @@ def _group_report(policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, l
             best_low = min(r[2] for r in rates.values())
             best_high = max(r[1] for r in rates.values())
             favourable = min(1.0, best_low / best_high) if best_high else 1.0
-            report["disparate_impact"] = {"positive_label": policy.equity.positive_label, "point": round(point, 4),
-                                          "favourable_bound": round(favourable, 4), "lowest_group": lowest, "highest_group": highest,
-                                          "threshold": policy.equity.min_disparate_impact}
+            report["disparate_impact"] = {
+                "positive_label": policy.equity.positive_label,
+                "point": round(point, 4),
+                "favourable_bound": round(favourable, 4),
+                "lowest_group": lowest,
+                "highest_group": highest,
+                "threshold": policy.equity.min_disparate_impact,
+            }
             if favourable < policy.equity.min_disparate_impact:
                 reasons.append(
                     f"{spec.column}: base rate of {policy.equity.positive_label!r} is {rates[lowest][0]:.1%} in {lowest} vs "
                     f"{rates[highest][0]:.1%} in {highest}: disparate impact {point:.2f} (at best {favourable:.2f}) "
-                    f"< {policy.equity.min_disparate_impact} (four-fifths rule)")
+                    f"< {policy.equity.min_disparate_impact} (four-fifths rule)"
+                )
     report["reasons"] = reasons
     return report, reasons
 
@@ -152,9 +171,15 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
     """Group shares, sizes, data gaps and label base rates of a training frame."""
     ds = policy.dataset(dataset) if dataset else policy.training_dataset
     if not policy.equity.groups:
-        return CheckResult(check="representativeness", verdict=Verdict.PASS, engagements=REPRESENTATIVENESS_ENGAGEMENTS, dataset=ds.id,
-                           summary=f"use case {policy.id} declares no equity groups: nothing to compare",
-                           metrics={"groups_checked": 0}, evidence={})
+        return CheckResult(
+            check="representativeness",
+            verdict=Verdict.PASS,
+            engagements=REPRESENTATIVENESS_ENGAGEMENTS,
+            dataset=ds.id,
+            summary=f"use case {policy.id} declares no equity groups: nothing to compare",
+            metrics={"groups_checked": 0},
+            evidence={},
+        )
     label = frame[policy.model.target] if policy.model.target in frame.columns else None
     reports: list[dict[str, Any]] = []
     reasons: list[str] = []
@@ -169,16 +194,34 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
         reasons.extend(group_reasons)
     gaps = [f"{r['column']}={g}" for r in reports for g, e in r["groups"].items() if e.get("data_gap")]
     verdict = Verdict.FAIL if reasons else Verdict.PASS
-    summary = (f"training data {'is NOT' if reasons else 'is'} representative of the declared groups "
-               f"({', '.join(s.column for s in policy.equity.groups)})"
-               + (f": {len(reasons)} problem(s) — " + "; ".join(reasons[:5]) + (f"; … {len(reasons) - 5} more" if len(reasons) > 5 else "")
-                  if reasons else ""))
+    summary = (
+        f"training data {'is NOT' if reasons else 'is'} representative of the declared groups "
+        f"({', '.join(s.column for s in policy.equity.groups)})"
+        + (
+            f": {len(reasons)} problem(s) — "
+            + "; ".join(reasons[:5])
+            + (f"; … {len(reasons) - 5} more" if len(reasons) > 5 else "")
+            if reasons
+            else ""
+        )
+    )
     di = [r["disparate_impact"]["point"] for r in reports if "disparate_impact" in r]
     return CheckResult(
-        check="representativeness", verdict=verdict, severity=Severity.ERROR if reasons else Severity.INFO,
-        engagements=REPRESENTATIVENESS_ENGAGEMENTS, dataset=ds.id, summary=summary,
-        metrics={"rows": int(len(frame)), "group_columns": len(reports), "problems": len(reasons), "data_gaps": len(gaps),
-                 "max_abs_gap_pp": max((abs(e.get("gap_pp", 0.0)) for r in reports for e in r["groups"].values()), default=0.0),
-                 "min_disparate_impact": min(di) if di else None},
+        check="representativeness",
+        verdict=verdict,
+        severity=Severity.ERROR if reasons else Severity.INFO,
+        engagements=REPRESENTATIVENESS_ENGAGEMENTS,
+        dataset=ds.id,
+        summary=summary,
+        metrics={
+            "rows": int(len(frame)),
+            "group_columns": len(reports),
+            "problems": len(reasons),
+            "data_gaps": len(gaps),
+            "max_abs_gap_pp": max(
+                (abs(e.get("gap_pp", 0.0)) for r in reports for e in r["groups"].values()), default=0.0
+            ),
+            "min_disparate_impact": min(di) if di else None,
+        },
         evidence={"group_columns": reports, "data_gaps": gaps, "absent_columns": absent_columns, "reasons": reasons},
     )

@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.quality import QUALITY_ENGAGEMENTS
-from charter_guardrails.checks.quality.redaction import exception_message, personal_columns, redact_gx_result, redact_result
+from charter_guardrails.checks.quality.redaction import (
+    exception_message,
+    personal_columns,
+    redact_gx_result,
+    redact_result,
+)
 from charter_guardrails.checks.quality.suites import ExpectationSpec, LoadedSuite, build_gx_suite, load_suite
 from charter_guardrails.core.policy import Dataset, UseCasePolicy
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
@@ -70,7 +75,9 @@ def suite_parameters(dataset: Dataset, loaded: LoadedSuite, now: datetime | None
     needed = {p for e in loaded.expectations for p in e.parameters}
     if "retention_start" in needed:
         if dataset.retention is None:
-            raise ConfigError(f"suite {loaded.path} uses retention_start but dataset {dataset.id!r} declares no retention")
+            raise ConfigError(
+                f"suite {loaded.path} uses retention_start but dataset {dataset.id!r} declares no retention"
+            )
         params["retention_start"] = now - timedelta(days=dataset.retention.days)
     return params
 
@@ -79,18 +86,36 @@ def suite_parameters(dataset: Dataset, loaded: LoadedSuite, now: datetime | None
 # entry points
 
 
-def validate_frame(policy: UseCasePolicy, dataset: Dataset | str, frame: pd.DataFrame, *, suite: str | Path | LoadedSuite | None = None,
-                   run_id: str | None = None, source: str = "dataframe", unparseable: dict[str, int] | None = None,
-                   data_docs: bool = True, now: datetime | None = None, problems: list[dict[str, Any]] | None = None) -> CheckResult:
+def validate_frame(
+    policy: UseCasePolicy,
+    dataset: Dataset | str,
+    frame: pd.DataFrame,
+    *,
+    suite: str | Path | LoadedSuite | None = None,
+    run_id: str | None = None,
+    source: str = "dataframe",
+    unparseable: dict[str, int] | None = None,
+    data_docs: bool = True,
+    now: datetime | None = None,
+    problems: list[dict[str, Any]] | None = None,
+) -> CheckResult:
     """Validate a typed DataFrame (see :func:`charter_guardrails.readers.files.apply_types`)."""
     ds = _dataset(policy, dataset)
     loaded = _suite(ds, suite)
     frame = _naive_utc(frame)
-    info = _Input(source=source, columns=[str(c) for c in frame.columns], row_count=len(frame), problems=list(problems or []))
+    info = _Input(
+        source=source, columns=[str(c) for c in frame.columns], row_count=len(frame), problems=list(problems or [])
+    )
     for column, bad in sorted((unparseable or {}).items()):
         declared = next((c.type.value for c in ds.columns if c.name == column), "?")
-        info.problems.append({"kind": "type", "column": column, "count": bad,
-                              "message": f"column {column}: {bad} value(s) are not of the declared type {declared}"})
+        info.problems.append(
+            {
+                "kind": "type",
+                "column": column,
+                "count": bad,
+                "message": f"column {column}: {bad} value(s) are not of the declared type {declared}",
+            }
+        )
 
     def batch_for(context: Any) -> Any:
         asset = context.data_sources.add_pandas("charter").add_dataframe_asset(ds.id)
@@ -99,8 +124,16 @@ def validate_frame(policy: UseCasePolicy, dataset: Dataset | str, frame: pd.Data
     return _run(policy, ds, loaded, info, batch_for, run_id=run_id, data_docs=data_docs, now=now)
 
 
-def validate_file(policy: UseCasePolicy, dataset: Dataset | str, path: Path | None = None, *, suite: str | Path | LoadedSuite | None = None,
-                  run_id: str | None = None, data_docs: bool = True, now: datetime | None = None) -> CheckResult:
+def validate_file(
+    policy: UseCasePolicy,
+    dataset: Dataset | str,
+    path: Path | None = None,
+    *,
+    suite: str | Path | LoadedSuite | None = None,
+    run_id: str | None = None,
+    data_docs: bool = True,
+    now: datetime | None = None,
+) -> CheckResult:
     """Read a CSV (the policy's dialect) or Parquet file as the dataset declares, then validate it."""
     from charter_guardrails.readers.files import DatasetReadError, apply_types, read_dataset
 
@@ -113,8 +146,18 @@ def validate_file(policy: UseCasePolicy, dataset: Dataset | str, path: Path | No
         frame, unparseable = apply_types(raw, ds)
     except DatasetReadError as exc:
         return _unreadable(policy, ds, loaded, exc.kind, str(exc), source=str(target))
-    return validate_frame(policy, ds, frame, suite=loaded, run_id=run_id, source=str(target), unparseable=unparseable,
-                          data_docs=data_docs, now=now, problems=stored)
+    return validate_frame(
+        policy,
+        ds,
+        frame,
+        suite=loaded,
+        run_id=run_id,
+        source=str(target),
+        unparseable=unparseable,
+        data_docs=data_docs,
+        now=now,
+        problems=stored,
+    )
 
 
 def _is_csv(ds: Dataset, target: Path) -> bool:
@@ -130,23 +173,41 @@ def stored_type_problems(raw: pd.DataFrame, ds: Dataset) -> list[dict[str, Any]]
 
     from charter_guardrails.core.policy import ColumnType
 
-    checks = {ColumnType.INTEGER: pd.api.types.is_integer_dtype, ColumnType.FLOAT: pd.api.types.is_numeric_dtype,
-              ColumnType.BOOLEAN: pd.api.types.is_bool_dtype, ColumnType.DATE: pd.api.types.is_datetime64_any_dtype,
-              ColumnType.DATETIME: pd.api.types.is_datetime64_any_dtype}
+    checks = {
+        ColumnType.INTEGER: pd.api.types.is_integer_dtype,
+        ColumnType.FLOAT: pd.api.types.is_numeric_dtype,
+        ColumnType.BOOLEAN: pd.api.types.is_bool_dtype,
+        ColumnType.DATE: pd.api.types.is_datetime64_any_dtype,
+        ColumnType.DATETIME: pd.api.types.is_datetime64_any_dtype,
+    }
     problems = []
     for column in ds.columns:
         check = checks.get(column.type)
         if column.name in raw.columns and check is not None and not check(raw[column.name].dtype):
             if column.type is ColumnType.INTEGER and pd.api.types.is_float_dtype(raw[column.name].dtype):
                 continue  # integers with nulls are floats in many writers
-            problems.append({"kind": "type", "column": column.name, "stored_as": str(raw[column.name].dtype),
-                             "message": f"column {column.name}: stored as {raw[column.name].dtype}, declared {column.type.value}"})
+            problems.append(
+                {
+                    "kind": "type",
+                    "column": column.name,
+                    "stored_as": str(raw[column.name].dtype),
+                    "message": f"column {column.name}: stored as {raw[column.name].dtype}, declared {column.type.value}",
+                }
+            )
     return problems
 
 
-def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | None = None, *, url: str | None = None,
-                   suite: str | Path | LoadedSuite | None = None, run_id: str | None = None, data_docs: bool = True,
-                   now: datetime | None = None) -> CheckResult:
+def validate_table(
+    policy: UseCasePolicy,
+    dataset: Dataset | str,
+    table: str | None = None,
+    *,
+    url: str | None = None,
+    suite: str | Path | LoadedSuite | None = None,
+    run_id: str | None = None,
+    data_docs: bool = True,
+    now: datetime | None = None,
+) -> CheckResult:
     """Validate a SQL table in place through GX's SQL datasource (SQLite or PostgreSQL): the database
     computes the metrics, so a table larger than memory is fine."""
     from sqlalchemy import create_engine, func, inspect, select
@@ -167,11 +228,15 @@ def validate_table(policy: UseCasePolicy, dataset: Dataset | str, table: str | N
     try:
         inspector = inspect(engine)
         if not inspector.has_table(name, schema=schema or None):
-            return _unreadable(policy, ds, loaded, "missing", f"table {table} does not exist in {redact_url(url)}", source=source)
+            return _unreadable(
+                policy, ds, loaded, "missing", f"table {table} does not exist in {redact_url(url)}", source=source
+            )
         reflected = inspector.get_columns(name, schema=schema or None)
         columns = [c["name"] for c in reflected]
         with engine.connect() as conn:
-            rows = int(conn.execute(select(func.count()).select_from(sa_table(name, schema=schema or None))).scalar_one())
+            rows = int(
+                conn.execute(select(func.count()).select_from(sa_table(name, schema=schema or None))).scalar_one()
+            )
     except SQLAlchemyError as exc:
         return _unreadable(policy, ds, loaded, "sql", f"{source}: cannot be read ({type(exc).__name__})", source=source)
     finally:
@@ -207,9 +272,16 @@ def _sqlite_type_outcomes(loaded: LoadedSuite, types: dict[str, Any]) -> dict[in
         if spec.type != "expect_column_values_to_be_in_type_list" or spec.kwargs.get("column") not in types:
             continue
         actual = types[spec.kwargs["column"]]
-        classes = [getattr(sqlalchemy, n) for n in spec.kwargs.get("type_list") or [] if pyinspect.isclass(getattr(sqlalchemy, n, None))]
-        outcomes[spec.index] = {"success": isinstance(actual, tuple(classes)) if classes else True,
-                                "result": {"observed_value": type(actual).__name__}, "evaluated_by": "charter (SQLite reflected types)"}
+        classes = [
+            getattr(sqlalchemy, n)
+            for n in spec.kwargs.get("type_list") or []
+            if pyinspect.isclass(getattr(sqlalchemy, n, None))
+        ]
+        outcomes[spec.index] = {
+            "success": isinstance(actual, tuple(classes)) if classes else True,
+            "result": {"observed_value": type(actual).__name__},
+            "evaluated_by": "charter (SQLite reflected types)",
+        }
     return outcomes
 
 
@@ -245,21 +317,48 @@ def _column_problems(ds: Dataset, loaded: LoadedSuite, info: _Input) -> tuple[li
     problems: list[dict[str, Any]] = []
     missing = [c for c in declared if c not in present]
     if missing:
-        problems.append({"kind": "missing_column", "columns": missing, "message": f"declared column(s) missing from the data: {missing}"})
+        problems.append(
+            {
+                "kind": "missing_column",
+                "columns": missing,
+                "message": f"declared column(s) missing from the data: {missing}",
+            }
+        )
     extra = [c for c in info.columns if c not in declared]
     if extra:
-        problems.append({"kind": "extra_column", "columns": extra, "message": f"column(s) in the data but not declared in the policy: {extra}"})
+        problems.append(
+            {
+                "kind": "extra_column",
+                "columns": extra,
+                "message": f"column(s) in the data but not declared in the policy: {extra}",
+            }
+        )
     unknown = sorted(c for c in loaded.columns if c not in declared and c not in present)
     if unknown:
-        problems.append({"kind": "unknown_column", "columns": unknown,
-                         "message": f"suite {loaded.path.name} refers to column(s) neither declared nor present: {unknown}"})
+        problems.append(
+            {
+                "kind": "unknown_column",
+                "columns": unknown,
+                "message": f"suite {loaded.path.name} refers to column(s) neither declared nor present: {unknown}",
+            }
+        )
     if info.row_count == 0:
         problems.append({"kind": "empty", "message": "the dataset is empty (0 rows)"})
     return problems, {c for c in loaded.columns if c not in present}
 
 
-def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, batch_for: Any, *, run_id: str | None,
-         data_docs: bool, now: datetime | None, local: dict[int, dict[str, Any]] | None = None) -> CheckResult:
+def _run(
+    policy: UseCasePolicy,
+    ds: Dataset,
+    loaded: LoadedSuite,
+    info: _Input,
+    batch_for: Any,
+    *,
+    run_id: str | None,
+    data_docs: bool,
+    now: datetime | None,
+    local: dict[int, dict[str, Any]] | None = None,
+) -> CheckResult:
     from charter_guardrails.checks.quality._gx import ephemeral_context
 
     started = time.perf_counter()
@@ -284,21 +383,45 @@ def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, 
             is_personal = bool(set(spec.columns) & personal)
             personal_by_index[position] = is_personal
             message = exception_message(item.exception_info)
-            outcome = {"expectation": spec.type, "index": spec.index, "columns": spec.columns, "severity": spec.severity,
-                       "success": bool(item.success), "result": redact_result(spec.type, dict(item.result or {}), personal=is_personal)}
+            outcome = {
+                "expectation": spec.type,
+                "index": spec.index,
+                "columns": spec.columns,
+                "severity": spec.severity,
+                "success": bool(item.success),
+                "result": redact_result(spec.type, dict(item.result or {}), personal=is_personal),
+            }
             if message is not None:
                 outcome["success"] = False
-                outcome["error"] = "the expectation could not be evaluated" + ("" if is_personal else f": {message.splitlines()[0][:200]}")
+                outcome["error"] = "the expectation could not be evaluated" + (
+                    "" if is_personal else f": {message.splitlines()[0][:200]}"
+                )
             outcomes.append(outcome)
         redact_gx_result(validation, personal_by_index)
     for spec in loaded.expectations:
         if spec.index in local and spec not in skipped:
-            outcomes.append({"expectation": spec.type, "index": spec.index, "columns": spec.columns, "severity": spec.severity,
-                             **local[spec.index]})
+            outcomes.append(
+                {
+                    "expectation": spec.type,
+                    "index": spec.index,
+                    "columns": spec.columns,
+                    "severity": spec.severity,
+                    **local[spec.index],
+                }
+            )
     for spec in skipped:
         cols = [c for c in spec.columns if c in absent]
-        outcomes.append({"expectation": spec.type, "index": spec.index, "columns": spec.columns, "severity": spec.severity,
-                         "success": False, "result": {}, "error": f"not evaluated: column(s) {cols} absent from the data"})
+        outcomes.append(
+            {
+                "expectation": spec.type,
+                "index": spec.index,
+                "columns": spec.columns,
+                "severity": spec.severity,
+                "success": False,
+                "result": {},
+                "error": f"not evaluated: column(s) {cols} absent from the data",
+            }
+        )
     outcomes.sort(key=lambda o: o["index"])
 
     report, report_failure = None, None
@@ -309,35 +432,48 @@ def _run(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, 
             report_failure = exc
     result = _to_check_result(policy, ds, loaded, info, problems, outcomes, report, time.perf_counter() - started)
     if report_failure is not None:
-        result = with_report_error(result, "Data Docs", get_settings().reports_dir / policy.id / safe_run_name(run_id), report_failure)
+        result = with_report_error(
+            result, "Data Docs", get_settings().reports_dir / policy.id / safe_run_name(run_id), report_failure
+        )
     return result
 
 
-def _match_results(runnable: list[ExpectationSpec], gx_suite: Any, validation: Any) -> list[tuple[ExpectationSpec, Any]]:
+def _match_results(
+    runnable: list[ExpectationSpec], gx_suite: Any, validation: Any
+) -> list[tuple[ExpectationSpec, Any]]:
     """GX returns results in its own order; match them to the suite's expectations by id."""
     spec_by_id = {str(expectation.id): spec for expectation, spec in zip(gx_suite.expectations, runnable, strict=True)}
-    pairs = sorted(((spec_by_id[str(item.expectation_config.id)], item) for item in validation.results),
-                   key=lambda pair: pair[0].index)
+    pairs = sorted(
+        ((spec_by_id[str(item.expectation_config.id)], item) for item in validation.results),
+        key=lambda pair: pair[0].index,
+    )
     # position i of GX's results is now pair i (redaction of the stored result works by position)
     validation.results = [item for _, item in pairs]
     return pairs
 
 
-def _build_data_docs(context: Any, validation: Any, policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite,
-                     run_id: str | None) -> Path:
+def _build_data_docs(
+    context: Any, validation: Any, policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, run_id: str | None
+) -> Path:
     """Data Docs for this run only, from the already-redacted result."""
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier, ValidationResultIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     run_name = safe_run_name(run_id)
     target = get_settings().reports_dir / policy.id / run_name / "data_docs" / ds.id
     target.mkdir(parents=True, exist_ok=True)
     site = "charter"
-    context.add_data_docs_site(site, {
-        "class_name": "SiteBuilder",
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(target)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-    })
+    context.add_data_docs_site(
+        site,
+        {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(target)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
     key = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=loaded.name),
         run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
@@ -349,12 +485,29 @@ def _build_data_docs(context: Any, validation: Any, policy: UseCasePolicy, ds: D
     return target / "index.html"
 
 
-def _unreadable(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, kind: str, message: str, *, source: str) -> CheckResult:
+def _unreadable(
+    policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, kind: str, message: str, *, source: str
+) -> CheckResult:
     return CheckResult(
-        check="quality", verdict=Verdict.FAIL, severity=Severity.ERROR, engagements=QUALITY_ENGAGEMENTS, dataset=ds.id,
+        check="quality",
+        verdict=Verdict.FAIL,
+        severity=Severity.ERROR,
+        engagements=QUALITY_ENGAGEMENTS,
+        dataset=ds.id,
         summary=f"quality suite {loaded.name} not run: the data cannot be read ({kind}): {message}",
-        metrics={"success_percent": 0.0, "evaluated_expectations": 0, "failed_error": 0, "failed_warning": 0, "rows": None},
-        evidence={"suite": loaded.name, "source": source, "problems": [{"kind": kind, "message": message}], "expectations": []},
+        metrics={
+            "success_percent": 0.0,
+            "evaluated_expectations": 0,
+            "failed_error": 0,
+            "failed_warning": 0,
+            "rows": None,
+        },
+        evidence={
+            "suite": loaded.name,
+            "source": source,
+            "problems": [{"kind": kind, "message": message}],
+            "expectations": [],
+        },
     )
 
 
@@ -363,13 +516,28 @@ def _describe(outcome: dict[str, Any]) -> str:
     what = outcome["expectation"].removeprefix("expect_")
     result = outcome.get("result") or {}
     count = result.get("unexpected_count")
-    tail = f" ({count} rows)" if count else (f" (observed {result['observed_value']})" if "observed_value" in result and
-                                              not str(result.get("observed_value", "")).startswith("<redacted") else "")
+    tail = (
+        f" ({count} rows)"
+        if count
+        else (
+            f" (observed {result['observed_value']})"
+            if "observed_value" in result and not str(result.get("observed_value", "")).startswith("<redacted")
+            else ""
+        )
+    )
     return f"{cols + ': ' if cols else ''}{what}{tail}"
 
 
-def _to_check_result(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, info: _Input, problems: list[dict[str, Any]],
-                     outcomes: list[dict[str, Any]], report: Path | None, seconds: float) -> CheckResult:
+def _to_check_result(
+    policy: UseCasePolicy,
+    ds: Dataset,
+    loaded: LoadedSuite,
+    info: _Input,
+    problems: list[dict[str, Any]],
+    outcomes: list[dict[str, Any]],
+    report: Path | None,
+    seconds: float,
+) -> CheckResult:
     evaluated = len(outcomes)
     successful = sum(1 for o in outcomes if o["success"])
     errors = [o for o in outcomes if o["severity"] == "error"]
@@ -381,23 +549,48 @@ def _to_check_result(policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, in
     verdict = Verdict.FAIL if failing else (Verdict.WARN if failed_warning or failed_error else Verdict.PASS)
     reasons = [p["message"] for p in problems] + [_describe(o) for o in failed_error]
     if verdict is Verdict.FAIL:
-        summary = (f"quality suite {loaded.name} FAILED on {ds.id}: {len(failed_error)} error expectation(s) failed"
-                   + (f", {len(problems)} input problem(s)" if problems else "") + " — " + "; ".join(reasons[:6])
-                   + (f"; … {len(reasons) - 6} more" if len(reasons) > 6 else ""))
+        summary = (
+            f"quality suite {loaded.name} FAILED on {ds.id}: {len(failed_error)} error expectation(s) failed"
+            + (f", {len(problems)} input problem(s)" if problems else "")
+            + " — "
+            + "; ".join(reasons[:6])
+            + (f"; … {len(reasons) - 6} more" if len(reasons) > 6 else "")
+        )
     elif verdict is Verdict.WARN:
-        summary = (f"quality suite {loaded.name} passed on {ds.id} with {len(failed_warning) + len(failed_error)} warning(s): "
-                   + "; ".join(_describe(o) for o in (failed_warning + failed_error)[:6]))
+        summary = (
+            f"quality suite {loaded.name} passed on {ds.id} with {len(failed_warning) + len(failed_error)} warning(s): "
+            + "; ".join(_describe(o) for o in (failed_warning + failed_error)[:6])
+        )
     else:
         summary = f"quality suite {loaded.name} passed on {ds.id}: {successful}/{evaluated} expectations met"
     return CheckResult(
-        check="quality", verdict=verdict, severity=Severity.ERROR if verdict is Verdict.FAIL else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
-        engagements=QUALITY_ENGAGEMENTS, dataset=ds.id, summary=summary,
-        metrics={"success_percent": round(success_percent, 2), "error_success_percent": round(error_success_percent, 2),
-                 "evaluated_expectations": evaluated, "successful_expectations": successful, "failed_error": len(failed_error),
-                 "failed_warning": len(failed_warning), "input_problems": len(problems), "rows": info.row_count,
-                 "seconds": round(seconds, 3)},
-        evidence={"suite": loaded.name, "suite_file": loaded.path.name, "source": info.source, "problems": problems,
-                  "expectations": outcomes, "redacted_columns": sorted(personal_columns(ds)),
-                  "data_docs": str(report) if report else None},
+        check="quality",
+        verdict=verdict,
+        severity=Severity.ERROR
+        if verdict is Verdict.FAIL
+        else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
+        engagements=QUALITY_ENGAGEMENTS,
+        dataset=ds.id,
+        summary=summary,
+        metrics={
+            "success_percent": round(success_percent, 2),
+            "error_success_percent": round(error_success_percent, 2),
+            "evaluated_expectations": evaluated,
+            "successful_expectations": successful,
+            "failed_error": len(failed_error),
+            "failed_warning": len(failed_warning),
+            "input_problems": len(problems),
+            "rows": info.row_count,
+            "seconds": round(seconds, 3),
+        },
+        evidence={
+            "suite": loaded.name,
+            "suite_file": loaded.path.name,
+            "source": info.source,
+            "problems": problems,
+            "expectations": outcomes,
+            "redacted_columns": sorted(personal_columns(ds)),
+            "data_docs": str(report) if report else None,
+        },
         report_path=str(report) if report else None,
     )

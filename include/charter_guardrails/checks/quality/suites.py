@@ -87,7 +87,12 @@ class LoadedSuite:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The file's content, canonical: loading and dumping it gives the same JSON."""
-        return {"name": self.name, "expectations": [e.to_json_dict() for e in self.expectations], "meta": self.meta, "notes": None}
+        return {
+            "name": self.name,
+            "expectations": [e.to_json_dict() for e in self.expectations],
+            "meta": self.meta,
+            "notes": None,
+        }
 
 
 def suite_path(name: str, expectations_dir: Path | None = None) -> Path:
@@ -108,7 +113,9 @@ def load_suite(name_or_path: str | Path) -> LoadedSuite:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise SuiteError(path, "", "suite file not found; check datasets[].suite in the policy and the expectations folder") from None
+        raise SuiteError(
+            path, "", "suite file not found; check datasets[].suite in the policy and the expectations folder"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(path, "", f"cannot read the file as UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -128,8 +135,13 @@ def load_suite(name_or_path: str | Path) -> LoadedSuite:
     from charter_guardrails.checks.quality._gx import ephemeral_context
 
     ephemeral_context()  # GX 1.x builds suites only while a context is active
-    return LoadedSuite(name=name, path=path, expectations=specs, meta=dict(raw.get("meta") or {}),
-                       gx_suite=build_gx_suite(path, name, specs))
+    return LoadedSuite(
+        name=name,
+        path=path,
+        expectations=specs,
+        meta=dict(raw.get("meta") or {}),
+        gx_suite=build_gx_suite(path, name, specs),
+    )
 
 
 def _spec(path: Path, index: int, item: Any) -> ExpectationSpec:
@@ -141,7 +153,9 @@ def _spec(path: Path, index: int, item: Any) -> ExpectationSpec:
         raise SuiteError(path, where, f"unknown keys {extra}")
     type_ = item.get("type")
     if not isinstance(type_, str) or not type_.startswith("expect_"):
-        raise SuiteError(path, where, f"type must be an expectation name such as expect_column_values_to_not_be_null, got {type_!r}")
+        raise SuiteError(
+            path, where, f"type must be an expectation name such as expect_column_values_to_not_be_null, got {type_!r}"
+        )
     where = f"{where} ({type_})"
     kwargs = item.get("kwargs", {})
     if not isinstance(kwargs, dict):
@@ -153,7 +167,9 @@ def _spec(path: Path, index: int, item: Any) -> ExpectationSpec:
     spec = ExpectationSpec(index=index, type=type_, kwargs=dict(kwargs), severity=str(severity), meta=dict(meta))
     for parameter in spec.parameters:
         if parameter not in KNOWN_PARAMETERS:
-            raise SuiteError(path, where, f"unknown suite parameter {parameter!r}; the runner supplies {list(KNOWN_PARAMETERS)}")
+            raise SuiteError(
+                path, where, f"unknown suite parameter {parameter!r}; the runner supplies {list(KNOWN_PARAMETERS)}"
+            )
     return spec
 
 
@@ -171,7 +187,12 @@ def build_gx_suite(path: Path, name: str, specs: list[ExpectationSpec]) -> Any:
     for spec in specs:
         where = f"expectations[{spec.index}] ({spec.type})"
         try:
-            config = ExpectationConfiguration(type=spec.type, kwargs=spec.kwargs, meta=spec.meta, severity=FailureSeverity(_GX_SEVERITY[spec.severity]))
+            config = ExpectationConfiguration(
+                type=spec.type,
+                kwargs=spec.kwargs,
+                meta=spec.meta,
+                severity=FailureSeverity(_GX_SEVERITY[spec.severity]),
+            )
             expectation = config.to_domain_obj()
         except Exception as exc:  # noqa: BLE001 - GX raises its own, pydantic and marshmallow errors for bad configs
             raise SuiteError(path, where, _describe(exc)) from None

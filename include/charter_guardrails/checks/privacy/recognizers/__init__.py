@@ -17,12 +17,32 @@ from charter_guardrails.checks.privacy.recognizers.fr_vat_recognizer import FrVa
 
 #: Recognizers that need no NLP: the column scanner runs these alone on structured columns.
 PATTERN_RECOGNIZERS = (
-    FrNirRecognizer, FrSirenRecognizer, FrSiretRecognizer, FrVatRecognizer, FrPhoneRecognizer, FrIbanRecognizer,
-    FrRibRecognizer, FrIdCardRecognizer, FrPassportRecognizer, FrLicensePlateRecognizer, FrEmailRecognizer, FrAddressRecognizer,
+    FrNirRecognizer,
+    FrSirenRecognizer,
+    FrSiretRecognizer,
+    FrVatRecognizer,
+    FrPhoneRecognizer,
+    FrIbanRecognizer,
+    FrRibRecognizer,
+    FrIdCardRecognizer,
+    FrPassportRecognizer,
+    FrLicensePlateRecognizer,
+    FrEmailRecognizer,
+    FrAddressRecognizer,
 )
 
 __all__ = [
-    "PATTERN_RECOGNIZERS", "FrAddressRecognizer", "FrEmailRecognizer", "FrIbanRecognizer", "FrIdCardRecognizer", "FrLicensePlateRecognizer",
-    "FrNirRecognizer", "FrPassportRecognizer", "FrPhoneRecognizer", "FrRibRecognizer", "FrSirenRecognizer",
-    "FrSiretRecognizer", "FrVatRecognizer",
+    "PATTERN_RECOGNIZERS",
+    "FrAddressRecognizer",
+    "FrEmailRecognizer",
+    "FrIbanRecognizer",
+    "FrIdCardRecognizer",
+    "FrLicensePlateRecognizer",
+    "FrNirRecognizer",
+    "FrPassportRecognizer",
+    "FrPhoneRecognizer",
+    "FrRibRecognizer",
+    "FrSirenRecognizer",
+    "FrSiretRecognizer",
+    "FrVatRecognizer",
 ]

@@ -6,8 +6,10 @@ from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import CASE_SENSITIVE_FLAGS, FrPatternRecognizer
 
-_TYPES = ("rue|avenue|av\\.|boulevard|bd|chemin|all[ée]e|impasse|place|cours|quai|route|traverse|square|passage|"
-          "rond-point|esplanade|mont[ée]e|lotissement|r[ée]sidence|voie|sentier|parvis|faubourg")
+_TYPES = (
+    "rue|avenue|av\\.|boulevard|bd|chemin|all[ée]e|impasse|place|cours|quai|route|traverse|square|passage|"
+    "rond-point|esplanade|mont[ée]e|lotissement|r[ée]sidence|voie|sentier|parvis|faubourg"
+)
 _NAME = r"[A-ZÀ-Ý][\w'’\-]+"
 
 
@@ -18,10 +20,16 @@ class FrAddressRecognizer(FrPatternRecognizer):
     ENTITY = "LOCATION"
     FLAGS = CASE_SENSITIVE_FLAGS
     PATTERNS = [
-        Pattern("FR street address",
-                rf"(?<![\w])\d{{1,4}}(?: ?(?:bis|ter|[A-D]))?,? (?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?"
-                rf"{_NAME}(?: (?:(?:de|du|des|la|le|d'|l')\s?)?{_NAME}){{0,3}}", 0.6),
-        Pattern("FR street and postcode",
-                rf"(?<![\w])(?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?{_NAME}(?: {_NAME}){{0,3}},? \d{{5}} {_NAME}", 0.6),
+        Pattern(
+            "FR street address",
+            rf"(?<![\w])\d{{1,4}}(?: ?(?:bis|ter|[A-D]))?,? (?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?"
+            rf"{_NAME}(?: (?:(?:de|du|des|la|le|d'|l')\s?)?{_NAME}){{0,3}}",
+            0.6,
+        ),
+        Pattern(
+            "FR street and postcode",
+            rf"(?<![\w])(?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?{_NAME}(?: {_NAME}){{0,3}},? \d{{5}} {_NAME}",
+            0.6,
+        ),
     ]
     CONTEXT = ["adresse", "domicile", "habite", "demeurant", "domicilié", "rue"]

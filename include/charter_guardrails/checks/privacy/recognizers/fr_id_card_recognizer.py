@@ -17,7 +17,19 @@ class FrIdCardRecognizer(FrPatternRecognizer):
     ENTITY = "FR_ID_CARD"
     FLAGS = CASE_SENSITIVE_FLAGS
     PATTERNS = [
-        Pattern("CNI (old, 12 characters)", r"(?<![\w])\d{2}(?:0[1-9]|1[0-2])(?:\d{2}[0-9A-Z]|2[AB]\d)\d{5}(?![\w])", 0.3),
-        Pattern("CNI (new, 9 characters)", r"(?<![\w])(?=[0-9A-Z]{0,8}\d)(?=[0-9A-Z]{0,8}[A-Z])[0-9A-Z]{9}(?![\w])", 0.25),
+        Pattern(
+            "CNI (old, 12 characters)", r"(?<![\w])\d{2}(?:0[1-9]|1[0-2])(?:\d{2}[0-9A-Z]|2[AB]\d)\d{5}(?![\w])", 0.3
+        ),
+        Pattern(
+            "CNI (new, 9 characters)", r"(?<![\w])(?=[0-9A-Z]{0,8}\d)(?=[0-9A-Z]{0,8}[A-Z])[0-9A-Z]{9}(?![\w])", 0.25
+        ),
     ]
-    CONTEXT = ["cni", "carte d'identité", "carte d'identite", "carte nationale", "identité", "pièce d'identité", "piece identite"]
+    CONTEXT = [
+        "cni",
+        "carte d'identité",
+        "carte d'identite",
+        "carte nationale",
+        "identité",
+        "pièce d'identité",
+        "piece identite",
+    ]

@@ -17,11 +17,25 @@ class FrNirRecognizer(FrPatternRecognizer):
     ENTITY = "FR_NIR"
     STRONG_CHECKSUM = True
     PATTERNS = [
-        Pattern("NIR (grouped or compact)",
-                rf"(?<![\w])[1-478]{_SEP}\d{{2}}{_SEP}\d{{2}}{_SEP}(?:\d{{2}}|2[AaBb]){_SEP}\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{2}}(?![\w])", 0.6),
+        Pattern(
+            "NIR (grouped or compact)",
+            rf"(?<![\w])[1-478]{_SEP}\d{{2}}{_SEP}\d{{2}}{_SEP}(?:\d{{2}}|2[AaBb]){_SEP}\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{2}}(?![\w])",
+            0.6,
+        ),
     ]
-    CONTEXT = ["nir", "sécurité sociale", "securite sociale", "sécu", "secu", "insee", "numéro social", "assuré", "ssn",
-               "carte vitale", "immatriculation"]
+    CONTEXT = [
+        "nir",
+        "sécurité sociale",
+        "securite sociale",
+        "sécu",
+        "secu",
+        "insee",
+        "numéro social",
+        "assuré",
+        "ssn",
+        "carte vitale",
+        "immatriculation",
+    ]
 
     def checksum(self, compact: str) -> bool | None:
         return bool(nir.is_valid(compact))

@@ -18,11 +18,27 @@ class FrPhoneRecognizer(FrPatternRecognizer):
 
     ENTITY = "FR_PHONE"
     PATTERNS = [
-        Pattern("FR phone international",
-                rf"(?<![\w+])(?:\+|00)33{_SEP}(?:\(0\){_SEP})?[1-9](?:{_SEP}\d{{2}}){{4}}(?!\d)", 0.8),
+        Pattern(
+            "FR phone international",
+            rf"(?<![\w+])(?:\+|00)33{_SEP}(?:\(0\){_SEP})?[1-9](?:{_SEP}\d{{2}}){{4}}(?!\d)",
+            0.8,
+        ),
         Pattern("FR phone national", rf"(?<![\w+])0[1-9](?:{_SEP}\d{{2}}){{4}}(?![\w])", 0.75),
     ]
-    CONTEXT = ["téléphone", "telephone", "tél", "tel", "portable", "mobile", "appeler", "rappeler", "joindre", "numéro", "fixe", "phone"]
+    CONTEXT = [
+        "téléphone",
+        "telephone",
+        "tél",
+        "tel",
+        "portable",
+        "mobile",
+        "appeler",
+        "rappeler",
+        "joindre",
+        "numéro",
+        "fixe",
+        "phone",
+    ]
 
     def invalidate_result(self, pattern_text: str) -> bool | None:
         # mixed separators ("06.12-34 56.78") are typos or dates glued together, not phone numbers

@@ -13,8 +13,19 @@ class FrSiretRecognizer(FrPatternRecognizer):
     the digit sum is a multiple of 5. One random 14-digit number in ten passes Luhn, hence 0.55."""
 
     ENTITY = "FR_SIRET"
-    PATTERNS = [Pattern("SIRET", r"(?<![\w.\-])\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{5}(?![\w]|[.\-]\d)", 0.55)]
-    CONTEXT = ["siret", "établissement", "etablissement", "entreprise", "société", "societe", "fournisseur", "prestataire"]
+    PATTERNS = [
+        Pattern("SIRET", r"(?<![\w.\-])\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{5}(?![\w]|[.\-]\d)", 0.55)
+    ]
+    CONTEXT = [
+        "siret",
+        "établissement",
+        "etablissement",
+        "entreprise",
+        "société",
+        "societe",
+        "fournisseur",
+        "prestataire",
+    ]
 
     def checksum(self, compact: str) -> bool | None:
         return bool(siret.is_valid(compact))

@@ -11,7 +11,13 @@ from charter_guardrails.checks.privacy.recognizers._base import FrPatternRecogni
 class FrVatRecognizer(FrPatternRecognizer):
     ENTITY = "FR_VAT"
     STRONG_CHECKSUM = True
-    PATTERNS = [Pattern("TVA FR", r"(?<![\w])FR[ \u00a0]?[0-9A-HJ-NP-Z]{2}[ \u00a0]?\d{3}[ \u00a0]?\d{3}[ \u00a0]?\d{3}(?![\w])", 0.6)]
+    PATTERNS = [
+        Pattern(
+            "TVA FR",
+            r"(?<![\w])FR[ \u00a0]?[0-9A-HJ-NP-Z]{2}[ \u00a0]?\d{3}[ \u00a0]?\d{3}[ \u00a0]?\d{3}(?![\w])",
+            0.6,
+        )
+    ]
     CONTEXT = ["tva", "intracommunautaire", "vat", "numéro de tva", "n° tva"]
 
     def checksum(self, compact: str) -> bool | None:
