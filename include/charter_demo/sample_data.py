@@ -438,7 +438,9 @@ def generate(
 
     :param canaries: known personal values to seed into the files (see :class:`Canaries`).
     """
-    as_of = as_of or datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    # Midnight UTC: the files are the same all day, and no generated timestamp lies in the future
+    # (the suites refuse dates after now, so noon made the clean data fail every morning).
+    as_of = as_of or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     out: list[GeneratedFile] = []
 
     def add(use_case: str, name: str, header: list[str], data: list[list[object]], description: str) -> None:
