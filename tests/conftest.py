@@ -34,6 +34,8 @@ os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("TLDEXTRACT_CACHE", str(ROOT / ".charter" / "tldextract"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+pytest_plugins = ["pytester"]
+
 _backends: Counter[str] = Counter()
 
 
@@ -117,6 +119,32 @@ def airflow_db() -> Iterator[Path]:
     proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
     yield _AIRFLOW_HOME
+
+
+#: The test tiers; each is a folder of ``tests/`` and a marker of the same name.
+TIERS = ("unit", "dags", "e2e", "ui", "deploy", "hardening")
+
+
+def tier_errors(items: list[pytest.Item], tests_dir: Path) -> list[str]:
+    """Give every test its folder's tier marker; report tests outside a tier folder or marked with another tier."""
+    errors = []
+    for item in items:
+        parts = item.path.relative_to(tests_dir).parts
+        folder = parts[0] if len(parts) > 1 else None
+        if folder not in TIERS:
+            errors.append(f"{item.nodeid}: tests live in a tier folder ({', '.join(TIERS)}), not in {folder or 'tests/'}")
+            continue
+        others = sorted({m.name for m in item.iter_markers() if m.name in TIERS} - {folder})
+        if others:
+            errors.append(f"{item.nodeid}: sits in tests/{folder} but is marked {', '.join(others)}; move it")
+        item.add_marker(getattr(pytest.mark, folder))
+    return errors
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    errors = tier_errors(items, ROOT / "tests")
+    if errors:
+        raise pytest.UsageError("test tiers:\n" + "\n".join(errors))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
