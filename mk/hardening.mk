@@ -1,4 +1,4 @@
-# Hardening (issue 9): canary personal data, fault injection, tamper campaigns, bad inputs, fuzzing.
+# Hardening: canary personal data, fault injection, tamper campaigns, bad inputs, fuzzing.
 # `make test` runs tests/hardening at the CI size; `make hardening` runs the same campaigns at full size.
 .PHONY: hardening
 

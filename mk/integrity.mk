@@ -1,4 +1,4 @@
-# Dataset integrity (issue 3): see docs/integrity.md.
+# Dataset integrity: see docs/integrity.md.
 # BENCH_SIZE_MIB=32 for a CI smoke run; default 256 MiB and 1 GiB. BENCH_RUNS (default 5).
 
 .PHONY: bench-integrity

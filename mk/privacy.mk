@@ -1,4 +1,4 @@
-# Personal data: evaluation and benchmark of the scanner (issue 4). Not part of `make test`.
+# Personal data: evaluation and benchmark of the scanner. Not part of `make test`.
 .PHONY: eval-pii bench-pii bench-pii-smoke
 
 eval-pii: $(STAMP) ## scanner precision/recall on a labelled French table (10,000 rows, 24 columns)

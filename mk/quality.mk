@@ -1,4 +1,4 @@
-# Data quality (issue 5): see docs/quality.md. Not part of `make test`.
+# Data quality: see docs/quality.md. Not part of `make test`.
 # BENCH_ROWS (default 1,000,000), BENCH_PG_ROWS (default 10,000,000) and BENCH_RUNS (default 3) set a smoke size for CI.
 .PHONY: bench-quality
 

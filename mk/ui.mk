@@ -1,4 +1,4 @@
-# The governance view ("Charte IA", issue 7): see docs/ui.md.
+# The governance view ("Charte IA"): see docs/ui.md.
 # The browser tests (tests/ui) drive Debian's chromium through Playwright; Playwright never
 # downloads a browser here. `test` must depend on `ui-deps` so a fresh machine gets chromium.
 UI_PORT ?= 8080

@@ -10,7 +10,7 @@ known, so the evaluation reports:
   personal data", and whether the expected entity type was named;
 - cell level, in exhaustive mode: recall per (column, entity).
 
-Targets (issue 4): column recall ≥ 0.99, column precision ≥ 0.95, cell recall ≥ 0.99 for the
+Targets: column recall ≥ 0.99, column precision ≥ 0.95, cell recall ≥ 0.99 for the
 identifiers NIR, SIRET, IBAN, phone and e-mail.
 """
 

@@ -1,4 +1,4 @@
-"""Bad-input corpus (issue 9, item 4): every malformed or hostile file in ``tests/data/bad/`` goes through
+"""Bad-input corpus: every malformed or hostile file in ``tests/data/bad/`` goes through
 the entry points that would meet it (the dataset reader, ``charter scan``, ``charter hash`` then
 ``charter verify``, ``charter pseudonymise``, ``charter validate``; ``charter policy validate`` and the
 commands that load a policy; the suite loader) and must give a clear, classified answer:
@@ -426,8 +426,8 @@ def test_html_reports_escape_what_the_input_holds(harness: dict[str, Any]) -> No
 
 
 def test_delivery_outside_the_data_folder_is_refused(charter_home: Path) -> None:
+    from charter_guardrails.core.errors import ConfigError
     from charter_guardrails.core.policy import UseCasePolicy
-    from charter_guardrails.core.settings import ConfigError
 
     dataset = UseCasePolicy.from_file(POLICY).dataset("training")
     for path in ("../../etc/passwd", "/etc/passwd", "citizen_requests/../../../etc/passwd"):

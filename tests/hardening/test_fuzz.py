@@ -1,4 +1,4 @@
-"""Fuzzing with hypothesis (issue 9, item 5).
+"""Fuzzing with hypothesis.
 
 - The French recognizers agree with python-stdnum, on valid identifiers built with stdnum's own check
   digit functions (and Luhn, and the IBAN's ISO 7064) and on mutations of them (a digit changed, two
@@ -232,8 +232,8 @@ def manifest_documents(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Any]:
 def test_manifest_verifier_raises_only_its_own_errors(manifest_world: dict[str, Any]) -> None:
     from charter_guardrails.checks.integrity.manifest import SIGNATURE_CONTEXT, Outcome, canonical_json
     from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
+    from charter_guardrails.core.errors import ConfigError
     from charter_guardrails.core.keys import key_id, sign
-    from charter_guardrails.core.settings import ConfigError
 
     world = manifest_world
     kid = key_id(world["key"].public_key())
@@ -409,7 +409,8 @@ def policy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @FUZZ
 @given(text=st.one_of(st.text(max_size=400), st.text(alphabet="[]{}:,-&*!|>'\"\n #?ab1", max_size=400)))
 def test_policy_parser_on_arbitrary_text(policy_dir: Path, text: str) -> None:
-    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
+    from charter_guardrails.core.errors import PolicyError
+    from charter_guardrails.core.policy import UseCasePolicy
 
     path = policy_dir / "fuzz.yaml"
     path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
@@ -420,7 +421,8 @@ def test_policy_parser_on_arbitrary_text(policy_dir: Path, text: str) -> None:
 @FUZZ
 @given(st.lists(st.tuples(st.sampled_from(KEY_PATHS), st.one_of(JSON, HOSTILE)), min_size=1, max_size=4), st.booleans())
 def test_policy_parser_on_mutated_policies(policy_dir: Path, changes: list[tuple[str, Any]], as_yaml: bool) -> None:
-    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
+    from charter_guardrails.core.errors import PolicyError
+    from charter_guardrails.core.policy import UseCasePolicy
 
     document = corpus().base_policy()
     for path, value in changes:

@@ -1,4 +1,4 @@
-"""Secrets (issue 9, item 6): no signing key, pseudonymisation key or SMTP password in the repository,
+"""Secrets: no signing key, pseudonymisation key or SMTP password in the repository,
 the logs or the outputs; and a key rotation keeps what the old key signed verifiable.
 
 The commands that use the keys run as a person or a scheduler would run them, each in its own process,

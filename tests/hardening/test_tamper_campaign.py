@@ -1,4 +1,4 @@
-"""Tamper campaign on the ledger (issue 9, item 3): at least 500 seeded trials over SQLite and PostgreSQL.
+"""Tamper campaign on the ledger: at least 500 seeded trials over SQLite and PostgreSQL.
 
 A ledger is populated through the library's public functions only: signed manifests registered and
 superseded (integrity), incidents raised, acknowledged and resolved (``incidents``), approvals,
@@ -572,7 +572,8 @@ def _public_key_only(home: Path) -> None:
     """Delete the private key: verification must not need it."""
     import os
 
-    from charter_guardrails.core.keys import KeyError_, load_signing_key
+    from charter_guardrails.core.errors import KeyError_
+    from charter_guardrails.core.keys import load_signing_key
 
     (home / "keys" / "signing_ed25519.pem").unlink()
     assert "CHARTER_SIGNING_KEY" not in os.environ
