@@ -46,9 +46,11 @@ data: $(STAMP) ## generate the sample datasets and their bad variants
 schema: $(STAMP) ## regenerate include/policies/schema.json from the policy model
 	$(BIN)/charter policy schema --write include/policies/schema.json
 
-lint: $(STAMP) ## ruff and mypy on the library and the plugins
+lint: $(STAMP) ## ruff (rules and format), mypy strict on the library and mypy on the plugins
 	$(BIN)/ruff check .
-	$(BIN)/mypy include/charter_guardrails plugins/charter_airflow
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict include/charter_guardrails
+	$(BIN)/mypy plugins/charter_airflow
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

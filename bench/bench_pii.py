@@ -79,7 +79,10 @@ def make_table(rows: int, seed: int = SEED) -> tuple[Any, dict[str, int]]:
         return rng.choice([f"0{d[0]} {pairs}", f"+33 {d[0]} {pairs}", f"0{d[0]}" + pairs.replace(" ", "")])
 
     def nir_value() -> str:
-        body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        body = (
+            f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}"
+            f"13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        )
         n = body + nir.calc_check_digits(body)
         return f"{n[0]} {n[1:3]} {n[3:5]} {n[5:7]} {n[7:10]} {n[10:13]} {n[13:]}"
 
@@ -147,7 +150,8 @@ def main() -> int:
     baseline_rows = min(int(os.environ.get("BASELINE_ROWS", "20000")), rows)
     exhaustive_rows = min(int(os.environ.get("BENCH_EXHAUSTIVE_ROWS", str(rows))), rows)
     from charter_guardrails.checks.privacy.analyzer import get_analyzer, get_ner_pipeline
-    from charter_guardrails.checks.privacy.scanner import ScanOptions, scan_frame
+    from charter_guardrails.checks.privacy.report import ScanOptions
+    from charter_guardrails.checks.privacy.scanner import scan_frame
 
     started = time.monotonic()
     frame, counts = make_table(rows)
@@ -199,7 +203,8 @@ def main() -> int:
     baseline_s, baseline_cpu = time.monotonic() - t, cpu_seconds() - c
     per_row, per_row_cpu = baseline_s / baseline_rows, baseline_cpu / baseline_rows
     print(
-        f"baseline: BatchAnalyzerEngine.analyze_dict, {baseline_rows} rows x {len(results)} columns in {baseline_s:.1f} s "
+        f"baseline: BatchAnalyzerEngine.analyze_dict, {baseline_rows} rows x {len(results)} columns"
+        f" in {baseline_s:.1f} s "
         f"({baseline_rows / baseline_s:.1f} rows/s); extrapolated to {rows} rows: {per_row * rows / 3600:.2f} h",
         flush=True,
     )
@@ -221,12 +226,13 @@ def main() -> int:
         "target >= 1000" if rows >= FULL_ROWS else f"target >= 1000 at {FULL_ROWS:,} rows, not judged at {rows:,}"
     )
     print(
-        f"speed-up, sampling:   {sampling_speedup:12,.0f} x wall, {sampling_speedup_cpu:12,.0f} x CPU  ({sampling_target})  "
+        f"speed-up, sampling:   {sampling_speedup:12,.0f} x wall, {sampling_speedup_cpu:12,.0f} x CPU"
+        f"  ({sampling_target})  "
         f"column recall {column_recall:.2f}, precision {column_precision:.2f}"
     )
     print(
-        f"speed-up, exhaustive: {exhaustive_speedup:12,.1f} x wall, {exhaustive_speedup_cpu:12,.1f} x CPU  (target >= 10)"
-        + ("" if len(part) == rows else f"  (per row, exhaustive on the first {len(part)} rows)")
+        f"speed-up, exhaustive: {exhaustive_speedup:12,.1f} x wall, {exhaustive_speedup_cpu:12,.1f} x CPU"
+        "  (target >= 10)" + ("" if len(part) == rows else f"  (per row, exhaustive on the first {len(part)} rows)")
     )
     print(
         "identifier recall (exhaustive): "
@@ -234,7 +240,8 @@ def main() -> int:
         + ("  OK" if ident_ok else "  MISSED")
     )
     print(
-        f"peak RSS: {rss_self:.0f} MiB (process), {rss_children:.0f} MiB (largest NER worker); load average {load_average()}"
+        f"peak RSS: {rss_self:.0f} MiB (process), {rss_children:.0f} MiB (largest NER worker);"
+        f" load average {load_average()}"
     )
     # On a shared machine the load changes between phases: wall-time ratios are noisy, CPU-time ratios are not.
     sampling_ok = rows < FULL_ROWS or max(sampling_speedup, sampling_speedup_cpu) >= 1000

@@ -61,7 +61,8 @@ def synthetic(rows: int, start: int = 0) -> Any:
 
 def bench_runner(rows: int, runs: int) -> dict[str, Any]:
     from charter_guardrails.checks.quality._gx import ephemeral_context
-    from charter_guardrails.checks.quality.runner import RESULT_FORMAT, suite_parameters, validate_frame
+    from charter_guardrails.checks.quality.runner import validate_frame
+    from charter_guardrails.checks.quality.suite_run import RESULT_FORMAT, suite_parameters
     from charter_guardrails.checks.quality.suites import build_gx_suite, load_suite
     from charter_guardrails.core.policy import UseCasePolicy
 
@@ -205,8 +206,10 @@ def main() -> int:
         return 0 if first["ok"] else 1
     second = bench_postgres(pg_rows)
     print(
-        f"PostgreSQL pushdown, {second['rows']:,} rows: load (COPY) {second['load_s']} s, validation {second['validate_s']} s, "
-        f"peak RSS {second['peak_rss_mib']} MiB (target <= {TARGET_RSS >> 20} MiB) {'OK' if second['ok'] else 'MISSED'}; "
+        f"PostgreSQL pushdown, {second['rows']:,} rows: load (COPY) {second['load_s']} s,"
+        f" validation {second['validate_s']} s, "
+        f"peak RSS {second['peak_rss_mib']} MiB (target <= {TARGET_RSS >> 20} MiB)"
+        f" {'OK' if second['ok'] else 'MISSED'}; "
         f"verdict {second['verdict']} ({second['failed_error']} error expectation(s) failed of {second['evaluated']})",
         flush=True,
     )

@@ -10,10 +10,10 @@ and the speed-up of 2 workers over 1. Target: ≥ 1.6× on a 2-core machine. Mem
 which shares the model its worker loaded), and the peak of the summed PSS of all the worker
 processes (each shared page counted once, split between the processes that map it).
 
-Sizes (environment): ``BENCH_SCALE_ROWS`` rows in all (default 24000: below that, the fixed cost of a task process dominates; smoke: 800),
-``BENCH_SCALE_PARTITIONS`` (default 8), ``BENCH_SCALE_RUNS`` (default 2, after one warm-up run
-that is not counted; no warm-up when 1). Every process and
-database it creates is stopped or dropped, also on failure.
+Sizes (environment): ``BENCH_SCALE_ROWS`` rows in all (default 24000: below that, the fixed cost of a task
+process dominates; smoke: 800), ``BENCH_SCALE_PARTITIONS`` (default 8), ``BENCH_SCALE_RUNS`` (default 2,
+after one warm-up run that is not counted; no warm-up when 1). Every process and database it creates is
+stopped or dropped, also on failure.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from charter_airflow.local import AirflowRestClient, running_from_pid_dir, stop_pid_dir  # noqa: E402
+from charter_demo.local_airflow import AirflowRestClient, running_from_pid_dir, stop_pid_dir  # noqa: E402
 from cluster import DEFAULT_PG, drop_database  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "24000"))
@@ -72,9 +72,9 @@ def run_once(client: AirflowRestClient) -> dict[str, float]:
         origin = min(_time(t["start_date"]) for t in mapped)
         for t in sorted(mapped, key=lambda t: t["start_date"]):
             start = (_time(t["start_date"]) - origin).total_seconds()
-            print(
-                f"    {t['task_id']:>15}[{t['map_index']}] on {t['hostname'].split('@')[0]}: {start:6.1f} s → {start + float(t['duration'] or 0):6.1f} s"
-            )
+            end = start + float(t["duration"] or 0)
+            host = t["hostname"].split("@")[0]
+            print(f"    {t['task_id']:>15}[{t['map_index']}] on {host}: {start:6.1f} s → {end:6.1f} s")
     return {"map_phase": map_phase, "whole": whole, "busy": busy, "hosts": len(hosts)}
 
 
@@ -161,7 +161,8 @@ def measure(workers: int, work: Path, databases: tuple[str, str]) -> tuple[list[
                     result = run_once(client)
                     results.append(result)
                     print(
-                        f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s, whole run {result['whole']:.1f} s, "
+                        f"  {workers} worker(s): run {i + 1}/{RUNS}: map phase {result['map_phase']:.1f} s,"
+                        f" whole run {result['whole']:.1f} s, "
                         f"task time {result['busy']:.1f} s on {result['hosts']:.0f} worker(s)",
                         flush=True,
                     )
@@ -190,7 +191,8 @@ def _prepare_partitions(home: Path) -> None:
 def main() -> int:
     suffix = uuid.uuid4().hex[:8]
     print(
-        f"bench-scale: {PARTITIONS} partitions, {ROWS} rows, {RUNS} run(s) per setting, {os.cpu_count()} cores on {socket.gethostname()}"
+        f"bench-scale: {PARTITIONS} partitions, {ROWS} rows, {RUNS} run(s) per setting,"
+        f" {os.cpu_count()} cores on {socket.gethostname()}"
     )
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)

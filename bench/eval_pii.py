@@ -1,4 +1,5 @@
-"""``make eval-pii``: the scanner on a labelled French table; prints column and cell metrics, exits 1 if a target is missed.
+"""``make eval-pii``: the scanner on a labelled French table; prints column and cell metrics, exits 1 if a target
+is missed.
 
 Sizes: ``EVAL_ROWS`` (default 10,000). The table and the metrics are in
 ``charter_demo.pii_evaluation``.

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG
-from charter_airflow.factory import DEFAULT_ARGS
-from charter_airflow.tasks.integrity import relay_alert_outbox
+from charter_airflow.alerts import relay_alert_outbox
+from charter_airflow.dag_factory import DEFAULT_ARGS
 
 with DAG(
     dag_id="incident_alert_relay",

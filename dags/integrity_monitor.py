@@ -7,10 +7,10 @@ the ``incident_alert_relay`` DAG then delivers the alerts.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from airflow.sdk import DAG
-from charter_airflow.factory import DEFAULT_ARGS
-from charter_airflow.tasks.integrity import list_registered_datasets, verify_dataset_integrity
+from airflow.sdk import DAG, task
+from charter_airflow.dag_factory import DEFAULT_ARGS
 
 with DAG(
     dag_id="integrity_monitor",
@@ -23,4 +23,20 @@ with DAG(
     tags=["charter", "integrity", "monitoring"],
     doc_md=__doc__,
 ) as dag:
+
+    @task(task_id="list_registered_datasets")
+    def list_registered_datasets() -> list[dict[str, Any]]:
+        """Every dataset with an active manifest, as keyword arguments of the mapped integrity task."""
+        from charter_airflow import guardrail_tasks
+
+        return guardrail_tasks.list_registered_datasets()
+
+    # One XCom per mapped task: the CheckResult.
+    @task(task_id="verify_dataset_integrity", multiple_outputs=False)
+    def verify_dataset_integrity(*, use_case: str, dataset: str, path: str | None = None, **context: Any) -> Any:
+        """Verify a dataset file against its signed manifest; fail without retry and raise an incident on a mismatch."""
+        from charter_airflow import guardrail_tasks
+
+        return guardrail_tasks.verify_registered_dataset(use_case=use_case, dataset=dataset, path=path, context=context)
+
     verify_dataset_integrity.expand_kwargs(list_registered_datasets())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
-from charter_airflow.factory import DEFAULT_ARGS
+from charter_airflow.dag_factory import DEFAULT_ARGS
 
 with DAG(
     dag_id="partitioned_scan",
@@ -40,10 +40,10 @@ with DAG(
     def plan_partitions(**context: Any) -> list[dict[str, Any]]:
         """One entry per partition: the arguments of its mapped tasks."""
         from charter_airflow import partitions
-        from charter_airflow.factory import policy_file_for
-        from charter_airflow.runtime import configure_from_airflow
-        from charter_guardrails.core.policy import ColumnRole, UseCasePolicy
-        from charter_guardrails.core.settings import ConfigError, get_settings
+        from charter_airflow.runtime import configure_from_airflow, load_policy
+        from charter_guardrails.core.errors import ConfigError
+        from charter_guardrails.core.policy_models import ColumnRole
+        from charter_guardrails.core.settings import get_settings
 
         configure_from_airflow()
         params = context["params"]
@@ -51,7 +51,7 @@ with DAG(
         directory = (data_dir / params["directory"]).resolve()
         if not directory.is_relative_to(data_dir):
             raise ConfigError(f"params.directory {params['directory']!r} leaves the data folder {data_dir}")
-        policy = UseCasePolicy.from_file(policy_file_for(params["use_case"]))
+        policy = load_policy(params["use_case"])
         free_text = [c.name for c in policy.dataset(params["dataset"]).columns if c.role is ColumnRole.FREE_TEXT]
         plan = partitions.plan(directory)
         return [

@@ -1,6 +1,6 @@
 """DAGs of the use case ``waste_tonnage``, built from include/policies/waste_tonnage.yaml: no logic here."""
 
-from charter_airflow.factory import (
+from charter_airflow.dag_factory import (
     build_inference_dag,
     build_model_refresh_dag,
     build_policy_review_dag,

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from charter_airflow.local import LocalAirflow, free_port, running_from_pid_dir, stop_pid_dir  # noqa: E402
+from charter_demo.local_airflow import LocalAirflow, free_port, running_from_pid_dir, stop_pid_dir  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 USERS = {"admin": ("admin", "admin"), "reviewer": ("op", "reviewer")}
@@ -70,8 +70,9 @@ def cluster_env(args: argparse.Namespace, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "32",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
-        # Airflow's Celery defaults, plus the NER model loaded once per worker (see charter_airflow/celery_config.py).
-        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "charter_airflow.celery_config.CELERY_CONFIG",
+        # Airflow's Celery defaults, plus the NER model loaded once per worker
+        # (see charter_airflow/worker/celery_config.py).
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "charter_airflow.worker.celery_config.CELERY_CONFIG",
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "TLDEXTRACT_CACHE": str(charter_home / "tldextract"),

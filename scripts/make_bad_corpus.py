@@ -160,9 +160,27 @@ def nul_after_head() -> bytes:
 def cell_10mb() -> bytes:
     """One message cell of 10 MiB of French words (a pasted document, or an attack on the analysers)."""
     rng = random.Random(10)
-    words = (
-        "le lampadaire est en panne devant chez moi merci de venir vite la rue est sombre depuis trois jours".split()
-    )
+    words = [
+        "le",
+        "lampadaire",
+        "est",
+        "en",
+        "panne",
+        "devant",
+        "chez",
+        "moi",
+        "merci",
+        "de",
+        "venir",
+        "vite",
+        "la",
+        "rue",
+        "est",
+        "sombre",
+        "depuis",
+        "trois",
+        "jours",
+    ]
     parts: list[str] = []
     size = 0
     while size < 10 * MIB:
@@ -231,7 +249,7 @@ def html_injection() -> bytes:
     for r in body[:5]:
         r[6] = HTML_PAYLOAD
         r[2] = f"{HTML_PAYLOAD} et {HTML_COLUMN}"
-    return csv_text([*HEADER, HTML_COLUMN], [r + [HTML_PAYLOAD] for r in body]).encode("utf-8")
+    return csv_text([*HEADER, HTML_COLUMN], [[*r, HTML_PAYLOAD] for r in body]).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -322,7 +340,8 @@ def _gzip_stored_member(data: bytes) -> bytes:
     """A gzip member without a single NUL byte in its header and data: FTEXT set, a non-zero mtime, one stored
     deflate block whose length and complement have no zero byte. A check that looks for NUL bytes in the head of
     the file sees plain text."""
-    assert len(data) == 0x4141
+    if len(data) != 0x4141:
+        raise ValueError(f"the stored block holds 0x4141 bytes, not {len(data):#x}")
     header = b"\x1f\x8b\x08\x01" + b"\x5f" * 4 + b"\x02\x03"
     stored = b"\x01" + (0x4141).to_bytes(2, "little") + (0xBEBE).to_bytes(2, "little") + data
     return header + stored + zlib.crc32(data).to_bytes(4, "little") + len(data).to_bytes(4, "little")

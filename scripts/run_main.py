@@ -48,7 +48,8 @@ def main() -> int:
     ctx = Context(root=ROOT)
     for path in sorted((ROOT / "scripts" / "scenarios").glob("[0-9]*.py")):
         spec = importlib.util.spec_from_file_location(f"scenario_{path.stem}", path)
-        assert spec and spec.loader
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load the scenario {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         step(f"Scenario {path.stem}: {module.__doc__.strip().splitlines()[0] if module.__doc__ else ''}")
@@ -59,7 +60,8 @@ def main() -> int:
     step("Audit chain")
     code = charter(["audit", "verify"])
     print(
-        f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db; start the UI with `make airflow`."
+        f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db;"
+        " start the UI with `make airflow`."
     )
     if ctx.unexpected:
         print("UNEXPECTED OUTCOMES:\n  " + "\n  ".join(ctx.unexpected), file=sys.stderr)

@@ -118,7 +118,7 @@ def airflow_db() -> Iterator[Path]:
     airflow = Path(sys.executable).parent / "airflow"
     proc = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    yield _AIRFLOW_HOME
+    return _AIRFLOW_HOME
 
 
 #: The test tiers; each is a folder of ``tests/`` and a marker of the same name.
@@ -132,7 +132,9 @@ def tier_errors(items: list[pytest.Item], tests_dir: Path) -> list[str]:
         parts = item.path.relative_to(tests_dir).parts
         folder = parts[0] if len(parts) > 1 else None
         if folder not in TIERS:
-            errors.append(f"{item.nodeid}: tests live in a tier folder ({', '.join(TIERS)}), not in {folder or 'tests/'}")
+            errors.append(
+                f"{item.nodeid}: tests live in a tier folder ({', '.join(TIERS)}), not in {folder or 'tests/'}"
+            )
             continue
         others = sorted({m.name for m in item.iter_markers() if m.name in TIERS} - {folder})
         if others:

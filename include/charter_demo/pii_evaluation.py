@@ -43,7 +43,10 @@ def _nir(rng: random.Random) -> str:
     from stdnum.fr import nir
 
     dept = rng.choice(["13", "83", "84", "06", "75", "69", "2A", "2B", "971"[:2]])
-    body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}{dept}{rng.randint(1, 990):03d}{rng.randint(1, 999):03d}"
+    body = (
+        f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}"
+        f"{dept}{rng.randint(1, 990):03d}{rng.randint(1, 999):03d}"
+    )
     number = body + nir.calc_check_digits(body)
     style = rng.random()
     if style < 0.5:
@@ -74,7 +77,10 @@ def _plate(rng: random.Random) -> str:
 
 def _cni(rng: random.Random) -> str:
     if rng.random() < 0.5:  # old format: YYMM + department office + sequence
-        return f"{rng.randint(90, 99):02d}{rng.randint(1, 12):02d}{rng.choice(['13', '83', '84', '06'])}{rng.randint(0, 9)}{rng.randint(0, 99999):05d}"
+        return (
+            f"{rng.randint(90, 99):02d}{rng.randint(1, 12):02d}"
+            f"{rng.choice(['13', '83', '84', '06'])}{rng.randint(0, 9)}{rng.randint(0, 99999):05d}"
+        )
     alphabet = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
     while True:
         value = "".join(rng.choice(alphabet) for _ in range(9))
@@ -141,6 +147,22 @@ def _message(rng: random.Random, fake: Any) -> tuple[str, set[str]]:
     return " ".join(parts), labels
 
 
+#: The personal columns of the labelled table other than ``message`` (labelled per message), in table order.
+_PERSONAL_COLUMNS: dict[str, frozenset[str]] = {
+    "nom_complet": frozenset({"PERSON"}),
+    "nir": frozenset({"FR_NIR"}),
+    "siren_entreprise": frozenset({"FR_SIREN"}),
+    "siret": frozenset({"FR_SIRET"}),
+    "numero_tva": frozenset({"FR_VAT"}),
+    "iban": frozenset({"FR_IBAN"}),
+    "telephone": frozenset({"FR_PHONE"}),
+    "email": frozenset({"EMAIL_ADDRESS"}),
+    "adresse": frozenset({"LOCATION"}),
+    "numero_cni": frozenset({"FR_ID_CARD"}),
+    "plaque_immatriculation": frozenset({"FR_LICENSE_PLATE"}),
+}
+
+
 def make_labelled_table(rows: int = 10_000, seed: int = SEED) -> LabelledTable:
     """The labelled table, ≥ 20 columns; deterministic for a seed."""
     import pandas as pd
@@ -180,20 +202,8 @@ def make_labelled_table(rows: int = 10_000, seed: int = SEED) -> LabelledTable:
         "categorie": [rng.choice(["voirie", "proprete", "eclairage", "dechets", "transports"]) for _ in range(rows)],
         "heure_passage": [f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}" for _ in range(rows)],
     }
-    column_labels = {
-        "nom_complet": {"PERSON"},
-        "nir": {"FR_NIR"},
-        "siren_entreprise": {"FR_SIREN"},
-        "siret": {"FR_SIRET"},
-        "numero_tva": {"FR_VAT"},
-        "iban": {"FR_IBAN"},
-        "telephone": {"FR_PHONE"},
-        "email": {"EMAIL_ADDRESS"},
-        "adresse": {"LOCATION"},
-        "numero_cni": {"FR_ID_CARD"},
-        "plaque_immatriculation": {"FR_LICENSE_PLATE"},
-        "message": set().union(*(labels for _, labels in messages)),
-    }
+    column_labels = {name: set(labels) for name, labels in _PERSONAL_COLUMNS.items()}
+    column_labels["message"] = set().union(*(labels for _, labels in messages))
     column_labels.update({name: set() for name in data if name not in column_labels})
     cells = {
         name: [set(labels) for _ in range(rows)]
@@ -219,7 +229,8 @@ def _prf(truth: dict[str, bool], predicted: dict[str, bool]) -> dict[str, float]
 
 def evaluate(rows: int = 10_000, seed: int = SEED, min_score: float = 0.5) -> dict[str, Any]:
     """Column-level metrics in both modes and cell-level recall in exhaustive mode."""
-    from charter_guardrails.checks.privacy.scanner import ScanOptions, column_kind, detect_values, scan_frame
+    from charter_guardrails.checks.privacy.report import ScanOptions
+    from charter_guardrails.checks.privacy.scanner import column_kind, detect_values, scan_frame
 
     table = make_labelled_table(rows, seed)
     frame = table.frame
@@ -271,12 +282,13 @@ def format_evaluation(result: dict[str, Any]) -> str:
         "",
     ]
     lines.append(
-        f"{'mode':<11} {'precision':>9} {'recall':>7} {'types':>6} {'TP':>3} {'FP':>3} {'FN':>3} {'rows':>6} {'seconds':>8}"
+        f"{'mode':<11} {'precision':>9} {'recall':>7} {'types':>6} "
+        f"{'TP':>3} {'FP':>3} {'FN':>3} {'rows':>6} {'seconds':>8}"
     )
     for mode, m in result["modes"].items():
         lines.append(
-            f"{mode:<11} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['entity_type_named']:>6.2f} {m['tp']:>3} {m['fp']:>3} "
-            f"{m['fn']:>3} {m['scanned_rows']:>6} {m['seconds']:>8.1f}"
+            f"{mode:<11} {m['precision']:>9.3f} {m['recall']:>7.3f} {m['entity_type_named']:>6.2f} "
+            f"{m['tp']:>3} {m['fp']:>3} {m['fn']:>3} {m['scanned_rows']:>6} {m['seconds']:>8.1f}"
         )
         if m["false_positive_columns"] or m["missed_columns"]:
             lines.append(f"            false positives: {m['false_positive_columns']}, missed: {m['missed_columns']}")
@@ -288,6 +300,7 @@ def format_evaluation(result: dict[str, Any]) -> str:
     lines += ["", "targets:"]
     for key, target in TARGETS.items():
         lines.append(
-            f"  {key:<24} {result['summary'][key]:.4f}  (target >= {target})  {'OK' if result['targets_met'][key] else 'MISSED'}"
+            f"  {key:<24} {result['summary'][key]:.4f}  (target >= {target})  "
+            f"{'OK' if result['targets_met'][key] else 'MISSED'}"
         )
     return "\n".join(lines)

@@ -58,7 +58,7 @@ def hash_partition(directory: str | Path, name: str, *, chunk_size: int, algorit
 
 def scan_options(free_text_columns: Iterable[str] = ()) -> Any:
     """Exhaustive scan options: a sample drawn per partition would not add up to a sample of the whole."""
-    from charter_guardrails.checks.privacy.scanner import ScanOptions
+    from charter_guardrails.checks.privacy.report import ScanOptions
 
     return ScanOptions(mode="exhaustive", free_text_columns=frozenset(free_text_columns), n_process=1)
 
@@ -170,7 +170,7 @@ def single_task(directory: Path, *, free_text_columns: Sequence[str] = (), algor
 
 
 def comparable(result: Mapping[str, Any]) -> str:
-    """A result without its masked examples (illustrations whose choice depends on the order of reading), as canonical JSON."""
+    """A result without its masked examples (their choice depends on the order of reading), as canonical JSON."""
     findings = [{k: v for k, v in f.items() if k != "masked_examples"} for f in result["findings"]]
     return json.dumps({**result, "findings": findings}, sort_keys=True)
 

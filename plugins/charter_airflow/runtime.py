@@ -1,5 +1,5 @@
-"""What every guardrail task shares: secrets from Airflow, and the four steps
-run check → persist → log → raise on failure.
+"""What every guardrail task shares: secrets from Airflow, the policy and the delivered file of a run,
+and the four steps run check → persist → log → raise on failure.
 
 A failing *verdict* raises ``AirflowFailException`` so that bad data is not retried.
 Infrastructure errors (ledger unreachable, disk full) raise normally and Airflow retries them.
@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.policy_models import Dataset
     from charter_guardrails.core.results import CheckResult
     from charter_guardrails.incidents.incident import IncidentDraft
 
@@ -39,7 +41,7 @@ def configure_from_airflow() -> None:
 
             conn = BaseHook.get_connection("charter_ledger")
             os.environ["CHARTER_LEDGER_URL"] = conn.get_uri()
-        except Exception:  # noqa: BLE001 - no connection configured: the embedded default applies
+        except Exception:  # noqa: BLE001, S110 - no connection configured: the embedded default applies
             pass
     for env_name, variable in _SECRET_VARIABLES.items():
         if os.environ.get(env_name):
@@ -62,6 +64,46 @@ def run_ids(context: Mapping[str, Any]) -> tuple[str, str]:
     return str(dag_id), str(run_id)
 
 
+def policy_file_for(use_case: str) -> Path:
+    """The policy file of ``use_case`` in the policies folder."""
+    from charter_guardrails.core.settings import get_settings
+
+    return get_settings().policies_dir / f"{use_case}.yaml"
+
+
+def load_policy(source: Path | str) -> UseCasePolicy:
+    """The validated policy a task runs under, by the library's one loader, once Airflow's secrets are in place.
+
+    :param source: a policy file (a :class:`~pathlib.Path`), or a use-case id.
+    """
+    from charter_guardrails.core.policy import load_policy as load
+
+    configure_from_airflow()
+    return load(source)
+
+
+def delivered_file(
+    dataset: Dataset, context: Mapping[str, Any], *, file_param: str | None = None, path: str | None = None
+) -> Path:
+    """The file a run checks: ``path``, else the run's ``params[file_param]``, else the policy's file.
+
+    A requested file is relative to the data folder (or absolute inside it); one that leaves it is refused.
+    """
+    requested = path or ((context.get("params") or {}).get(file_param) if file_param else None)
+    return Path(dataset.delivery(str(requested) if requested else None))
+
+
+def work_dir(policy: UseCasePolicy, context: Mapping[str, Any]) -> Path:
+    """The run's scratch folder for intermediate files (pseudonymised and minimised frames, the candidate)."""
+    from charter_guardrails.core.settings import get_settings
+
+    _, run_id = run_ids(context)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    path = get_settings().home / "work" / policy.id / safe
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def persist_and_gate(
     result: CheckResult,
     *,
@@ -81,7 +123,8 @@ def persist_and_gate(
     :return: the JSON-safe result, for XCom. Only the CheckResult goes to XCom.
     """
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.core.results import REPORT_ERROR, ReportWriteError
+    from charter_guardrails.core.errors import ReportWriteError
+    from charter_guardrails.core.results import REPORT_ERROR
     from charter_guardrails.incidents.incident import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result
 
@@ -114,7 +157,7 @@ def persist_and_gate(
     if report_error:  # infrastructure: Airflow retries once the folder is fixed; the verdict is already in the ledger
         raise ReportWriteError(
             f"guardrail {result.check} on {policy.id}/{result.dataset or '-'}: {report_error}. The verdict "
-            f"({result.verdict.value}) is recorded in the ledger; free space in the reports folder (CHARTER_REPORTS_DIR) "
-            "or make it writable, then clear the task."
+            f"({result.verdict.value}) is recorded in the ledger; free space in the reports folder "
+            "(CHARTER_REPORTS_DIR) or make it writable, then clear the task."
         )
     return result.to_json_dict()

@@ -1,4 +1,5 @@
-"""integrity: register signed manifests, verify them, catch the corrupted variant as a security incident, deliver its alert.
+"""integrity: register signed manifests, verify them, catch the corrupted variant as a security incident, \
+deliver its alert.
 
 1. ``charter hash`` registers a signed Merkle manifest of every sample dataset;
 2. the ``integrity_monitor`` DAG re-verifies every registered dataset (all intact);
@@ -108,7 +109,8 @@ def run(ctx: Any) -> None:
     code, result = _charter("verify", str(corrupted), "--dataset", "citizen_requests.training")
     ctx.expect(
         code == 1 and result["outcome"] == "data_changed",
-        f"charter verify {corrupted.name} --dataset citizen_requests.training -> exit {code}: {result and result['summary']}",
+        f"charter verify {corrupted.name} --dataset citizen_requests.training -> exit {code}:"
+        f" {result and result['summary']}",
     )
     incident_id = result and result.get("incident_id")
     code, incidents = _charter("incidents", "list")
@@ -142,7 +144,8 @@ def run(ctx: Any) -> None:
         bool(delivered)
         and len(delivered) == len((shown or {}).get("alerts", []))
         and len(catcher.files) >= len(delivered),
-        f"{len(delivered)} alert e-mail(s) of incident #{incident_id} delivered to the local SMTP catcher (aiosmtpd, port {port})",
+        f"{len(delivered)} alert e-mail(s) of incident #{incident_id} delivered to the local SMTP catcher"
+        f" (aiosmtpd, port {port})",
     )
     for path in catcher.files:
         print(f"    read the alert: {path}")

@@ -1,4 +1,5 @@
-"""personal data: the clean citizen training set passes, a PII leak in waste_tonnage fails with a GDPR incident, pseudonymisation.
+"""personal data: the clean citizen training set passes, a PII leak in waste_tonnage fails with a GDPR incident, \
+pseudonymisation.
 
 Runs the same commands a data engineer would: ``charter scan`` and ``charter pseudonymise``.
 """
@@ -84,7 +85,10 @@ def run(ctx: Any) -> None:
         )
         ctx.expect(
             bool(findings) and all("*" in e for f in findings for e in f.masked_examples),
-            f"{len(findings)} masked pii_findings rows, e.g. {findings[0].entity_type} {findings[0].masked_examples[:2]}"
+            (
+                f"{len(findings)} masked pii_findings rows,"
+                f" e.g. {findings[0].entity_type} {findings[0].masked_examples[:2]}"
+            )
             if findings
             else "masked pii_findings rows recorded",
         )
@@ -108,7 +112,8 @@ def run(ctx: Any) -> None:
         code == 0
         and report.get("dropped_columns") == ["telephone_usager"]
         and report.get("hashed_columns") == ["request_id"],
-        f"pseudonymised copy {target.name}: hashed {report.get('hashed_columns')}, masked {report.get('masked_columns')} "
+        f"pseudonymised copy {target.name}: hashed {report.get('hashed_columns')},"
+        f" masked {report.get('masked_columns')} "
         f"({report.get('masked_entities')}), dropped {report.get('dropped_columns')}",
     )
     print(f"    reports under {settings.reports_dir}; pseudonymised data at {target}")

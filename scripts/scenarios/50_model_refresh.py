@@ -28,7 +28,7 @@ def register(use_case: str, dataset: str, relative: str) -> None:
 
 
 def run(ctx: Any) -> None:
-    from charter_airflow.local import LocalAirflow
+    from charter_demo.local_airflow import LocalAirflow
     from charter_guardrails.decision.model_registry import production_version
     from charter_guardrails.ledger.store import ledger_session
 

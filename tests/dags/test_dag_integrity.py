@@ -43,13 +43,14 @@ def test_every_use_case_has_its_dags(dagbag) -> None:
 
 
 def test_tags_owner_retries(dagbag) -> None:
-    from charter_airflow.factory import APPROVED_TAGS
+    from charter_airflow.dag_factory import APPROVED_TAGS
 
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         assert set(dag.tags) <= APPROVED_TAGS, f"{dag_id} has unapproved tags {set(dag.tags) - APPROVED_TAGS}"
         for task in dag.tasks:
-            assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
+            assert task.owner, f"{dag_id}.{task.task_id} has no owner"
+            assert task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
             if task.task_type not in ("ApprovalOperator", "HITLOperator", "HITLBranchOperator", "EmptyOperator"):
                 assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 

@@ -156,14 +156,16 @@ def test_airflow_metadata_and_ledger_are_separate_databases(services: dict[str, 
     metadata = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     ledger = make_url(env["CHARTER_LEDGER_URL"])
     assert metadata.host == ledger.host == "postgres"
-    assert metadata.database == "airflow" and ledger.database == "charter_ledger"
+    assert metadata.database == "airflow"
+    assert ledger.database == "charter_ledger"
     assert metadata.username != ledger.username
     assert env["AIRFLOW_CONN_CHARTER_LEDGER"] == env["CHARTER_LEDGER_URL"]
     assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or env[
         "AIRFLOW__CELERY__BROKER_URL"
     ].startswith("redis://:@redis:")
     init_sql = (ROOT / "deploy" / "postgres" / "init-databases.sh").read_text(encoding="utf-8")
-    assert "CREATE DATABASE airflow" in init_sql and "CREATE DATABASE charter_ledger" in init_sql
+    assert "CREATE DATABASE airflow" in init_sql
+    assert "CREATE DATABASE charter_ledger" in init_sql
     mounts = services["postgres"]["volumes"]
     assert any(m.startswith("./deploy/postgres/init-databases.sh:/docker-entrypoint-initdb.d/") for m in mounts)
 
@@ -198,13 +200,16 @@ def test_image_versions_match_requirements(compose: dict[str, Any], services: di
     assert "pip install --no-cache-dir --no-deps -e /opt/charter" in dockerfile
 
     postgres = re.fullmatch(r"postgres:(\d+)(?:[.-].*)?", services["postgres"]["image"])
-    assert postgres and 13 <= int(postgres.group(1)) <= 17, "Airflow 3.3 supports PostgreSQL 13 to 17"
+    assert postgres, "Airflow 3.3 supports PostgreSQL 13 to 17"
+    assert 13 <= int(postgres.group(1)) <= 17, "Airflow 3.3 supports PostgreSQL 13 to 17"
     redis = re.fullmatch(r"redis:(\d+)\.(\d+)(?:[.-].*)?", services["redis"]["image"])
-    assert redis and (int(redis.group(1)), int(redis.group(2))) >= (6, 2), "Celery's Redis transport needs Redis ≥ 6.2"
+    assert redis, "Celery's Redis transport needs Redis ≥ 6.2"
+    assert (int(redis.group(1)), int(redis.group(2))) >= (6, 2), "Celery's Redis transport needs Redis ≥ 6.2"
     assert services["mailpit"]["image"].split(":")[1] not in ("", "latest")
     import redis as redis_client
 
-    assert int(pins["redis"].split(".")[0]) >= 5 and redis_client.__version__ == pins["redis"]
+    assert int(pins["redis"].split(".")[0]) >= 5
+    assert redis_client.__version__ == pins["redis"]
 
 
 def test_no_secret_is_baked_into_the_image() -> None:
@@ -216,12 +221,14 @@ def test_no_secret_is_baked_into_the_image() -> None:
             assert not [n for n in names if re.search(r"(?i)KEY|SECRET|PASSWORD|TOKEN", n)], (
                 f"a secret in the image: {line}"
             )
-    assert "COPY . " not in dockerfile and "deploy/secrets" not in dockerfile
+    assert "COPY . " not in dockerfile
+    assert "deploy/secrets" not in dockerfile
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
     for path in ("deploy/secrets", ".charter", ".airflow", ".git"):
         assert path in ignored
     gitignore = (ROOT / "deploy" / "secrets" / ".gitignore").read_text(encoding="utf-8").split()
-    assert gitignore[:3] == ["#", "Secret", "files"] and "*" in gitignore
+    assert gitignore[:3] == ["#", "Secret", "files"]
+    assert "*" in gitignore
 
 
 def test_secrets_come_from_files_not_from_the_compose_file(
@@ -259,7 +266,7 @@ def code_environment_variables() -> set[str]:
 def test_every_variable_the_code_reads_is_set(services: dict[str, dict[str, Any]]) -> None:
     names = code_environment_variables()
     assert {"CHARTER_HOME", "CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY"} <= names, "the scan found too little"
-    for service in AIRFLOW_COMPONENTS + ("airflow-init",):
+    for service in (*AIRFLOW_COMPONENTS, "airflow-init"):
         env = services[service]["environment"]
         missing = sorted(names - set(env))
         assert not missing, f"{service} does not set {missing}"

@@ -112,10 +112,11 @@ run = dag.test(run_conf={"directory": "citizen_requests/training_partitions"})
 with create_session() as session:
     states = {f"{ti.task_id}[{ti.map_index}]": ti.state for ti in session.scalars(
         select(TaskInstance).where(TaskInstance.dag_id == "partitioned_scan", TaskInstance.run_id == run.run_id))}
-    value = session.scalar(select(XComModel.value).where(XComModel.dag_id == "partitioned_scan", XComModel.run_id == run.run_id,
-                                                          XComModel.task_id == "combine", XComModel.key == "return_value"))
-print(json.dumps({"state": str(run.state), "states": {k: str(v) for k, v in states.items()},
-                  "result": XComModel.deserialize_value(type("X", (), {"value": value})()) if value is not None else None}))
+    value = session.scalar(select(XComModel.value).where(
+        XComModel.dag_id == "partitioned_scan", XComModel.run_id == run.run_id,
+        XComModel.task_id == "combine", XComModel.key == "return_value"))
+result = XComModel.deserialize_value(type("X", (), {"value": value})()) if value is not None else None
+print(json.dumps({"state": str(run.state), "states": {k: str(v) for k, v in states.items()}, "result": result}))
 """
 
 

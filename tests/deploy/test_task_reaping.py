@@ -1,4 +1,4 @@
-"""The Celery workers' prompt reaping of task processes (charter_airflow/task_reaping.py).
+"""The Celery workers' prompt reaping of task processes (charter_airflow/worker/task_reaping.py).
 
 A real Task SDK ``WatchedSubprocess`` forks a child that closes every socket to its supervisor and
 then lives on for a moment before it exits, as a task process does while the kernel tears it down.
@@ -71,7 +71,7 @@ def test_without_the_wrapper_the_supervisor_sleeps_the_whole_wait(original_servi
 
 
 def test_the_wrapper_reaps_the_child_as_soon_as_it_exits(original_service: Any) -> None:
-    from charter_airflow.task_reaping import install
+    from charter_airflow.worker.task_reaping import install
 
     assert install()
     assert install(), "a second install must be a no-op"
@@ -85,7 +85,7 @@ def test_the_wrapper_keeps_the_deadline_when_the_child_does_not_exit(original_se
     import signal
 
     import structlog
-    from charter_airflow.task_reaping import install
+    from charter_airflow.worker.task_reaping import install
 
     def close_then_hang() -> None:
         os.closerange(0, 4096)

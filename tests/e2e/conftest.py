@@ -11,7 +11,8 @@ import pytest
 
 @pytest.fixture
 def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path) -> Iterator[Path]:
-    """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (the sizes of `make run`, so that the clean sample passes every guardrail)."""
+    """SQLite ledger, keys and sample data in a fresh CHARTER_HOME (the sizes of `make run`, so that the clean
+    sample passes every guardrail)."""
     from charter_demo.sample_data import generate
     from charter_guardrails.core.policy import UseCasePolicy, policy_files
     from charter_guardrails.core.settings import get_settings
@@ -22,4 +23,4 @@ def e2e_home(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
     db.migrate(url)
     policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
     generate(get_settings().data_dir, policies, rows=4000)
-    yield charter_home
+    return charter_home

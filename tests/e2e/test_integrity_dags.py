@@ -57,7 +57,8 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     assert _state(tis[("verify_dataset_integrity", 0)]) == "success"
     pushed = _xcom(intact, "verify_dataset_integrity", 0)
     assert set(pushed) == {"return_value"}
-    assert pushed["return_value"]["check"] == "integrity" and pushed["return_value"]["verdict"] == "pass"
+    assert pushed["return_value"]["check"] == "integrity"
+    assert pushed["return_value"]["verdict"] == "pass"
 
     # The registered file is overwritten with the corrupted variant (same size, a few digits changed).
     data_dir = e2e_home / "data" / "citizen_requests"
@@ -65,14 +66,16 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     corrupted = monitor.test()
     assert _state(corrupted) == "failed"
     ti = _task_instances(corrupted)[("verify_dataset_integrity", 0)]
-    assert _state(ti) == "failed" and ti.try_number == 1  # AirflowFailException: bad data is not retried
+    assert _state(ti) == "failed"
+    assert ti.try_number == 1
     with ledger_session() as session:
         incidents = session.scalars(select(Incident)).all()
         assert [(i.breach_type, i.dataset, i.run_id) for i in incidents] == [
             ("integrity", "training", corrupted.run_id)
         ]
         rows = (data_dir / "training.csv").read_bytes().count(b"\n") - 1
-        assert incidents[0].facts["ranges"] and incidents[0].approx_records == rows
+        assert incidents[0].facts["ranges"]
+        assert incidents[0].approx_records == rows
         assert session.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [
             "intact",
             "data_changed",
@@ -116,7 +119,8 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
     assert _state(_task_instances(relay_run)[("relay_alert_outbox", -1)]) == "success"
     with ledger_session() as session:
         outbox = session.scalars(select(AlertOutbox)).all()
-        assert {o.status for o in outbox} == {"delivered"} and len(received) == len(outbox) == 2
+        assert {o.status for o in outbox} == {"delivered"}
+        assert len(received) == len(outbox) == 2
     messages = [email.message_from_bytes(m, policy=default_policy) for m in received]
     assert {m["From"] for m in messages} == {
         "alertes-charte@ampmetropole.example"

@@ -42,11 +42,13 @@ def test_hard_failure_blocks_before_any_human(e2e_home, variant, registered, blo
     states = _states(dag_run)
     assert states[blocking_task] == "failed"
     assert states["gate"] == "failed"
-    assert states["human_review"] == "upstream_failed" and states["publish"] == "upstream_failed"
+    assert states["human_review"] == "upstream_failed"
+    assert states["publish"] == "upstream_failed"
     after = ledger_state("citizen_requests")
     assert after["versions"] == before == []
     decided = [r for r in after["runs"] if r[0] == "citizen_requests_model_refresh"]
-    assert decided and decided[-1][1] == "blocked"
+    assert decided
+    assert decided[-1][1] == "blocked"
     if incident:
         assert any(i[0] == incident for i in after["incidents"])
     else:  # a forbidden PII column in a personal dataset is a GDPR-compliance incident
@@ -56,39 +58,8 @@ def test_hard_failure_blocks_before_any_human(e2e_home, variant, registered, blo
     assert charter(["audit", "verify"]) == 0
 
 
-def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
-    from charter_guardrails.decision.model_registry import publish_version, suspend
-    from charter_guardrails.ledger.store import ledger_session
-
-    with ledger_session() as s:
-        publish_version(
-            s,
-            use_case="citizen_requests",
-            run_id="seed",
-            metrics={},
-            artifact_path=None,
-            artifact_sha256=None,
-            approved_by="claire",
-        )
-    with ledger_session() as s:
-        suspend(s, "citizen_requests", actor="dpo", reason="signalement de la médiation")
-    register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
-    dag_run = _dag("citizen_requests_inference_guardrails").test()
-    states = _states(dag_run)
-    assert states["kill_switch"] == "failed"
-    assert all(
-        states[t] == "upstream_failed"
-        for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift")
-    )
-    assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
-    assert (
-        not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*"))
-        if (e2e_home / "data" / "citizen_requests" / "accepted").exists()
-        else True
-    )
-
-
-def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:
+def _seed_production_version() -> None:
+    """A published version of citizen_requests, so that the inference DAG has a model to guard."""
     from charter_guardrails.decision.model_registry import publish_version
     from charter_guardrails.ledger.store import ledger_session
 
@@ -102,12 +73,37 @@ def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> No
             artifact_sha256=None,
             approved_by="claire",
         )
+
+
+def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
+    from charter_guardrails.decision.model_registry import suspend
+    from charter_guardrails.ledger.store import ledger_session
+
+    _seed_production_version()
+    with ledger_session() as s:
+        suspend(s, "citizen_requests", actor="dpo", reason="signalement de la médiation")
+    register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
+    dag_run = _dag("citizen_requests_inference_guardrails").test()
+    states = _states(dag_run)
+    assert states["kill_switch"] == "failed"
+    assert all(
+        states[t] == "upstream_failed"
+        for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift")
+    )
+    assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
+    assert not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*"))  # none, or no folder at all
+
+
+def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:
+
+    _seed_production_version()
     register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
     dag_run = _dag("citizen_requests_inference_guardrails").test(
         run_conf={"batch_file": "citizen_requests/inference_batch__drifted.csv"}
     )
     states = _states(dag_run)
-    assert states["verify_integrity"] == "success" and states["scan_personal_data"] == "success"
+    assert states["verify_integrity"] == "success"
+    assert states["scan_personal_data"] == "success"
     assert states["check_drift"] == "success"  # the verdict is recorded; route_batch decides on every verdict
     assert states["route_batch"] == "failed"
     quarantined = list((e2e_home / "data" / "citizen_requests" / "quarantine").glob("*inference_batch__drifted.csv"))
@@ -115,7 +111,8 @@ def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> No
     assert not (e2e_home / "data" / "citizen_requests" / "accepted").exists()
     state = ledger_state("citizen_requests")
     inference_runs = [r for r in state["runs"] if r[0] == "citizen_requests_inference_guardrails"]
-    assert inference_runs[-1][1] == "quarantined" and inference_runs[-1][2] == ["drift"]
+    assert inference_runs[-1][1] == "quarantined"
+    assert inference_runs[-1][2] == ["drift"]
     assert any(i[0] == "availability" for i in state["incidents"])
 
 

@@ -24,7 +24,7 @@ JUSTIFICATION = "Écart de représentativité connu et documenté ; chaque orien
 
 @pytest.fixture
 def airflow(e2e_home: Path, airflow_db: Path):
-    from charter_airflow.local import LocalAirflow
+    from charter_demo.local_airflow import LocalAirflow
 
     with LocalAirflow(home=airflow_db, users=USERS) as running:  # the session's migrated metadata database
         running.client("claire.martin").wait_for_dag(DAG)
@@ -58,7 +58,7 @@ def _finished(client, home: Path, run_id: str) -> str:
 
 
 def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
-    from charter_airflow.local import AirflowRestError
+    from charter_demo.local_airflow import AirflowRestError
     from charter_guardrails.cli.main import main as charter
 
     claire, karim, viewer = airflow.client("claire.martin"), airflow.client("karim.haddad"), airflow.client("viewer")
@@ -68,7 +68,8 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     run_id = claire.trigger(DAG)
     detail = claire.wait_for_hitl(DAG, run_id, "human_review")
     assert detail["options"] == ["Approve", "Override", "Reject"]
-    assert "Tous les garde-fous sont conformes" in detail["body"] and "| fairness |" in detail["body"]
+    assert "Tous les garde-fous sont conformes" in detail["body"]
+    assert "| fairness |" in detail["body"]
     with pytest.raises(AirflowRestError, match="HTTP 403"):  # a viewer cannot decide
         viewer.answer_hitl(DAG, run_id, "human_review", "Approve")
     claire.answer_hitl(DAG, run_id, "human_review", "Approve")
@@ -81,13 +82,15 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     for field in ("Finalité", "Base légale", "claire.martin", "Recours", "CO"):
         assert field in card, field
     label = json.loads((card_dir / "ai_label.json").read_text(encoding="utf-8"))
-    assert label and (card_dir / "ai_label.svg").read_text(encoding="utf-8").startswith("<svg")
+    assert label
+    assert (card_dir / "ai_label.svg").read_text(encoding="utf-8").startswith("<svg")
 
     # 2. Biased sample: representativeness and fairness fail; the approver rejects; nothing changes.
     register("citizen_requests", "training", "citizen_requests/training__biased.csv")
     run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
     detail = karim.wait_for_hitl(DAG, run_id, "human_review")
-    assert "Override" in detail["body"] and "representativeness" in detail["body"]
+    assert "Override" in detail["body"]
+    assert "representativeness" in detail["body"]
     karim.answer_hitl(DAG, run_id, "human_review", "Reject")
     karim.wait_for_run(DAG, run_id)
     assert _states(karim, run_id)["publish"] == "skipped"
@@ -100,7 +103,8 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     assert _finished(karim, airflow.home, run_id) == "success"
     state = ledger_state("citizen_requests")
     assert state["versions"] == [(1, "retired", "claire.martin"), (2, "production", "karim.haddad")]
-    assert ("overridden", "karim.haddad") in state["approvals"] and ("rejected", "karim.haddad") in state["approvals"]
+    assert ("overridden", "karim.haddad") in state["approvals"]
+    assert ("rejected", "karim.haddad") in state["approvals"]
     capsys.readouterr()
     assert charter(["audit", "log", "--limit", "200", "--json"]) == 0
     events = json.loads(capsys.readouterr().out)

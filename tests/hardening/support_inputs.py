@@ -43,7 +43,8 @@ def full_scale() -> bool:
 def corpus() -> ModuleType:
     """``scripts/make_bad_corpus.py`` as a module (``scripts`` is not a package)."""
     spec = importlib.util.spec_from_file_location("make_bad_corpus", CORPUS_SCRIPT)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -142,8 +143,9 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
     path, run = case["path"], f"bad__{case['name']}"
     policy, control = spec["policy"], spec["control"]
     if name == "reader":
+        from charter_guardrails.core.errors import DatasetReadError
         from charter_guardrails.core.policy import UseCasePolicy
-        from charter_guardrails.readers.files import DatasetReadError, read_dataset
+        from charter_guardrails.readers.files import read_dataset
 
         dataset = UseCasePolicy.from_file(policy).dataset("training")
         try:
@@ -157,7 +159,8 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
             "width": len(frame.columns),
         }
     if name == "suite":
-        from charter_guardrails.checks.quality.suites import SuiteError, load_suite
+        from charter_guardrails.checks.quality.suites import load_suite
+        from charter_guardrails.core.errors import SuiteError
 
         try:
             loaded = load_suite(path)

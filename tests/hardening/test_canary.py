@@ -151,7 +151,8 @@ def canaries(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
     monkeypatch.setenv("CHARTER_LEDGER_URL", url)
     db.migrate(url)
     policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
-    # A fixed seed in CI (a failure can be replayed); a new one each time at full size (more names and numbers over time).
+    # A fixed seed in CI (a failure can be replayed); a new one each time at full size (more names and numbers
+    # over time).
     seed = int(os.environ.get("CHARTER_CANARY_SEED") or (time.time_ns() % 1_000_000 if FULL else 20261128))
     values = Canaries.from_seed(seed)
     print(f"canary seed {seed} (replay with CHARTER_CANARY_SEED={seed})")
@@ -242,7 +243,8 @@ def test_canaries_never_leave_the_inputs(
             if responder is not None:
                 responder.stop.set()
         if responder is not None:
-            assert responder.error is None and responder.answered.is_set(), f"{name}: the HITL form was not answered"
+            assert responder.error is None, f"{name}: the HITL form was not answered"
+            assert responder.answered.is_set(), f"{name}: the HITL form was not answered"
         decisions[name] = _decision(dag_id, dag_run.run_id)
         timings[name] = round(time.perf_counter() - started, 1)
     assert decisions == {name: expected for name, *_, expected in SCENARIOS}, decisions
@@ -372,7 +374,7 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
     file under AIRFLOW_HOME/logs, failing tasks with their exception and traceback. At full size the
     clean refresh (approved) and the biased one (overridden) run too, answered through the HITL REST API.
     """
-    from charter_airflow.local import LocalAirflow
+    from charter_demo.local_airflow import LocalAirflow
     from charter_guardrails.core.settings import get_settings
 
     values, _ = canaries
@@ -423,9 +425,8 @@ def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path)
         "task_id=check_drift",
     }, task_logs
     text = "\n".join(p.read_text(errors="replace") for p in task_logs)
-    assert "AirflowFailException" in text and "batch quarantined" in text, (
-        "the failing tasks' errors are not in their log files"
-    )
+    assert "AirflowFailException" in text, "the failing tasks' errors are not in their log files"
+    assert "batch quarantined" in text, "the failing tasks' errors are not in their log files"
     search = CanarySearch(values)
     for path in logs:
         search.search_file("Airflow log files", path)

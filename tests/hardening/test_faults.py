@@ -55,7 +55,8 @@ def _draft(run_id: str) -> Any:
 
 
 def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
-    """What ``persist_and_gate`` writes for a corrupted dataset, in one transaction: the run, the verdict, the incident."""
+    """What ``persist_and_gate`` writes for a corrupted dataset, in one transaction: the run, the verdict, the
+    incident."""
     from charter_guardrails.core.results import CheckResult, Severity, Verdict
     from charter_guardrails.incidents.incident import raise_incident
     from charter_guardrails.ledger.store import get_or_create_check_run, record_check_result
@@ -72,7 +73,7 @@ def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
             dataset="training",
             summary="training.csv differs from its signed manifest",
             metrics={"changed_chunks": 1},
-            evidence={"ranges": [[1024, 2048]]},
+            evidence={"outcome": "data_changed", "file": "training.csv", "manifest_id": None, "changed_chunks": [1]},
         ),
     )
     raise_incident(session, policy, _draft(run_id))
@@ -237,9 +238,8 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
         begun = [line[2:] for line in lines if line.startswith("B ")]
         committed = [line[2:] for line in lines if line.startswith("C ")]
         try:
-            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (
-                f"the writer ended by itself ({status})"
-            )
+            assert os.WIFSIGNALED(status), f"the writer ended by itself ({status})"
+            assert os.WTERMSIG(status) == signal.SIGKILL, f"the writer ended by itself ({status})"
             with contextlib.redirect_stdout(io.StringIO()):
                 result = _check_after_kill(committed, begun)
         except AssertionError as exc:
@@ -285,22 +285,26 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
     report = tmp_path / "campaign.json"
     code = (
         f"from tests.hardening.test_faults import run_sigkill_campaign; "
-        f"run_sigkill_campaign({ledger_url!r}, {trials}, {seed}, {str(template) if template else None!r}, {str(report)!r})"
+        f"run_sigkill_campaign({ledger_url!r}, {trials}, {seed},"
+        f" {str(template) if template else None!r}, {str(report)!r})"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=900
     )
-    assert proc.returncode == 0 and report.exists(), proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert report.exists(), proc.stderr[-3000:]
     outcome = json.loads(report.read_text())
     stats = outcome["stats"]
     with capsys.disabled():
         print(
-            f"\nSIGKILL campaign on {backend}: {stats} in {outcome['seconds']} s (kills within {outcome['kill_window_ms']} ms)"
+            f"\nSIGKILL campaign on {backend}: {stats} in {outcome['seconds']} s"
+            f" (kills within {outcome['kill_window_ms']} ms)"
         )
     assert outcome["failure"] is None, outcome["failure"]
     assert stats["trials"] == trials
     # The kills landed where it matters: inside a transaction, and some between a commit and its report.
-    assert stats["killed inside a write"] >= trials // 2 and stats["committed but not yet reported"] > 0, stats
+    assert stats["killed inside a write"] >= trials // 2, stats
+    assert stats["committed but not yet reported"] > 0, stats
     assert stats["incidents committed"] >= trials // 2, stats
 
 
@@ -327,7 +331,8 @@ def _sample(rows: int = 1000) -> None:
 
 
 def _run_rows(run_id: str) -> dict[str, Any]:
-    """What the ledger holds about one Airflow run: results, findings, verifications, incidents, outbox, audit events."""
+    """What the ledger holds about one Airflow run: results, findings, verifications, incidents, outbox, audit
+    events."""
     from charter_guardrails.ledger.models import (
         AlertOutbox,
         AuditEvent,
@@ -378,7 +383,8 @@ def private_pg():
 
 
 def _restart_inside(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, server: Any, mode: str) -> list[str]:
-    """Wrap ``module.name`` so that PostgreSQL restarts right after its first call has flushed its rows, before the commit."""
+    """Wrap ``module.name`` so that PostgreSQL restarts right after its first call has flushed its rows, before the
+    commit."""
     original = getattr(module, name)
     restarts: list[str] = []
 
@@ -403,8 +409,8 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
     import charter_guardrails.checks.privacy.verdict as verdict_module
     import charter_guardrails.incidents.incident as incidents_module
     from airflow.sdk.exceptions import AirflowFailException
-    from charter_airflow.tasks.integrity import verify_dataset_integrity_step
-    from charter_airflow.tasks.privacy import scan_personal_data_step
+    from charter_airflow.dag_factory import REFRESH_STEPS
+    from charter_airflow.guardrail_tasks import run_step
     from charter_guardrails.cli.main import main as charter
     from charter_guardrails.core.policy import load_policy
     from charter_guardrails.ledger import db
@@ -418,28 +424,28 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
     run_id = f"scheduled__restart-{mode}"
     context = _context("citizen_requests_model_refresh", run_id)
     policy = load_policy("citizen_requests")
+    steps = {s.task_id: s for s in REFRESH_STEPS}
 
     def attempt() -> dict[str, Any]:
         if (
             guardrail == "integrity incident"
         ):  # verdict, verification, incident, outbox and audit events in one transaction
-            return verify_dataset_integrity_step(
-                use_case="citizen_requests",
-                dataset="training",
+            return run_step(
+                steps["verify_integrity"],
+                policy=policy,
                 context=context,
                 path="citizen_requests/training__corrupted.csv",
             )
-        return scan_personal_data_step(
-            policy=policy, dataset="training", path=None, context=context
-        )  # verdict and findings
+        return run_step(steps["scan_personal_data"], policy=policy, context=context)  # verdict and findings
 
     if guardrail == "integrity incident":
         restarts = _restart_inside(monkeypatch, incidents_module, "append_event", private_pg, mode)
     else:
         restarts = _restart_inside(monkeypatch, verdict_module, "record_findings", private_pg, mode)
 
-    # Attempt 1: the server restarts in the middle of the transaction. An infrastructure error, not a verdict: Airflow retries it.
-    with pytest.raises(Exception) as failure:
+    # Attempt 1: the server restarts in the middle of the transaction. An infrastructure error, not a verdict:
+    # Airflow retries it. Any other exception escapes pytest.raises and fails the test.
+    with pytest.raises((db.LedgerUnavailable, OperationalError)) as failure:
         attempt()
     assert restarts == [mode]
     assert not isinstance(failure.value, AirflowFailException), failure.value
@@ -475,8 +481,10 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
     else:
         assert attempt()["verdict"] in ("pass", "warn")
         rows = _run_rows(run_id)
-        assert rows["results"] == [("personal_data", rows["results"][0][1])] and rows["findings"] > 0
-        assert rows["events"] == ["check.recorded"] and rows["incidents"] == []
+        assert rows["results"] == [("personal_data", rows["results"][0][1])]
+        assert rows["findings"] > 0
+        assert rows["events"] == ["check.recorded"]
+        assert rows["incidents"] == []
     assert charter(["audit", "verify"]) == 0
 
 
@@ -488,19 +496,21 @@ REPORTING_STEPS = {"personal_data": "JSON and HTML scan report", "quality": "Dat
 
 def _reporting_steps(context: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Run each reporting guardrail; what it returned or raised (exception class names and message)."""
-    from charter_airflow.tasks.privacy import scan_personal_data_step
-    from charter_airflow.tasks.quality import check_drift_step, validate_quality_step
+    from charter_airflow.dag_factory import INFERENCE_STEPS, REFRESH_STEPS
+    from charter_airflow.guardrail_tasks import run_step
     from charter_guardrails.core.policy import load_policy
 
     policy = load_policy("citizen_requests")
+    refresh = {s.task_id: s for s in REFRESH_STEPS}
+    inference = {s.task_id: s for s in INFERENCE_STEPS}
     steps = {
-        "personal_data": lambda: scan_personal_data_step(policy=policy, dataset="training", path=None, context=context),
-        "quality": lambda: validate_quality_step(use_case="citizen_requests", dataset="training", context=context),
-        "drift": lambda: check_drift_step(use_case="citizen_requests", dataset="inference", context=context),
+        "personal_data": lambda: run_step(refresh["scan_personal_data"], policy=policy, context=context),
+        "quality": lambda: run_step(refresh["validate_quality"], policy=policy, context=context),
+        "drift": lambda: run_step(inference["check_drift"], policy=policy, context=context),
         # A failing verdict stays a failing verdict (not retried), and says the report is missing too.
-        "personal_data of a PII leak": lambda: scan_personal_data_step(
+        "personal_data of a PII leak": lambda: run_step(
+            refresh["scan_personal_data"],
             policy=policy,
-            dataset="training",
             path="citizen_requests/training__pii_leak.csv",
             context={
                 **context,
@@ -526,7 +536,7 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
     from airflow.sdk.exceptions import AirflowFailException
     from charter_guardrails.checks.privacy.scanner import detect_values
     from charter_guardrails.cli.main import main as charter
-    from charter_guardrails.core.results import ReportWriteError
+    from charter_guardrails.core.errors import ReportWriteError
     from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
 
@@ -548,24 +558,25 @@ def test_reports_folder_full_or_read_only_is_a_clear_error_and_the_verdict_is_re
     recorded = dict(_run_rows(run_id)["results"])
     for check, report in REPORTING_STEPS.items():
         result = outcome["returned"][check]
-        # A clear error: the task fails, Airflow retries it (not AirflowFailException), and the message says what and where.
+        # A clear error: the task fails, Airflow retries it (not AirflowFailException), and the message says what
+        # and where.
         assert "raised" in result, f"{check}: the {report} could not be written, yet the task succeeded: {result}"
         assert AirflowFailException.__name__ not in result["raised"], result
         message = result["message"]
         print(f"{fault}, {check}: {message}")
-        assert reason in message and str(reports) in message and "recorded" in message, (
-            f"{check}: unclear error: {message}"
-        )
+        assert reason in message, f"{check}: unclear error: {message}"
+        assert str(reports) in message, f"{check}: unclear error: {message}"
+        assert "recorded" in message, f"{check}: unclear error: {message}"
         assert ReportWriteError.__name__ in result["raised"], result
         # ... and the verdict is in the ledger all the same.
         assert check in recorded, f"{check}: the verdict was lost with the report ({recorded})"
     leak = outcome["returned"]["personal_data of a PII leak"]
-    assert AirflowFailException.__name__ in leak["raised"] and f"{reason}" in leak["message"], leak
+    assert AirflowFailException.__name__ in leak["raised"], leak
+    assert f"{reason}" in leak["message"], leak
     assert "also, the personal-data scan report could not be written" in leak["message"], leak
     leak_rows = _run_rows(run_id + "-leak")
-    assert leak_rows["results"] == [("personal_data", "fail")] and leak_rows["incidents"] == ["gdpr_compliance"], (
-        leak_rows
-    )
+    assert leak_rows["results"] == [("personal_data", "fail")], leak_rows
+    assert leak_rows["incidents"] == ["gdpr_compliance"], leak_rows
     assert charter(["audit", "verify"]) == 0
 
 
@@ -617,7 +628,10 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
     integrity incident) and a quarantined inference batch (drift incident). Each task gets the same
     upstream outputs every time, as a retried or cleared task does from XCom.
     """
-    from charter_airflow import steps
+    from charter_airflow import publish
+    from charter_airflow.dag_factory import INFERENCE_STEPS, REFRESH_STEPS
+    from charter_airflow.guardrail_tasks import run_step
+    from charter_guardrails.decision.gate import INFERENCE_CHECKS
 
     clean = _context("citizen_requests_model_refresh", "manual__idempotent-clean")
     corrupt = _context("citizen_requests_model_refresh", "manual__idempotent-corrupted")
@@ -625,6 +639,8 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
     drifted = _context("citizen_requests_inference_guardrails", "manual__idempotent-drifted")
     drifted["params"] = {"batch_file": "citizen_requests/inference_batch__drifted.csv"}
     outputs: dict[str, Any] = {}
+    refresh = {s.task_id: s for s in REFRESH_STEPS}
+    inference = {s.task_id: s for s in INFERENCE_STEPS}
 
     def keep(name: str, value: Any) -> Any:
         outputs.setdefault(name, value)  # the first attempt's XCom, which every retry reads
@@ -638,42 +654,44 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
             "responded_by_user": {"id": "claire.martin", "name": "claire.martin"},
         }
 
+    def task(table: dict[str, Any], name: str, context: dict[str, Any], *inputs: str) -> Any:
+        return lambda: run_step(table[name], policy=policy, context=context, inputs=tuple(outputs[i] for i in inputs))
+
+    def kept(name: str, *inputs: str) -> Any:
+        return lambda: keep(name, task(refresh, name, clean, *inputs)())
+
     return [
-        ("clean: kill_switch", lambda: steps.kill_switch(policy, clean)),
-        ("clean: verify_integrity", lambda: steps.verify_integrity(policy, clean, "training", "training_file")),
-        ("clean: scan_personal_data", lambda: steps.scan_personal_data(policy, clean, "training", "training_file")),
-        (
-            "clean: pseudonymise",
-            lambda: keep("pseudonymised", steps.pseudonymise(policy, clean, "training", "training_file")),
-        ),
-        ("clean: validate_quality", lambda: steps.validate_quality(policy, clean, "training", "training_file")),
-        (
-            "clean: check_representativeness",
-            lambda: steps.check_representativeness(policy, clean, "training", "training_file"),
-        ),
-        (
-            "clean: check_proportionality",
-            lambda: keep("minimised", steps.check_proportionality(policy, clean, outputs["pseudonymised"])),
-        ),
-        ("clean: train_candidate", lambda: keep("candidate", steps.train(policy, clean, outputs["minimised"]))),
-        ("clean: evaluate", lambda: keep("evaluation", steps.evaluate(policy, clean, outputs["candidate"]))),
-        ("clean: footprint_gate", lambda: steps.footprint(policy, clean, outputs["candidate"], outputs["evaluation"])),
-        ("clean: gate", lambda: keep("gate", steps.gate(policy, clean, REFRESH_CHECKS))),
+        ("clean: kill_switch", task(refresh, "kill_switch", clean)),
+        ("clean: verify_integrity", task(refresh, "verify_integrity", clean)),
+        ("clean: scan_personal_data", task(refresh, "scan_personal_data", clean)),
+        ("clean: pseudonymise", kept("pseudonymise")),
+        ("clean: validate_quality", task(refresh, "validate_quality", clean)),
+        ("clean: check_representativeness", task(refresh, "check_representativeness", clean)),
+        ("clean: check_proportionality", kept("check_proportionality", "pseudonymise")),
+        ("clean: train_candidate", kept("train_candidate", "check_proportionality")),
+        ("clean: evaluate", kept("evaluate", "train_candidate")),
+        ("clean: footprint_gate", task(refresh, "footprint_gate", clean, "train_candidate", "evaluate")),
+        ("clean: gate", lambda: keep("gate", publish.gate(policy, clean, REFRESH_CHECKS))),
         (
             "clean: publish",
-            lambda: steps.publish(
-                policy, clean, gate_output=outputs["gate"], answer=answer(), candidate=outputs["candidate"]
+            lambda: publish.publish(
+                policy, clean, gate_output=outputs["gate"], answer=answer(), candidate=outputs["train_candidate"]
             ),
         ),
-        ("corrupted: kill_switch", lambda: steps.kill_switch(policy, corrupt)),
-        ("corrupted: verify_integrity", lambda: steps.verify_integrity(policy, corrupt, "training", "training_file")),
-        ("corrupted: gate", lambda: steps.gate(policy, corrupt, REFRESH_CHECKS)),
-        ("drifted: kill_switch", lambda: steps.kill_switch(policy, drifted)),
-        ("drifted: verify_integrity", lambda: steps.verify_integrity(policy, drifted, "inference", "batch_file")),
-        ("drifted: scan_personal_data", lambda: steps.scan_personal_data(policy, drifted, "inference", "batch_file")),
-        ("drifted: validate_quality", lambda: steps.validate_quality(policy, drifted, "inference", "batch_file")),
-        ("drifted: check_drift", lambda: steps.check_drift(policy, drifted, "inference", "batch_file")),
-        ("drifted: route_batch", lambda: steps.route_batch(policy, drifted, "inference", "batch_file")),
+        ("corrupted: kill_switch", task(refresh, "kill_switch", corrupt)),
+        ("corrupted: verify_integrity", task(refresh, "verify_integrity", corrupt)),
+        ("corrupted: gate", lambda: publish.gate(policy, corrupt, REFRESH_CHECKS)),
+        ("drifted: kill_switch", task(inference, "kill_switch", drifted)),
+        ("drifted: verify_integrity", task(inference, "verify_integrity", drifted)),
+        ("drifted: scan_personal_data", task(inference, "scan_personal_data", drifted)),
+        ("drifted: validate_quality", task(inference, "validate_quality", drifted)),
+        ("drifted: check_drift", task(inference, "check_drift", drifted)),
+        (
+            "drifted: route_batch",
+            lambda: publish.route_batch(
+                policy, drifted, role="inference", file_param="batch_file", expected=INFERENCE_CHECKS
+            ),
+        ),
     ]
 
 
@@ -737,9 +755,9 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(
     assert first["drifted: route_batch"].startswith("AirflowFailException: batch quarantined"), first
     reference = _ledger_state()
     tables = reference["tables"]
-    assert len(tables["incidents"]) == 2 and len(tables["model_versions"]) == 1 and len(tables["approvals"]) == 1, (
-        tables["incidents"]
-    )
+    assert len(tables["incidents"]) == 2, tables["incidents"]
+    assert len(tables["model_versions"]) == 1, tables["incidents"]
+    assert len(tables["approvals"]) == 1, tables["incidents"]
 
     # Cleared: the three runs again, task after task, once the whole pipeline has run.
     for name, step in task_bodies:
@@ -751,6 +769,7 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(
     assert charter(["audit", "verify"]) == 0
     with capsys.disabled():
         print(
-            f"\nidempotency on {ledger_url.split(':')[0]}: {len(task_bodies)} task bodies, each run {times} times in a row, "
+            f"\nidempotency on {ledger_url.split(':')[0]}: {len(task_bodies)} task bodies,"
+            f" each run {times} times in a row, "
             f"then the runs cleared; {sum(len(rows) for rows in tables.values())} ledger rows and the anchor identical"
         )

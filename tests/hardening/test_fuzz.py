@@ -129,7 +129,7 @@ def _recognizer(name: str) -> Any:
 
 @pytest.mark.parametrize("entity", sorted(IDENTIFIERS))
 def test_recognizers_agree_with_stdnum_on_valid_and_mutated_values(entity: str) -> None:
-    from charter_guardrails.checks.privacy.scanner import get_detector
+    from charter_guardrails.checks.privacy.detector import get_detector
 
     class_name, valid, is_valid, sentence, groups = IDENTIFIERS[entity]
     recognizer, detector = _recognizer(class_name), get_detector()
@@ -151,7 +151,8 @@ def test_recognizers_agree_with_stdnum_on_valid_and_mutated_values(entity: str) 
         tally["valid" if expected else "invalid"] += 1
 
     agree()
-    assert tally["valid"] > EXAMPLES // 10 and tally["invalid"] > EXAMPLES // 10, tally
+    assert tally["valid"] > EXAMPLES // 10, tally
+    assert tally["invalid"] > EXAMPLES // 10, tally
 
 
 # ------------------------------------------------------------------------------------------------
@@ -282,7 +283,8 @@ def test_manifest_verifier_raises_only_its_own_errors(manifest_world: dict[str, 
         outcomes[result.outcome.value] = outcomes.get(result.outcome.value, 0) + 1
 
     verify()
-    assert {"manifest_edited", "unknown_key"} <= set(outcomes) and len(outcomes) >= 4, outcomes
+    assert {"manifest_edited", "unknown_key"} <= set(outcomes), outcomes
+    assert len(outcomes) >= 4, outcomes
 
 
 def test_a_genuine_manifest_still_verifies(manifest_world: dict[str, Any]) -> None:
@@ -436,9 +438,13 @@ def test_policy_parser_on_mutated_policies(policy_dir: Path, changes: list[tuple
     try:
         policy = UseCasePolicy.from_file(target)
     except PolicyError as exc:
-        assert str(exc).startswith(str(target)) and exc.all_errors
+        # A mutated policy may be valid or not, so pytest.raises does not fit: a refusal is fine if it is ours,
+        # names the file and lists its errors.
+        assert str(exc).startswith(str(target))  # noqa: PT017 - the input may be valid, see above
+        assert exc.all_errors  # noqa: PT017 - the input may be valid, see above
         return
     assert policy.id  # accepted: it is a valid policy, then its datasets resolve inside the data folder or refuse
     for dataset in policy.datasets:
         if dataset.path is not None:
-            assert ".." not in Path(dataset.path).parts and not Path(dataset.path).is_absolute()
+            assert ".." not in Path(dataset.path).parts
+            assert not Path(dataset.path).is_absolute()

@@ -30,7 +30,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -41,7 +41,8 @@ SMTP_USER = "relais-charte"
 BOOT = """
 import logging, sys
 logging.basicConfig(level=logging.DEBUG, filename=sys.argv[1], format="%(asctime)s %(name)s %(levelname)s %(message)s")
-logging.getLogger("sqlalchemy").setLevel(logging.DEBUG)  # SQLAlchemy holds itself at WARNING unless told: every statement and parameter
+# SQLAlchemy holds itself at WARNING unless told: every statement and parameter
+logging.getLogger("sqlalchemy").setLevel(logging.DEBUG)
 sys.argv = ["charter", *sys.argv[2:]]
 from charter_guardrails.cli.main import entry
 entry()
@@ -51,7 +52,7 @@ entry()
 class _SmtpAskingForAPassword(socketserver.StreamRequestHandler):
     """Enough SMTP to make smtplib log in: AUTH is offered, every attempt is refused (535), as a relay would."""
 
-    seen: list[bytes] = []
+    seen: ClassVar[list[bytes]] = []  # shared by every connection: the test reads it once the client is done
 
     def handle(self) -> None:
         self.wfile.write(b"220 relais.example ESMTP\r\n")
@@ -107,7 +108,9 @@ def ran(tmp_path_factory: pytest.TempPathFactory, smtp_server: int) -> dict[str,
             "CHARTER_SMTP_PORT": str(smtp_server),
             "CHARTER_SMTP_USER": SMTP_USER,
             "CHARTER_SMTP_PASSWORD": password,
-            "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://{SMTP_USER}:{urllib.parse.quote(password, safe='')}@127.0.0.1:{smtp_server}",
+            "AIRFLOW_CONN_SMTP_DEFAULT": (
+                f"smtp://{SMTP_USER}:{urllib.parse.quote(password, safe='')}@127.0.0.1:{smtp_server}"
+            ),
         }
     )
     log = logs / "charter-debug.log"
@@ -245,21 +248,19 @@ def test_the_commands_used_the_secrets(ran: dict[str, Any]) -> None:
     auth = [line for line in _SmtpAskingForAPassword.seen if line.upper().startswith(b"AUTH PLAIN")]
     blob = base64.b64encode(f"\0{SMTP_USER}\0{ran['password']}".encode())
     assert any(blob in line for line in auth), "the relay never offered the password to the SMTP server"
-    assert ran["relay"]["failed"] >= 1 and ran["relay"]["delivered"] == 0
+    assert ran["relay"]["failed"] >= 1
+    assert ran["relay"]["delivered"] == 0
     home = ran["home"]
-    assert (home / "work" / "training__pseudonymised.csv").exists() and (
-        home / "work" / "inference__pseudonymised.csv"
-    ).exists()
+    assert (home / "work" / "training__pseudonymised.csv").exists()
+    assert (home / "work" / "inference__pseudonymised.csv").exists()
     log = (home / "logs" / "charter-debug.log").read_text(encoding="utf-8", errors="replace")
-    assert " DEBUG " in log and "INSERT INTO audit_events" in log, (
-        "the debug log holds SQL statements and their parameters"
-    )
+    assert " DEBUG " in log, "the debug log holds SQL statements and their parameters"
+    assert "INSERT INTO audit_events" in log, "the debug log holds SQL statements and their parameters"
     # the same search finds the keys where they belong
     keys = list((home / "keys").rglob("*"))
     found = _hits([p for p in keys if p.is_file()], _forms(ran))
-    assert any(h.startswith("signing key") for h in found) and any(
-        h.startswith("pseudonymisation key") for h in found
-    ), found
+    assert any(h.startswith("signing key") for h in found), found
+    assert any(h.startswith("pseudonymisation key") for h in found), found
 
 
 def test_no_secret_in_outputs_logs_or_ledger(ran: dict[str, Any]) -> None:
@@ -267,7 +268,8 @@ def test_no_secret_in_outputs_logs_or_ledger(ran: dict[str, Any]) -> None:
     files = [p for p in home.rglob("*") if p.is_file() and "keys" not in p.relative_to(home).parts]
     names = {p.relative_to(home).parts[0] for p in files}
     assert {"logs", "reports", "work", "audit", "ledger.db"} <= names, names
-    assert any(p.suffix == ".html" for p in files) and any(p.name.endswith(".sql") for p in files)
+    assert any(p.suffix == ".html" for p in files)
+    assert any(p.name.endswith(".sql") for p in files)
     assert not _hits(files, _forms(ran))
 
 
@@ -297,8 +299,9 @@ def test_key_files_are_private(ran: dict[str, Any]) -> None:
 def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(
     charter_home: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``charter keys rotate`` (and ``keys init --force``) retire the old public key instead of dropping it: what the old
-    key signed, manifests and audit heads, still verifies with public keys only. Without the retired key it would not."""
+    """``charter keys rotate`` (and ``keys init --force``) retire the old public key instead of dropping it: what
+    the old key signed, manifests and audit heads, still verifies with public keys only. Without the retired key it
+    would not."""
     from charter_guardrails.cli.main import main as charter
     from charter_guardrails.core.keys import load_pseudonymisation_key
     from charter_guardrails.ledger.models import AuditCheckpoint, Manifest
@@ -323,7 +326,8 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(
     pseudo_before = load_pseudonymisation_key()
     assert cli("hash", str(files["training"]), "--dataset", "citizen_requests.training")[0] == 0
     code, rotated = cli("keys", "rotate", "--json")
-    assert code == 0 and rotated["retired_key_id"] != rotated["key_id"]
+    assert code == 0
+    assert rotated["retired_key_id"] != rotated["key_id"]
     assert load_pseudonymisation_key() == pseudo_before, "rotating the signing key must not change the pseudonyms"
     assert cli("hash", str(files["inference"]), "--dataset", "citizen_requests.inference")[0] == 0
     assert cli("keys", "init", "--force")[0] == 0  # the other way to replace the keys
@@ -341,9 +345,11 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(
         ("extra", "waste_tonnage.training"),
     ):
         code, result = cli("verify", str(files[name]), "--dataset", ref, "--no-record", "--json")
-        assert code == 0 and result["outcome"] == "intact", (name, result)
+        assert code == 0, (name, result)
+        assert result["outcome"] == "intact", (name, result)
     code, report = cli("audit", "verify", "--json")
-    assert code == 0 and report["ok"], report
+    assert code == 0, report
+    assert report["ok"], report
 
     # the control: without the retired keys, the old manifests and heads no longer verify
     for path in (keys_dir / "retired").glob("*.pub"):
@@ -351,6 +357,8 @@ def test_rotation_keeps_old_manifests_and_audit_heads_verifiable(
     code, result = cli(
         "verify", str(files["training"]), "--dataset", "citizen_requests.training", "--no-record", "--json"
     )
-    assert code == 1 and result["outcome"] == "unknown_key", result
+    assert code == 1, result
+    assert result["outcome"] == "unknown_key", result
     code, report = cli("audit", "verify", "--json")
-    assert code == 1 and "unknown key" in json.dumps(report["problems"])
+    assert code == 1
+    assert "unknown key" in json.dumps(report["problems"])

@@ -94,9 +94,14 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 summary="Le fichier training.csv ne correspond plus à son manifeste signé (bloc 1 modifié).",
                 metrics={"chunks": 2, "mismatched_chunks": 1},
                 evidence={
+                    "outcome": "data_changed",
+                    "file": "training.csv",
                     "manifest_id": manifest.id,
-                    "mismatched_chunks": [{"chunk": 1, "rows": "1024-2047"}],
                     "expected_root": "ab" * 8,
+                    "changed_chunks": [1],
+                    "changed_chunk_count": 1,
+                    "first_changed_chunk": 1,
+                    "ranges": [{"chunk": 1, "bytes": [1048576, 2097151], "lines": [1025, 2048], "rows": [1024, 2047]}],
                     "actual_root": "ef" * 8,
                 },
             ),
@@ -109,8 +114,25 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 summary="Numéros de téléphone dans la colonne channel, où aucune donnée personnelle n'est autorisée.",
                 metrics={"rows_scanned": 5000, "findings": 37},
                 evidence={
-                    "columns": {"channel": {"FR_PHONE": 37}},
-                    "note": f"exemple non masqué par erreur : {LEAKED_PHONE}",
+                    "mode": "exhaustive",
+                    "guarantee": "every row scanned",
+                    "min_score": 0.5,
+                    "dataset_personal_data": True,
+                    "columns": [
+                        {
+                            "column": "channel",
+                            "declared": True,
+                            "allowed": [],
+                            "found": ["FR_PHONE"],
+                            "forbidden": ["FR_PHONE"],
+                            "forbidden_rows": 37,
+                            "ok": False,
+                            # a check that leaked a raw value into its evidence: the view must mask it
+                            "reason": f"exemple non masqué par erreur : {LEAKED_PHONE}",
+                            "warning": None,
+                        }
+                    ],
+                    "declared_columns_absent": [],
                 },
             ),
             CheckResult(
@@ -122,8 +144,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 metrics={"success_percent": 100.0},
                 report_path="data_docs/citizen_requests/index.html",
             ),
-            # Evidence shaped as the project's checks write it (quality/representativeness.py, evaluation.py,
-            # quality/drift.py, footprint.py).
+            # Evidence shaped as the project's checks write it: CheckResult validates it against the catalogue's models.
             CheckResult(
                 check="representativeness",
                 verdict=Verdict.WARN,
@@ -137,6 +158,10 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                         {
                             "column": "arrondissement",
                             "rows_with_group": 5000,
+                            "rows_without_group": 0,
+                            "reference": "arrondissements_marseille.csv",
+                            "reference_source": "Source: INSEE, recensement de la population",
+                            "reasons": ["arrondissement=13015: 2,0 % des lignes contre 8,1 % de la population"],
                             "groups": {
                                 "13001": {"count": 250, "share": 0.05, "reference_share": 0.047, "gap_pp": 0.3},
                                 "13003": {"count": 200, "share": 0.04, "reference_share": 0.05, "gap_pp": -1.0},
@@ -147,6 +172,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                         }
                     ],
                     "data_gaps": [],
+                    "absent_columns": [],
                     "reasons": ["arrondissement=13015: 2,0 % des lignes contre 8,1 % de la population"],
                 },
             ),
@@ -159,7 +185,11 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 metrics={"max_difference": 0.04, "limit": 0.2},
                 evidence={
                     "positive_label": None,
+                    "max_metric_difference": 0.2,
                     "breaches": [],
+                    "small_groups_left_out": {},
+                    "not_measurable": [],
+                    "holdout_rows": 1250,
                     "table": [
                         {"column": "age_band", "group": "18-29", "accuracy": 0.84, "count": 310, "compared": True},
                         {"column": "age_band", "group": "30-59", "accuracy": 0.86, "count": 640, "compared": True},
@@ -188,6 +218,8 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                         "message": {
                             "length_psi": 0.03,
                             "oov_share": 0.12,
+                            "reference_oov_share": 0.1,
+                            "batch_n": 800,
                             "kind": "text",
                             "drifted": False,
                             "reasons": [],
@@ -195,7 +227,15 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                     },
                     "drifted": ["channel"],
                     "missing_features": [],
-                    "thresholds": {"psi_max": 0.2, "js_max": 0.1, "text_length_psi_max": 0.2},
+                    "thresholds": {
+                        "psi_max": 0.2,
+                        "ks_pvalue_min": 0.01,
+                        "chi2_pvalue_min": 0.01,
+                        "js_max": 0.1,
+                        "text_length_psi_max": 0.2,
+                        "vocabulary_oov_max": 0.3,
+                        "max_drifted_features": 1,
+                    },
                 },
             ),
             CheckResult(
@@ -204,7 +244,13 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 engagements=["durabilite.1"],
                 summary="Le réentraînement vaut son empreinte : 12 Wh, 0,7 gCO2e pour un gain d'exactitude de +0,02.",
                 metrics={"gain": 0.02, "kwh": 0.012, "gco2e": 0.7, "gain_per_kwh": 1.6},
-                evidence={"metric": "accuracy", "energy_method": "codecarbon (hors ligne, FRA)", "problems": []},
+                evidence={
+                    "metric": "accuracy",
+                    "gain_unit": "accuracy points (positive = better)",
+                    "energy_method": "codecarbon (hors ligne, FRA)",
+                    "country_iso_code": "FRA",
+                    "problems": [],
+                },
             ),
         ]
         rows = {r.check: record_check_result(session, run, r) for r in results}
@@ -237,7 +283,9 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 dataset="training",
                 run_id=BLOCKED_RUN,
                 title="Corruption du jeu d'entraînement citizen_requests/training",
-                nature="Le contenu du fichier diffère de son manifeste signé : 1 bloc sur 2 modifié (lignes 1024 à 2047).",
+                nature=(
+                    "Le contenu du fichier diffère de son manifeste signé : 1 bloc sur 2 modifié (lignes 1024 à 2047)."
+                ),
                 facts={"manifest_id": manifest.id, "mismatched_chunks": 1},
                 likely_consequences="Un modèle entraîné sur des données altérées.",
                 measures_taken=["Entraînement bloqué", "Jeu de données mis en quarantaine"],
@@ -253,7 +301,10 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 dataset="training",
                 run_id=BLOCKED_RUN,
                 title="Numéros de téléphone dans une colonne sans données personnelles autorisées",
-                nature="37 numéros de téléphone détectés dans la colonne channel (données de contact non prévues par la finalité).",
+                nature=(
+                    "37 numéros de téléphone détectés dans la colonne channel "
+                    "(données de contact non prévues par la finalité)."
+                ),
                 facts={"column": "channel", "entity_type": "FR_PHONE", "count": 37},
                 likely_consequences="Exposition de coordonnées d'usagers.",
                 measures_taken=["Entraînement bloqué"],

@@ -46,9 +46,11 @@ def test_charte_ia_on_a_real_api_server(
             for e in session.scalars(select(AuditEvent).where(AuditEvent.action.like("incident.%")))
         }
         acknowledged = events[("incident.acknowledged", str(rows.incident_id))]
-        assert acknowledged.actor == "admin" and acknowledged.payload["comment"] == ACK_COMMENT
+        assert acknowledged.actor == "admin"
+        assert acknowledged.payload["comment"] == ACK_COMMENT
         resolved = events[("incident.resolved", str(rows.pii_incident_id))]
-        assert resolved.actor == "admin" and resolved.payload["comment"] == RESOLVE_COMMENT
+        assert resolved.actor == "admin"
+        assert resolved.payload["comment"] == RESOLVE_COMMENT
         assert sorted(action for action, _ in events) == [
             "incident.acknowledged",
             "incident.raised",
@@ -56,13 +58,16 @@ def test_charte_ia_on_a_real_api_server(
             "incident.resolved",
         ]
         incident = session.get(Incident, rows.incident_id)
-        assert incident is not None and incident.status == "acknowledged" and incident.acknowledged_by == "admin"
+        assert incident is not None
+        assert incident.status == "acknowledged"
+        assert incident.acknowledged_by == "admin"
         chain = verify_chain(session)
         assert chain.ok, chain.to_json_dict()
 
 
 def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
-    """Anonymous, forged, read-only and cookie-without-CSRF requests are refused on every route; the API acts with a token."""
+    """Anonymous, forged, read-only and cookie-without-CSRF requests are refused on every route; the API acts with a
+    token."""
     routes = app_routes()
     values = {
         "run_pk": rows.blocked_run_pk,
@@ -113,14 +118,16 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
 
         # The viewer sees the incident but is offered no action.
         page = client.get(f"/incidents/{rows.incident_id}", headers={"Authorization": f"Bearer {viewer}"}).text
-        assert "Prendre en compte" not in page and "lecture seule" in page
+        assert "Prendre en compte" not in page
+        assert "lecture seule" in page
 
         # Cookie sessions (the UI) need the page's CSRF token, and a foreign Origin is refused even with it.
         cookies = {"_token": admin}
         no_token = client.post(
             f"/incidents/{rows.incident_id}/acquitter", data={"comment": "sans jeton"}, cookies=cookies
         )
-        assert no_token.status_code == 403 and "CSRF" in no_token.text
+        assert no_token.status_code == 403
+        assert "CSRF" in no_token.text
         page = client.get(f"/incidents/{rows.incident_id}", cookies=cookies).text
         token = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert token, "the incident page carries a CSRF token for an operator"
@@ -151,7 +158,9 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
             json={"comment": RESOLVE_COMMENT},
             headers={"Authorization": f"Bearer {admin}"},
         )
-        assert done.status_code == 200 and done.json()["status"] == "resolved" and done.json()["resolved_by"] == "admin"
+        assert done.status_code == 200
+        assert done.json()["status"] == "resolved"
+        assert done.json()["resolved_by"] == "admin"
         again = client.post(
             f"/api/incidents/{rows.pii_incident_id}/acknowledge", json={}, headers={"Authorization": f"Bearer {admin}"}
         )
@@ -185,7 +194,8 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     page.goto(f"{ui_server.base_url}/__ti_tab__")
     ti_frame = page.frame_locator("iframe[title='tab']")
     ti_frame.locator("#raisons").wait_for()
-    assert "integrity" in ti_frame.locator("#raisons").inner_text() and ti_frame.locator("#onglet").is_visible()
+    assert "integrity" in ti_frame.locator("#raisons").inner_text()
+    assert ti_frame.locator("#onglet").is_visible()
     assert ti_frame.locator("a").count() == 0
     page.unroute(f"{ui_server.base_url}/__ti_tab__")
     page.goto(f"{ui_server.base_url}/")
@@ -196,7 +206,8 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     frame = page.frame_locator("iframe[title='Charte IA']")
     overview = frame.locator("#cas-citizen_requests")
     overview.get_by_text("bloqué", exact=True).wait_for()
-    assert "Sûreté" in overview.inner_text() and "Corruption du jeu d'entraînement" in overview.inner_text()
+    assert "Sûreté" in overview.inner_text()
+    assert "Corruption du jeu d'entraînement" in overview.inner_text()
     page.screenshot(path=str(artifacts / "01-vue-ensemble.png"))
 
     # The blocked run and its reasons, with the group-shares and drift charts.
@@ -204,9 +215,12 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     reasons = frame.locator("#raisons")
     reasons.wait_for()
     text = reasons.inner_text()
-    assert "integrity" in text and "personal_data" in text and "ne correspond plus à son manifeste signé" in text
+    assert "integrity" in text
+    assert "personal_data" in text
+    assert "ne correspond plus à son manifeste signé" in text
     body = frame.locator("body").inner_text()
-    assert LEAKED_PHONE not in body and "06 ** ** ** 78" in body, "personal values are masked"
+    assert LEAKED_PHONE not in body, "personal values are masked"
+    assert "06 ** ** ** 78" in body, "personal values are masked"
     charts = frame.locator("svg.chart")
     assert charts.count() >= 2
     frame.locator("#raisons").screenshot(path=str(artifacts / "02a-raisons-du-blocage.png"))
@@ -248,11 +262,13 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     assert frame.locator("tr.engagement").count() == 21
     page.screenshot(path=str(artifacts / "05-rapport-charte.png"))
     exported = page.request.get(f"{ui_server.base_url}/charte/rapport-charte/export.json")
-    assert exported.ok and "attachment" in exported.headers["content-disposition"]
+    assert exported.ok
+    assert "attachment" in exported.headers["content-disposition"]
     report = json.loads(exported.text())
     assert len(report["engagements"]) == 21
     surete2 = next(e for e in report["engagements"] if e["id"] == "surete.2")
-    assert surete2["evidence"]["fail"] == 1 and surete2["evidence"]["incidents"] == 1
+    assert surete2["evidence"]["fail"] == 1
+    assert surete2["evidence"]["incidents"] == 1
 
     # The production model's card and AI label.
     frame.get_by_role("link", name="Modèles").click()

@@ -64,7 +64,7 @@ class Hooks:
         hooks = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hooks.failed < hooks.fail:
                     hooks.failed += 1
@@ -140,7 +140,8 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
     monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", hooks.url)
     incident_ids = _incidents(policies, tmp_path, 3)
     rows = _outbox()
-    assert len(rows) == 3 * 3 and Counter(r.channel for r in rows) == {"email": 6, "webhook": 3}
+    assert len(rows) == 3 * 3
+    assert Counter(r.channel for r in rows) == {"email": 6, "webhook": 3}
     port = free_port()
     monkeypatch.setenv("CHARTER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CHARTER_SMTP_PORT", str(port))
@@ -169,7 +170,8 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
     assert {r.status for r in rows} == {"delivered"}, [(r.channel, r.status, r.attempts, r.last_error) for r in rows]
     for row in rows:
         if row.channel == "email":
-            assert row.delivered_at is not None and row.delivered_at >= t0 + timedelta(minutes=120)
+            assert row.delivered_at is not None
+            assert row.delivered_at >= t0 + timedelta(minutes=120)
             assert 6 <= row.attempts <= 14, row.attempts  # exponential backoff: not every minute, not given up
         assert row.last_error is None
     keys = {r.idempotency_key: r for r in rows}
@@ -180,19 +182,23 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
     for message in mailbox.messages:
         row = keys[message[IDEMPOTENCY_HEADER]]
         assert message["Message-ID"] == f"<{row.idempotency_key}@charter-guardrails>"
-        assert message["To"] == row.recipient and message["Subject"].startswith("[Charte IA – Sûreté] Incident n°")
+        assert message["To"] == row.recipient
+        assert message["Subject"].startswith("[Charte IA – Sûreté] Incident n°")
         body = message.get_body(preferencelist=("plain",)).get_content()
-        assert "Notification à la CNIL avant" in body and "Mesures prises" in body and "lignes de données" in body
+        assert "Notification à la CNIL avant" in body
+        assert "Mesures prises" in body
+        assert "lignes de données" in body
         assert not any(v in message.as_string() for v in PERSONAL_VALUES)
     assert {int(m["X-Charter-Incident"]) for m in mailbox.messages} == set(incident_ids)
 
     hook_keys = Counter(headers[IDEMPOTENCY_HEADER] for headers, _ in hooks.received)
-    assert (
-        set(hook_keys) == {r.idempotency_key for r in rows if r.channel == "webhook"} and max(hook_keys.values()) <= 2
-    )
+    assert set(hook_keys) == {r.idempotency_key for r in rows if r.channel == "webhook"}
+    assert max(hook_keys.values()) <= 2
     for headers, body in hooks.received:
-        assert body["idempotency_key"] == headers[IDEMPOTENCY_HEADER] and body["incident"]["breach_type"] == "integrity"
-        assert body["incident"]["notify_deadline"] and body["incident"]["dpo_contact"]
+        assert body["idempotency_key"] == headers[IDEMPOTENCY_HEADER]
+        assert body["incident"]["breach_type"] == "integrity"
+        assert body["incident"]["notify_deadline"]
+        assert body["incident"]["dpo_contact"]
         assert not any(v in json.dumps(body, ensure_ascii=False) for v in PERSONAL_VALUES)
     with ledger_session() as session:
         delivered_events = session.scalars(select(AuditEvent).where(AuditEvent.action == "alert.delivered")).all()
@@ -248,7 +254,8 @@ def test_failures_back_off_then_die_and_never_leak_the_password(
         schedule = []
         for _ in range(4):
             report = relay_once({"email": SmtpSender(settings)}, clock=lambda at=now: at, backoff=backoff)
-            assert report.claimed == 2 and report.delivered == 0
+            assert report.claimed == 2
+            assert report.delivered == 0
             row = _outbox()[0]
             schedule.append(row.next_attempt_at - now)
             now = row.next_attempt_at
@@ -257,10 +264,12 @@ def test_failures_back_off_then_die_and_never_leak_the_password(
         controller.stop()
     assert schedule[:3] == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120)]
     rows = _outbox()
-    assert {r.status for r in rows} == {"dead"} and {r.attempts for r in rows} == {4}
+    assert {r.status for r in rows} == {"dead"}
+    assert {r.attempts for r in rows} == {4}
     assert all(r.last_error and "SMTP 127.0.0.1" in r.last_error for r in rows)
     assert mailbox.messages == []
-    assert not any(PASSWORD in (r.last_error or "") for r in rows) and PASSWORD not in caplog.text
+    assert not any(PASSWORD in (r.last_error or "") for r in rows)
+    assert PASSWORD not in caplog.text
     with ledger_session() as session:
         assert len(session.scalars(select(AuditEvent).where(AuditEvent.action == "alert.dead")).all()) == 2
 
@@ -272,7 +281,8 @@ def test_cli_relay_leaves_email_pending_without_smtp_settings(
     _incidents(policies, tmp_path, 1)
     assert charter(["alerts", "relay", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["claimed"] == 0 and report["unsent_channels"] == {"email": 2}
+    assert report["claimed"] == 0
+    assert report["unsent_channels"] == {"email": 2}
     mailbox = Mailbox()
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     controller.start()
@@ -282,7 +292,8 @@ def test_cli_relay_leaves_email_pending_without_smtp_settings(
         assert charter(["alerts", "relay", "--once"]) == 0
     finally:
         controller.stop()
-    assert "2 delivered" in capsys.readouterr().out and len(mailbox.messages) == 2
+    assert "2 delivered" in capsys.readouterr().out
+    assert len(mailbox.messages) == 2
     assert charter(["alerts", "status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"delivered": 2}
 
@@ -294,8 +305,6 @@ def test_webhook_sender_posts_json_with_the_key(hooks: Hooks) -> None:
     alert = Alert(1, 7, "webhook", hooks.url, "k" * 40, {"incident_id": 7, "breach_type": "integrity", "title": "t"}, 1)
     WebhookSender().send(alert)
     headers, body = hooks.received[0]
-    assert (
-        headers[IDEMPOTENCY_HEADER] == "k" * 40
-        and body["idempotency_key"] == "k" * 40
-        and body["incident"]["incident_id"] == 7
-    )
+    assert headers[IDEMPOTENCY_HEADER] == "k" * 40
+    assert body["idempotency_key"] == "k" * 40
+    assert body["incident"]["incident_id"] == 7

@@ -10,8 +10,8 @@ from charter_guardrails.decision.gate import (
     NEVER_OVERRIDABLE,
     OVERRIDABLE,
     REFRESH_CHECKS,
+    GateOutcome,
     HumanChoice,
-    Outcome,
     decide,
     review,
 )
@@ -27,7 +27,7 @@ def _all_pass() -> list[CheckResult]:
 
 def test_all_pass_needs_a_human_approval() -> None:
     decision = decide(_all_pass(), REFRESH_CHECKS)
-    assert decision.outcome is Outcome.NEEDS_APPROVAL
+    assert decision.outcome is GateOutcome.NEEDS_APPROVAL
     assert review(decision, HumanChoice.APPROVE, None).publish
     assert not review(decision, HumanChoice.REJECT, None).publish
 
@@ -50,12 +50,12 @@ def test_fail_closed_matrix(failed_check: str, failure: str, choice: HumanChoice
     if outcome.publish:
         assert outcome.decision == "overridden"
     if not overridable:
-        assert decision.outcome is Outcome.BLOCKED
+        assert decision.outcome is GateOutcome.BLOCKED
 
 
 def test_override_needs_a_real_justification() -> None:
     decision = decide([*(r for r in _all_pass() if r.check != "fairness"), _r("fairness", "fail")], REFRESH_CHECKS)
-    assert decision.outcome is Outcome.NEEDS_OVERRIDE
+    assert decision.outcome is GateOutcome.NEEDS_OVERRIDE
     assert not review(decision, HumanChoice.OVERRIDE, "ok").publish
     assert not review(decision, HumanChoice.OVERRIDE, None).publish
     assert not review(decision, HumanChoice.APPROVE, None).publish
@@ -66,7 +66,7 @@ def test_any_hard_failure_beats_overridable_ones(pair: tuple[str, str]) -> None:
     for hard in sorted(NEVER_OVERRIDABLE & set(REFRESH_CHECKS)):
         results = [r for r in _all_pass() if r.check not in (*pair, hard)] + [_r(c, "fail") for c in (*pair, hard)]
         decision = decide(results, REFRESH_CHECKS)
-        assert decision.outcome is Outcome.BLOCKED
+        assert decision.outcome is GateOutcome.BLOCKED
         assert not review(decision, HumanChoice.OVERRIDE, "a long and careful justification text").publish
 
 
@@ -74,4 +74,5 @@ def test_worst_result_per_check_wins() -> None:
     results = [*_all_pass(), _r("quality", "fail")]  # one dataset passes, another fails
     assert "quality" in decide(results, REFRESH_CHECKS).failed
     warn = decide([*_all_pass(), _r("drift", "warn")], REFRESH_CHECKS)
-    assert warn.outcome is Outcome.NEEDS_APPROVAL and warn.warnings == ["drift"]
+    assert warn.outcome is GateOutcome.NEEDS_APPROVAL
+    assert warn.warnings == ["drift"]

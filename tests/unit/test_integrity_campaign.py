@@ -189,7 +189,8 @@ MANIFEST_CASES = {
 def test_campaign_has_at_least_1000_cases_over_csv_and_parquet() -> None:
     plan = {**DATA_CASES, **MANIFEST_CASES}
     assert sum(a + b for a, b in plan.values()) >= 1000
-    assert sum(a for a, _ in plan.values()) >= 300 and sum(b for _, b in plan.values()) >= 300
+    assert sum(a for a, _ in plan.values()) >= 300
+    assert sum(b for _, b in plan.values()) >= 300
 
 
 def test_merkle_tree_follows_rfc6962() -> None:
@@ -240,7 +241,7 @@ def test_leaves_read_in_pieces_equal_the_whole_chunk_digest(tmp_path: Path) -> N
 CHILD_JOB = """
 import json, sys
 from pathlib import Path
-from charter_guardrails.checks.integrity.hashing import HashJob
+from charter_guardrails.checks.integrity.hash_job import HashJob
 path, chunk = Path(sys.argv[1]), int(sys.argv[2])
 out = {}
 job = HashJob(path, isolate=True, chunk_size=chunk, count_newlines=True)
@@ -271,9 +272,12 @@ def test_hash_job_in_a_child_process_returns_the_same_digest_and_errors(tmp_path
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     expected = hash_file(path, chunk_size=CHUNK, count_newlines=True)
-    assert out["forked"] and out["cancelled"]
-    assert out["root"] == expected.root and out["chunks"] == [[c.digest, c.newlines] for c in expected.chunks]
-    assert out["missing.csv"][0] == "DatasetFileMissing" and "does not exist" in out["missing.csv"][1]
+    assert out["forked"]
+    assert out["cancelled"]
+    assert out["root"] == expected.root
+    assert out["chunks"] == [[c.digest, c.newlines] for c in expected.chunks]
+    assert out["missing.csv"][0] == "DatasetFileMissing"
+    assert "does not exist" in out["missing.csv"][1]
     assert out["empty.csv"][0] == "DatasetFileEmpty"
 
 
@@ -304,10 +308,8 @@ def test_corruption_campaign_detects_and_localises_everything(campaign: dict, tm
                 chunk = first_diff // CHUNK
                 assert result.facts["first_changed_chunk"] == chunk, (kind, case, first_diff)
                 first_range = result.facts["ranges"][0]
-                assert (
-                    first_range["chunk"] == chunk
-                    and first_range["bytes"][0] == chunk * CHUNK <= first_diff <= first_range["bytes"][1]
-                )
+                assert first_range["chunk"] == chunk
+                assert first_range["bytes"][0] == chunk * CHUNK <= first_diff <= first_range["bytes"][1]
                 if len(mutated) == len(base.data):  # in place: exactly the chunks holding a changed byte
                     differing = sorted({i // CHUNK for i in range(len(mutated)) if mutated[i] != base.data[i]})
                     assert result.facts["changed_chunk_count"] == len(differing)

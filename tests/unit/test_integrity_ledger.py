@@ -14,15 +14,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from charter_guardrails.checks.integrity.hashing import (
+from charter_guardrails.checks.integrity.hashing import hash_file
+from charter_guardrails.checks.integrity.manifest import build_manifest
+from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.errors import (
     DatasetFileChanged,
     DatasetFileEmpty,
     DatasetFileMissing,
     DatasetFileUnreadable,
-    hash_file,
 )
-from charter_guardrails.checks.integrity.manifest import build_manifest
-from charter_guardrails.cli.main import main as charter
 from charter_guardrails.ledger import db
 from charter_guardrails.ledger.models import (
     AlertOutbox,
@@ -60,7 +60,8 @@ def _csv(path: Path, rows: int = 600, seed: int = 3) -> Path:
     for i in range(rows):
         person = rng.choice(PERSONAL_VALUES)
         lines.append(
-            f"R{i:05d};2026-01-{1 + i % 28:02d}T10:00:00;Bonjour, ici {person}, un nid-de-poule rue {i};132{1 + i % 16:02d};web;30-44;voirie"
+            f"R{i:05d};2026-01-{1 + i % 28:02d}T10:00:00;Bonjour, ici {person}, un nid-de-poule rue {i};"
+            f"132{1 + i % 16:02d};web;30-44;voirie"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -92,13 +93,18 @@ def _hash(capsys, path: Path, chunk: str = "4K") -> dict:
 
 def test_hash_then_verify_intact_records_everything(ledger_url: str, dataset_file: Path, capsys) -> None:
     registered = _hash(capsys, dataset_file)
-    assert registered["row_count"] == 600 and registered["leaves"] > 10
+    assert registered["row_count"] == 600
+    assert registered["leaves"] > 10
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "training", "--use-case", "citizen_requests")
-    assert code == 0 and result["outcome"] == "intact" and result["incident_id"] is None
+    assert code == 0
+    assert result["outcome"] == "intact"
+    assert result["incident_id"] is None
     with ledger_session() as s:
         manifest = s.scalars(select(Manifest)).one()
-        assert manifest.status == "active" and manifest.document["dataset"] == "citizen_requests.training"
-        assert manifest.document["row_count"] == 600 and manifest.schema_fingerprint
+        assert manifest.status == "active"
+        assert manifest.document["dataset"] == "citizen_requests.training"
+        assert manifest.document["row_count"] == 600
+        assert manifest.schema_fingerprint
         assert s.scalars(select(ManifestVerification.outcome)).all() == ["intact"]
         record = s.scalars(select(CheckResultRecord)).one()
         assert (record.check, record.verdict, record.engagements) == ("integrity", "pass", ["surete.2"])
@@ -115,20 +121,23 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
     corrupted = dataset_file.with_name("training__corrupted.csv")
     corrupted.write_bytes(bytes(data))
     code, result = _run(capsys, "verify", str(corrupted), "--dataset", "citizen_requests.training")
-    assert code == 1 and result["outcome"] == "data_changed"
+    assert code == 1
+    assert result["outcome"] == "data_changed"
     rng = result["facts"]["ranges"][0]
-    assert rng["chunk"] == row_start // 4096 and rng["bytes"][0] <= row_start + 3 <= rng["bytes"][1]
+    assert rng["chunk"] == row_start // 4096
+    assert rng["bytes"][0] <= row_start + 3 <= rng["bytes"][1]
     assert rng["rows"][0] <= 401 <= rng["rows"][1]
     code, incidents = _run(capsys, "incidents", "list")
-    assert code == 0 and len(incidents) == 1
+    assert code == 0
+    assert len(incidents) == 1
     incident = incidents[0]
     for name in ART33_FIELDS:
         assert incident[name] not in (None, "", [], {}), name
-    assert incident["breach_type"] == "integrity" and incident["approx_records"] == 600 and incident["status"] == "open"
-    assert (
-        "dataset quarantined" in " ".join(incident["measures_taken"])
-        and incident["facts"]["ranges"][0]["chunk"] == rng["chunk"]
-    )
+    assert incident["breach_type"] == "integrity"
+    assert incident["approx_records"] == 600
+    assert incident["status"] == "open"
+    assert "dataset quarantined" in " ".join(incident["measures_taken"])
+    assert incident["facts"]["ranges"][0]["chunk"] == rng["chunk"]
     text = json.dumps(incident, ensure_ascii=False)
     assert not any(v in text for v in PERSONAL_VALUES)
     with ledger_session() as s:
@@ -136,14 +145,15 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
         assert {o.status for o in s.scalars(select(AlertOutbox))} == {"pending"}
         assert s.scalars(select(CheckResultRecord.verdict)).all() == ["fail"]
     code, shown = _run(capsys, "incidents", "show", str(incident["id"]))
-    assert code == 0 and len(shown["alerts"]) == 2
+    assert code == 0
+    assert len(shown["alerts"]) == 2
     assert _run(capsys, "incidents", "ack", str(incident["id"]), "--by", "rssi")[1]["status"] == "acknowledged"
     code, resolved = _run(
         capsys, "incidents", "resolve", str(incident["id"]), "--by", "rssi", "--comment", "restored from backup"
     )
-    assert (
-        code == 0 and resolved["resolved_by"] == "rssi" and resolved["comments"][0]["comment"] == "restored from backup"
-    )
+    assert code == 0
+    assert resolved["resolved_by"] == "rssi"
+    assert resolved["comments"][0]["comment"] == "restored from backup"
     assert charter(["incidents", "ack", str(incident["id"])]) == 2  # resolved cannot be acknowledged
     capsys.readouterr()
     assert charter(["audit", "verify"]) == 0
@@ -151,7 +161,8 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
 
 def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home: Path, capsys) -> None:
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training")
-    assert code == 2 and result["outcome"] == "no_manifest"
+    assert code == 2
+    assert result["outcome"] == "no_manifest"
     _hash(capsys, dataset_file)
     engine = db.get_engine(ledger_url)
 
@@ -162,7 +173,9 @@ def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home
     with engine.begin() as conn:
         conn.execute(update(Manifest).values(document=document))
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training")
-    assert code == 1 and result["outcome"] == "manifest_edited" and result["incident_id"]
+    assert code == 1
+    assert result["outcome"] == "manifest_edited"
+    assert result["incident_id"]
     assert charter(["audit", "verify"]) == 1  # the audit chain sees the edited row too
     capsys.readouterr()
 
@@ -176,13 +189,16 @@ def test_each_failure_is_named(ledger_url: str, dataset_file: Path, charter_home
             update(Manifest).values(document=forged.document, signature=forged.signature, key_id=forged.key_id)
         )
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training")
-    assert code == 1 and result["outcome"] == "unknown_key"
+    assert code == 1
+    assert result["outcome"] == "unknown_key"
 
     # No public key at all: a configuration problem, named, exit 2, no incident.
     (charter_home / "keys" / "signing_ed25519.pub").rename(charter_home / "keys" / "moved.pub.bak")
     incidents_before = _count(Incident)
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training")
-    assert code == 2 and result["outcome"] == "key_missing" and _count(Incident) == incidents_before
+    assert code == 2
+    assert result["outcome"] == "key_missing"
+    assert _count(Incident) == incidents_before
     with ledger_session() as s:
         assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [
             "no_manifest",
@@ -198,7 +214,9 @@ def test_verification_needs_only_the_public_key(
     _hash(capsys, dataset_file)
     (charter_home / "keys" / "signing_ed25519.pem").unlink()
     code, result = _run(capsys, "verify", str(dataset_file), "--dataset", "citizen_requests.training", "--no-record")
-    assert code == 0 and result["outcome"] == "intact" and result["run_id"] is None
+    assert code == 0
+    assert result["outcome"] == "intact"
+    assert result["run_id"] is None
     assert _count(ManifestVerification) == 0
 
 
@@ -222,20 +240,20 @@ def test_parquet_directory_has_one_leaf_per_file(ledger_url: str, charter_home: 
             folder / f"part-{i}.parquet",
         )
     registered = _hash(capsys, folder, chunk="1K")
-    assert registered["leaves"] == 3 and registered["row_count"] == 150
+    assert registered["leaves"] == 3
+    assert registered["row_count"] == 150
     assert _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")[0] == 0
     pq.write_table(
         pa.table({"request_id": [f"X{j}" for j in range(50)], "category": ["voirie"] * 50}), folder / "part-1.parquet"
     )
     code, result = _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")
-    assert (
-        code == 1
-        and result["facts"]["files"] == {"changed": ["part-1.parquet"]}
-        and result["facts"]["changed_chunks"] == [1]
-    )
+    assert code == 1
+    assert result["facts"]["files"] == {"changed": ["part-1.parquet"]}
+    assert result["facts"]["changed_chunks"] == [1]
     (folder / "part-2.parquet").unlink()
     code, result = _run(capsys, "verify", str(folder), "--dataset", "citizen_requests.training")
-    assert code == 1 and result["facts"]["files"]["missing"] == ["part-2.parquet"]
+    assert code == 1
+    assert result["facts"]["files"]["missing"] == ["part-2.parquet"]
 
 
 @pytest.mark.parametrize("problem", ["missing", "empty", "directory", "fifo", "undeclared_dataset"])
@@ -263,14 +281,16 @@ def test_bad_input_is_a_clear_error_without_partial_manifest(
         "fifo": "not a regular file",
         "undeclared_dataset": "has no dataset 'nope'",
     }[problem]
-    assert code == 2 and expected in err, err
-    assert _count(Manifest) == 0 and _count(AuditEvent) == 0
+    assert code == 2, err
+    assert expected in err, err
+    assert _count(Manifest) == 0
+    assert _count(AuditEvent) == 0
 
 
 def test_file_changing_while_hashed_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "growing.csv"
     path.write_bytes(b"a;b\n" + b"1;2\n" * 5000)
-    with pytest.raises(DatasetFileChanged, match="changed while it was hashed|grew|shrank"):
+    with pytest.raises(DatasetFileChanged, match=r"changed while it was hashed|grew|shrank"):
         hash_file(path, chunk_size=1024, on_chunk=lambda i: i == 2 and path.open("ab").write(b"3;4\n"))
     with pytest.raises(DatasetFileChanged):
         hash_file(path, chunk_size=1024, on_chunk=lambda i: i == 1 and os.truncate(path, 3000))
@@ -305,7 +325,7 @@ def test_unreadable_file_is_refused() -> None:
     """Permission denied. As root, reading is attempted by an unprivileged child process (root ignores file modes)."""
     folder = Path(tempfile.mkdtemp(prefix="charter-unreadable-"))
     try:
-        os.chmod(folder, 0o755)
+        os.chmod(folder, 0o755)  # noqa: S103 - the unprivileged child must reach the file, whose own mode is 000
         path = folder / "secret.csv"
         path.write_text("a;b\n1;2\n")
         os.chmod(path, 0o000)
@@ -334,7 +354,8 @@ def test_unreadable_file_is_refused() -> None:
         os.close(read_fd)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 3, message
-        assert "permission denied" in message and "secret.csv" in message
+        assert "permission denied" in message
+        assert "secret.csv" in message
     finally:
         os.chmod(folder / "secret.csv", 0o600)
         (folder / "secret.csv").unlink()
@@ -344,8 +365,10 @@ def test_unreadable_file_is_refused() -> None:
 def test_verify_path_imports_no_heavy_library(tmp_path: Path) -> None:
     """``charter verify`` must start fast: no pandas, pyarrow, Great Expectations or Presidio."""
     code = (
-        "import sys\nfrom charter_guardrails.cli.main import main\nmain(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
-        "print(sorted(m for m in ('pandas', 'pyarrow', 'great_expectations', 'presidio_analyzer', 'numpy', 'spacy') if m in sys.modules))"
+        "import sys\nfrom charter_guardrails.cli.main import main\n"
+        "main(['verify', '/nonexistent', '--dataset', 'citizen_requests.training'])\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow', 'great_expectations', 'presidio_analyzer', 'numpy', 'spacy')"
+        " if m in sys.modules))"
     )
     env = {**os.environ, "CHARTER_HOME": str(tmp_path)}
     env.pop("CHARTER_LEDGER_URL", None)
@@ -361,7 +384,7 @@ def test_verify_path_imports_no_heavy_library(tmp_path: Path) -> None:
 
 
 def test_verify_checks_the_schema_without_alembic_and_agrees_with_it(charter_home: Path, monkeypatch, capsys) -> None:
-    from charter_guardrails.checks.integrity.verification import _head_revision_from_files
+    from charter_guardrails.checks.integrity.light_ledger import _head_revision_from_files
 
     assert _head_revision_from_files() == db.head_revision()
     monkeypatch.setenv("CHARTER_LEDGER_URL", f"sqlite:///{charter_home / 'never_migrated.db'}")
@@ -398,7 +421,8 @@ def test_console_script_exits_promptly_with_its_output_and_commit_kept(
     )
     assert failed.returncode == 1, failed.stderr
     reported = json.loads(failed.stdout)
-    assert reported["outcome"] == "data_changed" and reported["incident_id"] is not None
+    assert reported["outcome"] == "data_changed"
+    assert reported["incident_id"] is not None
     db.reset_caches()
     with ledger_session() as s:
         assert s.scalars(select(ManifestVerification.outcome).order_by(ManifestVerification.id)).all() == [

@@ -54,9 +54,8 @@ def _verify_json(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
 
 def test_unmigrated_ledger_says_which_command_to_run(charter_home, monkeypatch) -> None:
     monkeypatch.setenv("CHARTER_LEDGER_URL", f"sqlite:///{charter_home / 'fresh.db'}")
-    with pytest.raises(db.LedgerNotMigrated, match="charter ledger migrate"):
-        with ledger_session():
-            pass
+    with pytest.raises(db.LedgerNotMigrated, match="charter ledger migrate"), ledger_session():
+        pass
     assert charter(["audit", "verify"]) == 2
 
 
@@ -82,7 +81,9 @@ def test_check_results_are_idempotent_per_run(ledger_url: str) -> None:
 def test_untouched_chain_verifies(ledger_url: str, capsys) -> None:
     _seed_events()
     code, report = _verify_json(capsys)
-    assert code == 0 and report["ok"] and report["events"] == 6
+    assert code == 0
+    assert report["ok"]
+    assert report["events"] == 6
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "reorder", "insert", "truncate", "resign_other_key"])
@@ -112,7 +113,8 @@ def test_tampered_chain_is_detected_and_first_broken_event_named(
         elif tamper == "resign_other_key":
             _rewrite_and_resign_from(conn, 3)
     code, report = _verify_json(capsys)
-    assert code == 1 and not report["ok"]
+    assert code == 1
+    assert not report["ok"]
     expected_first = {"edit": 3, "delete": 3, "reorder": 3, "insert": 7, "truncate": 5, "resign_other_key": 3}[tamper]
     assert report["first_broken"]["seq"] == expected_first, report
     charter(["audit", "verify"])
@@ -145,7 +147,8 @@ def test_verification_needs_only_the_public_key(ledger_url: str, charter_home, m
     _seed_events(3)
     (charter_home / "keys" / "signing_ed25519.pem").unlink()
     code, report = _verify_json(capsys)
-    assert code == 0 and report["events"] == 3
+    assert code == 0
+    assert report["events"] == 3
 
 
 def test_rotated_key_keeps_old_heads_verifiable(ledger_url: str, charter_home, capsys) -> None:
@@ -182,21 +185,27 @@ def test_incident_is_unique_per_dataset_and_run_with_outbox_in_same_transaction(
         assert created
     with ledger_session() as s:
         again, created_again = raise_incident(s, policy, _draft())
-        assert not created_again and again.id == first.id
+        assert not created_again
+        assert again.id == first.id
         outbox = s.scalars(select(AlertOutbox)).all()
         assert {o.recipient for o in outbox} == set(policy.alert_recipients)
         incident = s.get(Incident, first.id)
         assert incident.notify_deadline - incident.detected_at == timedelta(hours=72)
-        assert incident.data_subject_categories == ["usagers"] and incident.dpo_contact.startswith("Délégué")
+        assert incident.data_subject_categories == ["usagers"]
+        assert incident.dpo_contact.startswith("Délégué")
 
 
 def test_incident_rolled_back_leaves_no_outbox(ledger_url: str, policies) -> None:
-    with pytest.raises(RuntimeError):
+    def worker_dies_after_raising() -> None:
         with ledger_session() as s:
             raise_incident(s, policies["citizen_requests"], _draft())
             raise RuntimeError("worker died")
+
+    with pytest.raises(RuntimeError, match="worker died"):
+        worker_dies_after_raising()
     with ledger_session() as s:
-        assert s.scalars(select(Incident)).all() == [] and s.scalars(select(AlertOutbox)).all() == []
+        assert s.scalars(select(Incident)).all() == []
+        assert s.scalars(select(AlertOutbox)).all() == []
         assert s.scalars(select(AuditEvent)).all() == []
 
 
@@ -206,14 +215,14 @@ def test_incident_transitions_and_row_tampering(ledger_url: str, policies, capsy
         incident_id = incident.id
     with ledger_session() as s:
         transition_incident(s, incident_id, IncidentStatus.ACKNOWLEDGED, actor="rssi", comment="on it")
-    with pytest.raises(Exception, match="cannot become acknowledged"):
-        with ledger_session() as s:
-            transition_incident(s, incident_id, IncidentStatus.ACKNOWLEDGED, actor="rssi")
+    with pytest.raises(Exception, match="cannot become acknowledged"), ledger_session() as s:
+        transition_incident(s, incident_id, IncidentStatus.ACKNOWLEDGED, actor="rssi")
     assert _verify_json(capsys)[0] == 0
     with db.get_engine(ledger_url).begin() as conn:
         conn.execute(update(Incident).where(Incident.id == incident_id).values(status="resolved"))
     code, report = _verify_json(capsys)
-    assert code == 1 and report["first_broken"]["subject"] == f"incidents#{incident_id}"
+    assert code == 1
+    assert report["first_broken"]["subject"] == f"incidents#{incident_id}"
 
 
 def test_row_inserted_or_deleted_behind_the_ledger(ledger_url: str, capsys) -> None:
@@ -231,14 +240,17 @@ def test_row_inserted_or_deleted_behind_the_ledger(ledger_url: str, capsys) -> N
             )
         )
     code, report = _verify_json(capsys)
-    assert code == 1 and any("inserted outside" in p["reason"] for p in report["problems"])
+    assert code == 1
+    assert any("inserted outside" in p["reason"] for p in report["problems"])
     with db.get_engine(ledger_url).begin() as conn:
         conn.execute(delete(Approval))
     code, report = _verify_json(capsys)
-    assert code == 1 and any("deleted outside" in p["reason"] for p in report["problems"])
+    assert code == 1
+    assert any("deleted outside" in p["reason"] for p in report["problems"])
 
 
 def test_report_without_anchor_or_events(ledger_url: str) -> None:
     with ledger_session() as s:
         report = verify_chain(s)
-    assert report.ok and report.events == 0
+    assert report.ok
+    assert report.events == 0

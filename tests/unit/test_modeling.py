@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 from charter_demo.sample_data import generate
 from charter_guardrails.checks.proportionality import check_proportionality, model_input_columns
+from charter_guardrails.core.errors import ArtifactIntegrityError
 from charter_guardrails.core.policy import UseCasePolicy, policy_files
 from charter_guardrails.core.results import Verdict
 from charter_guardrails.readers.files import apply_types, read_dataset
+from charter_guardrails.refresh.artifacts import load_model
+from charter_guardrails.refresh.energy import EnergyMeasurement
 from charter_guardrails.refresh.evaluation import (
     EvaluationReport,
     check_fairness,
@@ -27,14 +30,7 @@ from charter_guardrails.refresh.evaluation import (
     evaluate_candidate,
 )
 from charter_guardrails.refresh.footprint import check_footprint
-from charter_guardrails.refresh.training import (
-    ArtifactIntegrityError,
-    EnergyMeasurement,
-    TrainedModel,
-    load_model,
-    load_trained_model,
-    train_candidate,
-)
+from charter_guardrails.refresh.training import TrainedModel, load_trained_model, train_candidate
 from charter_guardrails.reporting.model_card import write_model_card
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -188,10 +184,12 @@ def test_missing_purpose_and_missing_recourse_fail(all_policies: dict[str, UseCa
     # model_copy skips validation: this is how a broken declaration would reach the check
     no_purpose = policy.model_copy(update={"purpose": "   "})
     _, result = check_proportionality(no_purpose, policy.training_dataset, frame, as_of=AS_OF)
-    assert result.verdict is Verdict.FAIL and "purpose" in result.summary
+    assert result.verdict is Verdict.FAIL
+    assert "purpose" in result.summary
     no_recourse = policy.model_copy(update={"human_recourse": None})
     _, result = check_proportionality(no_recourse, policy.training_dataset, frame, as_of=AS_OF)
-    assert result.verdict is Verdict.FAIL and "human recourse" in result.summary
+    assert result.verdict is Verdict.FAIL
+    assert "human recourse" in result.summary
 
 
 def test_missing_declared_input_fails_and_naive_as_of_is_a_config_error(
@@ -200,7 +198,8 @@ def test_missing_declared_input_fails_and_naive_as_of_is_a_config_error(
     policy = all_policies[CITIZEN]
     frame = _read(policy, data_dir, "training.csv")
     _, result = check_proportionality(policy, policy.training_dataset, frame.drop(columns=["channel"]), as_of=AS_OF)
-    assert result.verdict is Verdict.FAIL and result.evidence["missing_declared_columns"] == ["channel"]
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["missing_declared_columns"] == ["channel"]
     with pytest.raises(ValueError, match="timezone-aware"):
         check_proportionality(policy, policy.training_dataset, frame, as_of=AS_OF.replace(tzinfo=None))
 
@@ -217,15 +216,20 @@ def test_text_classifier_trains_on_a_stratified_holdout_with_measured_energy(
     assert model.test_rows == pytest.approx((model.train_rows + model.test_rows) * policy.model.test_size, abs=1)
     assert model.metrics["f1_macro"] > model.metrics["baseline_f1_macro"] + 0.3
     assert model.metrics["accuracy"] > model.metrics["baseline_accuracy"]
-    assert model.artifact_path.is_file() and len(model.artifact_sha256) == 64
-    assert model.holdout is not None and model.holdout_path is not None and model.holdout_path.is_file()
+    assert model.artifact_path.is_file()
+    assert len(model.artifact_sha256) == 64
+    assert model.holdout is not None
+    assert model.holdout_path is not None
+    assert model.holdout_path.is_file()
     assert {"arrondissement", "age_band", "category"} <= set(model.holdout.columns)
-    assert model.energy.kwh > 0 and model.energy.gco2e > 0 and model.energy.duration_s > 0
-    assert model.energy.method.startswith("codecarbon") and model.energy.country_iso_code == "FRA"
+    assert model.energy.kwh > 0
+    assert model.energy.gco2e > 0
+    assert model.energy.duration_s > 0
+    assert model.energy.method.startswith("codecarbon")
+    assert model.energy.country_iso_code == "FRA"
     assert model.data_period["column"] == "received_at"
-    assert model.data_period["start"] is not None and datetime.fromisoformat(
-        model.data_period["start"]
-    ) >= AS_OF - timedelta(days=365)
+    assert model.data_period["start"] is not None
+    assert datetime.fromisoformat(model.data_period["start"]) >= AS_OF - timedelta(days=365)
     json.dumps(model.to_json_dict())
 
 
@@ -241,7 +245,8 @@ def test_training_is_deterministic(
         write_holdout=False,
     )
     assert again.metrics == first.metrics
-    assert again.holdout is not None and first.holdout is not None
+    assert again.holdout is not None
+    assert first.holdout is not None
     assert again.holdout.equals(first.holdout)
 
 
@@ -277,7 +282,8 @@ def test_tampered_artifact_is_refused(models: dict[str, TrainedModel], tmp_path:
 def test_trained_model_round_trips_through_json(models: dict[str, TrainedModel]) -> None:
     model = models[f"{CITIZEN}/training.csv"]
     reloaded = load_trained_model(json.loads(json.dumps(model.to_json_dict())))
-    assert reloaded.holdout is not None and model.holdout is not None
+    assert reloaded.holdout is not None
+    assert model.holdout is not None
     assert len(reloaded.holdout) == len(model.holdout)
     assert (reloaded.predict(reloaded.holdout) == model.predict(model.holdout)).all()
     assert reloaded.energy == model.energy
@@ -292,12 +298,14 @@ def test_without_production_the_gain_is_measured_against_a_naive_baseline(
     policy = all_policies[CITIZEN]
     model = models[f"{CITIZEN}/training.csv"]
     report = evaluate_candidate(policy, model, None)
-    assert report.reference == "baseline" and report.production_score is None
+    assert report.reference == "baseline"
+    assert report.production_score is None
     assert report.candidate_score == pytest.approx(model.metrics["f1_macro"])
     assert report.gain == pytest.approx(report.candidate_score - report.baseline_score)
     result = check_performance(policy, report)
     assert result.verdict is Verdict.PASS
-    assert "naive baseline" in result.summary and "majority class" in result.evidence["baseline"]
+    assert "naive baseline" in result.summary
+    assert "majority class" in result.evidence["baseline"]
     assert EvaluationReport.from_json_dict(json.loads(json.dumps(report.to_json_dict()))).gain == pytest.approx(
         report.gain
     )
@@ -313,7 +321,8 @@ def test_gain_against_production_on_the_same_holdout(
         policy, minimised[f"{WASTE}/training.csv"][0].head(150), artifact_dir=tmp_path, write_holdout=False
     )
     report = evaluate_candidate(policy, candidate, weak)
-    assert report.reference == "production" and report.higher_is_better is False
+    assert report.reference == "production"
+    assert report.higher_is_better is False
     assert report.holdout_rows == candidate.test_rows
     # MAE: lower is better, so the gain is production - candidate
     assert report.gain == pytest.approx(report.production_score - report.candidate_score)  # type: ignore[operator]
@@ -325,7 +334,8 @@ def test_gain_against_production_on_the_same_holdout(
     assert same.gain == 0
     demanding = policy.model_copy(update={"model": policy.model.model_copy(update={"min_gain": 0.5})})
     refused = check_performance(demanding, same)
-    assert refused.verdict is Verdict.FAIL and refused.metrics["min_gain"] == 0.5
+    assert refused.verdict is Verdict.FAIL
+    assert refused.metrics["min_gain"] == 0.5
 
 
 def test_fairness_difference_is_larger_on_the_biased_sample(
@@ -337,7 +347,8 @@ def test_fairness_difference_is_larger_on_the_biased_sample(
     biased = evaluate_candidate(policy, models[f"{CITIZEN}/training__biased.csv"])
     clean_arr = next(g for g in clean.fairness if g.column == "arrondissement")
     biased_arr = next(g for g in biased.fairness if g.column == "arrondissement")
-    assert clean_arr.difference["selection_rate"] is not None and biased_arr.difference["selection_rate"] is not None
+    assert clean_arr.difference["selection_rate"] is not None
+    assert biased_arr.difference["selection_rate"] is not None
 
     # measured on this seed: 0.161 (clean) vs 0.271 (biased)
     assert biased_arr.difference["selection_rate"] > clean_arr.difference["selection_rate"] + 0.05
@@ -366,7 +377,8 @@ def test_fairness_without_measurable_groups(
 ) -> None:
     waste = evaluate_candidate(all_policies[WASTE], models[f"{WASTE}/training.csv"])
     result = check_fairness(all_policies[WASTE], waste)
-    assert result.verdict is Verdict.PASS and "no equity groups declared" in result.summary
+    assert result.verdict is Verdict.PASS
+    assert "no equity groups declared" in result.summary
 
     too_big = _with_min_group_size(all_policies[CITIZEN], 10_000)
     report = evaluate_candidate(too_big, models[f"{CITIZEN}/training.csv"])
@@ -388,22 +400,27 @@ def test_footprint_gate_follows_the_thresholds(
         return policy.model_copy(update={"footprint": policy.footprint.model_copy(update=update)})
 
     passed = check_footprint(policy, 0.05, energy)
-    assert passed.verdict is Verdict.PASS and passed.engagements == ["durabilite.1"]
+    assert passed.verdict is Verdict.PASS
+    assert passed.engagements == ["durabilite.1"]
     assert passed.metrics["gain_per_kwh"] == pytest.approx(25.0)
     assert passed.metrics["gain_per_gco2e"] == pytest.approx(0.5)
     assert check_footprint(with_footprint(min_gain_per_kwh=30.0), 0.05, energy).verdict is Verdict.FAIL
     assert check_footprint(with_footprint(min_gain_per_kwh=20.0), 0.05, energy).verdict is Verdict.PASS
     assert check_footprint(with_footprint(min_gain_per_gco2e=1.0), 0.05, energy).verdict is Verdict.FAIL
     over_budget = check_footprint(with_footprint(max_kwh_per_training=0.001), 0.05, energy)
-    assert over_budget.verdict is Verdict.FAIL and "budget" in over_budget.summary
+    assert over_budget.verdict is Verdict.FAIL
+    assert "budget" in over_budget.summary
     worse = check_footprint(policy, -0.01, energy)
-    assert worse.verdict is Verdict.FAIL and "worse" in worse.summary
+    assert worse.verdict is Verdict.FAIL
+    assert "worse" in worse.summary
     # the real measurement, as the DAG passes it (JSON dict from XCom)
     model = models[f"{CITIZEN}/training.csv"]
     real = check_footprint(policy, 0.1, model.energy.to_json_dict())
-    assert real.verdict is Verdict.PASS and real.evidence["energy_method"].startswith("codecarbon")
+    assert real.verdict is Verdict.PASS
+    assert real.evidence["energy_method"].startswith("codecarbon")
     unmeasurable = check_footprint(policy, 0.1, EnergyMeasurement(kwh=0.0, gco2e=0.0, duration_s=0.1, method="test"))
-    assert unmeasurable.verdict is Verdict.PASS and unmeasurable.metrics["gain_per_kwh"] is None
+    assert unmeasurable.verdict is Verdict.PASS
+    assert unmeasurable.metrics["gain_per_kwh"] is None
 
 
 # ---------------------------------------------------------------------------- model card
@@ -469,30 +486,52 @@ def test_model_card_has_every_field_and_no_personal_value(
             "Étiquette IA",
         ):
             assert heading in text, heading
-        assert "Allô Métropole" in text and "mission d'intérêt public" in text
-        assert "mediation@ampmetropole.example" in text and "Claire Martin" in text
-        assert "received_at" in text and "TF-IDF" in text and "13213" in text and "Taux de sélection" in text
-        assert "Proportionnalité 3" in text and "Durabilité 1" in text and "Transparence 4" in text
-        assert "Wh" in text and "CO₂e" in text and "codecarbon" in text
-        assert "claire.martin" in text and "satisfait avec dérogation" in text
-    assert "<script>" not in page and "&lt;script&gt;" in page  # autoescaped
+        assert "Allô Métropole" in text
+        assert "mission d'intérêt public" in text
+        assert "mediation@ampmetropole.example" in text
+        assert "Claire Martin" in text
+        assert "received_at" in text
+        assert "TF-IDF" in text
+        assert "13213" in text
+        assert "Taux de sélection" in text
+        assert "Proportionnalité 3" in text
+        assert "Durabilité 1" in text
+        assert "Transparence 4" in text
+        assert "Wh" in text
+        assert "CO₂e" in text
+        assert "codecarbon" in text
+        assert "claire.martin" in text
+        assert "satisfait avec dérogation" in text
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+    # the Markdown card escapes at the edge too, and says the decision in the shared vocabulary
+    assert "<script>" not in markdown
+    assert "&lt;script&gt;" in markdown
+    assert "| Décision | publié |" in markdown
+    assert "| fairness | non conforme (dérogation) |" in markdown
 
     raw = _read(policy, data_dir, "training.csv")
     for value in list(raw["message"].head(50)) + list(raw["request_id"].head(50)):
-        assert value not in markdown and value not in page
+        assert value not in markdown
+        assert value not in page
 
-    badge = ET.fromstring(paths.badge_svg.read_text(encoding="utf-8"))
+    badge = ET.fromstring(paths.badge_svg.read_text(encoding="utf-8"))  # noqa: S314 - the SVG the test just generated
     ns = "{http://www.w3.org/2000/svg}"
-    assert badge.get("role") == "img" and badge.get("aria-labelledby")
+    assert badge.get("role") == "img"
+    assert badge.get("aria-labelledby")
     assert badge.find(f"{ns}title").text == "Service utilisant l'IA"  # type: ignore[union-attr]
     assert "Orientation des demandes citoyennes" in (badge.find(f"{ns}desc").text or "")  # type: ignore[union-attr]
 
     label = json.loads(paths.label_json.read_text(encoding="utf-8"))
-    assert label["label"] == "Service utilisant l'IA" and label["charter"]["engagement"] == "transparence.4"
-    assert label["use_case"] == CITIZEN and label["model_version"] == 3 and label["approved_by"] == "Claire Martin"
+    assert label["label"] == "Service utilisant l'IA"
+    assert label["charter"]["engagement"] == "transparence.4"
+    assert label["use_case"] == CITIZEN
+    assert label["model_version"] == 3
+    assert label["approved_by"] == "Claire Martin"
     assert label["human_recourse"]["email"] == "mediation@ampmetropole.example"
     assert {"proportionnalite.3", "equite.1", "durabilite.1", "transparence.4"} <= set(label["engagements_satisfied"])
-    assert label["overridden_checks"] == ["fairness"] and label["badge"]["file"] == paths.badge_svg.name
+    assert label["overridden_checks"] == ["fairness"]
+    assert label["badge"]["file"] == paths.badge_svg.name
 
 
 def test_model_card_for_a_non_personal_regressor(
@@ -519,12 +558,14 @@ def test_model_card_for_a_non_personal_regressor(
         out_dir=tmp_path,
     )
     markdown = paths.markdown.read_text(encoding="utf-8")
-    assert "Aucune donnée personnelle" in markdown and "Aucun groupe de population" in markdown
-    assert "gradient boosting" in markdown and "Aucune dérogation" in markdown and "non satisfait" in markdown
-    assert "non mesurée" in markdown and "tonnage_t" in markdown
+    assert "Aucune donnée personnelle" in markdown
+    assert "Aucun groupe de population" in markdown
+    assert "gradient boosting" in markdown
+    assert "Aucune dérogation" in markdown
+    assert "non satisfait" in markdown
+    assert "non mesurée" in markdown
+    assert "tonnage_t" in markdown
     label = json.loads(paths.label_json.read_text(encoding="utf-8"))
-    assert (
-        "durabilite.1" not in label["engagements_satisfied"]
-        and label["human_recourse"] is None
-        and label["energy"] is None
-    )
+    assert "durabilite.1" not in label["engagements_satisfied"]
+    assert label["human_recourse"] is None
+    assert label["energy"] is None

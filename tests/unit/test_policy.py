@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 from charter_guardrails.cli.main import main as charter
-from charter_guardrails.core.policy import PolicyError, UseCasePolicy, json_schema, policy_files
+from charter_guardrails.core.errors import PolicyError
+from charter_guardrails.core.policy import UseCasePolicy, json_schema, policy_files
 
 ROOT = Path(__file__).resolve().parents[2]
 CITIZEN = ROOT / "include" / "policies" / "citizen_requests.yaml"
@@ -48,7 +49,8 @@ def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as err:
         UseCasePolicy.from_file(path)
     assert err.value.key == "datasets[0].columns[2].pii_alowed"
-    assert str(path) in str(err.value) and "unknown key" in str(err.value)
+    assert str(path) in str(err.value)
+    assert "unknown key" in str(err.value)
 
 
 def test_missing_purpose(tmp_path: Path) -> None:
@@ -56,7 +58,8 @@ def test_missing_purpose(tmp_path: Path) -> None:
     del data["purpose"]
     with pytest.raises(PolicyError) as err:
         UseCasePolicy.from_file(_write(tmp_path, data))
-    assert err.value.key == "purpose" and "missing" in err.value.reason
+    assert err.value.key == "purpose"
+    assert "missing" in err.value.reason
 
 
 def test_decision_support_requires_human_recourse(tmp_path: Path) -> None:
@@ -97,14 +100,17 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad = _write(tmp_path, data)
     assert charter(["policy", "validate", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert str(bad) in err and "surprise" in err
+    assert str(bad) in err
+    assert "surprise" in err
     assert charter(["policy", "validate", "--json", str(bad)]) == 2
     out = json.loads(capsys.readouterr().out)
-    assert out[0]["ok"] is False and out[0]["errors"][0]["key"] == "surprise"
+    assert out[0]["ok"] is False
+    assert out[0]["errors"][0]["key"] == "surprise"
 
 
 def test_a_delivery_stays_inside_the_data_folder(charter_home: Path) -> None:
-    from charter_guardrails.core.settings import ConfigError, get_settings
+    from charter_guardrails.core.errors import ConfigError
+    from charter_guardrails.core.settings import get_settings
 
     dataset = UseCasePolicy.from_file(CITIZEN).training_dataset
     data_dir = get_settings().data_dir
@@ -115,5 +121,5 @@ def test_a_delivery_stays_inside_the_data_folder(charter_home: Path) -> None:
     )
     assert dataset.delivery(data_dir / "x" / "y.csv") == data_dir / "x" / "y.csv"
     for hostile in ("../../etc/passwd", "/etc/passwd", "citizen_requests/../../../etc/shadow"):
-        with pytest.raises(ConfigError, match="data folder|invalid delivery"):
+        with pytest.raises(ConfigError, match=r"data folder|invalid delivery"):
             dataset.delivery(hostile)

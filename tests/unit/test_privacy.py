@@ -14,7 +14,8 @@ import pytest
 from charter_demo.sample_data import generate
 from charter_guardrails.checks.privacy.masking import mask
 from charter_guardrails.checks.privacy.pseudonymise import entity_token, pseudonym, pseudonymise_frame
-from charter_guardrails.checks.privacy.scanner import ScanOptions, miss_probability, sample_size, scan_frame
+from charter_guardrails.checks.privacy.report import ScanOptions, miss_probability, sample_size
+from charter_guardrails.checks.privacy.scanner import scan_frame
 from charter_guardrails.checks.privacy.verdict import check_personal_data
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.policy import UseCasePolicy, load_policy
@@ -59,11 +60,13 @@ def test_sampling_finds_a_one_percent_column_and_states_its_guarantee() -> None:
         }
     )
     report = scan_frame(frame, ScanOptions(mode="sampling", min_detectable_rate=0.01, confidence=0.99))
-    assert report.scanned_rows == 459 and report.rows == rows
+    assert report.scanned_rows == 459
+    assert report.rows == rows
     assert "probability at least 0.990" in report.guarantee
     assert report.column("reference").entity_types() == {"FR_PHONE"}
     assert 0.01 <= report.column("reference").findings[0].share <= 0.04
-    assert not report.column("montant").findings and not report.column("code_postal").findings
+    assert not report.column("montant").findings
+    assert not report.column("code_postal").findings
     exhaustive = scan_frame(frame, ScanOptions(mode="exhaustive"))
     assert exhaustive.column("reference").findings[0].count == rows // 50
 
@@ -79,7 +82,8 @@ def test_structured_columns_skip_ner_and_use_column_names_as_context() -> None:
     )
     report = scan_frame(frame, ScanOptions(mode="exhaustive"))
     assert report.column("siren_fournisseur").entity_types() == {"FR_SIREN"}
-    assert report.column("numero_commande").findings == [] and report.column("numero_commande").suspects
+    assert report.column("numero_commande").findings == []
+    assert report.column("numero_commande").suspects
     assert report.column("categorie").kind == "structured"
     assert report.column("vide").kind == "empty"
 
@@ -96,7 +100,10 @@ def _free_text_table(rows: int) -> pd.DataFrame:
     messages, references = [], []
     for i in range(rows):
         name = f"{rng.choice(first)} {rng.choice(last)}"
-        body = f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        body = (
+            f"{rng.choice('12')}{rng.randint(40, 99):02d}{rng.randint(1, 12):02d}"
+            f"13{rng.randint(1, 120):03d}{rng.randint(1, 999):03d}"
+        )
         text = rng.choice(
             [
                 f"Bonjour, je suis {name}, rappelez-moi au 06 {i % 100:02d} {i % 97:02d} 34 {i % 89:02d}.",
@@ -117,7 +124,9 @@ def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
     every value plus spaCy's stock NER pipeline (default thinc ops) on every value find."""
     import spacy
     from charter_guardrails.checks.privacy.analyzer import FRENCH_MODEL, NER_ENTITY_MAPPING, NER_SCORE
-    from charter_guardrails.checks.privacy.scanner import VECTORISE_FROM, Hit, detect_values, get_detector, merge_ner
+    from charter_guardrails.checks.privacy.detector import VECTORISE_FROM, get_detector, merge_ner
+    from charter_guardrails.checks.privacy.report import Hit
+    from charter_guardrails.checks.privacy.scanner import detect_values
 
     frame = _free_text_table(VECTORISE_FROM + 500)
     detector = get_detector()
@@ -183,7 +192,8 @@ def test_a_name_without_capitals_is_still_found_in_free_text() -> None:
     )
     report = scan_frame(frame, ScanOptions(mode="exhaustive", free_text_columns=frozenset({"message"})))
     person = report.column("message").finding("PERSON")
-    assert person is not None and person.count == 2
+    assert person is not None
+    assert person.count == 2
     assert person.masked_examples == ["j*** d***", "r*** f***"]
 
 
@@ -196,7 +206,8 @@ def test_clean_citizen_training_passes(sample: Path) -> None:
     assert {"PERSON", "FR_PHONE", "EMAIL_ADDRESS"} <= message.entity_types()
     assert outcome.result.engagements == ["surete.1", "proportionnalite.3"]
     assert outcome.incident is None
-    assert Path(outcome.result.report_path or "").exists() and Path(outcome.reports["json"]).exists()
+    assert Path(outcome.result.report_path or "").exists()
+    assert Path(outcome.reports["json"]).exists()
 
 
 def test_undeclared_column_in_a_personal_dataset_fails_with_a_gdpr_incident(sample: Path) -> None:
@@ -206,9 +217,13 @@ def test_undeclared_column_in_a_personal_dataset_fails_with_a_gdpr_incident(samp
     )
     assert outcome.result.verdict.value == "fail"
     bad = [c for c in outcome.columns if not c.ok]
-    assert [c.column for c in bad] == ["telephone_usager"] and not bad[0].declared and bad[0].forbidden == ["FR_PHONE"]
-    assert outcome.incident is not None and outcome.incident.breach_type.value == "gdpr_compliance"
-    assert outcome.incident.severity == "medium" and "telephone_usager" in str(outcome.incident.facts)
+    assert [c.column for c in bad] == ["telephone_usager"]
+    assert not bad[0].declared
+    assert bad[0].forbidden == ["FR_PHONE"]
+    assert outcome.incident is not None
+    assert outcome.incident.breach_type.value == "gdpr_compliance"
+    assert outcome.incident.severity == "medium"
+    assert "telephone_usager" in str(outcome.incident.facts)
 
 
 def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:
@@ -223,7 +238,9 @@ def test_allowed_but_unpseudonymised_column_warns(sample: Path) -> None:
     )
     assert outcome.result.verdict.value == "warn", outcome.result.summary
     column = next(c for c in outcome.columns if c.column == "telephone_usager")
-    assert column.ok and column.warning and "telephone_usager" in outcome.result.summary
+    assert column.ok
+    assert column.warning
+    assert "telephone_usager" in outcome.result.summary
 
 
 def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: Path) -> None:
@@ -231,10 +248,12 @@ def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: 
     outcome = check_personal_data(
         policy, "training", path=sample / "waste_tonnage" / "training__pii_leak.csv", run_id="t3"
     )
-    assert outcome.result.verdict.value == "fail" and outcome.result.severity.value == "critical"
+    assert outcome.result.verdict.value == "fail"
+    assert outcome.result.severity.value == "critical"
     column = next(c for c in outcome.columns if c.column == "contact_agent")
     assert {"EMAIL_ADDRESS", "FR_PHONE", "PERSON"} <= set(column.forbidden)
-    assert outcome.incident is not None and outcome.incident.breach_type.value == "gdpr_compliance"
+    assert outcome.incident is not None
+    assert outcome.incident.breach_type.value == "gdpr_compliance"
     clean = check_personal_data(policy, "training", run_id="t4")
     assert clean.result.verdict.value == "pass", clean.result.summary
 
@@ -242,7 +261,8 @@ def test_non_personal_dataset_with_pii_fails_and_drafts_a_gdpr_incident(sample: 
 def test_unreadable_dataset_is_a_failing_verdict(charter_home: Path) -> None:
     policy = load_policy("waste_tonnage")
     outcome = check_personal_data(policy, "training", path=charter_home / "missing.csv")
-    assert outcome.result.verdict.value == "fail" and outcome.result.evidence["read_error"]["kind"] == "missing"
+    assert outcome.result.verdict.value == "fail"
+    assert outcome.result.evidence["read_error"]["kind"] == "missing"
 
 
 def _raw_values(data_dir: Path) -> set[str]:
@@ -277,21 +297,22 @@ def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
     columns = json.loads(out.out)
     contact = next(c for c in columns if c["name"] == "contact_agent")
     assert {f["entity_type"] for f in contact["findings"]} >= {"EMAIL_ADDRESS", "FR_PHONE", "PERSON"}
-    assert contact["ok"] is False and contact["declared"] is False
+    assert contact["ok"] is False
+    assert contact["declared"] is False
     for finding in contact["findings"]:
         assert set(finding) >= {"entity_type", "count", "share", "mean_score", "max_score", "masked_examples"}
     with ledger_session() as session:
         incident = session.scalars(select(Incident)).one()
-        assert (
-            incident.breach_type == "gdpr_compliance"
-            and incident.use_case == "waste_tonnage"
-            and incident.run_id == "leak-1"
-        )
+        assert incident.breach_type == "gdpr_compliance"
+        assert incident.use_case == "waste_tonnage"
+        assert incident.run_id == "leak-1"
         assert session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id == incident.id)).all()
         run = session.scalars(select(CheckRun)).one()
         assert (run.dag_id, run.run_id) == ("cli", "leak-1")
         result = session.scalars(select(CheckResultRecord)).one()
-        assert result.check == "personal_data" and result.verdict == "fail" and result.report_path
+        assert result.check == "personal_data"
+        assert result.verdict == "fail"
+        assert result.report_path
         findings = session.scalars(select(PiiFinding).where(PiiFinding.check_result_id == result.id)).all()
         assert {f.entity_type for f in findings if f.column == "contact_agent"} >= {"EMAIL_ADDRESS", "FR_PHONE"}
         assert not any(f.allowed for f in findings)
@@ -311,7 +332,8 @@ def test_charter_scan_pii_leak_exits_1_records_incident_and_leaks_nothing(
     assert charter(["scan", str(sample / "citizen_requests" / "training__pii_leak.csv"), "--json"]) == 0
     out2 = capsys.readouterr()
     reports = "".join(p.read_text(encoding="utf-8") for p in get_settings().reports_dir.rglob("*") if p.is_file())
-    assert "contact_agent" in reports and "***" in reports
+    assert "contact_agent" in reports
+    assert "***" in reports
     haystack = "\n".join([out.out, out.err, out2.out, out2.err, caplog.text, reports, ledger_dump])
     leaked = sorted(v for v in _raw_values(sample) if v in haystack)
     assert leaked == []
@@ -326,14 +348,16 @@ def test_charter_scan_without_policy_says_what_it_assumed(
     )
     assert charter(["scan", str(path), "--json"]) == 0
     out = capsys.readouterr()
-    assert "cp1252" in out.err and "';'" in out.err and "decimal ','" in out.err
+    assert "cp1252" in out.err
+    assert "';'" in out.err
+    assert "decimal ','" in out.err
     columns = {c["name"]: c for c in json.loads(out.out)}
     assert [f["entity_type"] for f in columns["téléphone"]["findings"]] == ["FR_PHONE"]
     assert columns["montant"]["findings"] == []
 
 
 @pytest.mark.parametrize(
-    "name,content,code,message",
+    ("name", "content", "code", "message"),
     [
         ("empty.csv", b"", 2, "empty"),
         ("garbage.csv", bytes(range(256)) * 8, 2, "NUL bytes"),
@@ -357,11 +381,13 @@ def test_bad_input_works_or_fails_clearly(
     out = capsys.readouterr()
     assert "Traceback" not in out.err
     if message:
-        assert message in out.err and "charter: error:" in out.err
+        assert message in out.err
+        assert "charter: error:" in out.err
     else:
         columns = json.loads(out.out)
         if name == "bom.csv":
-            assert columns[0]["name"] == "courriel" and columns[0]["findings"][0]["entity_type"] == "EMAIL_ADDRESS"
+            assert columns[0]["name"] == "courriel"
+            assert columns[0]["findings"][0]["entity_type"] == "EMAIL_ADDRESS"
         if name == "nulls.csv":
             kinds = {c["name"]: c["kind"] for c in columns}
             assert kinds == {"vide": "empty", "rempli": "structured", "null": "empty"}
@@ -396,8 +422,10 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(
     target = charter_out = sample / "out" / "training.csv"
     assert charter(["pseudonymise", str(source), str(target), "--policy", str(policy_file), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["dropped_columns"] == ["telephone_usager"] and report["hashed_columns"] == ["request_id"]
-    assert report["masked_columns"] == ["message"] and report["masked_entities"]["FR_PHONE"] > 0
+    assert report["dropped_columns"] == ["telephone_usager"]
+    assert report["hashed_columns"] == ["request_id"]
+    assert report["masked_columns"] == ["message"]
+    assert report["masked_entities"]["FR_PHONE"] > 0
     policy = UseCasePolicy.from_file(policy_file)
     original = pd.read_csv(source, sep=";", dtype=str)
     out = pd.read_csv(charter_out, sep=";", dtype=str)
@@ -406,9 +434,11 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(
     assert out["request_id"].tolist() == [pseudonym(key, v) for v in original["request_id"]]
     text = charter_out.read_text(encoding="utf-8")
     assert not [v for v in _raw_values(sample) if v in text]
-    assert re.search(r"<PERSON_[0-9a-f]{10}>", text) and re.search(r"<FR_PHONE_[0-9a-f]{10}>", text)
+    assert re.search(r"<PERSON_[0-9a-f]{10}>", text)
+    assert re.search(r"<FR_PHONE_[0-9a-f]{10}>", text)
     for secret in (base64.b64encode(key).decode(), key.hex()):
-        assert secret not in caplog.text and secret not in text
+        assert secret not in caplog.text
+        assert secret not in text
     # deterministic: the same frame gives the same output, so joins on pseudonyms still work
     frame = original.head(20)
     first, _ = pseudonymise_frame(frame, policy.training_dataset, key)
@@ -441,12 +471,13 @@ def test_sql_table_is_scanned_like_a_file(charter_home: Path, monkeypatch: pytes
 
 
 def test_long_cells_are_cut_at_spaces_and_batched_by_characters() -> None:
-    from charter_guardrails.checks.privacy.scanner import _char_batches, _cut
+    from charter_guardrails.checks.privacy.ner_pool import _char_batches, _cut
 
     text = " ".join(f"mot{i}" for i in range(10_000))
     pieces = list(_cut(text, 1_000))
     assert "".join(p for _, p in pieces) == text  # nothing lost, nothing repeated
-    assert all(len(p) <= 1_000 for _, p in pieces) and all(text[o : o + len(p)] == p for o, p in pieces)
+    assert all(len(p) <= 1_000 for _, p in pieces)
+    assert all(text[o : o + len(p)] == p for o, p in pieces)
     assert all(p.endswith(" ") for _, p in pieces[:-1])  # cut after a space: no word split
     assert list(_cut("court", 1_000)) == [(0, "court")]
     unbroken = "x" * 2_500
@@ -493,8 +524,10 @@ def test_a_long_free_text_cell_is_scanned_in_bounded_memory(tmp_path: Path) -> N
     body = " ".join(rng.choice(words) for _ in range(240_000))
     cell = body[:300_000] + " Bonjour, je suis Madame Jeanne Dupont, appelez-moi au 06 12 34 56 78. " + body[300_000:]
     probe = (
-        "import json, resource, sys\nfrom charter_guardrails.cli.main import main\ncode = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
-        "print(json.dumps({'code': code, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)"
+        "import json, resource, sys\nfrom charter_guardrails.cli.main import main\n"
+        "code = main(['scan', sys.argv[1], '--exhaustive', '--json'])\n"
+        "print(json.dumps({'code': code, 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}),"
+        " file=sys.stderr)"
     )
     env = {
         name: os.environ[name]

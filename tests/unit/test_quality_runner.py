@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from charter_guardrails.checks.quality.redaction import mask_value
 from charter_guardrails.checks.quality.runner import _naive_utc, validate_file, validate_frame, validate_table
-from charter_guardrails.checks.quality.suites import SuiteError, gx_suite_json, load_suite
+from charter_guardrails.checks.quality.suites import gx_suite_json, load_suite
 from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.errors import SuiteError
 from charter_guardrails.core.policy import UseCasePolicy, policy_files
 from charter_guardrails.core.results import Verdict
 from charter_guardrails.readers.files import apply_types, read_dataset
@@ -66,7 +67,8 @@ def test_every_suite_round_trips(name: str) -> None:
     loaded = load_suite(name)
     assert loaded.to_json_dict() == raw
     back = gx_suite_json(loaded.gx_suite)  # through GX's own ExpectationSuite and back
-    assert back["name"] == raw["name"] and back["expectations"] == raw["expectations"]
+    assert back["name"] == raw["name"]
+    assert back["expectations"] == raw["expectations"]
     assert all(e["meta"]["severity"] in ("error", "warning") for e in raw["expectations"])
 
 
@@ -116,7 +118,9 @@ def test_unknown_expectation_type_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     message = str(err.value)
-    assert str(path) in message and "expect_column_to_be_lovely" in message and "unknown expectation type" in message
+    assert str(path) in message
+    assert "expect_column_to_be_lovely" in message
+    assert "unknown expectation type" in message
     assert "expectations[21]" in message
 
 
@@ -131,15 +135,13 @@ def test_bad_kwargs_are_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(SuiteError) as err:
         load_suite(path)
-    assert (
-        "expect_column_values_to_be_between" in str(err.value)
-        and "bad kwargs" in str(err.value)
-        and "mostly" in str(err.value)
-    )
+    assert "expect_column_values_to_be_between" in str(err.value)
+    assert "bad kwargs" in str(err.value)
+    assert "mostly" in str(err.value)
 
 
 def test_missing_severity_and_unknown_parameter_are_errors(tmp_path: Path) -> None:
-    with pytest.raises(SuiteError, match="meta.severity"):
+    with pytest.raises(SuiteError, match=r"meta\.severity"):
         load_suite(
             _suite_with(
                 tmp_path, {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "flux"}, "meta": {}}
@@ -167,11 +169,13 @@ def test_clean_training_file_passes(
 ) -> None:
     result = validate_file(policies[use_case], "training", sample / use_case / "training.csv", run_id="run_clean")
     assert result.verdict is Verdict.PASS, result.summary
-    assert result.check == "quality" and "equite.2" in result.engagements
+    assert result.check == "quality"
+    assert "equite.2" in result.engagements
     assert result.metrics["success_percent"] == 100.0
     assert all("result" in o for o in result.evidence["expectations"])
     docs = Path(result.report_path or "")
-    assert docs.name == "index.html" and docs.is_file()
+    assert docs.name == "index.html"
+    assert docs.is_file()
     assert docs.is_relative_to(charter_home / "reports" / use_case / "run_clean" / "data_docs")
     json.dumps(result.to_json_dict())
 
@@ -195,7 +199,8 @@ def test_quality_failure_variant_fails_for_the_right_reasons(
     assert by_column["channel"]["result"]["unexpected_examples"][0]["value"] == "pigeon_voyageur"
     assert by_column["arrondissement"]["result"]["unexpected_examples"][0]["value"] == "*****"
     assert "13299" not in json.dumps(result.to_json_dict())
-    assert result.metrics["failed_error"] == 4 and result.metrics["success_percent"] < 100
+    assert result.metrics["failed_error"] == 4
+    assert result.metrics["success_percent"] < 100
 
 
 def test_waste_quality_failure_variant_fails(
@@ -219,7 +224,8 @@ def test_only_error_severity_fails(policies: dict[str, UseCasePolicy], sample: P
     result = validate_frame(policies["citizen_requests"], "training", frame, data_docs=False)
     assert result.verdict is Verdict.WARN, result.summary
     assert _failed(result) == {("expect_column_values_to_not_be_null", "age_band")}
-    assert result.metrics["failed_warning"] == 1 and result.metrics["failed_error"] == 0
+    assert result.metrics["failed_warning"] == 1
+    assert result.metrics["failed_error"] == 0
 
 
 def test_parquet_file_is_validated(
@@ -236,7 +242,8 @@ def test_parquet_file_is_validated(
     result = validate_file(policy, "training", tmp_path / "changed.parquet", data_docs=False)
     assert result.verdict is Verdict.FAIL
     problem = next(p for p in result.evidence["problems"] if p["kind"] == "type")
-    assert problem["column"] == "population" and "declared integer" in problem["message"]
+    assert problem["column"] == "population"
+    assert "declared integer" in problem["message"]
 
 
 # -- bad input --------------------------------------------------------------------------------
@@ -263,9 +270,11 @@ def test_missing_column_is_named(
     result = validate_file(policies["waste_tonnage"], "inference", path, data_docs=False)
     assert result.verdict is Verdict.FAIL
     assert {"kind": "missing_column", "columns": ["flux"]}.items() <= result.evidence["problems"][0].items()
-    assert "missing" in result.summary and "flux" in result.summary
+    assert "missing" in result.summary
+    assert "flux" in result.summary
     skipped = [o for o in result.evidence["expectations"] if "flux" in o["columns"]]
-    assert skipped and all(not o["success"] and "absent" in o["error"] for o in skipped)
+    assert skipped
+    assert all(not o["success"] and "absent" in o["error"] for o in skipped)
     assert drop_channel(["a;b;c;d;e;f"]) == ["a;b;c;d;f"]
 
 
@@ -299,7 +308,9 @@ def test_changed_type_in_csv_is_named(
     result = validate_file(policies["waste_tonnage"], "training", path, data_docs=False)
     assert result.verdict is Verdict.FAIL
     problem = next(p for p in result.evidence["problems"] if p["kind"] == "type")
-    assert problem["column"] == "population" and problem["count"] > 0 and "integer" in problem["message"]
+    assert problem["column"] == "population"
+    assert problem["count"] > 0
+    assert "integer" in problem["message"]
 
 
 def test_empty_dataset_fails(
@@ -310,22 +321,27 @@ def test_empty_dataset_fails(
     )
     result = validate_file(policies["waste_tonnage"], "training", header_only, data_docs=False)
     assert result.verdict is Verdict.FAIL
-    assert any(p["kind"] == "empty" for p in result.evidence["problems"]) and "empty" in result.summary
+    assert any(p["kind"] == "empty" for p in result.evidence["problems"])
+    assert "empty" in result.summary
     zero = tmp_path / "zero.csv"
     zero.write_bytes(b"")
     result = validate_file(policies["waste_tonnage"], "training", zero)
-    assert result.verdict is Verdict.FAIL and "empty" in result.summary
+    assert result.verdict is Verdict.FAIL
+    assert "empty" in result.summary
 
 
 def test_unreadable_file_fails_without_crashing(
     policies: dict[str, UseCasePolicy], tmp_path: Path, charter_home: Path
 ) -> None:
     missing = validate_file(policies["waste_tonnage"], "training", tmp_path / "nowhere.csv")
-    assert missing.verdict is Verdict.FAIL and "missing" in missing.summary and "nowhere.csv" in missing.summary
+    assert missing.verdict is Verdict.FAIL
+    assert "missing" in missing.summary
+    assert "nowhere.csv" in missing.summary
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"commune;week\x00\x01\x02" * 50)
     result = validate_file(policies["waste_tonnage"], "training", binary)
-    assert result.verdict is Verdict.FAIL and result.evidence["problems"][0]["kind"] == "binary"
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["problems"][0]["kind"] == "binary"
 
 
 def test_suite_with_unknown_column_fails_and_names_it(
@@ -418,7 +434,8 @@ def test_missing_table_and_changed_sql_type_fail(
 ) -> None:
     policy = policies["waste_tonnage"]
     missing = validate_table(policy, "training", "no_such_table", url=data_url)
-    assert missing.verdict is Verdict.FAIL and "does not exist" in missing.summary
+    assert missing.verdict is Verdict.FAIL
+    assert "does not exist" in missing.summary
     frame = _typed(policy, "training", sample / "waste_tonnage" / "training.csv")
     frame["population"] = frame["population"].astype("string")
     _load_table(frame, data_url, "waste_changed")
@@ -470,8 +487,9 @@ def test_planted_personal_values_never_leave(
     ledger_url: str, policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path
 ) -> None:
     from airflow.sdk.exceptions import AirflowFailException
+    from charter_airflow.dag_factory import REFRESH_STEPS
+    from charter_airflow.guardrail_tasks import run_step
     from charter_airflow.runtime import persist_and_gate
-    from charter_airflow.tasks.quality import validate_quality_step
     from charter_guardrails.core.settings import get_settings
 
     # a delivery inside the data folder: the Airflow steps refuse files outside it
@@ -484,8 +502,9 @@ def test_planted_personal_values_never_leave(
     policy = policies["citizen_requests"]
     context = {"dag_run": SimpleNamespace(dag_id="citizen_requests_quality", run_id="manual__planted")}
 
-    with pytest.raises(AirflowFailException) as failure:
-        validate_quality_step(use_case="citizen_requests", dataset="training", path=str(planted), context=context)
+    step = {s.task_id: s for s in REFRESH_STEPS}["validate_quality"]
+    # quality is overridable: the task records the failure and returns it, and the gate decides
+    assert run_step(step, policy=policy, context=context, path=str(planted))["verdict"] == "fail"
     from charter_guardrails.ledger.models import CheckRun
     from charter_guardrails.ledger.store import ledger_session, results_for_run
     from sqlalchemy import select
@@ -500,14 +519,18 @@ def test_planted_personal_values_never_leave(
         ("expect_column_values_to_match_regex", "request_id"),
         ("expect_column_value_lengths_to_be_between", "message"),
     } <= failed
-    masked = [
+    masked = next(
         o["result"].get("unexpected_examples")
         for o in result.evidence["expectations"]
         if o["columns"] == ["arrondissement"] and not o["success"]
-    ][0]
-    assert masked and masked[0]["value"].startswith("Ch**") and masked[0]["count"] >= 1
+    )
+    assert masked
+    assert masked[0]["value"].startswith("Ch**")
+    assert masked[0]["count"] >= 1
 
     xcom = persist_and_gate(result, policy=policy, context=context, fail_on=())  # what the task returns for XCom
+    with pytest.raises(AirflowFailException) as failure:  # the message the task would raise, were it a hard check
+        persist_and_gate(result, policy=policy, context=context, fail_on=("fail",))
     docs_dir = Path(result.report_path or "").parent
     html = "\n".join(
         p.read_text(encoding="utf-8", errors="replace")
@@ -549,7 +572,9 @@ def test_cli_validate_records_in_the_ledger(ledger_url: str, sample: Path, capsy
         ]
     )
     out = json.loads(capsys.readouterr().out)
-    assert code == 1 and out["verdict"] == "fail" and out["check"] == "quality"
+    assert code == 1
+    assert out["verdict"] == "fail"
+    assert out["check"] == "quality"
     code = charter(
         [
             "validate",
@@ -563,7 +588,9 @@ def test_cli_validate_records_in_the_ledger(ledger_url: str, sample: Path, capsy
         ]
     )
     human = capsys.readouterr().out
-    assert code == 0 and "quality PASS  waste_tonnage/inference" in human and "report:" in human
+    assert code == 0
+    assert "quality PASS  waste_tonnage/inference" in human
+    assert "report:" in human
     with ledger_session() as session:
         rows = session.execute(
             select(CheckRun.run_id, CheckRun.dag_id, CheckResultRecord.verdict, CheckResultRecord.report_path).join(
@@ -571,10 +598,11 @@ def test_cli_validate_records_in_the_ledger(ledger_url: str, sample: Path, capsy
             )
         ).all()
     by_run = {r.run_id: r for r in rows}
-    assert (
-        by_run["cli_bad"].verdict == "fail" and by_run["cli_ok"].verdict == "pass" and by_run["cli_ok"].dag_id == "cli"
-    )
-    assert by_run["cli_ok"].report_path.endswith("index.html") and Path(by_run["cli_ok"].report_path).is_file()
+    assert by_run["cli_bad"].verdict == "fail"
+    assert by_run["cli_ok"].verdict == "pass"
+    assert by_run["cli_ok"].dag_id == "cli"
+    assert by_run["cli_ok"].report_path.endswith("index.html")
+    assert Path(by_run["cli_ok"].report_path).is_file()
 
 
 def test_cli_validate_table_and_usage(
@@ -604,5 +632,6 @@ def test_cli_validate_table_and_usage(
         ]
     )
     out = json.loads(capsys.readouterr().out)
-    assert code == 1 and out["evidence"]["source"].endswith("#tonnages")
+    assert code == 1
+    assert out["evidence"]["source"].endswith("#tonnages")
     assert charter(["validate", "--policy", "waste_tonnage"]) == 2  # neither FILE nor --table

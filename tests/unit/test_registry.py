@@ -6,7 +6,7 @@ import json
 
 import pytest
 from charter_guardrails.cli.main import main as charter
-from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.decision.model_registry import (
     check_kill_switch,
     production_version,
@@ -51,13 +51,15 @@ def test_kill_switch_cli_and_check(ledger_url: str, capsys) -> None:
     )
     with ledger_session() as s:
         result = check_kill_switch(s, "citizen_requests")
-        assert result.verdict == "fail" and "dpo" in result.summary
+        assert result.verdict == "fail"
+        assert "dpo" in result.summary
     with pytest.raises(ConfigError, match="suspended"):
         _publish("r2")
     capsys.readouterr()
     assert charter(["model", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed[0]["suspended"] is True and listed[0]["suspended_by"] == "dpo"
+    assert listed[0]["suspended"] is True
+    assert listed[0]["suspended_by"] == "dpo"
     assert charter(["model", "resume", "citizen_requests", "--reason", "corrigé", "--actor", "dpo"]) == 0
     assert charter(["audit", "verify"]) == 0
 

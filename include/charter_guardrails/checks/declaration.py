@@ -8,7 +8,9 @@ carries the evidence, and warns on weak declarations.
 
 from __future__ import annotations
 
-from charter_guardrails.core.policy import ColumnRole, UseCasePolicy
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import ColumnRole
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 
 
@@ -29,13 +31,13 @@ def check_declaration(policy: UseCasePolicy) -> CheckResult:
     )
     verdict = Verdict.WARN if warnings else Verdict.PASS
     return CheckResult(
-        check="declaration",
+        check=CheckName.DECLARATION,
         verdict=verdict,
         severity=Severity.WARNING if warnings else Severity.INFO,
-        engagements=["transparence.1", "proportionnalite.1", "proportionnalite.2", "maitrise_humaine.6"],
+        engagements=CATALOGUE[CheckName.DECLARATION].engagement_ids(),
         summary=(
-            f"use case {policy.id} declares its purpose, legal basis ({policy.legal_basis.value}) and {len(policy.datasets)} datasets"
-            + (f"; {len(warnings)} warning(s)" if warnings else "")
+            f"use case {policy.id} declares its purpose, legal basis ({policy.legal_basis.value}) "
+            f"and {len(policy.datasets)} datasets" + (f"; {len(warnings)} warning(s)" if warnings else "")
         ),
         metrics={
             "datasets": len(policy.datasets),

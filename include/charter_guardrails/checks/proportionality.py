@@ -18,17 +18,18 @@ pandas is imported inside functions: task modules import this one at DAG parse t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.core.policy import ColumnRole, Dataset, UseCasePolicy
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import ColumnRole, Dataset
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
 
-CHECK_NAME = "proportionality"
-ENGAGEMENTS = ["proportionnalite.1", "proportionnalite.2", "proportionnalite.3", "maitrise_humaine.6"]
 #: Shorter than this (after trimming), a purpose does not say what the system is for.
 MIN_PURPOSE_CHARS = 20
 
@@ -73,6 +74,31 @@ def minimised_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> 
     return keep
 
 
+@dataclass
+class _Findings:
+    """What the steps of :func:`check_proportionality` found: refusals, warnings and what was minimised."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    declared: list[str]
+    received: list[str]
+    undeclared: list[str]
+    inputs: list[str]
+    kept: list[str]
+    declared_unused: list[str]
+
+
+@dataclass(frozen=True)
+class _Retention:
+    expired: int = 0
+    undated: int = 0
+    cutoff: datetime | None = None
+
+
 def check_proportionality(
     policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, *, as_of: datetime
 ) -> tuple[pd.DataFrame, CheckResult]:
@@ -91,120 +117,157 @@ def check_proportionality(
         and the check result. The frame's index is reset.
     :raises ValueError: if ``as_of`` is naive (a configuration error, not bad data).
     """
-    import pandas as pd
-
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("check_proportionality: as_of must be timezone-aware (UTC)")
-    problems: list[str] = []
-    warnings: list[str] = []
+    found = _Findings()
     is_training = policy.model.target in {c.name for c in dataset.columns}
+    purpose = _check_purpose(policy, found)
+    columns = _check_columns(policy, dataset, frame, is_training, found)
+    minimised = frame.loc[:, columns.kept]
+    # Proportionnalité 2, rows: the volume cap applies to what was received.
+    if dataset.max_rows is not None and len(frame) > dataset.max_rows:
+        found.problems.append(f"{len(frame)} rows received, above the declared cap of {dataset.max_rows}")
+    minimised, retention = _apply_retention(dataset, frame, minimised, as_of, found)
+    if len(frame) and len(minimised) == 0:
+        found.problems.append("no row is left within the retention period")
+    evidence = _evidence(policy, dataset, purpose, columns, retention, is_training, as_of, found)
+    return minimised, _result(dataset, frame, minimised, columns, retention, evidence, found)
 
-    # Proportionnalité 1: a determined, explicit purpose and a legal basis.
+
+def _check_purpose(policy: UseCasePolicy, found: _Findings) -> str:
+    """Proportionnalité 1 (a determined, explicit purpose) and Maîtrise humaine 6 (a human recourse)."""
     purpose = (policy.purpose or "").strip()
     if len(purpose) < MIN_PURPOSE_CHARS:
-        problems.append(
+        found.problems.append(
             f"the purpose is missing or too short ({len(purpose)} characters, at least {MIN_PURPOSE_CHARS})"
         )
-
-    # Maîtrise humaine 6: the policy model refuses this already; a model_copy can bypass validation.
+    # The policy model refuses this already; a model_copy can bypass validation.
     if policy.decision_support and policy.human_recourse is None:
-        problems.append("decision support without a human recourse channel (Maîtrise humaine 6)")
+        found.problems.append("decision support without a human recourse channel (Maîtrise humaine 6)")
+    return purpose
 
-    # Proportionnalité 2, columns.
+
+def _check_columns(
+    policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, is_training: bool, found: _Findings
+) -> _Columns:
+    """Proportionnalité 2, columns: only the declared columns the purpose needs are kept."""
     declared = [c.name for c in dataset.columns]
     received = [str(c) for c in frame.columns]
     undeclared = sorted(c for c in received if c not in declared)
     if undeclared:
-        warnings.append(f"{len(undeclared)} undeclared column(s) received and dropped before training")
+        found.warnings.append(f"{len(undeclared)} undeclared column(s) received and dropped before training")
     inputs = model_input_columns(policy, dataset)
     keep = minimised_columns(policy, dataset)
     missing_inputs = [c for c in inputs if c not in received]
     if missing_inputs:
-        problems.append(f"declared model inputs are missing from the data: {missing_inputs}")
+        found.problems.append(f"declared model inputs are missing from the data: {missing_inputs}")
     if is_training and policy.model.target not in received:
-        problems.append(f"the label {policy.model.target!r} is missing from the data")
-    declared_unused = [c for c in declared if c not in keep]  # identifiers: declared, not needed to train
-    present_keep = [c for c in keep if c in received]
-    minimised = frame.loc[:, present_keep]
+        found.problems.append(f"the label {policy.model.target!r} is missing from the data")
+    return _Columns(
+        declared=declared,
+        received=received,
+        undeclared=undeclared,
+        inputs=inputs,
+        kept=[c for c in keep if c in received],
+        declared_unused=[c for c in declared if c not in keep],  # identifiers: declared, not needed to train
+    )
 
-    # Proportionnalité 2, rows: the volume cap applies to what was received.
-    rows_received = len(frame)
-    if dataset.max_rows is not None and rows_received > dataset.max_rows:
-        problems.append(f"{rows_received} rows received, above the declared cap of {dataset.max_rows}")
 
-    # Proportionnalité 3, retention.
-    expired = undated = 0
-    cutoff: datetime | None = None
-    if dataset.retention is not None:
-        column = dataset.retention.date_column
-        cutoff = as_of - timedelta(days=dataset.retention.days)
-        if column in frame.columns:
-            dates = frame[column]
-            if not isinstance(dates.dtype, pd.DatetimeTZDtype):
-                dates = pd.to_datetime(dates, errors="coerce", utc=True, format="ISO8601")
-            # a row whose date is unknown cannot be shown to be within retention: it is excluded too
-            undated_mask = dates.isna()
-            expired_mask = ~undated_mask & (dates < pd.Timestamp(cutoff))
-            expired, undated = int(expired_mask.sum()), int(undated_mask.sum())
-            minimised = minimised.loc[~(expired_mask | undated_mask).to_numpy()]
-        else:
-            problems.append(f"the retention date column {column!r} is missing from the data")
-    minimised = minimised.reset_index(drop=True)
-    rows_kept = len(minimised)
-    if rows_received and rows_kept == 0:
-        problems.append("no row is left within the retention period")
+def _apply_retention(
+    dataset: Dataset, frame: pd.DataFrame, minimised: pd.DataFrame, as_of: datetime, found: _Findings
+) -> tuple[pd.DataFrame, _Retention]:
+    """Proportionnalité 3: rows past retention, and rows whose date is unknown, are excluded and counted."""
+    import pandas as pd
 
-    verdict = Verdict.FAIL if problems else (Verdict.WARN if warnings else Verdict.PASS)
-    severity = Severity.ERROR if problems else (Severity.WARNING if warnings else Severity.INFO)
-    parts = [f"{rows_kept}/{rows_received} rows kept", f"{len(inputs)} model inputs"]
-    if expired or undated:
-        parts.append(f"{expired} rows past retention and {undated} undated rows excluded")
-    if undeclared:
-        parts.append(f"{len(undeclared)} undeclared column(s) dropped")
-    head = "proportionality refused: " + "; ".join(problems) if problems else "data minimised to the declared purpose"
-    evidence: dict[str, Any] = {
+    if dataset.retention is None:
+        return minimised.reset_index(drop=True), _Retention()
+    column = dataset.retention.date_column
+    cutoff = as_of - timedelta(days=dataset.retention.days)
+    if column not in frame.columns:
+        found.problems.append(f"the retention date column {column!r} is missing from the data")
+        return minimised.reset_index(drop=True), _Retention(cutoff=cutoff)
+    dates = frame[column]
+    if not isinstance(dates.dtype, pd.DatetimeTZDtype):
+        dates = pd.to_datetime(dates, errors="coerce", utc=True, format="ISO8601")
+    # a row whose date is unknown cannot be shown to be within retention: it is excluded too
+    undated_mask = dates.isna()
+    expired_mask = ~undated_mask & (dates < pd.Timestamp(cutoff))
+    kept = minimised.loc[~(expired_mask | undated_mask).to_numpy()]
+    return kept.reset_index(drop=True), _Retention(int(expired_mask.sum()), int(undated_mask.sum()), cutoff)
+
+
+def _evidence(
+    policy: UseCasePolicy,
+    dataset: Dataset,
+    purpose: str,
+    columns: _Columns,
+    retention: _Retention,
+    is_training: bool,
+    as_of: datetime,
+    found: _Findings,
+) -> dict[str, Any]:
+    """The :class:`~charter_guardrails.core.evidence.ProportionalityEvidence` of the check: names only, never values."""
+    return {
         "purpose": purpose,
         "legal_basis": policy.legal_basis.value,
         "decision_support": policy.decision_support,
         "human_recourse": policy.human_recourse.email if policy.human_recourse else None,
-        "model_inputs": inputs,
+        "model_inputs": columns.inputs,
         "label": policy.model.target if is_training else None,
         "fairness_only_columns": sensitive_columns(policy, dataset),
-        "kept_columns": present_keep,
-        "dropped_undeclared_columns": undeclared,  # names only: values never leave this function
-        "dropped_declared_columns": declared_unused,
-        "missing_declared_columns": sorted(c for c in declared if c not in received),
+        "kept_columns": columns.kept,
+        "dropped_undeclared_columns": columns.undeclared,  # names only: values never leave this module
+        "dropped_declared_columns": columns.declared_unused,
+        "missing_declared_columns": sorted(c for c in columns.declared if c not in columns.received),
         "retention": (
             {
                 "days": dataset.retention.days,
                 "date_column": dataset.retention.date_column,
-                "cutoff": cutoff.isoformat() if cutoff else None,
+                "cutoff": retention.cutoff.isoformat() if retention.cutoff else None,
             }
             if dataset.retention
             else None
         ),
         "max_rows": dataset.max_rows,
         "as_of": as_of.isoformat(),
-        "problems": problems,
-        "warnings": warnings,
+        "problems": found.problems,
+        "warnings": found.warnings,
     }
-    result = CheckResult(
-        check=CHECK_NAME,
-        verdict=verdict,
-        severity=severity,
-        engagements=list(ENGAGEMENTS),
+
+
+def _result(
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    minimised: pd.DataFrame,
+    columns: _Columns,
+    retention: _Retention,
+    evidence: dict[str, Any],
+    found: _Findings,
+) -> CheckResult:
+    problems, warnings = found.problems, found.warnings
+    rows_received, rows_kept = len(frame), len(minimised)
+    parts = [f"{rows_kept}/{rows_received} rows kept", f"{len(columns.inputs)} model inputs"]
+    if retention.expired or retention.undated:
+        parts.append(f"{retention.expired} rows past retention and {retention.undated} undated rows excluded")
+    if columns.undeclared:
+        parts.append(f"{len(columns.undeclared)} undeclared column(s) dropped")
+    head = "proportionality refused: " + "; ".join(problems) if problems else "data minimised to the declared purpose"
+    return CheckResult(
+        check=CheckName.PROPORTIONALITY,
+        verdict=Verdict.FAIL if problems else (Verdict.WARN if warnings else Verdict.PASS),
+        severity=Severity.ERROR if problems else (Severity.WARNING if warnings else Severity.INFO),
+        engagements=CATALOGUE[CheckName.PROPORTIONALITY].engagement_ids(),
         summary=f"{head} ({', '.join(parts)})",
         metrics={
             "rows_received": rows_received,
             "rows_kept": rows_kept,
-            "rows_past_retention": expired,
-            "rows_undated": undated,
-            "columns_received": len(received),
-            "columns_kept": len(present_keep),
-            "undeclared_columns_dropped": len(undeclared),
-            "model_inputs": len(inputs),
+            "rows_past_retention": retention.expired,
+            "rows_undated": retention.undated,
+            "columns_received": len(columns.received),
+            "columns_kept": len(columns.kept),
+            "undeclared_columns_dropped": len(columns.undeclared),
+            "model_inputs": len(columns.inputs),
         },
         evidence=evidence,
         dataset=dataset.id,
     )
-    return minimised, result

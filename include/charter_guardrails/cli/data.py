@@ -22,10 +22,10 @@ def register(subparsers: Any) -> None:
 def _generate(args: argparse.Namespace) -> int:
     from charter_demo.sample_data import DEFAULT_SEED, generate
 
-    from charter_guardrails.core.policy import UseCasePolicy, policy_files
+    from charter_guardrails.core.policy import load_policy, policy_files
     from charter_guardrails.core.settings import get_settings
 
-    policies = {p.id: p for p in (UseCasePolicy.from_file(f) for f in policy_files())}
+    policies = {p.id: p for p in (load_policy(f) for f in policy_files())}
     if args.use_cases:
         policies = {k: v for k, v in policies.items() if k in args.use_cases}
     settings = get_settings()

@@ -54,13 +54,14 @@ def register(subparsers: Any) -> None:
 
 
 def _policy_validate(args: argparse.Namespace) -> int:
-    from charter_guardrails.core.policy import PolicyError, UseCasePolicy
+    from charter_guardrails.core.errors import PolicyError
+    from charter_guardrails.core.policy import load_policy
 
     results: list[dict[str, Any]] = []
     status = EXIT_OK
     for path in args.files:
         try:
-            policy = UseCasePolicy.from_file(path)
+            policy = load_policy(Path(path))
             results.append({"file": str(path), "ok": True, "use_case": policy.id})
         except PolicyError as exc:
             results.append({"file": str(path), "ok": False, **exc.to_json_dict()})
@@ -118,7 +119,8 @@ def _keys_init(args: argparse.Namespace) -> int:
     emit(
         args,
         {"keys_dir": str(result.keys_dir), "created": result.created, "kept": result.kept, "key_id": result.key_id},
-        f"keys in {result.keys_dir} (key id {result.key_id}): created {result.created or 'none'}, kept {result.kept or 'none'}",
+        f"keys in {result.keys_dir} (key id {result.key_id}): "
+        f"created {result.created or 'none'}, kept {result.kept or 'none'}",
     )
     return EXIT_OK
 
@@ -147,7 +149,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
         if report.ok:
             return f"audit chain intact: {report.events} events, head {report.head_seq}, every head signed"
         first = report.first_broken
-        assert first is not None
+        assert first is not None  # noqa: S101 - a broken chain has a first broken event
         lines = [
             f"audit chain BROKEN: first broken event {first.seq}"
             + (f" ({first.subject})" if first.subject else "")

@@ -1,4 +1,6 @@
-"""``charter hash``, ``charter verify``, ``charter incidents`` and ``charter alerts``.
+"""``charter hash`` and ``charter verify``.
+
+``charter incidents`` and ``charter alerts`` are in :mod:`.integrity_incidents`.
 
 ``charter verify`` starts hashing the file before it imports the ledger, so that the start-up
 of SQLAlchemy overlaps the hashing on the other cores; nothing on that path imports pandas,
@@ -8,13 +10,12 @@ Great Expectations or Presidio.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_json_flag, emit, table
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit
 
 MIB = 1024 * 1024
 
@@ -61,7 +62,8 @@ def register(subparsers: Any) -> None:
 
     verify = subparsers.add_parser(
         "verify",
-        help="check a dataset file against its signed manifest (exit 0 intact, 1 mismatch: an incident is raised, 2 usage)",
+        help="check a dataset file against its signed manifest "
+        "(exit 0 intact, 1 mismatch: an incident is raised, 2 usage)",
     )
     _dataset_args(verify)
     verify.add_argument(
@@ -70,38 +72,6 @@ def register(subparsers: Any) -> None:
     add_json_flag(verify)
     verify.set_defaults(handler=_verify, exit_promptly=True)
 
-    incidents = subparsers.add_parser(
-        "incidents", help="security and GDPR incidents (Art. 33 fields, 72-hour deadline)"
-    )
-    sub = incidents.add_subparsers(dest="incidents_command", metavar="ACTION", required=True)
-    list_ = sub.add_parser("list", help="list incidents, newest first")
-    list_.add_argument("--status", choices=["open", "acknowledged", "resolved"])
-    list_.add_argument("--use-case")
-    list_.add_argument("--limit", type=int, default=50)
-    add_json_flag(list_)
-    list_.set_defaults(handler=_incidents_list)
-    show = sub.add_parser("show", help="every field of one incident, and its alert deliveries")
-    show.add_argument("incident_id", type=int, metavar="ID")
-    add_json_flag(show)
-    show.set_defaults(handler=_incidents_show)
-    for action, helptext in (("ack", "acknowledge an open incident"), ("resolve", "resolve an incident")):
-        p = sub.add_parser(action, help=helptext)
-        p.add_argument("incident_id", type=int, metavar="ID")
-        p.add_argument("--by", default=os.environ.get("USER") or "cli", help="who (default: $USER)")
-        p.add_argument("--comment", help="why; recorded in the incident and the audit chain")
-        add_json_flag(p)
-        p.set_defaults(handler=_incidents_transition, to=action)
-
-    alerts = subparsers.add_parser("alerts", help="incident alerts (outbox, relay)")
-    alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
-    relay = alerts_sub.add_parser("relay", help="deliver due outbox alerts by e-mail (CHARTER_SMTP_*) and webhook")
-    relay.add_argument("--once", action="store_true", help="one batch only (default: drain every alert due now)")
-    add_json_flag(relay)
-    relay.set_defaults(handler=_alerts_relay)
-    status = alerts_sub.add_parser("status", help="outbox rows by status")
-    add_json_flag(status)
-    status.set_defaults(handler=_alerts_status)
-
 
 def _run_id(args: argparse.Namespace) -> str:
     return args.run_id or f"cli:{datetime.now(UTC).isoformat(timespec='microseconds')}"
@@ -109,8 +79,9 @@ def _run_id(args: argparse.Namespace) -> str:
 
 def _hash(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
-    from charter_guardrails.checks.integrity.verification import load_policy, parse_dataset_ref, store_manifest
+    from charter_guardrails.checks.integrity.manifest_registry import parse_dataset_ref, store_manifest
     from charter_guardrails.core.keys import load_signing_key
+    from charter_guardrails.core.policy import load_policy
     from charter_guardrails.ledger.store import ledger_session
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
@@ -161,15 +132,12 @@ def _hash(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     # Start hashing first: the imports below (SQLAlchemy, the ledger) then overlap it. These modules are light.
-    from charter_guardrails.checks.integrity.hashing import HashJob, auto_chunk_size
+    from charter_guardrails.checks.integrity.hash_job import HashJob
+    from charter_guardrails.checks.integrity.hashing import auto_chunk_size
+    from charter_guardrails.checks.integrity.light_ledger import light_ledger_session
     from charter_guardrails.checks.integrity.manifest import Outcome
-    from charter_guardrails.checks.integrity.verification import (
-        ManifestSnapshot,
-        active_manifest,
-        light_ledger_session,
-        parse_dataset_ref,
-        verify_file,
-    )
+    from charter_guardrails.checks.integrity.manifest_registry import active_manifest, parse_dataset_ref
+    from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
     from charter_guardrails.cli import main as cli
@@ -207,7 +175,10 @@ def _verify(args: argparse.Namespace) -> int:
         head = "INTACT" if verification.intact else verification.outcome.value.upper().replace("_", " ")
         text = f"{head}: {verification.summary}"
         if incident_id is not None:
-            text += f"\nincident #{incident_id} raised (refresh blocked, dataset quarantined): `charter incidents show {incident_id}`"
+            text += (
+                f"\nincident #{incident_id} raised (refresh blocked, dataset quarantined): "
+                f"`charter incidents show {incident_id}`"
+            )
         return text
 
     if not (args.quiet and verification.intact and not args.json):
@@ -225,19 +196,21 @@ def _import_record_path() -> None:
     Called while the hashing threads run: the imports then use the time the file is read, instead of
     adding to it once the digest is known.
     """
-    import charter_guardrails.checks.integrity.verification  # noqa: F401
-    import charter_guardrails.ledger.audit  # noqa: F401
-    import charter_guardrails.ledger.store  # noqa: F401
+    import importlib
+
+    for module in (
+        "charter_guardrails.checks.integrity.manifest_registry",
+        "charter_guardrails.ledger.audit",
+        "charter_guardrails.ledger.store",
+    ):
+        importlib.import_module(module)
 
 
 def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
     """Persist the verdict, the verification row and, on a mismatch, the incident: one transaction."""
-    from charter_guardrails.checks.integrity.verification import (
-        ensure_dataset_record,
-        light_ledger_session,
-        load_policy,
-        record_verification,
-    )
+    from charter_guardrails.checks.integrity.light_ledger import light_ledger_session
+    from charter_guardrails.checks.integrity.manifest_registry import ensure_dataset_record, record_verification
+    from charter_guardrails.core.policy import load_policy
     from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, record_check_result
 
     result = verification.to_check_result()
@@ -247,7 +220,7 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
         if manifest is not None:
             dataset_id = manifest.dataset_id
         else:
-            assert policy is not None
+            assert policy is not None  # noqa: S101 - loaded above when there is no manifest
             dataset_id = ensure_dataset_record(
                 session, policy, verification.dataset, Path(verification.path).resolve()
             ).id
@@ -256,11 +229,10 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
         record_verification(session, verification, dataset_id=dataset_id, run_id=run_id)
         incident_id = None
         if draft is not None:
-            from charter_guardrails.incidents.incident import (
-                raise_incident,
-            )  # imports the policy model: only on a mismatch
+            # The incident module imports the policy model: only on a mismatch.
+            from charter_guardrails.incidents.incident import raise_incident
 
-            assert policy is not None
+            assert policy is not None  # noqa: S101 - loaded above when there is an incident draft
             incident, _created = raise_incident(session, policy, draft)
             incident_id = incident.id
         finish_check_run(
@@ -270,177 +242,3 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
             blocked_by=[] if verification.intact else ["integrity"],
         )
     return incident_id
-
-
-#: Every field of an incident, in the order of GDPR Art. 33(3) and then its handling.
-INCIDENT_FIELDS = (
-    "id",
-    "key",
-    "status",
-    "breach_type",
-    "severity",
-    "title",
-    "use_case",
-    "dataset",
-    "run_id",
-    "detected_at",
-    "notify_deadline",
-    "nature",
-    "facts",
-    "data_subject_categories",
-    "approx_data_subjects",
-    "personal_data_categories",
-    "approx_records",
-    "likely_consequences",
-    "measures_taken",
-    "dpo_contact",
-    "acknowledged_by",
-    "acknowledged_at",
-    "resolved_by",
-    "resolved_at",
-    "comments",
-)
-
-
-def incident_dict(incident: Any) -> dict[str, Any]:
-    out = {}
-    for name in INCIDENT_FIELDS:
-        value = getattr(incident, name)
-        out[name] = value.isoformat() if isinstance(value, datetime) else value
-    return out
-
-
-def _outbox(session: Any, incident_id: int) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
-    from charter_guardrails.ledger.models import AlertOutbox
-
-    rows = session.scalars(select(AlertOutbox).where(AlertOutbox.incident_id == incident_id).order_by(AlertOutbox.id))
-    return [
-        {
-            "channel": o.channel,
-            "recipient": o.recipient,
-            "status": o.status,
-            "attempts": o.attempts,
-            "idempotency_key": o.idempotency_key,
-            "next_attempt_at": o.next_attempt_at.isoformat() if o.next_attempt_at else None,
-            "delivered_at": o.delivered_at.isoformat() if o.delivered_at else None,
-            "last_error": o.last_error,
-        }
-        for o in rows
-    ]
-
-
-def _incidents_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from charter_guardrails.ledger.models import Incident
-    from charter_guardrails.ledger.store import ledger_session
-
-    with ledger_session() as session:
-        query = select(Incident).order_by(Incident.id.desc()).limit(args.limit)
-        if args.status:
-            query = query.where(Incident.status == args.status)
-        if args.use_case:
-            query = query.where(Incident.use_case == args.use_case)
-        incidents = [incident_dict(i) for i in session.scalars(query)]
-    emit(
-        args,
-        incidents,
-        lambda: (
-            table(
-                [
-                    [
-                        i["id"],
-                        i["status"],
-                        i["breach_type"],
-                        i["severity"],
-                        f"{i['use_case']}.{i['dataset'] or '-'}",
-                        i["detected_at"][:19],
-                        i["notify_deadline"][:19],
-                        i["title"],
-                    ]
-                    for i in incidents
-                ],
-                ["id", "status", "type", "severity", "dataset", "detected (UTC)", "notify before", "title"],
-            )
-            if incidents
-            else "no incident"
-        ),
-    )
-    return EXIT_OK
-
-
-def _incidents_show(args: argparse.Namespace) -> int:
-    import json
-
-    from charter_guardrails.ledger.models import Incident
-    from charter_guardrails.ledger.store import ledger_session
-
-    with ledger_session() as session:
-        incident = session.get(Incident, args.incident_id)
-        if incident is None:
-            raise UsageError(f"no incident #{args.incident_id}; list them with `charter incidents list`")
-        data = {**incident_dict(incident), "alerts": _outbox(session, incident.id)}
-
-    def human() -> str:
-        lines = [
-            f"{name:26} {json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value}"
-            for name, value in data.items()
-            if name != "alerts"
-        ]
-        lines.append("alerts:")
-        lines += [
-            f"  - {a['channel']} {a['recipient']}: {a['status']} after {a['attempts']} attempt(s)"
-            + (f", delivered {a['delivered_at']}" if a["delivered_at"] else "")
-            + (f", last error: {a['last_error']}" if a["last_error"] else "")
-            for a in data["alerts"]
-        ]
-        return "\n".join(lines)
-
-    emit(args, data, human)
-    return EXIT_OK
-
-
-def _incidents_transition(args: argparse.Namespace) -> int:
-    from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
-    from charter_guardrails.ledger.store import ledger_session
-
-    to = IncidentStatus.ACKNOWLEDGED if args.to == "ack" else IncidentStatus.RESOLVED
-    with ledger_session() as session:
-        incident = transition_incident(session, args.incident_id, to, actor=args.by, comment=args.comment)
-        data = incident_dict(incident)
-    emit(args, data, f"incident #{data['id']} is {data['status']} (by {args.by})")
-    return EXIT_OK
-
-
-def _alerts_relay(args: argparse.Namespace) -> int:
-    from charter_guardrails.incidents.relay import relay, relay_once
-    from charter_guardrails.incidents.senders import default_senders
-
-    senders = default_senders()
-    report = relay_once(senders) if args.once else relay(senders)
-    data = report.to_json_dict()
-
-    def human() -> str:
-        text = f"alerts: {report.claimed} due, {report.delivered} delivered, {report.failed} failed (retried later), {report.dead} dead"
-        for channel, count in report.unsent_channels.items():
-            text += f"\n{count} {channel} alert(s) left pending: no {channel} sender configured" + (
-                " (set CHARTER_SMTP_HOST)" if channel == "email" else ""
-            )
-        for error in report.errors[:10]:
-            text += (
-                f"\n  outbox #{error['outbox_id']} ({error['channel']}), attempt {error['attempts']}: {error['error']}"
-            )
-        return text
-
-    emit(args, data, human)
-    return EXIT_OK if report.failed == 0 else EXIT_FAILED
-
-
-def _alerts_status(args: argparse.Namespace) -> int:
-    from charter_guardrails.incidents.relay import outbox_status
-
-    counts = outbox_status()
-    emit(args, counts, lambda: ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "outbox empty")
-    return EXIT_OK

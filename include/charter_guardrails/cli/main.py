@@ -21,13 +21,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from charter_guardrails import __version__
-from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.core.errors import ConfigError, LedgerUnavailable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ConfigError):
-    """Wrong use of a command (exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,7 +56,9 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="charter",
-        description="Charter guardrails for Airflow data pipelines: policies, integrity, personal data, quality, audit.",
+        description=(
+            "Charter guardrails for Airflow data pipelines: policies, integrity, personal data, quality, audit."
+        ),
         epilog="Exit codes: 0 ok, 1 a check failed, 2 usage or configuration error.",
     )
     parser.add_argument("--version", action="version", version=f"charter {__version__}")
@@ -95,13 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - last resort: a clear line, not a bare traceback
-        from charter_guardrails.ledger.db import LedgerUnavailable
-
-        if isinstance(exc, LedgerUnavailable):
-            _error(args, exc, "ledger_unavailable")
-            return EXIT_USAGE
-        raise
+    except LedgerUnavailable as exc:
+        _error(args, exc, "ledger_unavailable")
+        return EXIT_USAGE
 
 
 #: True in the ``charter`` process itself (not when :func:`main` is called by a library or a test):

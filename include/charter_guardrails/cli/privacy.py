@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, table
 
 if TYPE_CHECKING:
-    from charter_guardrails.core.policy import Dataset, UseCasePolicy
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.policy_models import Dataset
 
 
 def register(subparsers: Any) -> None:
     scan = subparsers.add_parser(
         "scan",
         help="find personal data per column of a CSV/Parquet file (exit 1 on a policy violation)",
-        description="Scan a file for personal data (French recognizers with checksums, NER on free text). Without --policy, "
+        description="Scan a file for personal data (French recognizers with checksums, NER on free text). "
+        "Without --policy, "
         "report what each column holds and exit 0; with --policy, judge it and exit 1 on a violation, recording the "
         "result and any incident in the ledger. Examples are always masked.",
     )
@@ -71,51 +73,101 @@ def _read_error(exc: Exception) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from charter_guardrails.checks.privacy.scanner import ScanOptions, scan_frame
-    from charter_guardrails.checks.privacy.verdict import PersonalDataOutcome, evaluate, persist_outcome, write_reports
-    from charter_guardrails.core.policy import UseCasePolicy
-    from charter_guardrails.core.results import CheckResult, Verdict
-    from charter_guardrails.readers.files import DatasetReadError, read_any, read_dataset
+    from charter_guardrails.core.errors import DatasetReadError
+    from charter_guardrails.core.policy import load_policy
+    from charter_guardrails.core.results import Verdict
 
     run_id = args.run_id or f"cli__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
-    policy = UseCasePolicy.from_file(args.policy) if args.policy else None
+    policy = load_policy(args.policy) if args.policy else None
     try:
-        if policy is None:
-            frame, dialect = read_any(args.file)
-            if dialect is not None:
-                _note(
-                    f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
-                    + (f" ({'; '.join(dialect.notes)})" if dialect.notes else "")
-                )
-        else:
-            dataset = _pick_dataset(policy, args.file, args.dataset)
-            frame = read_dataset(dataset, args.file)
-            _note(
-                f"read as dataset {dataset.id!r} of {policy.id}: separator {dataset.csv.separator!r}, "
-                f"encoding {dataset.csv.encoding} (declared by the policy)"
-            )
+        frame, dataset = _read_for_scan(args, policy)
     except DatasetReadError as exc:
         return _read_error(exc)
-    if policy is None:
-        options = ScanOptions(mode="exhaustive" if args.exhaustive else "sampling")
-        scan = scan_frame(frame, options, source=args.file.name)
-        with_pii = [c.name for c in scan.columns if c.findings]
-        result = CheckResult(
-            check="personal_data",
-            verdict=Verdict.PASS,
-            engagements=["surete.1", "proportionnalite.3"],
-            summary=f"No policy given: report only. {len(with_pii)} of {len(scan.columns)} column(s) hold personal data.",
-            metrics={"rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns_with_pii": len(with_pii)},
-            dataset=None,
-        )
-        outcome = PersonalDataOutcome(result=result, scan=scan, columns=[])
-        write_reports(outcome, use_case="_adhoc", run_id=run_id, name=args.file.stem)
+    if policy is None or dataset is None:
+        scan, outcome = _report_only(args, frame, run_id)
     else:
-        options = ScanOptions.from_policy(policy.privacy, dataset, exhaustive=True if args.exhaustive else None)
-        scan = scan_frame(frame, options, source=args.file.name)
-        outcome = evaluate(scan, policy, dataset, run_id=run_id)
-        write_reports(outcome, use_case=policy.id, run_id=run_id)
+        scan, outcome = _judge(args, frame, policy, dataset, run_id)
     _note(scan.guarantee)
+    incident_id = None
+    failed = outcome.result.verdict is Verdict.FAIL
+    if policy is not None and (failed or args.record):
+        from charter_guardrails.checks.privacy.verdict import persist_outcome
+
+        incident_id, _ = persist_outcome(outcome, policy, dag_id="cli", run_id=run_id)
+    if args.json:
+        print(json.dumps(_column_entries(scan, outcome), indent=2, ensure_ascii=False))
+    else:
+        _print_findings(scan, outcome, judged=policy is not None)
+    _note(f"reports: {outcome.reports.get('html')} and {outcome.reports.get('json')}")
+    if incident_id is not None:
+        _note(f"incident #{incident_id} recorded in the ledger (run {run_id})")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _read_for_scan(args: argparse.Namespace, policy: UseCasePolicy | None) -> tuple[Any, Dataset | None]:
+    """The frame to scan: in the policy's declared dialect, else in the dialect detected (and said)."""
+    from charter_guardrails.readers.files import read_any, read_dataset
+
+    if policy is None:
+        frame, dialect = read_any(args.file)
+        if dialect is not None:
+            _note(
+                f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
+                + (f" ({'; '.join(dialect.notes)})" if dialect.notes else "")
+            )
+        return frame, None
+    dataset = _pick_dataset(policy, args.file, args.dataset)
+    frame = read_dataset(dataset, args.file)
+    _note(
+        f"read as dataset {dataset.id!r} of {policy.id}: separator {dataset.csv.separator!r}, "
+        f"encoding {dataset.csv.encoding} (declared by the policy)"
+    )
+    return frame, dataset
+
+
+def _report_only(args: argparse.Namespace, frame: Any, run_id: str) -> tuple[Any, Any]:
+    """Without a policy: what each column holds, a passing result, reports under ``_adhoc``."""
+    from charter_guardrails.checks.privacy.report import ScanOptions
+    from charter_guardrails.checks.privacy.report_files import write_reports
+    from charter_guardrails.checks.privacy.scanner import scan_frame
+    from charter_guardrails.checks.privacy.verdict import PersonalDataOutcome
+    from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+    from charter_guardrails.core.results import CheckResult, Verdict
+
+    options = ScanOptions(mode="exhaustive" if args.exhaustive else "sampling")
+    scan = scan_frame(frame, options, source=args.file.name)
+    with_pii = [c.name for c in scan.columns if c.findings]
+    result = CheckResult(
+        check=CheckName.PERSONAL_DATA,
+        verdict=Verdict.PASS,
+        engagements=CATALOGUE[CheckName.PERSONAL_DATA].engagement_ids(),
+        summary=f"No policy given: report only. {len(with_pii)} of {len(scan.columns)} column(s) hold personal data.",
+        metrics={"rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns_with_pii": len(with_pii)},
+        dataset=None,
+    )
+    outcome = PersonalDataOutcome(result=result, scan=scan, columns=[])
+    write_reports(outcome, use_case="_adhoc", run_id=run_id, name=args.file.stem)
+    return scan, outcome
+
+
+def _judge(
+    args: argparse.Namespace, frame: Any, policy: UseCasePolicy, dataset: Dataset, run_id: str
+) -> tuple[Any, Any]:
+    """With a policy: the scan as the policy asks, judged column by column, with its reports."""
+    from charter_guardrails.checks.privacy.report import ScanOptions
+    from charter_guardrails.checks.privacy.report_files import write_reports
+    from charter_guardrails.checks.privacy.scanner import scan_frame
+    from charter_guardrails.checks.privacy.verdict import evaluate
+
+    options = ScanOptions.from_policy(policy.privacy, dataset, exhaustive=True if args.exhaustive else None)
+    scan = scan_frame(frame, options, source=args.file.name)
+    outcome = evaluate(scan, policy, dataset, run_id=run_id)
+    write_reports(outcome, use_case=policy.id, run_id=run_id)
+    return scan, outcome
+
+
+def _column_entries(scan: Any, outcome: Any) -> list[dict[str, Any]]:
+    """The ``--json`` output: each column's findings and suspects, and the policy's verdict on it."""
     verdicts = {c.column: c for c in outcome.columns}
     columns = []
     for column in scan.columns:
@@ -131,49 +183,42 @@ def _scan(args: argparse.Namespace) -> int:
             v = verdicts[column.name]
             entry.update({"declared": v.declared, "allowed": v.allowed, "ok": v.ok, "reason": v.reason})
         columns.append(entry)
-    incident_id = None
-    failed = outcome.result.verdict is Verdict.FAIL
-    if policy is not None and (failed or args.record):
-        incident_id, _ = persist_outcome(outcome, policy, dag_id="cli", run_id=run_id)
-    if args.json:
-        print(json.dumps(columns, indent=2, ensure_ascii=False))
-    else:
-        rows = [
-            [
-                c.name,
-                c.kind,
-                f.entity_type,
-                f.count,
-                f"{f.share:.1%}",
-                f"{f.mean_score:.2f}",
-                f"{f.max_score:.2f}",
-                " | ".join(f.masked_examples),
-            ]
-            for c in scan.columns
-            for f in c.findings
+    return columns
+
+
+def _print_findings(scan: Any, outcome: Any, *, judged: bool) -> None:
+    rows = [
+        [
+            c.name,
+            c.kind,
+            f.entity_type,
+            f.count,
+            f"{f.share:.1%}",
+            f"{f.mean_score:.2f}",
+            f"{f.max_score:.2f}",
+            " | ".join(f.masked_examples),
         ]
-        print(
-            table(rows, ["column", "kind", "entity", "rows", "share", "mean", "max", "masked examples"])
-            if rows
-            else "no personal data found"
-        )
-        if policy is not None:
-            for v in outcome.columns:
-                if not v.ok:
-                    print(f"VIOLATION  {v.column}: {v.reason}")
-            print(f"{outcome.result.verdict.value.upper()}: {outcome.result.summary}")
-    _note(f"reports: {outcome.reports.get('html')} and {outcome.reports.get('json')}")
-    if incident_id is not None:
-        _note(f"incident #{incident_id} recorded in the ledger (run {run_id})")
-    return EXIT_FAILED if failed else EXIT_OK
+        for c in scan.columns
+        for f in c.findings
+    ]
+    print(
+        table(rows, ["column", "kind", "entity", "rows", "share", "mean", "max", "masked examples"])
+        if rows
+        else "no personal data found"
+    )
+    if judged:
+        for v in outcome.columns:
+            if not v.ok:
+                print(f"VIOLATION  {v.column}: {v.reason}")
+        print(f"{outcome.result.verdict.value.upper()}: {outcome.result.summary}")
 
 
 def _pseudonymise(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.privacy.pseudonymise import pseudonymise_file
-    from charter_guardrails.core.policy import UseCasePolicy
-    from charter_guardrails.readers.files import DatasetReadError
+    from charter_guardrails.core.errors import DatasetReadError
+    from charter_guardrails.core.policy import load_policy
 
-    policy = UseCasePolicy.from_file(args.policy)
+    policy = load_policy(args.policy)
     dataset = policy.dataset(args.dataset) if args.dataset else _pick_dataset(policy, args.source, None)
     if args.target.resolve() == args.source.resolve():
         _note("charter: error: OUT must differ from IN (the source is kept as registered)")

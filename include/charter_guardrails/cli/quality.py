@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, UsageError, add_json_flag, emit, table
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, add_json_flag, emit, table
+from charter_guardrails.core.errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -56,13 +57,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _policy(value: str) -> Any:
-    from charter_guardrails.core.policy import UseCasePolicy, load_policy
+    from charter_guardrails.core.policy import load_policy
 
-    return (
-        UseCasePolicy.from_file(value)
-        if value.endswith((".yaml", ".yml")) or Path(value).exists()
-        else load_policy(value)
-    )
+    return load_policy(Path(value) if value.endswith((".yaml", ".yml")) or Path(value).exists() else value)
 
 
 def _record(policy: Any, result: Any, run_id: str) -> None:
@@ -97,7 +94,8 @@ def _report(
 
 def _validate(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.quality.checks import profile_training
-    from charter_guardrails.checks.quality.runner import safe_run_name, validate_file, validate_table
+    from charter_guardrails.checks.quality.runner import validate_file, validate_table
+    from charter_guardrails.checks.quality.suite_run import safe_run_name
 
     if bool(args.file) == bool(args.table):
         raise UsageError("give either FILE or --table T")
@@ -140,7 +138,7 @@ def _dataset_for_suite(policy: Any, suite: str | None) -> str:
 
 def _drift(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.quality.checks import drift_of_file
-    from charter_guardrails.checks.quality.runner import safe_run_name
+    from charter_guardrails.checks.quality.suite_run import safe_run_name
 
     policy = _policy(args.policy)
     run_id = args.run_id or safe_run_name(None)
@@ -161,7 +159,7 @@ def _stat(feature: dict[str, Any]) -> str:
 
 def _representativeness(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.quality.checks import representativeness_of_file
-    from charter_guardrails.checks.quality.runner import safe_run_name
+    from charter_guardrails.checks.quality.suite_run import safe_run_name
 
     policy = _policy(args.policy)
     run_id = args.run_id or safe_run_name(None)

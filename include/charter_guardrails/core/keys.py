@@ -24,15 +24,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from charter_guardrails.core.settings import ConfigError, get_settings
+from charter_guardrails.core.errors import KeyError_
+from charter_guardrails.core.settings import get_settings
 
 SIGNING_KEY_FILE = "signing_ed25519.pem"
 PUBLIC_KEY_FILE = "signing_ed25519.pub"
 PSEUDONYMISATION_KEY_FILE = "pseudonymisation.key"
-
-
-class KeyError_(ConfigError):
-    """A key is missing or unreadable."""
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -152,7 +149,10 @@ def load_public_key(keys_dir: Path | None = None) -> Ed25519PublicKey:
 
 
 def load_trusted_public_keys(keys_dir: Path | None = None) -> dict[str, Ed25519PublicKey]:
-    """The current public key plus retired ones (``retired/*.pub``), by key id, so that rotation keeps old signatures verifiable."""
+    """The current public key plus retired ones (``retired/*.pub``), by key id.
+
+    Rotation keeps old signatures verifiable.
+    """
     keys = {}
     current = load_public_key(keys_dir)
     keys[key_id(current)] = current
@@ -186,7 +186,8 @@ def load_pseudonymisation_key(keys_dir: Path | None = None) -> bytes:
         source = str(path)
         if not path.exists():
             raise KeyError_(
-                f"no pseudonymisation key: set CHARTER_PSEUDONYMISATION_KEY or run `charter keys init` (looked for {path})"
+                "no pseudonymisation key: set CHARTER_PSEUDONYMISATION_KEY or run `charter keys init` "
+                f"(looked for {path})"
             )
         value = path.read_text(encoding="ascii")
     try:

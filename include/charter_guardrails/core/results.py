@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import math
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from charter_guardrails.core.catalogue import CheckName, spec_of
+from charter_guardrails.core.evidence import Evidence
 
 
 class Verdict(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
     WARN = "warn"
     FAIL = "fail"
 
@@ -55,20 +58,21 @@ def _json_safe(value: Any) -> Any:
 class CheckResult(BaseModel):
     """The outcome of one guardrail check on one dataset.
 
-    :param check: the check's stable name, e.g. ``integrity``, ``personal_data``.
+    :param check: the check's name in the catalogue, e.g. ``CheckName.INTEGRITY``.
     :param verdict: pass, warn or fail.
     :param severity: how bad a failure is; only used to rank and route.
     :param engagements: charter engagements the check serves, e.g. ``["surete.2"]``.
     :param summary: one human sentence, in French or English, without personal values.
     :param metrics: named numbers.
-    :param evidence: JSON-safe details; never a raw personal value.
+    :param evidence: JSON-safe details that fit the check's evidence model; never a raw personal value.
+        An empty mapping means the check recorded none (nothing to compare, or a report-only run).
     :param dataset: the dataset id, if the check is about one dataset.
     :param report_path: where a longer report was written, if any.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    check: str = Field(min_length=1)
+    check: CheckName
     verdict: Verdict
     severity: Severity = Severity.INFO
     engagements: list[str] = Field(default_factory=list)
@@ -85,7 +89,8 @@ class CheckResult(BaseModel):
             principle, _, number = engagement.partition(".")
             if principle not in PRINCIPLES or not number.isdigit():
                 raise ValueError(
-                    f"unknown charter engagement {engagement!r}; expected <principle>.<n> with principle in {PRINCIPLES}"
+                    f"unknown charter engagement {engagement!r}; "
+                    f"expected <principle>.<n> with principle in {PRINCIPLES}"
                 )
         return value
 
@@ -94,13 +99,31 @@ class CheckResult(BaseModel):
     def _make_json_safe(cls, value: Any) -> Any:
         return _json_safe(value) if value is not None else {}
 
+    @model_validator(mode="after")
+    def _evidence_fits_its_model(self) -> CheckResult:
+        # Validated, not replaced: the evidence stays the dict the check wrote, so XCom and the ledger are unchanged.
+        if self.evidence:
+            model = spec_of(self.check).evidence_model
+            try:
+                model.model_validate(self.evidence)
+            except ValidationError as exc:
+                raise ValueError(f"the evidence of check {self.check} does not fit {model.__name__}: {exc}") from None
+        return self
+
+    def typed_evidence(self) -> Evidence | None:
+        """The evidence as its check's model (e.g. :class:`~charter_guardrails.core.evidence.DriftEvidence`);
+        ``None`` when the check recorded none."""
+        if not self.evidence:
+            return None
+        return spec_of(self.check).evidence_model.model_validate(self.evidence)
+
     @property
     def failed(self) -> bool:
         return self.verdict is Verdict.FAIL
 
     def to_json_dict(self) -> dict[str, Any]:
         """A plain dict, safe for XCom and ``json.dumps``."""
-        return json.loads(self.model_dump_json())
+        return cast("dict[str, Any]", json.loads(self.model_dump_json()))
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> CheckResult:
@@ -111,13 +134,6 @@ class CheckResult(BaseModel):
 REPORT_ERROR = "report_error"
 
 
-class ReportWriteError(Exception):
-    """A report could not be written (reports folder full, read-only...). Infrastructure: Airflow retries it.
-
-    Raised only after the verdict was recorded in the ledger, so the verdict is never lost with its report.
-    """
-
-
 def with_report_error(result: CheckResult, report: str, folder: object, exc: BaseException) -> CheckResult:
     """``result`` without its report, saying which report could not be written where, and why (never a data value)."""
     cause: BaseException | None = exc
@@ -125,7 +141,9 @@ def with_report_error(result: CheckResult, report: str, folder: object, exc: Bas
         cause = cause.__cause__ or cause.__context__  # libraries (Great Expectations) wrap the OSError
     reason = cause.strerror if isinstance(cause, OSError) else f"{type(exc).__name__}: {exc}"
     message = f"the {report} could not be written to {folder}: {reason}"
-    return result.model_copy(update={"report_path": None, "evidence": {**result.evidence, REPORT_ERROR: message}})
+    return CheckResult.model_validate(
+        {**result.model_dump(), "report_path": None, "evidence": {**result.evidence, REPORT_ERROR: message}}
+    )
 
 
 def worst(verdicts: list[Verdict]) -> Verdict:

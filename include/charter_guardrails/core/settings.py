@@ -14,10 +14,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-class ConfigError(Exception):
-    """A configuration problem: the message says what is wrong and what to do."""
-
-
 @dataclass(frozen=True)
 class Settings:
     home: Path

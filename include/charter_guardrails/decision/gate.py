@@ -20,30 +20,38 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from charter_guardrails.core.catalogue import NEVER_OVERRIDABLE_CHECKS, OVERRIDABLE_CHECKS, CheckName
 from charter_guardrails.core.results import CheckResult, Verdict
 
-OVERRIDABLE = frozenset({"quality", "representativeness", "fairness", "performance", "drift", "footprint"})
-NEVER_OVERRIDABLE = frozenset({"integrity", "personal_data", "proportionality", "kill_switch", "declaration"})
+#: Overridable or not is the catalogue's call (``CheckSpec.overridable``), not the gate's.
+OVERRIDABLE = OVERRIDABLE_CHECKS
+NEVER_OVERRIDABLE = NEVER_OVERRIDABLE_CHECKS
 
 #: Guardrails of a model refresh, in the order the DAG runs them.
 REFRESH_CHECKS = (
-    "kill_switch",
-    "integrity",
-    "personal_data",
-    "quality",
-    "representativeness",
-    "proportionality",
-    "performance",
-    "fairness",
-    "footprint",
+    CheckName.KILL_SWITCH,
+    CheckName.INTEGRITY,
+    CheckName.PERSONAL_DATA,
+    CheckName.QUALITY,
+    CheckName.REPRESENTATIVENESS,
+    CheckName.PROPORTIONALITY,
+    CheckName.PERFORMANCE,
+    CheckName.FAIRNESS,
+    CheckName.FOOTPRINT,
 )
 #: Guardrails of an inference batch.
-INFERENCE_CHECKS = ("kill_switch", "integrity", "personal_data", "quality", "drift")
+INFERENCE_CHECKS = (
+    CheckName.KILL_SWITCH,
+    CheckName.INTEGRITY,
+    CheckName.PERSONAL_DATA,
+    CheckName.QUALITY,
+    CheckName.DRIFT,
+)
 
 MIN_JUSTIFICATION_CHARS = 20
 
 
-class Outcome(StrEnum):
+class GateOutcome(StrEnum):
     #: every guardrail passed: a human approves or rejects
     NEEDS_APPROVAL = "needs_approval"
     #: only overridable guardrails failed: a human may override with a justification, or reject
@@ -55,7 +63,7 @@ class Outcome(StrEnum):
 class GateDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    outcome: Outcome
+    outcome: GateOutcome
     failed: list[str] = Field(default_factory=list)
     overridable: list[str] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)
@@ -64,7 +72,7 @@ class GateDecision(BaseModel):
 
     @property
     def blocked(self) -> bool:
-        return self.outcome is Outcome.BLOCKED
+        return self.outcome is GateOutcome.BLOCKED
 
     @property
     def blocked_by(self) -> list[str]:
@@ -97,11 +105,11 @@ def decide(results: Iterable[CheckResult], expected: Iterable[str]) -> GateDecis
     overridable = sorted(n for n in failed if n in OVERRIDABLE)
     hard = [n for n in failed if n not in OVERRIDABLE]
     if hard or missing:
-        outcome = Outcome.BLOCKED
+        outcome = GateOutcome.BLOCKED
     elif overridable:
-        outcome = Outcome.NEEDS_OVERRIDE
+        outcome = GateOutcome.NEEDS_OVERRIDE
     else:
-        outcome = Outcome.NEEDS_APPROVAL
+        outcome = GateOutcome.NEEDS_APPROVAL
     return GateDecision(
         outcome=outcome,
         failed=sorted(failed),
@@ -136,15 +144,17 @@ def review(decision: GateDecision, choice: str, justification: str | None) -> Re
     if choice == HumanChoice.REJECT:
         return ReviewOutcome(publish=False, decision="rejected", reason="rejected by the approver")
     if choice == HumanChoice.APPROVE:
-        if decision.outcome is Outcome.NEEDS_APPROVAL:
+        if decision.outcome is GateOutcome.NEEDS_APPROVAL:
             return ReviewOutcome(publish=True, decision="published", reason="approved")
         return ReviewOutcome(
             publish=False,
             decision="rejected",
-            reason=f"'Approve' cannot publish while {decision.overridable} failed: choose 'Override' with a justification",
+            reason=(
+                f"'Approve' cannot publish while {decision.overridable} failed: choose 'Override' with a justification"
+            ),
         )
     if choice == HumanChoice.OVERRIDE:
-        if decision.outcome is not Outcome.NEEDS_OVERRIDE:
+        if decision.outcome is not GateOutcome.NEEDS_OVERRIDE:
             return ReviewOutcome(publish=True, decision="published", reason="approved (nothing to override)")
         if len(text) < MIN_JUSTIFICATION_CHARS:
             return ReviewOutcome(

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
-from charter_guardrails.core.settings import ConfigError
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import Approval, ModelVersion
 
@@ -182,10 +183,10 @@ def check_kill_switch(session: Session, use_case: str) -> CheckResult:
     version = production_version(session, use_case)
     suspended = bool(version and version.suspended)
     return CheckResult(
-        check="kill_switch",
+        check=CheckName.KILL_SWITCH,
         verdict=Verdict.FAIL if suspended else Verdict.PASS,
         severity=Severity.CRITICAL if suspended else Severity.INFO,
-        engagements=["maitrise_humaine.2"],
+        engagements=CATALOGUE[CheckName.KILL_SWITCH].engagement_ids(),
         summary=(
             f"production model v{version.version} is suspended by {version.suspended_by}: {version.suspend_reason}"
             if suspended and version

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, Alert, email_message, webhook_body
 from charter_guardrails.incidents.relay import Backoff, RelayReport, outbox_status, relay, relay_once
-from charter_guardrails.incidents.senders import (
-    DeliveryError,
-    Sender,
-    SmtpSender,
-    SmtpSettings,
-    WebhookSender,
-    default_senders,
-)
+from charter_guardrails.incidents.senders import Sender, SmtpSender, SmtpSettings, WebhookSender, default_senders
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
     "Alert",
     "Backoff",
-    "DeliveryError",
     "RelayReport",
     "Sender",
     "SmtpSender",

@@ -22,8 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.policy import UseCasePolicy
-from charter_guardrails.core.settings import ConfigError
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import AlertOutbox, Incident
 
@@ -72,11 +72,32 @@ def raise_incident(
     existing = session.scalars(select(Incident).where(Incident.key == key)).first()
     if existing is not None:
         return existing, False
+    incident = _new_incident(policy, draft, key, detected_at=datetime.now(UTC))
+    try:
+        with session.begin_nested():
+            session.add(incident)
+            session.flush()
+    except IntegrityError:
+        return session.scalars(select(Incident).where(Incident.key == key)).one(), False
+    _queue_alerts(session, policy, incident)
+    append_event(
+        session,
+        actor=actor,
+        action="incident.raised",
+        subject=incident,
+        use_case=policy.id,
+        run_id=draft.run_id,
+        payload={"breach_type": incident.breach_type, "dataset": draft.dataset},
+    )
+    return incident, True
+
+
+def _new_incident(policy: UseCasePolicy, draft: IncidentDraft, key: str, *, detected_at: datetime) -> Incident:
+    """The incident row: the draft, with the GDPR Art. 33 context the policy declares for its dataset."""
     dataset = (
         policy.dataset(draft.dataset) if draft.dataset and draft.dataset in {d.id for d in policy.datasets} else None
     )
-    detected_at = datetime.now(UTC)
-    incident = Incident(
+    return Incident(
         key=key,
         breach_type=BreachType(draft.breach_type).value,
         severity=draft.severity,
@@ -102,35 +123,23 @@ def raise_incident(
         status=IncidentStatus.OPEN.value,
         comments=[],
     )
-    try:
-        with session.begin_nested():
-            session.add(incident)
-            session.flush()
-    except IntegrityError:
-        return session.scalars(select(Incident).where(Incident.key == key)).one(), False
+
+
+def _queue_alerts(session: Session, policy: UseCasePolicy, incident: Incident) -> None:
+    """One pending outbox row per alert target, due now; the relay delivers them."""
     for channel, recipient in alert_targets(policy):
         session.add(
             AlertOutbox(
                 incident_id=incident.id,
                 channel=channel,
                 recipient=recipient,
-                idempotency_key=hashlib.sha256(f"{key}|{channel}|{recipient}".encode()).hexdigest()[:40],
+                idempotency_key=hashlib.sha256(f"{incident.key}|{channel}|{recipient}".encode()).hexdigest()[:40],
                 payload=incident_payload(incident),
                 status="pending",
                 attempts=0,
-                next_attempt_at=detected_at,
+                next_attempt_at=incident.detected_at,
             )
         )
-    append_event(
-        session,
-        actor=actor,
-        action="incident.raised",
-        subject=incident,
-        use_case=policy.id,
-        run_id=draft.run_id,
-        payload={"breach_type": incident.breach_type, "dataset": draft.dataset},
-    )
-    return incident, True
 
 
 def alert_targets(policy: UseCasePolicy) -> list[tuple[str, str]]:

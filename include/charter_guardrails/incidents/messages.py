@@ -4,25 +4,23 @@ Both are built from the outbox row's payload (the Art. 33 fields, see
 :func:`charter_guardrails.incidents.incident.incident_payload`), which never holds a raw personal value:
 facts are chunk numbers, byte and line ranges, digests and counts.
 Both carry the row's idempotency key, so a receiver can drop a duplicate delivery.
+The e-mail's parts are the templates ``incident_alert.txt`` and ``incident_alert.html`` (autoescaped);
+the webhook body stays JSON.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
+from charter_guardrails.reporting.rendering import render
+from charter_guardrails.reporting.vocabulary import breach_type_label, severity_label
+
 #: Header that carries the idempotency key (e-mail and webhook).
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
-BREACH_TYPES_FR = {
-    "integrity": "atteinte à l'intégrité",
-    "confidentiality": "atteinte à la confidentialité",
-    "availability": "atteinte à la disponibilité",
-    "gdpr_compliance": "non-conformité RGPD",
-}
 
 
 @dataclass(frozen=True)
@@ -40,17 +38,21 @@ class Alert:
 
 def subject(alert: Alert) -> str:
     p = alert.payload
-    return f"[Charte IA – Sûreté] Incident n°{p.get('incident_id', alert.incident_id)} : {p.get('title', 'incident de sécurité')}"
+    number, title = p.get("incident_id", alert.incident_id), p.get("title", "incident de sécurité")
+    return f"[Charte IA – Sûreté] Incident n°{number} : {title}"
 
 
 def _fields(alert: Alert) -> list[tuple[str, str]]:
     p = alert.payload
     facts = p.get("facts") or {}
     return [
-        ("Incident", f"n°{p.get('incident_id', alert.incident_id)} (gravité : {p.get('severity', '-')})"),
+        (
+            "Incident",
+            f"n°{p.get('incident_id', alert.incident_id)} (gravité : {severity_label(p.get('severity', '-'))})",
+        ),
         ("Détecté le (UTC)", str(p.get("detected_at", "-"))),
         ("Notification à la CNIL avant (art. 33(1), 72 h)", str(p.get("notify_deadline", "-"))),
-        ("Type de violation", BREACH_TYPES_FR.get(str(p.get("breach_type")), str(p.get("breach_type")))),
+        ("Type de violation", breach_type_label(str(p.get("breach_type")))),
         ("Usage et jeu de données", f"{p.get('use_case', '-')} / {p.get('dataset') or '-'}"),
         ("Exécution", str(p.get("run_id") or "-")),
         ("Nature (art. 33(3)(a))", str(p.get("nature", "-"))),
@@ -90,36 +92,18 @@ def _facts_text(facts: dict[str, Any]) -> str:
     return "; ".join(parts) or json.dumps(facts, ensure_ascii=False, sort_keys=True)[:500]
 
 
+def _body_context(alert: Alert) -> dict[str, Any]:
+    return {"fields": _fields(alert), "incident_id": alert.incident_id, "idempotency_key": alert.idempotency_key}
+
+
 def text_body(alert: Alert) -> str:
-    lines = [
-        "Bonjour,",
-        "",
-        "Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
-        "(engagement Sûreté 2 : « toute corruption de données doit faire l'objet d'un incident de sécurité »).",
-        "",
-    ]
-    lines += [f"- {label} : {value}" for label, value in _fields(alert)]
-    lines += [
-        "",
-        "Actions : prendre en compte avec `charter incidents ack "
-        f"{alert.incident_id}`, clore avec `charter incidents resolve {alert.incident_id}`.",
-        "Ce message ne contient aucune donnée personnelle brute.",
-        "",
-        f"Clé d'idempotence : {alert.idempotency_key}",
-    ]
-    return "\n".join(lines) + "\n"
+    """The plain-text part: every Art. 33 field, the commands to acknowledge and resolve, the idempotency key."""
+    return render("incident_alert.txt", **_body_context(alert))
 
 
 def html_body(alert: Alert) -> str:
-    rows = "".join(
-        f"<tr><th align='left'>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
-        for label, value in _fields(alert)
-    )
-    return (
-        f"<p>Bonjour,</p><p>Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
-        f"(Sûreté 2).</p><table>{rows}</table><p>Prendre en compte : <code>charter incidents ack {alert.incident_id}</code>.</p>"
-        f"<p><small>Clé d'idempotence : {html.escape(alert.idempotency_key)}</small></p>"
-    )
+    """The HTML part: the same fields in a table, every value escaped."""
+    return render("incident_alert.html", **_body_context(alert))
 
 
 def message_id(alert: Alert) -> str:

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from charter_guardrails.core.errors import DeliveryError
 from charter_guardrails.incidents.messages import Alert
-from charter_guardrails.incidents.senders import DeliveryError, Sender
+from charter_guardrails.incidents.senders import Sender
 
 log = logging.getLogger(__name__)
 ACTOR = "charter-alert-relay"

@@ -14,14 +14,10 @@ import ssl
 from dataclasses import dataclass
 from typing import Protocol
 
-from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.core.errors import ConfigError, DeliveryError
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, Alert, email_message, webhook_body
 
 DEFAULT_FROM = "charte-ia@ampmetropole.example"
-
-
-class DeliveryError(Exception):
-    """This attempt failed; the relay retries later with backoff."""
 
 
 class Sender(Protocol):
@@ -42,11 +38,17 @@ class SmtpSettings:
     timeout: float = 10.0
 
     def __repr__(self) -> str:
-        return f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.user!r}, password={'***' if self.password else None})"
+        return (
+            f"SmtpSettings(host={self.host!r}, port={self.port}, user={self.user!r}, "
+            f"password={'***' if self.password else None})"
+        )
 
     @classmethod
     def from_env(cls) -> SmtpSettings | None:
-        """``CHARTER_SMTP_HOST`` (required), ``_PORT``, ``_USER``, ``_PASSWORD``, ``_FROM``, ``_STARTTLS``, ``_SSL``; None when unset."""
+        """``CHARTER_SMTP_HOST`` (required), ``_PORT``, ``_USER``, ``_PASSWORD``, ``_FROM``, ``_STARTTLS``, ``_SSL``.
+
+        None when ``CHARTER_SMTP_HOST`` is unset.
+        """
         host = os.environ.get("CHARTER_SMTP_HOST")
         if not host:
             return None

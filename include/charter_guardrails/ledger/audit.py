@@ -97,7 +97,7 @@ def append_event(
     if subject is not None:
         session.flush()  # ids and column defaults
         subject_type = subject.__tablename__
-        subject_id = str(subject.id)  # type: ignore[attr-defined]
+        subject_id = str(subject.id)  # type: ignore[attr-defined]  # audited models have an id; Base declares none
         payload["row_digest"] = row_digest(subject)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
@@ -298,7 +298,8 @@ def _verify_subjects(session: Session, report: ChainReport, last_events: dict[tu
     seen: set[tuple[str, str]] = set()
     for table, model in AUDITED_MODELS.items():
         for row in session.scalars(select(model)):
-            ident = (table, str(row.id))  # type: ignore[attr-defined]
+            row_id = row.id  # type: ignore[attr-defined]  # audited models have an id; Base declares none
+            ident = (table, str(row_id))
             seen.add(ident)
             ev = last_events.get(ident)
             if ev is None:
@@ -306,17 +307,17 @@ def _verify_subjects(session: Session, report: ChainReport, last_events: dict[tu
                     Problem(
                         None,
                         "row is not recorded in the audit chain (inserted outside the ledger)",
-                        f"{table}#{row.id}",
+                        f"{table}#{row_id}",
                     )
-                )  # type: ignore[attr-defined]
+                )
             elif (ev.payload if isinstance(ev.payload, dict) else {}).get("row_digest") != row_digest(row):
                 report.problems.append(
                     Problem(
                         ev.seq,
                         "row differs from its last audited state (edited outside the ledger)",
-                        f"{table}#{row.id}",
+                        f"{table}#{row_id}",
                     )
-                )  # type: ignore[attr-defined]
+                )
     for ident, ev in last_events.items():
         if ident[0] in AUDITED_MODELS and ident not in seen and not ev.action.endswith(".deleted"):
             report.problems.append(

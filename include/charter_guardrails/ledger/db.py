@@ -18,18 +18,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from charter_guardrails.core.settings import ConfigError, get_settings
+from charter_guardrails.core.errors import LedgerNotMigrated, LedgerUnavailable
+from charter_guardrails.core.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _ENGINES: list[Engine] = []
-
-
-class LedgerNotMigrated(ConfigError):
-    """The database exists but its schema is not at the current migration."""
-
-
-class LedgerUnavailable(Exception):
-    """The ledger database cannot be reached. Infrastructure: Airflow retries these."""
 
 
 def redact_url(url: str) -> str:
@@ -96,7 +89,7 @@ def head_revision() -> str:
 
     script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
     head = script.get_current_head()
-    assert head is not None
+    assert head is not None  # noqa: S101 - the project ships its migrations: there is a head
     return head
 
 
@@ -130,7 +123,8 @@ def ensure_migrated(engine: Engine) -> None:
     if current != head:
         state = "has never been migrated" if current is None else f"is at revision {current}, the code expects {head}"
         raise LedgerNotMigrated(
-            f"the ledger at {redact_url(str(engine.url))} {state}: run `charter ledger migrate` (or `make run`, which does it)"
+            f"the ledger at {redact_url(str(engine.url))} {state}: "
+            "run `charter ledger migrate` (or `make run`, which does it)"
         )
 
 

@@ -7,18 +7,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.catalogue import CheckName
 from charter_guardrails.core.results import CheckResult
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.db import session_factory
-from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, DatasetRecord
+from charter_guardrails.ledger.models import Base, CheckResultRecord, CheckRun, DatasetRecord
 
 SYSTEM_ACTOR = "charter-guardrails"
+
+_Row = TypeVar("_Row", bound=Base)
 
 
 @contextmanager
@@ -30,8 +33,8 @@ def ledger_session(url: str | None = None) -> Iterator[Session]:
 
 
 def get_or_create(
-    session: Session, model: type[Any], defaults: dict[str, Any] | None = None, **keys: Any
-) -> tuple[Any, bool]:
+    session: Session, model: type[_Row], defaults: dict[str, Any] | None = None, **keys: Any
+) -> tuple[_Row, bool]:
     """Fetch a row by its unique keys or insert it; safe against a concurrent insert of the same keys."""
     row = session.scalars(select(model).filter_by(**keys)).first()
     if row is not None:
@@ -56,12 +59,12 @@ def ensure_dataset(
         name=name,
         defaults={"format": format, "location": location, "personal_data": personal_data},
     )
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def get_or_create_check_run(session: Session, *, use_case: str, dag_id: str, run_id: str) -> CheckRun:
     row, _ = get_or_create(session, CheckRun, use_case=use_case, dag_id=dag_id, run_id=run_id)
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def record_check_result(
@@ -105,7 +108,7 @@ def record_check_result(
             "summary": result.summary,
         },
     )
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 #: Metrics that measure the attempt, not the data: a retry that differs only there is the same verdict.
@@ -173,16 +176,18 @@ def finish_check_run(
 
 
 def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:
+    """The run's results, read back through :class:`CheckResult`: a row whose check is not in the catalogue,
+    or whose evidence does not fit its check's model, raises (the gate then fails closed)."""
     rows = session.scalars(
         select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id).order_by(CheckResultRecord.id)
     )
     return [
         CheckResult(
-            check=r.check,
+            check=CheckName(r.check),
             verdict=r.verdict,
             severity=r.severity,
             engagements=r.engagements,
-            summary=r.summary,  # type: ignore[arg-type]
+            summary=r.summary,
             metrics=r.metrics,
             evidence=r.evidence,
             dataset=r.dataset or None,

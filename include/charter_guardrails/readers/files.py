@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.core.policy import ColumnType, CsvDialect, Dataset, DatasetFormat
+from charter_guardrails.core.errors import DatasetReadError
+from charter_guardrails.core.policy_models import ColumnType, CsvDialect, Dataset, DatasetFormat
 from charter_guardrails.core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -50,22 +51,6 @@ ARCHIVE_MAGIC = {
 }
 
 
-class DatasetReadError(Exception):
-    """A dataset cannot be read. ``kind`` is one of: missing, empty, binary (also archives), encoding, parse, schema, sql,
-    too_large (a cell above :data:`MAX_CELL_CHARS`).
-
-    Messages name the file and what to do; they never quote cell values.
-    """
-
-    def __init__(self, kind: str, message: str, *, path: str | None = None) -> None:
-        self.kind = kind
-        self.path = path
-        super().__init__(message)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path, "message": str(self)}
-
-
 @dataclass(frozen=True)
 class DetectedDialect:
     separator: str
@@ -75,7 +60,7 @@ class DetectedDialect:
     notes: list[str] = field(default_factory=list)
 
     def as_policy_dialect(self) -> CsvDialect:
-        return CsvDialect(separator=self.separator, decimal=self.decimal, encoding=self.encoding)  # type: ignore[arg-type]
+        return CsvDialect(separator=self.separator, decimal=self.decimal, encoding=self.encoding)
 
     def to_json_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -342,7 +327,7 @@ def read_dataset(
 ) -> pd.DataFrame:
     """Read a declared dataset (or another file in its format, e.g. a variant) as declared by the policy."""
     if dataset.format is DatasetFormat.SQL and path is None:
-        assert dataset.table is not None
+        assert dataset.table is not None  # noqa: S101 - the policy model requires a table for an SQL dataset
         return read_sql_table(dataset.table, sql_url)
     target = path or dataset.resolve_path(data_dir)
     if dataset.format is DatasetFormat.PARQUET or target.suffix.lower() == ".parquet" or target.is_dir():

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import ModelSpec
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 from charter_guardrails.refresh.training import MISSING_CATEGORY, TrainedModel, label_series, metrics_for, score
 
@@ -78,7 +80,8 @@ class EvaluationReport:
     def to_json_dict(self) -> dict[str, Any]:
         from charter_guardrails.core.results import _json_safe
 
-        return _json_safe(asdict(self))  # type: ignore[no-any-return]
+        data: dict[str, Any] = _json_safe(asdict(self))
+        return data
 
     @classmethod
     def from_json_dict(cls, data: dict[str, Any]) -> EvaluationReport:
@@ -124,27 +127,13 @@ def evaluate_candidate(
     :raises ValueError: no holdout, or the label is missing from it.
     """
     spec = policy.model
-    holdout = holdout if holdout is not None else candidate.holdout
-    if holdout is None:
-        raise ValueError("evaluate_candidate: no holdout given and the candidate kept none")
-    if spec.target not in holdout.columns:
-        raise ValueError(f"evaluate_candidate: the label {spec.target!r} is missing from the holdout")
-    holdout = holdout.loc[holdout[spec.target].notna().to_numpy()].reset_index(drop=True)
+    holdout = _labelled_holdout(spec, candidate, holdout)
     y_true = label_series(holdout, spec.kind, spec.target)
     candidate_pred = _predict(candidate, holdout)
     candidate_metrics = metrics_for(spec.kind, y_true, candidate_pred)
     candidate_score = score(spec.metric, y_true, candidate_pred)
     higher_is_better = spec.metric not in LOWER_IS_BETTER
-
-    baseline_value = candidate.baseline_prediction
-    if baseline_value is None:  # a reloaded model without one: fall back to the holdout's own majority / mean
-        baseline_value = str(y_true.value_counts().idxmax()) if spec.kind == "text_classifier" else float(y_true.mean())
-    baseline_score = score(spec.metric, y_true, [baseline_value] * len(y_true))
-    baseline_description = (
-        f"naive predictor: always the training majority class {baseline_value!r}"
-        if spec.kind == "text_classifier"
-        else f"naive predictor: always the training mean ({float(baseline_value):.3f})"
-    )
+    baseline_score, baseline_description = _baseline(spec, candidate, y_true)
 
     production_score: float | None = None
     production_metrics: dict[str, float] | None = None
@@ -152,10 +141,10 @@ def evaluate_candidate(
         production_pred = _predict(production, holdout)
         production_metrics = metrics_for(spec.kind, y_true, production_pred)
         production_score = score(spec.metric, y_true, production_pred)
-    reference, reference_score = (
-        ("production", production_score) if production_score is not None else ("baseline", baseline_score)
-    )
-    assert reference_score is not None
+    if production_score is not None:
+        reference, reference_score = "production", production_score
+    else:
+        reference, reference_score = "baseline", baseline_score
     gain = candidate_score - reference_score if higher_is_better else reference_score - candidate_score
 
     return EvaluationReport(
@@ -175,6 +164,30 @@ def evaluate_candidate(
         fairness=_fairness(policy, holdout, y_true, candidate_pred),
         positive_label=policy.equity.positive_label,
     )
+
+
+def _labelled_holdout(spec: ModelSpec, candidate: TrainedModel, holdout: pd.DataFrame | None) -> pd.DataFrame:
+    """The holdout to evaluate on (the candidate's by default), without the rows that have no label."""
+    holdout = holdout if holdout is not None else candidate.holdout
+    if holdout is None:
+        raise ValueError("evaluate_candidate: no holdout given and the candidate kept none")
+    if spec.target not in holdout.columns:
+        raise ValueError(f"evaluate_candidate: the label {spec.target!r} is missing from the holdout")
+    return holdout.loc[holdout[spec.target].notna().to_numpy()].reset_index(drop=True)
+
+
+def _baseline(spec: ModelSpec, candidate: TrainedModel, y_true: Any) -> tuple[float, str]:
+    """The naive predictor's score on the holdout, and what it predicts."""
+    baseline_value = candidate.baseline_prediction
+    if baseline_value is None:  # a reloaded model without one: fall back to the holdout's own majority / mean
+        baseline_value = str(y_true.value_counts().idxmax()) if spec.kind == "text_classifier" else float(y_true.mean())
+    baseline_score = score(spec.metric, y_true, [baseline_value] * len(y_true))
+    baseline_description = (
+        f"naive predictor: always the training majority class {baseline_value!r}"
+        if spec.kind == "text_classifier"
+        else f"naive predictor: always the training mean ({float(baseline_value):.3f})"
+    )
+    return baseline_score, baseline_description
 
 
 def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred: Any) -> list[GroupFairness]:
@@ -240,29 +253,30 @@ def _finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
-    """Fail when a between-group difference of accuracy or selection rate exceeds ``equity.max_metric_difference``.
+@dataclass
+class _FairnessFindings:
+    """The between-group differences of one evaluation, against the limit."""
 
-    :param policy: the use case (thresholds).
-    :param report: from :func:`evaluate_candidate`.
-    """
-    limit = policy.equity.max_metric_difference
-    breaches: list[dict[str, Any]] = []
-    worst_difference = 0.0
-    small: dict[str, dict[str, int]] = {}
-    uncompared: list[str] = []
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    worst_difference: float = 0.0
+    small: dict[str, dict[str, int]] = field(default_factory=dict)
+    uncompared: list[str] = field(default_factory=list)
+
+
+def _fairness_findings(report: EvaluationReport, limit: float) -> _FairnessFindings:
+    found = _FairnessFindings()
     for group in report.fairness:
         if group.small_groups:
-            small[group.column] = group.small_groups
+            found.small[group.column] = group.small_groups
         if all(v is None for v in group.difference.values()):
-            uncompared.append(group.column)
+            found.uncompared.append(group.column)
         for metric, difference in group.difference.items():
             if difference is None or metric not in BOUNDED_FAIRNESS_METRICS:
                 continue
-            worst_difference = max(worst_difference, difference)
+            found.worst_difference = max(found.worst_difference, difference)
             if difference > limit:
                 values = {g: numbers[metric] for g, numbers in group.by_group.items()}
-                breaches.append(
+                found.breaches.append(
                     {
                         "column": group.column,
                         "metric": metric,
@@ -271,49 +285,60 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
                         "highest_group": max(values, key=lambda g: values[g]),
                     }
                 )
+    return found
+
+
+def _fairness_verdict(report: EvaluationReport, found: _FairnessFindings, limit: float) -> tuple[Verdict, str]:
     if not report.fairness:
-        verdict, summary = Verdict.PASS, "no equity groups declared: fairness across groups is not applicable"
-    elif breaches:
-        verdict = Verdict.FAIL
+        return Verdict.PASS, "no equity groups declared: fairness across groups is not applicable"
+    if found.breaches:
         described = "; ".join(
-            f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} ({b['lowest_group']} vs {b['highest_group']})"
-            for b in breaches
+            f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} "
+            f"({b['lowest_group']} vs {b['highest_group']})"
+            for b in found.breaches
         )
-        summary = f"unfair predictions: {described} (limit {limit})"
-    elif len(uncompared) == len(report.fairness):
-        verdict, summary = (
-            Verdict.WARN,
-            f"fairness not measurable: fewer than two groups of the minimum size in {uncompared}",
-        )
-    else:
-        verdict = Verdict.PASS
-        summary = f"predictions are fair across groups: largest difference {worst_difference:.3f} (limit {limit})"
-        if uncompared:
-            verdict, summary = Verdict.WARN, summary + f"; not measurable for {uncompared}"
+        return Verdict.FAIL, f"unfair predictions: {described} (limit {limit})"
+    if len(found.uncompared) == len(report.fairness):
+        return Verdict.WARN, f"fairness not measurable: fewer than two groups of the minimum size in {found.uncompared}"
+    summary = f"predictions are fair across groups: largest difference {found.worst_difference:.3f} (limit {limit})"
+    if found.uncompared:
+        return Verdict.WARN, summary + f"; not measurable for {found.uncompared}"
+    return Verdict.PASS, summary
+
+
+def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
+    """Fail when a between-group difference of accuracy or selection rate exceeds ``equity.max_metric_difference``.
+
+    :param policy: the use case (thresholds).
+    :param report: from :func:`evaluate_candidate`.
+    """
+    limit = policy.equity.max_metric_difference
+    found = _fairness_findings(report, limit)
+    verdict, summary = _fairness_verdict(report, found, limit)
     metrics: dict[str, float | int | None] = {
-        "max_difference": worst_difference if report.fairness else None,
+        "max_difference": found.worst_difference if report.fairness else None,
         "limit": limit,
-        "groups_left_out": sum(len(v) for v in small.values()),
+        "groups_left_out": sum(len(v) for v in found.small.values()),
     }
     for group in report.fairness:
         for metric, difference in group.difference.items():
             metrics[f"{group.column}.{metric}.difference"] = difference
             metrics[f"{group.column}.{metric}.ratio"] = group.ratio.get(metric)
     return CheckResult(
-        check="fairness",
+        check=CheckName.FAIRNESS,
         verdict=verdict,
         severity=Severity.ERROR
         if verdict is Verdict.FAIL
         else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
-        engagements=["equite.1"],
+        engagements=CATALOGUE[CheckName.FAIRNESS].engagement_ids(),
         summary=summary,
         metrics=metrics,
         evidence={
             "positive_label": report.positive_label,
             "max_metric_difference": limit,
-            "breaches": breaches,
-            "small_groups_left_out": small,
-            "not_measurable": uncompared,
+            "breaches": found.breaches,
+            "small_groups_left_out": found.small,
+            "not_measurable": found.uncompared,
             "table": report.fairness_table(),
             "holdout_rows": report.holdout_rows,
         },
@@ -340,10 +365,10 @@ def check_performance(policy: UseCasePolicy, report: EvaluationReport) -> CheckR
         f"gain {report.gain:+.4f} ({'at least' if passed else 'below'} the minimum {minimum})"
     )
     return CheckResult(
-        check="performance",
+        check=CheckName.PERFORMANCE,
         verdict=Verdict.PASS if passed else Verdict.FAIL,
         severity=Severity.INFO if passed else Severity.ERROR,
-        engagements=["durabilite.1"],
+        engagements=CATALOGUE[CheckName.PERFORMANCE].engagement_ids(),
         summary=summary,
         metrics={
             "candidate": report.candidate_score,

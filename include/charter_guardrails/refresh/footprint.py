@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import FootprintPolicy
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
-from charter_guardrails.refresh.training import EnergyMeasurement
-
-CHECK_NAME = "footprint"
+from charter_guardrails.refresh.energy import EnergyMeasurement
 
 
 def _ratio(gain: float, cost: float) -> float | None:
@@ -36,29 +36,15 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
 
     :param policy: the use case (``footprint`` thresholds, ``model.metric`` for the unit).
     :param gain: the candidate's gain over the reference, positive = better.
-    :param energy: the training run's :class:`~charter_guardrails.refresh.training.EnergyMeasurement` (or its JSON dict).
+    :param energy: the training run's :class:`~charter_guardrails.refresh.training.EnergyMeasurement`
+        (or its JSON dict).
     """
     if isinstance(energy, dict):
         energy = EnergyMeasurement.from_json_dict(energy)
     footprint = policy.footprint
     per_kwh = _ratio(gain, energy.kwh)
     per_gco2e = _ratio(gain, energy.gco2e)
-    problems: list[str] = []
-    if energy.kwh > footprint.max_kwh_per_training:
-        problems.append(
-            f"the training used {energy.kwh:.6f} kWh, above the budget of {footprint.max_kwh_per_training} kWh"
-        )
-    if gain < 0:
-        problems.append(f"the candidate is worse than the reference (gain {gain:+.4f}): its energy bought nothing")
-    elif per_kwh is not None and per_kwh < footprint.min_gain_per_kwh:
-        problems.append(f"gain per kWh {per_kwh:.4g} is below the minimum {footprint.min_gain_per_kwh}")
-    if (
-        gain >= 0
-        and footprint.min_gain_per_gco2e is not None
-        and per_gco2e is not None
-        and per_gco2e < footprint.min_gain_per_gco2e
-    ):
-        problems.append(f"gain per gCO2e {per_gco2e:.4g} is below the minimum {footprint.min_gain_per_gco2e}")
+    problems = _footprint_problems(footprint, gain, energy, per_kwh, per_gco2e)
     metric = policy.model.metric
     measured = f"{energy.kwh * 1000:.4f} Wh, {energy.gco2e:.4f} gCO2e for a {metric} gain of {gain:+.4f}" + (
         f" ({per_kwh:.4g} per kWh)" if per_kwh is not None else " (energy below the meter's resolution)"
@@ -68,10 +54,10 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
     else:
         summary = f"the refresh is worth its footprint: {measured}"
     return CheckResult(
-        check=CHECK_NAME,
+        check=CheckName.FOOTPRINT,
         verdict=Verdict.FAIL if problems else Verdict.PASS,
         severity=Severity.ERROR if problems else Severity.INFO,
-        engagements=["durabilite.1"],
+        engagements=CATALOGUE[CheckName.FOOTPRINT].engagement_ids(),
         summary=summary,
         metrics={
             "gain": gain,
@@ -92,3 +78,30 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
             "problems": problems,
         },
     )
+
+
+def _footprint_problems(
+    footprint: FootprintPolicy,
+    gain: float,
+    energy: EnergyMeasurement,
+    per_kwh: float | None,
+    per_gco2e: float | None,
+) -> list[str]:
+    """Why the refresh is not worth its footprint; empty when it is."""
+    problems: list[str] = []
+    if energy.kwh > footprint.max_kwh_per_training:
+        problems.append(
+            f"the training used {energy.kwh:.6f} kWh, above the budget of {footprint.max_kwh_per_training} kWh"
+        )
+    if gain < 0:
+        problems.append(f"the candidate is worse than the reference (gain {gain:+.4f}): its energy bought nothing")
+    elif per_kwh is not None and per_kwh < footprint.min_gain_per_kwh:
+        problems.append(f"gain per kWh {per_kwh:.4g} is below the minimum {footprint.min_gain_per_kwh}")
+    if (
+        gain >= 0
+        and footprint.min_gain_per_gco2e is not None
+        and per_gco2e is not None
+        and per_gco2e < footprint.min_gain_per_gco2e
+    ):
+        problems.append(f"gain per gCO2e {per_gco2e:.4g} is below the minimum {footprint.min_gain_per_gco2e}")
+    return problems

@@ -1,238 +1,33 @@
 """Train a candidate model from a minimised frame, measure its energy, and save a verifiable artifact.
 
-The model reads only the columns :func:`charter_guardrails.checks.proportionality.model_input_columns`
-declares. The first step of every pipeline, :class:`DeclaredInputs`, selects exactly those
-columns by name, so a column that is not declared can reach neither the fit nor a prediction,
-even if a caller passes a wider frame.
-
-Energy is measured with codecarbon's ``OfflineEmissionsTracker`` for France: no network call,
-no file written, and only errors logged. On a machine without RAPL counters codecarbon estimates
-the CPU power from its TDP table and the process load; the method is recorded with the numbers.
-
-The artifact is a joblib pickle. Unpickling runs code, so :func:`load_model` checks the file's
-SHA-256 against the one recorded at training *before* it unpickles anything.
+The steps of :func:`train_candidate`: keep the labelled rows, split them (seeded, stratified for
+classifiers), fit the pipeline of :mod:`charter_guardrails.refresh.features` while
+:mod:`charter_guardrails.refresh.energy` measures the fit, score on the held-out rows against the naive
+baseline, and write the artifact and the holdout (:mod:`charter_guardrails.refresh.artifacts`).
 
 pandas and scikit-learn are imported inside functions so that task modules import fast.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.proportionality import model_input_columns, sensitive_columns
-from charter_guardrails.core.policy import ColumnRole, ColumnType, Dataset, UseCasePolicy
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import ColumnRole, Dataset
+from charter_guardrails.refresh.artifacts import ARTIFACT_NAME, HOLDOUT_NAME, load_model, save_holdout, save_model
+from charter_guardrails.refresh.energy import EnergyMeasurement, measure_energy
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_NAME = "model.joblib"
-HOLDOUT_NAME = "holdout.parquet"
+#: The category of a missing value, in model inputs and in fairness groups.
 MISSING_CATEGORY = "(non renseigné)"
-#: Used only when codecarbon itself cannot run: a conservative average draw of one busy core and its RAM share, in watts.
-FALLBACK_POWER_W = 15.0
-#: Average carbon intensity of the French grid (gCO2e/kWh), used with the fallback only.
-FALLBACK_FRA_G_PER_KWH = 56.0
-
-
-class ArtifactIntegrityError(Exception):
-    """A model artifact does not match the SHA-256 recorded when it was trained (Sûreté 2: an incident)."""
-
-    def __init__(self, path: Path, expected: str, actual: str | None) -> None:
-        self.path = Path(path)
-        self.expected = expected
-        self.actual = actual
-        found = "the file is missing" if actual is None else f"its SHA-256 is {actual}"
-        super().__init__(f"{path}: model artifact refused, expected SHA-256 {expected} but {found}; it was not loaded")
-
-
-@dataclass(frozen=True)
-class EnergyMeasurement:
-    """Energy of one training run.
-
-    :param kwh: energy consumed (CPU, RAM, GPU), in kWh.
-    :param gco2e: emissions, in grams of CO2 equivalent, for the French grid mix.
-    :param duration_s: wall time of the measured block.
-    :param method: how it was measured, e.g. ``codecarbon 3.3.2 offline FRA; cpu: cpu_load (TDP 8 W)``.
-    """
-
-    kwh: float
-    gco2e: float
-    duration_s: float
-    method: str
-    country_iso_code: str = "FRA"
-    cpu_power_w: float | None = None
-    ram_power_w: float | None = None
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json_dict(cls, data: dict[str, Any]) -> EnergyMeasurement:
-        return cls(**data)
-
-
-class _EnergyBox:
-    measurement: EnergyMeasurement | None = None
-
-
-@contextmanager
-def measure_energy(*, country_iso_code: str = "FRA") -> Iterator[_EnergyBox]:
-    """Measure the energy of the ``with`` block; read ``box.measurement`` after it.
-
-    :param country_iso_code: grid whose carbon intensity converts kWh to gCO2e.
-    """
-    box = _EnergyBox()
-    tracker = None
-    started = time.perf_counter()
-    cpu_started = time.process_time()
-    try:
-        import codecarbon
-        from codecarbon import OfflineEmissionsTracker
-
-        # codecarbon sets its own logger level at import and logs at INFO while it initialises
-        logging.getLogger("codecarbon").setLevel(logging.ERROR)
-        tracker = OfflineEmissionsTracker(
-            # output_methods=[]: no CSV, API, logger or Prometheus output, whatever a config file or env var says
-            country_iso_code=country_iso_code,
-            output_methods=[],
-            log_level="error",
-            tracking_mode="process",
-            allow_multiple_runs=True,  # several tasks may train at once; no lock file in /tmp
-            measure_power_secs=15,
-        )
-        tracker.start()
-    except Exception as exc:  # noqa: BLE001 - a broken meter must not block training; the method says so
-        log.warning("codecarbon unavailable (%s); energy estimated from CPU time", type(exc).__name__)
-        tracker = None
-    try:
-        yield box
-    finally:
-        duration = time.perf_counter() - started
-        measurement: EnergyMeasurement | None = None
-        if tracker is not None:
-            try:
-                emissions_kg = tracker.stop()
-                data = tracker.final_emissions_data
-                modes = []
-                for hardware in getattr(tracker, "_hardware", []):
-                    mode = getattr(hardware, "_mode", None)
-                    if mode:
-                        tdp = getattr(hardware, "_tdp", None)
-                        modes.append(f"{type(hardware).__name__.lower()}: {mode}" + (f" (TDP {tdp} W)" if tdp else ""))
-                measurement = EnergyMeasurement(
-                    kwh=float(data.energy_consumed),
-                    gco2e=float(emissions_kg or 0.0) * 1000.0,
-                    duration_s=duration,
-                    method=f"codecarbon {codecarbon.__version__} offline {country_iso_code}, process tracking"
-                    + (f"; {', '.join(modes)}" if modes else ""),
-                    country_iso_code=country_iso_code,
-                    cpu_power_w=float(data.cpu_power),
-                    ram_power_w=float(data.ram_power),
-                )
-            except Exception as exc:  # noqa: BLE001
-                log.warning("codecarbon failed to stop (%s); energy estimated from CPU time", type(exc).__name__)
-        if measurement is None:
-            cpu_seconds = time.process_time() - cpu_started
-            kwh = cpu_seconds * FALLBACK_POWER_W / 3.6e6
-            measurement = EnergyMeasurement(
-                kwh=kwh,
-                gco2e=kwh * FALLBACK_FRA_G_PER_KWH,
-                duration_s=duration,
-                method=f"estimate: process CPU time x {FALLBACK_POWER_W} W, {FALLBACK_FRA_G_PER_KWH} gCO2e/kWh (codecarbon unavailable)",
-                country_iso_code=country_iso_code,
-            )
-        box.measurement = measurement
-
-
-# --------------------------------------------------------------------------------------------
-# The first pipeline step: declared inputs only, with types scikit-learn accepts.
-
-
-def _declared_inputs_class() -> type:
-    from sklearn.base import BaseEstimator, TransformerMixin
-
-    class DeclaredInputs(TransformerMixin, BaseEstimator):
-        """Select the declared model inputs by name and coerce pandas' nullable types.
-
-        Columns that are not declared are never read, at fit or at predict time.
-        """
-
-        def __init__(
-            self,
-            text_columns: list[str] | None = None,
-            categorical_columns: list[str] | None = None,
-            numeric_columns: list[str] | None = None,
-        ) -> None:
-            self.text_columns = text_columns
-            self.categorical_columns = categorical_columns
-            self.numeric_columns = numeric_columns
-
-        def _columns(self) -> list[str]:
-            return [*(self.text_columns or []), *(self.categorical_columns or []), *(self.numeric_columns or [])]
-
-        def fit(self, X: Any, y: Any = None) -> Any:  # noqa: N803 - scikit-learn's convention
-            missing = [c for c in self._columns() if c not in X.columns]
-            if missing:
-                raise ValueError(f"declared model inputs missing from the data: {missing}")
-            import numpy as np
-
-            self.feature_names_in_ = np.asarray(self._columns(), dtype=object)
-            self.n_features_in_ = len(self.feature_names_in_)
-            return self
-
-        def transform(self, X: Any) -> Any:  # noqa: N803
-            import numpy as np
-            import pandas as pd
-
-            missing = [c for c in self._columns() if c not in X.columns]
-            if missing:
-                raise ValueError(f"declared model inputs missing from the data: {missing}")
-            out = pd.DataFrame(index=X.index)
-            for column in self.text_columns or []:
-                out[column] = X[column].astype("string").fillna("").astype(object)
-            for column in self.categorical_columns or []:
-                out[column] = X[column].astype("string").fillna(MISSING_CATEGORY).astype(object)
-            for column in self.numeric_columns or []:
-                values = X[column]
-                if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(values):
-                    values = (values - pd.Timestamp(0, tz=getattr(values.dt, "tz", None))).dt.days
-                out[column] = (
-                    pd.to_numeric(values, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-                )
-            return out
-
-        def get_feature_names_out(self, input_features: Any = None) -> Any:
-            import numpy as np
-
-            return np.asarray(self._columns(), dtype=object)
-
-    DeclaredInputs.__module__ = __name__
-    DeclaredInputs.__qualname__ = "DeclaredInputs"
-    return DeclaredInputs
-
-
-def __getattr__(name: str) -> Any:
-    # ``DeclaredInputs`` is built on first use so that importing this module does not import
-    # scikit-learn; pickles refer to ``charter_guardrails.refresh.training.DeclaredInputs`` and resolve here.
-    if name == "DeclaredInputs":
-        cls = _declared_inputs_class()
-        globals()["DeclaredInputs"] = cls
-        return cls
-    raise AttributeError(name)
-
-
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -328,126 +123,6 @@ def load_trained_model(data: dict[str, Any], *, with_holdout: bool = True) -> Tr
     )
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def save_model(pipeline: Any, path: Path) -> str:
-    """Write ``pipeline`` with joblib, atomically; return the file's SHA-256."""
-    import joblib
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    joblib.dump(pipeline, tmp)
-    os.replace(tmp, path)
-    return file_sha256(path)
-
-
-def load_model(path: Path | str, expected_sha256: str) -> Any:
-    """Load a model artifact only if its SHA-256 is the one recorded at training.
-
-    :param path: the joblib file.
-    :param expected_sha256: the hex digest recorded in the ledger (``ModelVersion.artifact_sha256``).
-    :raises ArtifactIntegrityError: the file is missing or differs; nothing was unpickled.
-    """
-    import joblib
-
-    path = Path(path)
-    if not path.is_file():
-        raise ArtifactIntegrityError(path, expected_sha256, None)
-    actual = file_sha256(path)
-    if not hmac.compare_digest(actual, expected_sha256.lower()):
-        raise ArtifactIntegrityError(path, expected_sha256, actual)
-    return joblib.load(path)
-
-
-def _input_kinds(dataset: Dataset, inputs: list[str]) -> tuple[list[str], list[str], list[str]]:
-    text, categorical, numeric = [], [], []
-    for name in inputs:
-        column = dataset.column(name)
-        if column.role is ColumnRole.FREE_TEXT:
-            text.append(name)
-        elif column.type in (ColumnType.INTEGER, ColumnType.FLOAT, ColumnType.DATE, ColumnType.DATETIME):
-            numeric.append(name)
-        else:
-            categorical.append(name)
-    return text, categorical, numeric
-
-
-def build_pipeline(policy: UseCasePolicy, *, random_state: int = 0, dataset: Dataset | None = None) -> Any:
-    """The unfitted scikit-learn pipeline for the policy's model kind.
-
-    ``text_classifier``: TF-IDF per free-text column and one-hot categories, then a logistic
-    regression. ``regressor``: one-hot categories and numbers, then histogram gradient boosting.
-
-    :param policy: the use case.
-    :param random_state: seed of every random step.
-    :param dataset: whose column declarations to use; the training dataset by default.
-    """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    dataset = dataset or policy.training_dataset
-    inputs = model_input_columns(policy, dataset)
-    if not inputs:
-        raise ValueError(f"use case {policy.id!r}: no column is declared with role feature or free_text")
-    text, categorical, numeric = _input_kinds(dataset, inputs)
-    declared = __getattr__("DeclaredInputs")(
-        text_columns=text, categorical_columns=categorical, numeric_columns=numeric
-    )
-    if policy.model.kind == "text_classifier":
-        parts: list[tuple[str, Any, Any]] = [
-            (
-                f"text_{name}",
-                TfidfVectorizer(
-                    strip_accents="unicode",
-                    lowercase=True,
-                    ngram_range=(1, 2),
-                    min_df=2,
-                    sublinear_tf=True,
-                    max_features=50_000,
-                ),
-                name,
-            )
-            for name in text
-        ]
-        if categorical:
-            parts.append(("categories", OneHotEncoder(handle_unknown="ignore"), categorical))
-        if numeric:
-            from sklearn.impute import SimpleImputer
-
-            parts.append(("numbers", Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]), numeric))
-        features = ColumnTransformer(parts, remainder="drop", sparse_threshold=1.0)
-        model: Any = LogisticRegression(max_iter=2000, C=10.0, random_state=random_state)
-    else:
-        if text:
-            raise ValueError(f"use case {policy.id!r}: free-text inputs {text} need model.kind: text_classifier")
-        parts = []
-        if categorical:
-            parts.append(("categories", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical))
-        if numeric:
-            parts.append(("numbers", "passthrough", numeric))  # gradient boosting handles NaN itself
-        features = ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
-        # early stopping on a seeded validation split: deterministic, and it stops when more trees stop paying
-        model = HistGradientBoostingRegressor(
-            max_iter=300,
-            learning_rate=0.1,
-            early_stopping=True,
-            validation_fraction=0.1,
-            n_iter_no_change=10,
-            random_state=random_state,
-        )
-    return Pipeline([("declared_inputs", declared), ("features", features), ("model", model)])
-
-
 def _score(metric: str, y_true: Any, y_pred: Any) -> float:
     from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score
 
@@ -503,17 +178,63 @@ def train_candidate(
     :param write_holdout: also write the holdout to Parquet, for an evaluation in another task.
     :raises ValueError: when the frame cannot train the declared model (missing inputs, a single class, too few rows).
     """
-    from sklearn.model_selection import train_test_split
+    from charter_guardrails.refresh.features import build_pipeline
 
     dataset = dataset or policy.training_dataset
     spec = policy.model
     inputs = model_input_columns(policy, dataset)
-    missing = [c for c in [*inputs, spec.target] if c not in frame.columns]
+    labelled = _labelled_rows(policy, frame, inputs)
+    train, holdout, y_train = _split(policy, labelled, random_state)
+    pipeline = build_pipeline(policy, random_state=random_state, dataset=dataset)
+    energy = _fit(pipeline, train[inputs], y_train)
+    metrics, baseline, classes = _holdout_metrics(spec.kind, spec.target, pipeline, holdout, y_train)
+
+    artifact_dir = Path(artifact_dir)
+    artifact_path = artifact_dir / ARTIFACT_NAME
+    sha = save_model(pipeline, artifact_path)
+    holdout_path = save_holdout(holdout, artifact_dir / HOLDOUT_NAME) if write_holdout else None
+    return TrainedModel(
+        use_case=policy.id,
+        kind=spec.kind,
+        target=spec.target,
+        metric=spec.metric,
+        pipeline=pipeline,
+        artifact_path=artifact_path,
+        artifact_sha256=sha,
+        feature_columns=inputs,
+        sensitive_columns=[c for c in sensitive_columns(policy, dataset) if c in frame.columns],
+        metrics=metrics,
+        energy=energy,
+        train_rows=len(train),
+        test_rows=len(holdout),
+        random_state=random_state,
+        baseline_prediction=baseline,
+        classes=classes,
+        data_period=data_period(frame, dataset),
+        holdout=holdout,
+        holdout_path=holdout_path,
+    )
+
+
+def _labelled_rows(policy: UseCasePolicy, frame: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
+    """The rows with a label; refuses a frame without the declared inputs or with too few labels."""
+    target = policy.model.target
+    missing = [c for c in [*inputs, target] if c not in frame.columns]
     if missing:
         raise ValueError(f"use case {policy.id!r}: columns missing from the training frame: {missing}")
-    labelled = frame.loc[frame[spec.target].notna().to_numpy()].reset_index(drop=True)
+    labelled = frame.loc[frame[target].notna().to_numpy()].reset_index(drop=True)
     if len(labelled) < 10:
         raise ValueError(f"use case {policy.id!r}: {len(labelled)} labelled rows, too few to train and evaluate")
+    return labelled
+
+
+def _split(
+    policy: UseCasePolicy, labelled: pd.DataFrame, random_state: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """(training rows, held-out rows, training labels): seeded, stratified on the label for classifiers."""
+    from sklearn.model_selection import train_test_split
+
+    spec = policy.model
     y = label_series(labelled, spec.kind, spec.target)
     stratify = None
     if spec.kind == "text_classifier":
@@ -526,61 +247,41 @@ def train_candidate(
         list(range(len(labelled))), test_size=spec.test_size, random_state=random_state, stratify=stratify
     )
     train, holdout = labelled.iloc[sorted(train_index)], labelled.iloc[sorted(test_index)].reset_index(drop=True)
-    y_train = y.iloc[sorted(train_index)]
+    return train, holdout, y.iloc[sorted(train_index)]
 
-    pipeline = build_pipeline(policy, random_state=random_state, dataset=dataset)
+
+def _fit(pipeline: Any, inputs: pd.DataFrame, labels: pd.Series) -> EnergyMeasurement:
+    """Fit ``pipeline`` in place; the energy of the fit alone."""
     from threadpoolctl import threadpool_limits
 
     # One thread: on a shared worker, OpenMP threads fighting for cores made the fit 5x slower
     # (and the energy figure depend on the neighbours' load).
     with threadpool_limits(limits=1), measure_energy(country_iso_code="FRA") as box:
-        pipeline.fit(train[inputs], y_train)
-    assert box.measurement is not None
+        pipeline.fit(inputs, labels)
+    assert box.measurement is not None  # noqa: S101 - set when the block exits; narrows the type for mypy
+    return box.measurement
 
-    y_test = label_series(holdout, spec.kind, spec.target)
+
+def _holdout_metrics(
+    kind: str, target: str, pipeline: Any, holdout: pd.DataFrame, y_train: pd.Series
+) -> tuple[dict[str, float], str | float, list[str] | None]:
+    """(metrics on the held-out rows, with ``baseline_*`` for the naive predictor; that predictor; the classes)."""
+    from threadpoolctl import threadpool_limits
+
+    y_test = label_series(holdout, kind, target)
     with threadpool_limits(limits=1):
         predicted = pipeline.predict(holdout)
-    metrics = metrics_for(spec.kind, y_test, predicted)
+    metrics = metrics_for(kind, y_test, predicted)
     baseline: str | float
-    if spec.kind == "text_classifier":
+    if kind == "text_classifier":
         baseline = str(y_train.value_counts().sort_index().idxmax())
         classes = [str(c) for c in pipeline.classes_]
     else:
         baseline = float(y_train.mean())
         classes = None
-    for name, value in metrics_for(spec.kind, y_test, [baseline] * len(y_test)).items():
+    for name, value in metrics_for(kind, y_test, [baseline] * len(y_test)).items():
         metrics[f"baseline_{name}"] = value
-
-    artifact_dir = Path(artifact_dir)
-    artifact_path = artifact_dir / ARTIFACT_NAME
-    sha = save_model(pipeline, artifact_path)
-    holdout_path = None
-    if write_holdout:
-        holdout_path = artifact_dir / HOLDOUT_NAME
-        tmp = holdout_path.with_name(holdout_path.name + ".tmp")
-        holdout.to_parquet(tmp, index=False)
-        os.replace(tmp, holdout_path)
-    return TrainedModel(
-        use_case=policy.id,
-        kind=spec.kind,
-        target=spec.target,
-        metric=spec.metric,
-        pipeline=pipeline,
-        artifact_path=artifact_path,
-        artifact_sha256=sha,
-        feature_columns=inputs,
-        sensitive_columns=[c for c in sensitive_columns(policy, dataset) if c in frame.columns],
-        metrics=metrics,
-        energy=box.measurement,
-        train_rows=len(train),
-        test_rows=len(holdout),
-        random_state=random_state,
-        baseline_prediction=baseline,
-        classes=classes,
-        data_period=data_period(frame, dataset),
-        holdout=holdout,
-        holdout_path=holdout_path,
-    )
+    return metrics, baseline, classes
 
 
 def data_period(frame: pd.DataFrame, dataset: Dataset) -> dict[str, str | None]:

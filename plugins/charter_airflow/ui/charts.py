@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from charter_guardrails.reporting.vocabulary import verdict_label
 from markupsafe import Markup, escape
 
 REFERENCE_COLOUR = "#9aa5b1"
@@ -72,7 +73,8 @@ def grouped_bars(
             h = plot_h * value / peak
             shown = _fmt(value * 100) + " %" if percent else _fmt(value)
             parts.append(
-                f'<rect x="{x0 + j * bar:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}">'
+                f'<rect x="{x0 + j * bar:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{colour}">'
                 f"<title>{escape(label)} — {escape(name)} : {escape(shown)}</title></rect>"
             )
         text = label if len(label) <= 14 else label[:13] + "…"
@@ -83,7 +85,7 @@ def grouped_bars(
         )
     parts.append(_legend([(reference_label, REFERENCE_COLOUR), (current_label, CURRENT_COLOUR)], left, 14))
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 - every label and value above went through escape()
 
 
 def stacked_verdicts(days: Sequence[dict[str, object]], *, title: str, width: int = 640, height: int = 200) -> Markup:
@@ -104,7 +106,8 @@ def stacked_verdicts(days: Sequence[dict[str, object]], *, title: str, width: in
         y = top + plot_h - plot_h * i / 2
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
         parts.append(
-            f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" fill="#57606a">{escape(_fmt(peak * i / 2))}</text>'
+            f'<text x="{left - 4}" y="{y + 3:.1f}" font-size="9" text-anchor="end" fill="#57606a">'
+            f"{escape(_fmt(peak * i / 2))}</text>"
         )
     step = max(1, len(days) // 8)
     for i, day in enumerate(days):
@@ -118,26 +121,27 @@ def stacked_verdicts(days: Sequence[dict[str, object]], *, title: str, width: in
             y -= h
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{VERDICT_COLOURS[verdict]}">'
-                f"<title>{escape(str(day.get('day')))} — {verdict} : {count}</title></rect>"
+                f"<title>{escape(str(day.get('day')))} — {verdict_label(verdict)} : {count}</title></rect>"
             )
         if i % step == 0:
             parts.append(
-                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" font-size="9" text-anchor="middle" fill="#24292f">'
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 14}" font-size="9" text-anchor="middle" '
+                'fill="#24292f">'
                 f"{escape(str(day.get('day'))[5:])}</text>"
             )
     parts.append(
         _legend(
             [
-                ("réussi", VERDICT_COLOURS["pass"]),
-                ("avertissement", VERDICT_COLOURS["warn"]),
-                ("échec", VERDICT_COLOURS["fail"]),
+                (verdict_label("pass"), VERDICT_COLOURS["pass"]),
+                (verdict_label("warn"), VERDICT_COLOURS["warn"]),
+                (verdict_label("fail"), VERDICT_COLOURS["fail"]),
             ],
             left,
             14,
         )
     )
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704 - every label and value above went through escape()
 
 
 def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> str:

@@ -6,14 +6,10 @@ verify), so the verify path stays light: no pandas, Great Expectations or Presid
 
 from __future__ import annotations
 
+from charter_guardrails.checks.integrity.comparison import compare_file
 from charter_guardrails.checks.integrity.hashing import (
     DEFAULT_ALGORITHM,
     DEFAULT_CHUNK_SIZE,
-    DatasetFileChanged,
-    DatasetFileEmpty,
-    DatasetFileError,
-    DatasetFileMissing,
-    DatasetFileUnreadable,
     FileDigest,
     hash_file,
     leaf_hash,
@@ -25,18 +21,12 @@ from charter_guardrails.checks.integrity.manifest import (
     SignedManifest,
     build_manifest,
     check_signature,
-    compare_file,
     sign_manifest,
 )
 
 __all__ = [
     "DEFAULT_ALGORITHM",
     "DEFAULT_CHUNK_SIZE",
-    "DatasetFileChanged",
-    "DatasetFileEmpty",
-    "DatasetFileError",
-    "DatasetFileMissing",
-    "DatasetFileUnreadable",
     "FileDigest",
     "Outcome",
     "SignedManifest",

@@ -31,7 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.core.settings import ConfigError
+from charter_guardrails.core.errors import (
+    ConfigError,
+    DatasetFileChanged,
+    DatasetFileEmpty,
+    DatasetFileMissing,
+    DatasetFileUnreadable,
+)
 
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 #: Smallest chunk chosen automatically: small files still get a few leaves, so a mismatch is localised.
@@ -53,26 +59,6 @@ MAX_BUFFER_BYTES = 96 * 1024 * 1024
 #: L2 cache when it is hashed, which saves about a tenth of the CPU of reading 8 MiB and hashing it
 #: from main memory (measured with ``make bench-integrity``). The leaf digest is the same.
 READ_PIECE = 1024 * 1024
-
-
-class DatasetFileError(ConfigError):
-    """A dataset file cannot be hashed. Nothing is recorded (no partial manifest)."""
-
-
-class DatasetFileMissing(DatasetFileError):
-    """The file does not exist."""
-
-
-class DatasetFileUnreadable(DatasetFileError):
-    """The file exists but cannot be read (permissions, not a regular file, I/O error)."""
-
-
-class DatasetFileEmpty(DatasetFileError):
-    """The file is empty: there is nothing to protect, which is almost always a mistake upstream."""
-
-
-class DatasetFileChanged(DatasetFileError):
-    """The file changed while it was being hashed: the digest would describe no real state of it."""
 
 
 def hasher(algorithm: str) -> Callable[..., Any]:
@@ -227,85 +213,123 @@ def hash_file(
     started = time.perf_counter()
     before = _stat_regular(path)
     size = before.st_size
+    fd = _open_sequential(path)
+    try:
+        n_chunks = -(-size // chunk_size)
+        # One buffer per worker: on a many-core machine the default is capped so memory stays bounded.
+        workers = max(
+            1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // min(READ_PIECE, chunk_size))), n_chunks)
+        )
+        work = _leaf_hasher(fd, path, size, chunk_size, new_hash, count_newlines)
+        chunks = _hash_chunks(work, n_chunks, workers, on_chunk)
+        if os.pread(fd, 1, size):
+            raise DatasetFileChanged(f"dataset file {path} grew while it was hashed (it had {size} bytes at the start)")
+        after_fd = os.fstat(fd)
+    finally:
+        os.close(fd)
+    _check_unchanged(path, before, after_fd)
+    root = merkle_root([bytes.fromhex(c.digest) for c in chunks], algorithm).hex()
+    return FileDigest(
+        path, size, before.st_mtime_ns, algorithm, chunk_size, chunks, root, time.perf_counter() - started
+    )
+
+
+def _open_sequential(path: Path) -> int:
+    """A read-only descriptor of ``path``, with the kernel told to read ahead."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except PermissionError:
         raise DatasetFileUnreadable(f"dataset file {path} cannot be read: permission denied") from None
     except OSError as exc:
         raise DatasetFileUnreadable(f"dataset file {path} cannot be read: {exc.strerror}") from None
-    try:
-        if hasattr(os, "posix_fadvise"):
+    if hasattr(os, "posix_fadvise"):
+        try:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        n_chunks = -(-size // chunk_size)
-        # One buffer per worker: on a many-core machine the default is capped so memory stays bounded.
-        workers = max(
-            1, min(workers or min(default_workers(), max(1, MAX_BUFFER_BYTES // min(READ_PIECE, chunk_size))), n_chunks)
-        )
-        local = threading.local()
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
-        def work(index: int) -> ChunkDigest:
-            offset = index * chunk_size
-            length = min(chunk_size, size - offset)
-            buffer = getattr(local, "buffer", None)
-            if buffer is None:
-                buffer = local.buffer = bytearray(min(READ_PIECE, chunk_size))
-            view = memoryview(buffer)
-            h = new_hash()
-            h.update(LEAF_PREFIX)
-            newlines = 0
-            last = 0
-            done = 0
-            while done < length:
-                want = min(len(buffer), length - done)
-                try:
-                    got = os.preadv(fd, [view[:want]], offset + done)
-                except OSError as exc:
-                    raise DatasetFileUnreadable(
-                        f"dataset file {path} cannot be read at byte {offset + done}: {exc.strerror}"
-                    ) from None
-                if got == 0:
-                    raise DatasetFileChanged(
-                        f"dataset file {path} shrank while it was hashed (short read at byte {offset + done} of {size})"
-                    )
-                h.update(view[:got])
-                if count_newlines:
-                    newlines += buffer.count(b"\n", 0, got)
-                    last = buffer[got - 1]
-                done += got
-            return ChunkDigest(
-                index,
-                offset,
-                length,
-                h.hexdigest(),
-                newlines if count_newlines else None,
-                last == 0x0A if count_newlines else None,
-            )
 
-        # Bounded: at most `window` chunks are queued (their results are small); each worker reuses one buffer.
-        window = 2 * workers
-        chunks: list[ChunkDigest] = []
-        pending: deque[Future[ChunkDigest]] = deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charter-hash") as pool:
+def _leaf_hasher(
+    fd: int, path: Path, size: int, chunk_size: int, new_hash: Callable[..., Any], count_newlines: bool
+) -> Callable[[int], ChunkDigest]:
+    """The function a worker thread runs per chunk index: read it in :data:`READ_PIECE` pieces and hash them.
+
+    Everything per chunk stays in this one closure (no call per piece): the loop is the hot path.
+    """
+    local = threading.local()
+
+    def work(index: int) -> ChunkDigest:
+        offset = index * chunk_size
+        length = min(chunk_size, size - offset)
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = bytearray(min(READ_PIECE, chunk_size))
+        view = memoryview(buffer)
+        h = new_hash()
+        h.update(LEAF_PREFIX)
+        newlines = 0
+        last = 0
+        done = 0
+        while done < length:
+            want = min(len(buffer), length - done)
             try:
-                for index in range(n_chunks):
-                    pending.append(pool.submit(work, index))
-                    if len(pending) >= window:
-                        chunks.append(pending.popleft().result())
-                        if on_chunk is not None:
-                            on_chunk(chunks[-1].index)
-                while pending:
+                got = os.preadv(fd, [view[:want]], offset + done)
+            except OSError as exc:
+                raise DatasetFileUnreadable(
+                    f"dataset file {path} cannot be read at byte {offset + done}: {exc.strerror}"
+                ) from None
+            if got == 0:
+                raise DatasetFileChanged(
+                    f"dataset file {path} shrank while it was hashed (short read at byte {offset + done} of {size})"
+                )
+            h.update(view[:got])
+            if count_newlines:
+                newlines += buffer.count(b"\n", 0, got)
+                last = buffer[got - 1]
+            done += got
+        return ChunkDigest(
+            index,
+            offset,
+            length,
+            h.hexdigest(),
+            newlines if count_newlines else None,
+            last == 0x0A if count_newlines else None,
+        )
+
+    return work
+
+
+def _hash_chunks(
+    work: Callable[[int], ChunkDigest], n_chunks: int, workers: int, on_chunk: Callable[[int], None] | None
+) -> list[ChunkDigest]:
+    """``work`` of every chunk index on ``workers`` threads, in order."""
+    # Bounded: at most `window` chunks are queued (their results are small); each worker reuses one buffer.
+    window = 2 * workers
+    chunks: list[ChunkDigest] = []
+    pending: deque[Future[ChunkDigest]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="charter-hash") as pool:
+        try:
+            for index in range(n_chunks):
+                pending.append(pool.submit(work, index))
+                if len(pending) >= window:
                     chunks.append(pending.popleft().result())
                     if on_chunk is not None:
                         on_chunk(chunks[-1].index)
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
-        if os.pread(fd, 1, size):
-            raise DatasetFileChanged(f"dataset file {path} grew while it was hashed (it had {size} bytes at the start)")
-        after_fd = os.fstat(fd)
-    finally:
-        os.close(fd)
+            while pending:
+                chunks.append(pending.popleft().result())
+                if on_chunk is not None:
+                    on_chunk(chunks[-1].index)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return chunks
+
+
+def _check_unchanged(path: Path, before: os.stat_result, after_fd: os.stat_result) -> None:
+    """Refuse a digest of a file whose size, mtime or inode changed (through the descriptor or the path)."""
     try:
         after_path = os.stat(path)
     except OSError:
@@ -314,112 +338,3 @@ def hash_file(
         raise DatasetFileChanged(
             f"dataset file {path} changed while it was hashed (size or modification time differ between start and end)"
         )
-    root = merkle_root([bytes.fromhex(c.digest) for c in chunks], algorithm).hex()
-    return FileDigest(
-        path, size, before.st_mtime_ns, algorithm, chunk_size, chunks, root, time.perf_counter() - started
-    )
-
-
-class HashJob:
-    """:func:`hash_file` in the background, so that a command can import and query the ledger meanwhile.
-
-    With ``isolate=True`` and a process that has a single thread (the ``charter`` console script,
-    before it imports anything heavy), the hashing runs in a forked child process: its threads then
-    never wait for the GIL that the importing thread holds (with 1 MiB reads they would, a thousand
-    times per GiB), and the digest comes back through a pipe. Otherwise (a library caller, an
-    Airflow worker that already runs threads, where ``fork`` is unsafe) it runs in a thread.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, isolate: bool = False, **kwargs: Any) -> None:
-        self._result: FileDigest | None = None
-        self._error: BaseException | None = None
-        self.path = Path(path)
-        self.kwargs = kwargs
-        self._pid: int | None = None
-        self._read_fd: int | None = None
-        self._thread: threading.Thread | None = None
-        if isolate and hasattr(os, "fork") and threading.active_count() == 1:
-            self._fork(path, kwargs)
-        else:
-            self._thread = threading.Thread(
-                target=self._run, args=(path,), kwargs=kwargs, name="charter-hash-job", daemon=True
-            )
-            self._thread.start()
-
-    def _fork(self, path: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
-        import pickle
-
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: hash, send the digest or the error, and leave without running any cleanup
-            code = 0
-            try:
-                os.close(read_fd)
-                try:
-                    payload = pickle.dumps(("ok", hash_file(path, **kwargs)))
-                except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
-                    try:
-                        payload = pickle.dumps(("error", exc))
-                    except Exception:  # noqa: BLE001 - an exception that cannot be pickled
-                        payload = pickle.dumps(
-                            ("error", DatasetFileUnreadable(f"dataset file {path} cannot be hashed: {exc}"))
-                        )
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(write_fd, view) :]
-            except BaseException:  # noqa: BLE001
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_fd)
-        self._pid, self._read_fd = pid, read_fd
-
-    def _run(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
-        try:
-            self._result = hash_file(path, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in result()
-            self._error = exc
-
-    def _collect(self) -> None:
-        import pickle
-
-        assert self._read_fd is not None and self._pid is not None
-        with os.fdopen(self._read_fd, "rb") as pipe:
-            data = pipe.read()
-        self._read_fd = None
-        _pid, status = os.waitpid(self._pid, 0)
-        self._pid = None
-        if not data or os.waitstatus_to_exitcode(status) != 0:
-            self._error = DatasetFileUnreadable(
-                f"the process hashing {self.path} ended without a digest (exit status {os.waitstatus_to_exitcode(status)}); run the command again"
-            )
-            return
-        kind, value = pickle.loads(data)  # noqa: S301 - our own child, through our own pipe
-        if kind == "ok":
-            self._result = value
-        else:
-            self._error = value
-
-    def cancel(self) -> None:
-        """Stop a hashing child whose digest is not needed (e.g. no manifest to compare it with)."""
-        if self._pid is not None:
-            import signal
-
-            os.kill(self._pid, signal.SIGKILL)
-            os.waitpid(self._pid, 0)
-            self._pid = None
-            if self._read_fd is not None:
-                os.close(self._read_fd)
-                self._read_fd = None
-
-    def result(self) -> FileDigest:
-        """Wait for the digest; re-raise the hashing error, if any."""
-        if self._pid is not None:
-            self._collect()
-        elif self._thread is not None:
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
-        if self._result is None:
-            raise DatasetFileUnreadable(f"hashing {self.path} was cancelled: no digest")
-        return self._result

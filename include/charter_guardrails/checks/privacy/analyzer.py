@@ -23,7 +23,8 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.core.settings import ConfigError, get_settings
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.settings import get_settings
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
@@ -151,6 +152,36 @@ def distinct_windows_tok2vec(tok2vec: Any) -> Any | None:
     """
     from thinc.api import Model
 
+    parts = _tok2vec_parts(tok2vec)
+    if parts is None:
+        return None
+    extract, hashes, mix, inners, pad, width = parts
+
+    def forward(model: Any, docs: list[Any], is_train: bool) -> tuple[list[Any], Any]:
+        import numpy as np
+
+        if is_train:
+            raise NotImplementedError("distinct_windows_tok2vec predicts only")
+        features = extract.predict(docs)  # per doc: (tokens, 4) feature hashes
+        lengths = np.array([len(f) for f in features], dtype=np.int64)
+        if not lengths.any():
+            return [np.zeros((0, width), dtype="float32") for _ in docs], None
+        full = lengths[lengths > 0]
+        distinct, token_keys = np.unique(np.concatenate([f for f in features if len(f)]), axis=0, return_inverse=True)
+        # Row 0 of every table is the zero vector: thinc's padding, and what lies beyond the batch.
+        table = np.vstack([np.zeros((1, width), dtype="float32"), mix.predict(hashes.predict(distinct))])
+        tokens, keys = _padded_layout(full, token_keys, pad)
+        for inner in inners:
+            table, keys = _distinct_windows_layer(table, keys, inner, width)
+        vectors = table[keys[tokens]]
+        return np.split(vectors, np.cumsum(lengths)[:-1]), None
+
+    return Model("distinct_windows_tok2vec", forward, layers=[tok2vec], dims={"nO": width}, ops=tok2vec.ops)
+
+
+def _tok2vec_parts(tok2vec: Any) -> tuple[Any, Any, Any, list[Any], int, int] | None:
+    """(feature extractor, hash embeddings, mixing Maxout, inner layer of each window block, pad, width) of a
+    ``Tok2Vec.v2`` encoder; ``None`` for any other architecture."""
     try:
         embed, encode = tok2vec.layers
         extract, _, hashes, mix, _ = embed.layers
@@ -171,43 +202,38 @@ def distinct_windows_tok2vec(tok2vec: Any) -> Any | None:
         and all(w.name == "expand_window" and w.attrs.get("window_size") == 1 for w in windows)
     ):
         return None
+    return extract, hashes, mix, inners, pad, width
 
-    def forward(model: Any, docs: list[Any], is_train: bool) -> tuple[list[Any], Any]:
-        import numpy as np
 
-        if is_train:
-            raise NotImplementedError("distinct_windows_tok2vec predicts only")
-        features = extract.predict(docs)  # per doc: (tokens, 4) feature hashes
-        lengths = np.array([len(f) for f in features], dtype=np.int64)
-        if not lengths.any():
-            return [np.zeros((0, width), dtype="float32") for _ in docs], None
-        full = lengths[lengths > 0]
-        distinct, token_keys = np.unique(np.concatenate([f for f in features if len(f)]), axis=0, return_inverse=True)
-        # Row 0 of every table is the zero vector: thinc's padding, and what lies beyond the batch.
-        table = np.vstack([np.zeros((1, width), dtype="float32"), mix.predict(hashes.predict(distinct))])
-        # Layout of thinc's flatten(pad): pad zero rows, doc 1, pad zero rows, doc 2, ..., pad zero rows.
-        starts = pad + np.concatenate([[0], np.cumsum(full + pad)[:-1]])
-        tokens = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, full, strict=True)])
-        keys = np.zeros(int(full.sum() + pad * (len(full) + 1)), dtype=np.int64)
-        keys[tokens] = token_keys.reshape(-1) + 1
-        for inner in inners:
-            size = len(table)
-            before, after = np.zeros_like(keys), np.zeros_like(keys)
-            before[1:], after[:-1] = keys[:-1], keys[1:]
-            if size**3 < 2**62:
-                codes, keys = np.unique((before * size + keys) * size + after, return_inverse=True)
-                left, centre, right = codes // (size * size), codes // size % size, codes % size
-            else:
-                triples, keys = np.unique(np.stack([before, keys, after], axis=1), axis=0, return_inverse=True)
-                left, centre, right = triples.T
-            keys = keys.reshape(-1) + 1
-            # residual(expand_window >> maxout >> layernorm): x + f([x_prev, x, x_next])
-            rows = table[centre] + inner.predict(np.concatenate([table[left], table[centre], table[right]], axis=1))
-            table = np.vstack([np.zeros((1, width), dtype="float32"), rows])
-        vectors = table[keys[tokens]]
-        return np.split(vectors, np.cumsum(lengths)[:-1]), None
+def _padded_layout(full: Any, token_keys: Any, pad: int) -> tuple[Any, Any]:
+    """(row of each token, key of each row: 0 for padding) in thinc's ``flatten(pad)`` layout:
+    pad zero rows, doc 1, pad zero rows, doc 2, ..., pad zero rows."""
+    import numpy as np
 
-    return Model("distinct_windows_tok2vec", forward, layers=[tok2vec], dims={"nO": width}, ops=tok2vec.ops)
+    starts = pad + np.concatenate([[0], np.cumsum(full + pad)[:-1]])
+    tokens = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, full, strict=True)])
+    keys = np.zeros(int(full.sum() + pad * (len(full) + 1)), dtype=np.int64)
+    keys[tokens] = token_keys.reshape(-1) + 1
+    return tokens, keys
+
+
+def _distinct_windows_layer(table: Any, keys: Any, inner: Any, width: int) -> tuple[Any, Any]:
+    """One residual window layer on the distinct 3-row windows of ``keys``: (its table, the new keys)."""
+    import numpy as np
+
+    size = len(table)
+    before, after = np.zeros_like(keys), np.zeros_like(keys)
+    before[1:], after[:-1] = keys[:-1], keys[1:]
+    if size**3 < 2**62:
+        codes, keys = np.unique((before * size + keys) * size + after, return_inverse=True)
+        left, centre, right = codes // (size * size), codes // size % size, codes % size
+    else:
+        triples, keys = np.unique(np.stack([before, keys, after], axis=1), axis=0, return_inverse=True)
+        left, centre, right = triples.T
+    keys = keys.reshape(-1) + 1
+    # residual(expand_window >> maxout >> layernorm): x + f([x_prev, x, x_next])
+    rows = table[centre] + inner.predict(np.concatenate([table[left], table[centre], table[right]], axis=1))
+    return np.vstack([np.zeros((1, width), dtype="float32"), rows]), keys
 
 
 def one_blas_thread() -> Any:

@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.checks.privacy.scanner import Hit, detect_values, distinct_values
+from charter_guardrails.checks.privacy.report import Hit
+from charter_guardrails.checks.privacy.scanner import detect_values, distinct_values
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from charter_guardrails.core.policy import CsvDialect, Dataset
+    from charter_guardrails.core.policy_models import CsvDialect, Dataset
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def mask_free_text(
     from presidio_anonymizer import AnonymizerEngine
     from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
-    engine = AnonymizerEngine()
+    engine = AnonymizerEngine()  # type: ignore[no-untyped-call]  # presidio-anonymizer leaves it unannotated
     hits = propagate_names(values, detect_values(values, "free_text", column))
     out: list[str] = []
     operators: dict[str, OperatorConfig] = {}
@@ -158,7 +159,7 @@ def pseudonymise_frame(
     frame: pd.DataFrame, dataset: Dataset, key: bytes
 ) -> tuple[pd.DataFrame, PseudonymisationReport]:
     """The training-ready copy of ``frame``: declared columns only, identifiers hashed, free text masked."""
-    from charter_guardrails.core.policy import ColumnRole
+    from charter_guardrails.core.policy_models import ColumnRole
 
     declared = [c for c in dataset.columns if c.name in frame.columns]
     report = PseudonymisationReport(

@@ -10,34 +10,33 @@ Per column, personal data is allowed only where the policy says so:
 Findings below the policy's ``min_score`` (look-alikes that fail a checksum, weak formats without
 context) are reported as suspects and never fail the check.
 
-The JSON and HTML reports are written under ``<reports_dir>/<use_case>/<run>/`` and linked from
-the result (``report_path``); ledger rows hold masked examples only.
+The JSON and HTML reports are written under ``<reports_dir>/<use_case>/<run>/`` by
+:mod:`.report_files` and linked from the result (``report_path``); ledger rows hold masked examples only.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.checks.privacy.scanner import ScanOptions, ScanReport, scan_frame
-from charter_guardrails.core.policy import DatasetRole
+from charter_guardrails.checks.privacy.report import ScanOptions, ScanReport
+from charter_guardrails.checks.privacy.report_files import report_dir, write_reports
+from charter_guardrails.checks.privacy.scanner import scan_frame
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.policy_models import DatasetRole
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
-from charter_guardrails.core.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
-    from charter_guardrails.core.policy import Dataset, UseCasePolicy
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.policy_models import Dataset
     from charter_guardrails.incidents.incident import IncidentDraft
 
-CHECK = "personal_data"
-ENGAGEMENTS = ["surete.1", "proportionnalite.3"]
+CHECK = CheckName.PERSONAL_DATA
+ENGAGEMENTS = CATALOGUE[CHECK].engagements
 
 #: Entity names a policy may use for the same thing (Presidio's generic names and ours).
 _ALIASES = {
@@ -144,95 +143,128 @@ def judge_columns(scan: ScanReport, dataset: Dataset) -> list[ColumnVerdict]:
     return verdicts
 
 
-def evaluate(
-    scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_id: str | None = None
-) -> PersonalDataOutcome:
-    """Build the ``personal_data`` CheckResult (and incident draft) from a scan."""
-    from charter_guardrails.incidents.incident import BreachType, IncidentDraft
-
-    columns = judge_columns(scan, dataset)
+def _metrics(scan: ScanReport, columns: list[ColumnVerdict]) -> dict[str, float | int | None]:
     bad = [c for c in columns if not c.ok]
-    with_pii = [c for c in columns if c.found]
-    missing = sorted({c.name for c in dataset.columns} - {c.name for c in scan.columns})
-    metrics: dict[str, float | int | None] = {
+    return {
         "rows": scan.rows,
         "scanned_rows": scan.scanned_rows,
         "columns": len(scan.columns),
-        "columns_with_pii": len(with_pii),
+        "columns_with_pii": len([c for c in columns if c.found]),
         "forbidden_columns": len(bad),
         "forbidden_rows": max((c.forbidden_rows for c in bad), default=0),
         "seconds": round(scan.seconds, 3),
     }
-    evidence: dict[str, Any] = {
+
+
+def _evidence(scan: ScanReport, dataset: Dataset, columns: list[ColumnVerdict]) -> dict[str, Any]:
+    return {
         "mode": scan.mode,
         "guarantee": scan.guarantee,
         "min_score": scan.min_score,
         "dataset_personal_data": dataset.personal_data,
         "columns": [c.to_json_dict() for c in columns],
-        "declared_columns_absent": missing,
+        "declared_columns_absent": sorted({c.name for c in dataset.columns} - {c.name for c in scan.columns}),
     }
-    incident = None
+
+
+def _incident_draft(
+    bad: list[ColumnVerdict],
+    scan: ScanReport,
+    policy: UseCasePolicy,
+    dataset: Dataset,
+    *,
+    run_id: str | None,
+    forbidden_rows: int,
+) -> IncidentDraft:
+    """The GDPR-compliance incident of personal data the policy does not allow (Art. 5(1)(c), minimisation).
+
+    In a non-personal dataset above all, but also in a personal one: the DPO must know it was collected.
+    """
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft
+
+    non_personal = not dataset.personal_data
+    return IncidentDraft(
+        breach_type=BreachType.GDPR_COMPLIANCE,
+        severity="high" if non_personal else "medium",
+        dataset=dataset.id,
+        run_id=run_id,
+        title=(
+            f"Données personnelles non autorisées dans {policy.id}/{dataset.id}"
+            if non_personal
+            else f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}"
+        ),
+        nature=(
+            "Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
+            "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)."
+            if non_personal
+            else "Collecte de données personnelles non prévue par la politique d'usage : "
+            "des colonnes contiennent des "
+            "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."
+        ),
+        facts={
+            "columns": [c.to_json_dict() for c in bad],
+            "scan_mode": scan.mode,
+            "rows": scan.rows,
+            "scanned_rows": scan.scanned_rows,
+        },
+        likely_consequences=(
+            "Des données de contact ou d'identification de personnes pourraient être utilisées pour "
+            "entraîner un modèle sans base légale ni information des personnes."
+            if non_personal
+            else "Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
+            "utilisées pour l'entraînement."
+        ),
+        measures_taken=[
+            "entraînement bloqué par le garde-fou personal_data",
+            "rapport de scan masqué conservé",
+            "alerte envoyée au RSSI et au DPO",
+        ],
+        approx_records=forbidden_rows * max(scan.rows // max(scan.scanned_rows, 1), 1),
+    )
+
+
+def _judgement(columns: list[ColumnVerdict], scan: ScanReport, dataset: Dataset) -> tuple[Verdict, Severity, str]:
+    """The verdict, its severity and its summary: fail on forbidden data, warn on clear-text training data."""
+    bad = [c for c in columns if not c.ok]
     if bad:
         names = ", ".join(f"{c.column} ({'/'.join(c.forbidden)})" for c in bad)
-        non_personal = not dataset.personal_data
-        if non_personal:
-            summary = f"Personal data in a dataset declared non-personal: {names}."
-            severity = Severity.CRITICAL
-        else:
-            summary = f"Personal data not allowed by the policy in {len(bad)} column(s): {names}."
-            severity = Severity.ERROR
-        # Personal data the purpose does not need is a GDPR compliance failure (Art. 5(1)(c)), in a
-        # non-personal dataset above all, but also in a personal one: the DPO must know it was collected.
-        incident = IncidentDraft(
-            breach_type=BreachType.GDPR_COMPLIANCE,
-            severity="high" if non_personal else "medium",
-            dataset=dataset.id,
-            run_id=run_id,
-            title=(
-                f"Données personnelles non autorisées dans {policy.id}/{dataset.id}"
-                if non_personal
-                else f"Données personnelles hors déclaration dans {policy.id}/{dataset.id}"
-            ),
-            nature=(
-                "Collecte de données personnelles non prévue par la finalité : le jeu de données est déclaré sans "
-                "données personnelles, mais le scan en a trouvé (RGPD art. 5(1)(c), minimisation)."
-                if non_personal
-                else "Collecte de données personnelles non prévue par la politique d'usage : des colonnes contiennent des "
-                "données personnelles non déclarées ou non autorisées (RGPD art. 5(1)(c), minimisation)."
-            ),
-            facts={
-                "columns": [c.to_json_dict() for c in bad],
-                "scan_mode": scan.mode,
-                "rows": scan.rows,
-                "scanned_rows": scan.scanned_rows,
-            },
-            likely_consequences=(
-                "Des données de contact ou d'identification de personnes pourraient être utilisées pour "
-                "entraîner un modèle sans base légale ni information des personnes."
-                if non_personal
-                else "Des données personnelles non nécessaires à la finalité pourraient être conservées ou "
-                "utilisées pour l'entraînement."
-            ),
-            measures_taken=[
-                "entraînement bloqué par le garde-fou personal_data",
-                "rapport de scan masqué conservé",
-                "alerte envoyée au RSSI et au DPO",
-            ],
-            approx_records=int(metrics["forbidden_rows"] or 0) * max(scan.rows // max(scan.scanned_rows, 1), 1),
+        if not dataset.personal_data:
+            return Verdict.FAIL, Severity.CRITICAL, f"Personal data in a dataset declared non-personal: {names}."
+        return (
+            Verdict.FAIL,
+            Severity.ERROR,
+            f"Personal data not allowed by the policy in {len(bad)} column(s): {names}.",
         )
-        verdict = Verdict.FAIL
-    elif any(c.warning for c in columns):
-        verdict, severity = Verdict.WARN, Severity.WARNING
+    if any(c.warning for c in columns):
         names = ", ".join(c.column for c in columns if c.warning)
-        summary = f"Allowed personal data is not pseudonymised before training in: {names}."
-    else:
-        verdict, severity = Verdict.PASS, Severity.INFO
-        summary = (
-            f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
-            if with_pii
-            else "No personal data found."
+        return (
+            Verdict.WARN,
+            Severity.WARNING,
+            f"Allowed personal data is not pseudonymised before training in: {names}.",
         )
-        summary += f" Mode {scan.mode}, {scan.scanned_rows} of {scan.rows} rows."
+    with_pii = [c for c in columns if c.found]
+    summary = (
+        f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
+        if with_pii
+        else "No personal data found."
+    )
+    summary += f" Mode {scan.mode}, {scan.scanned_rows} of {scan.rows} rows."
+    return Verdict.PASS, Severity.INFO, summary
+
+
+def evaluate(
+    scan: ScanReport, policy: UseCasePolicy, dataset: Dataset, *, run_id: str | None = None
+) -> PersonalDataOutcome:
+    """Build the ``personal_data`` CheckResult (and incident draft) from a scan."""
+    columns = judge_columns(scan, dataset)
+    bad = [c for c in columns if not c.ok]
+    metrics = _metrics(scan, columns)
+    verdict, severity, summary = _judgement(columns, scan, dataset)
+    incident = (
+        _incident_draft(bad, scan, policy, dataset, run_id=run_id, forbidden_rows=int(metrics["forbidden_rows"] or 0))
+        if bad
+        else None
+    )
     result = CheckResult(
         check=CHECK,
         verdict=verdict,
@@ -240,7 +272,7 @@ def evaluate(
         engagements=list(ENGAGEMENTS),
         summary=summary,
         metrics=metrics,
-        evidence=evidence,
+        evidence=_evidence(scan, dataset, columns),
         dataset=dataset.id,
     )
     return PersonalDataOutcome(result=result, scan=scan, columns=columns, incident=incident)
@@ -261,7 +293,8 @@ def check_personal_data(
 
     Unreadable data is a failing verdict, not an exception.
     """
-    from charter_guardrails.readers.files import DatasetReadError, read_dataset
+    from charter_guardrails.core.errors import DatasetReadError
+    from charter_guardrails.readers.files import read_dataset
 
     dataset = policy.dataset(dataset_id)
     source = path.name if path else (dataset.path or dataset.table or dataset.id)
@@ -295,88 +328,12 @@ def check_personal_data(
     if reports:
         try:
             write_reports(outcome, use_case=policy.id, run_id=run_id or "adhoc")
-        except (
-            OSError
-        ) as exc:  # a full or read-only reports folder must not lose the verdict: the caller records it, then fails
+        # A full or read-only reports folder must not lose the verdict: the caller records it, then fails.
+        except OSError as exc:
             outcome.result = with_report_error(
                 outcome.result, "personal-data scan report", report_dir(policy.id, run_id or "adhoc"), exc
             )
     return outcome
-
-
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", part)[:120] or "_"
-
-
-def report_dir(use_case: str, run_id: str) -> Path:
-    return get_settings().reports_dir / _safe(use_case) / _safe(run_id)
-
-
-def write_reports(
-    outcome: PersonalDataOutcome, *, use_case: str, run_id: str, name: str | None = None
-) -> dict[str, str]:
-    """Write ``personal_data__<dataset>.json`` and ``.html``; link them from the result."""
-    folder = report_dir(use_case, run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = f"personal_data__{_safe(name or outcome.result.dataset or outcome.scan.source)}"
-    json_path, html_path = folder / f"{stem}.json", folder / f"{stem}.html"
-    document = {
-        "generated_at": datetime.now(UTC).isoformat(),
-        "use_case": use_case,
-        "run_id": run_id,
-        "result": outcome.result.to_json_dict(),
-        "scan": outcome.scan.to_json_dict(),
-        "columns": [c.to_json_dict() for c in outcome.columns],
-    }
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-    html_path.write_text(render_html(outcome, use_case=use_case, run_id=run_id), encoding="utf-8")
-    outcome.reports = {"json": str(json_path), "html": str(html_path)}
-    outcome.result = outcome.result.model_copy(
-        update={
-            "report_path": str(html_path),
-            "evidence": {**outcome.result.evidence, "reports": dict(outcome.reports)},
-        }
-    )
-    return outcome.reports
-
-
-def render_html(outcome: PersonalDataOutcome, *, use_case: str, run_id: str) -> str:
-    """A self-contained report (no script, no external asset), masked values only."""
-    e = html.escape
-    result, scan = outcome.result, outcome.scan
-    verdicts = {c.column: c for c in outcome.columns}
-    rows = []
-    for column in scan.columns:
-        v = verdicts.get(column.name)
-        status = "—" if v is None else ("OK" if v.ok else "INTERDIT")
-        findings = (
-            "<br>".join(
-                f"<b>{e(f.entity_type)}</b> {f.count} lignes ({f.share:.2%}), score moyen {f.mean_score:.2f}, max {f.max_score:.2f}"
-                f" — ex. {e(', '.join(f.masked_examples))}"
-                for f in column.findings
-            )
-            or "aucune"
-        )
-        suspects = "<br>".join(f"{e(f.entity_type)} {f.count} (score {f.max_score:.2f})" for f in column.suspects) or ""
-        rows.append(
-            f"<tr class='{'bad' if v and not v.ok else ''}'><td>{e(column.name)}</td><td>{e(column.kind)}</td>"
-            f"<td>{column.non_null}/{column.rows}</td><td>{column.distinct}</td><td>{findings}</td><td>{suspects}</td>"
-            f"<td>{e(status)}</td><td>{e(v.reason if v else '')}{e(' — ' + v.warning) if v and v.warning else ''}</td></tr>"
-        )
-    return f"""<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><title>Données personnelles — {e(use_case)} / {e(result.dataset or "")}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;
-vertical-align:top}}tr.bad{{background:#fde2e2}}.fail{{color:#b00020}}.pass{{color:#006400}}</style></head><body>
-<h1>Contrôle des données personnelles</h1>
-<p>Cas d'usage <b>{e(use_case)}</b>, jeu de données <b>{e(result.dataset or scan.source)}</b>, exécution <code>{e(run_id)}</code>.</p>
-<p class="{e(result.verdict.value)}">Verdict : <b>{e(result.verdict.value.upper())}</b> — {e(result.summary)}</p>
-<p>Engagements de la charte : {e(", ".join(result.engagements))}. Mode : {e(scan.mode)}. {e(scan.guarantee)}.</p>
-<p>{scan.scanned_rows} lignes analysées sur {scan.rows}; seuil de score {scan.min_score}. Les exemples sont masqués.</p>
-<table><tr><th>colonne</th><th>type</th><th>non vides</th><th>valeurs distinctes</th><th>entités trouvées</th>
-<th>suspects (sous le seuil)</th><th>statut</th><th>raison</th></tr>
-{"".join(rows)}
-</table></body></html>
-"""
 
 
 _FINDING_FIELDS = ("column", "entity_type", "count", "share", "mean_score", "max_score", "masked_examples", "allowed")

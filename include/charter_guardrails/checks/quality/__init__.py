@@ -2,14 +2,13 @@
 
 - :mod:`.suites`: Great Expectations suites kept as JSON files in ``expectations/``;
 - :mod:`.runner`: validates a DataFrame, a file or a SQL table (pushed down) and redacts the results;
+- :mod:`.reference_profile`: the training profile, aggregates only, stored once per training dataset;
 - :mod:`.drift`: inference batch against the stored training profile;
 - :mod:`.representativeness`: group shares, group sizes and base rates of the training data.
 
 Heavy libraries (pandas, Great Expectations, scipy) are imported inside functions.
+
+The engagements each check serves are in :mod:`charter_guardrails.core.catalogue`.
 """
 
 from __future__ import annotations
-
-QUALITY_ENGAGEMENTS = ["equite.2", "maitrise_humaine.1"]
-DRIFT_ENGAGEMENTS = ["maitrise_humaine.1", "equite.2"]
-REPRESENTATIVENESS_ENGAGEMENTS = ["equite.1", "equite.2"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.checks.quality import DRIFT_ENGAGEMENTS, REPRESENTATIVENESS_ENGAGEMENTS
-from charter_guardrails.core.policy import Dataset, DatasetRole, UseCasePolicy
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import Dataset, DatasetRole
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
 
 if TYPE_CHECKING:
@@ -26,12 +27,12 @@ def read_typed(dataset: Dataset, path: Path | None = None) -> pd.DataFrame:
     return frame
 
 
-def _unreadable(check: str, engagements: list[str], dataset: Dataset, exc: Any) -> CheckResult:
+def _unreadable(check: CheckName, dataset: Dataset, exc: Any) -> CheckResult:
     return CheckResult(
         check=check,
         verdict=Verdict.FAIL,
         severity=Severity.ERROR,
-        engagements=engagements,
+        engagements=CATALOGUE[check].engagement_ids(),
         dataset=dataset.id,
         summary=f"{check} not checked: the data cannot be read ({exc.kind}): {exc}",
         evidence={"problems": [exc.to_json_dict()]},
@@ -40,7 +41,7 @@ def _unreadable(check: str, engagements: list[str], dataset: Dataset, exc: Any) 
 
 def profile_training(policy: UseCasePolicy, path: Path | None = None, *, out: Path | None = None) -> Path:
     """Profile the training data once and store the profile (no raw personal value in it)."""
-    from charter_guardrails.checks.quality.drift import build_reference_profile, save_profile
+    from charter_guardrails.checks.quality.reference_profile import build_reference_profile, save_profile
 
     dataset = policy.training_dataset
     target = path or dataset.resolve_path()
@@ -52,8 +53,8 @@ def drift_of_file(
 ) -> CheckResult:
     """Drift of an inference batch file. ``reference`` is a stored profile (``.json``) or a training
     file, which is then profiled once and stored next to the other profiles."""
-    from charter_guardrails.checks.quality.drift import load_profile, profile_path
-    from charter_guardrails.readers.files import DatasetReadError
+    from charter_guardrails.checks.quality.reference_profile import load_profile, profile_path
+    from charter_guardrails.core.errors import DatasetReadError
 
     ds = (
         policy.dataset(dataset)
@@ -69,12 +70,12 @@ def drift_of_file(
         try:
             reference = profile_training(policy, reference)
         except DatasetReadError as exc:
-            return _unreadable("drift", DRIFT_ENGAGEMENTS, ds, exc)
+            return _unreadable(CheckName.DRIFT, ds, exc)
     profile = load_profile(reference)
     try:
         frame = read_typed(ds, batch or ds.resolve_path())
     except DatasetReadError as exc:
-        return _unreadable("drift", DRIFT_ENGAGEMENTS, ds, exc)
+        return _unreadable(CheckName.DRIFT, ds, exc)
     from charter_guardrails.checks.quality.drift import check_drift
 
     return check_drift(policy, frame, profile, dataset=ds.id, profile_source=str(reference))
@@ -84,13 +85,13 @@ def representativeness_of_file(
     policy: UseCasePolicy, path: Path | None = None, *, dataset: str | None = None
 ) -> CheckResult:
     from charter_guardrails.checks.quality.representativeness import check_representativeness
-    from charter_guardrails.readers.files import DatasetReadError
+    from charter_guardrails.core.errors import DatasetReadError
 
     ds = policy.dataset(dataset) if dataset else policy.training_dataset
     try:
         frame = read_typed(ds, path or ds.resolve_path())
     except DatasetReadError as exc:
-        return _unreadable("representativeness", REPRESENTATIVENESS_ENGAGEMENTS, ds, exc)
+        return _unreadable(CheckName.REPRESENTATIVENESS, ds, exc)
     return check_representativeness(policy, frame, dataset=ds.id)
 
 
@@ -99,7 +100,7 @@ def with_json_report(result: CheckResult, policy: UseCasePolicy, run_id: str | N
     Quality results link their Data Docs instead and are returned unchanged."""
     import json
 
-    from charter_guardrails.checks.quality.runner import safe_run_name
+    from charter_guardrails.checks.quality.suite_run import safe_run_name
     from charter_guardrails.core.settings import get_settings
 
     if result.report_path:

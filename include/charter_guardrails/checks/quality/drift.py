@@ -14,204 +14,48 @@ A feature drifts when the change is both *material* (PSI or JS above the policy 
 *significant* (test p-value below the policy minimum): large batches make tiny shifts significant,
 small ones make noise look material; together they do not. Text drifts on length PSI or OOV share.
 
-What the profile stores, and why no personal value is in it:
-
-- numeric columns: a 201-point quantile grid, decile edges and shares: aggregates, never rows;
-- categorical columns: counts per category; in a personal column a category seen fewer than
-  ``MIN_CATEGORY_COUNT`` times is pooled into ``__other__`` (a rare value can single a person out);
-- free text: a histogram of lengths, and the vocabulary as truncated SHA-256 hashes of *frequent*
-  words only (alphabetic, 3+ letters, in at least ``MIN_DOC_FREQ`` messages and 0.5 % of them).
-  Names, e-mails and phone numbers are rare per message, so they are not kept; hashing means
-  even a frequent word cannot be read back from the file.
+The reference profile itself (what it stores and why no personal value is in it) is built by
+:mod:`charter_guardrails.checks.quality.reference_profile`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.checks.quality import DRIFT_ENGAGEMENTS
-from charter_guardrails.core.policy import (
-    ColumnRole,
-    ColumnType,
-    Dataset,
-    DatasetRole,
-    PersonalDataCategory,
-    UseCasePolicy,
+from charter_guardrails.checks.quality.reference_profile import (
+    MISSING,
+    OTHER,
+    bin_shares,
+    build_reference_profile,
+    drift_features,
+    load_profile,
+    profile_path,
+    save_profile,
+    token_hash,
+    words,
 )
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import DatasetRole, DriftPolicy
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
-from charter_guardrails.core.settings import ConfigError, get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-PROFILE_VERSION = 1
-MIN_CATEGORY_COUNT = 10
-MIN_DOC_FREQ = 20
-MIN_DOC_SHARE = 0.005
-#: Integer columns with at most this many distinct training values are compared as categories.
-MAX_DISCRETE_VALUES = 20
+# The profile API stays importable from here, where callers have always found it.
+__all__ = [
+    "build_reference_profile",
+    "check_drift",
+    "drift_features",
+    "load_profile",
+    "profile_path",
+    "psi",
+    "save_profile",
+]
+
 EPSILON = 1e-4
-WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-OTHER = "__other__"
-MISSING = "__missing__"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-def profile_path(use_case: str, dataset_id: str) -> Path:
-    return get_settings().home / "profiles" / use_case / f"{dataset_id}.json"
-
-
-def drift_features(policy: UseCasePolicy, inference: Dataset | None = None) -> list[tuple[str, str]]:
-    """(column, kind) compared for drift: features, sensitive attributes and free text that the
-    inference data shares with the training data. kind is numeric, categorical or text."""
-    training = policy.training_dataset
-    inference = inference or (policy.datasets_with_role(DatasetRole.INFERENCE) or [training])[0]
-    shared = {c.name for c in training.columns}
-    out = []
-    for column in inference.columns:
-        if column.name not in shared or column.role not in (
-            ColumnRole.FEATURE,
-            ColumnRole.SENSITIVE_ATTRIBUTE,
-            ColumnRole.FREE_TEXT,
-        ):
-            continue
-        if column.role is ColumnRole.FREE_TEXT:
-            kind = "text"
-        elif column.type in (ColumnType.INTEGER, ColumnType.FLOAT):
-            kind = "numeric"
-        elif column.type in (ColumnType.DATE, ColumnType.DATETIME):
-            continue  # time always moves on: a date is not a drifting feature
-        else:
-            kind = "categorical"
-        out.append((column.name, kind))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# the reference profile
-
-
-def build_reference_profile(policy: UseCasePolicy, frame: pd.DataFrame, *, source: str | None = None) -> dict[str, Any]:
-    """Profile the (typed) training frame. The result holds aggregates only (see the module doc)."""
-    import numpy as np
-
-    training = policy.training_dataset
-    features: dict[str, Any] = {}
-    for name, kind in drift_features(policy):
-        if name not in frame.columns:
-            continue
-        column = training.column(name)
-        personal = column.personal_data is not PersonalDataCategory.NONE
-        series = frame[name]
-        if kind == "numeric":
-            values = series.dropna().astype("float64").to_numpy()
-            if values.size and np.unique(values).size <= MAX_DISCRETE_VALUES and column.type is ColumnType.INTEGER:
-                kind = "categorical"
-            elif values.size:
-                grid = np.quantile(values, np.linspace(0, 1, 201))
-                edges = np.unique(np.quantile(values, np.linspace(0, 1, 11))[1:-1])
-                features[name] = {
-                    "kind": "numeric",
-                    "n": int(values.size),
-                    "quantiles": _round(grid),
-                    "edges": _round(edges),
-                    "shares": _shares(values, edges),
-                }
-                continue
-        if kind == "categorical":
-            counts = series.astype("string").fillna(MISSING).value_counts()
-            kept: dict[str, int] = {}
-            for value, count in counts.items():
-                key = str(value) if (not personal or int(count) >= MIN_CATEGORY_COUNT) else OTHER
-                kept[key] = kept.get(key, 0) + int(count)
-            features[name] = {"kind": "categorical", "n": int(counts.sum()), "counts": kept, "pooled_rare": personal}
-        elif kind == "text":
-            texts = series.dropna().astype(str)
-            lengths = np.array([len(words(t)) for t in texts], dtype="float64")
-            edges = np.unique(np.quantile(lengths, np.linspace(0, 1, 11))[1:-1]) if lengths.size else np.array([])
-            doc_freq: dict[str, int] = {}
-            total_tokens = 0
-            for text in texts:
-                tokens = words(text)
-                total_tokens += len(tokens)
-                for token in set(tokens):
-                    doc_freq[token] = doc_freq.get(token, 0) + 1
-            floor = max(MIN_DOC_FREQ, math.ceil(MIN_DOC_SHARE * len(texts)))
-            vocabulary = sorted(token_hash(t) for t, n in doc_freq.items() if n >= floor)
-            vocab_set = set(vocabulary)
-            in_vocab = sum(1 for text in texts for t in words(text) if token_hash(t) in vocab_set)
-            features[name] = {
-                "kind": "text",
-                "n": int(len(texts)),
-                "length_edges": _round(edges),
-                "length_shares": _shares(lengths, edges),
-                "vocabulary_sha256_16": vocabulary,
-                "vocabulary_min_docs": floor,
-                "reference_oov_share": round(1 - in_vocab / total_tokens, 4) if total_tokens else 0.0,
-            }
-    return {
-        "version": PROFILE_VERSION,
-        "use_case": policy.id,
-        "dataset": training.id,
-        "rows": int(len(frame)),
-        "source": Path(source).name if source else None,
-        "created_at": datetime.now(UTC).isoformat(),
-        "features": features,
-    }
-
-
-def _round(values: Any) -> list[float]:
-    return [float(f"{float(v):.6g}") for v in values]
-
-
-def _shares(values: Any, edges: Any) -> list[float]:
-    import numpy as np
-
-    if not len(values):
-        return []
-    bins = np.searchsorted(np.asarray(edges, dtype="float64"), values, side="right")
-    counts = np.bincount(bins, minlength=len(edges) + 1)
-    return [float(c) / float(len(values)) for c in counts]
-
-
-def save_profile(profile: dict[str, Any], path: Path | None = None) -> Path:
-    target = path or profile_path(profile["use_case"], profile["dataset"])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(profile, indent=1, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(target)
-    return target
-
-
-def load_profile(path: Path) -> dict[str, Any]:
-    try:
-        profile = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no reference profile; profile the training data first (charter drift --reference TRAINING_FILE)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable reference profile ({exc})") from None
-    if not isinstance(profile, dict) or profile.get("version") != PROFILE_VERSION or "features" not in profile:
-        raise ConfigError(f"{path}: not a reference profile of version {PROFILE_VERSION}")
-    return profile
-
-
-# ---------------------------------------------------------------------------------------------
-# the check
 
 
 def psi(reference: list[float], batch: list[float]) -> float:
@@ -237,7 +81,7 @@ def _numeric(feature: dict[str, Any], values: Any) -> dict[str, Any]:
     n, m = feature["n"], values.size
     effective = max(1, round(n * m / (n + m)))
     pvalue = float(kstwo.sf(statistic, effective))
-    value_psi = psi(feature["shares"], _shares(values, feature["edges"]))
+    value_psi = psi(feature["shares"], bin_shares(values, feature["edges"]))
     return {"psi": round(value_psi, 4), "ks_statistic": round(statistic, 4), "ks_pvalue": pvalue, "batch_n": int(m)}
 
 
@@ -275,7 +119,7 @@ def _text(feature: dict[str, Any], series: Any) -> dict[str, Any]:
             total += 1
             oov += token_hash(token) not in vocabulary
     return {
-        "length_psi": round(psi(feature["length_shares"], _shares(lengths, feature["length_edges"])), 4)
+        "length_psi": round(psi(feature["length_shares"], bin_shares(lengths, feature["length_edges"])), 4)
         if lengths
         else 0.0,
         "oov_share": round(oov / total, 4) if total else 0.0,
@@ -305,62 +149,25 @@ def check_drift(
     drifted: list[str] = []
     missing: list[str] = []
     for name, feature in profile["features"].items():
-        if name not in frame.columns:
+        stats = _feature_drift(feature, frame[name], thresholds) if name in frame.columns else None
+        if stats is None:
             missing.append(name)
             continue
-        series = frame[name]
-        reasons: list[str] = []
-        if feature["kind"] == "numeric":
-            values = series.dropna().astype("float64").to_numpy()
-            if not values.size:
-                missing.append(name)
-                continue
-            stats = _numeric(feature, values)
-            if stats["psi"] > thresholds.psi_max and stats["ks_pvalue"] < thresholds.ks_pvalue_min:
-                reasons.append(
-                    f"PSI {stats['psi']:.3f} > {thresholds.psi_max} and KS p={stats['ks_pvalue']:.2g} < {thresholds.ks_pvalue_min}"
-                )
-        elif feature["kind"] == "categorical":
-            stats = _categorical(feature, series)
-            if stats["js_distance"] > thresholds.js_max and stats["chi2_pvalue"] < thresholds.chi2_pvalue_min:
-                reasons.append(
-                    f"Jensen-Shannon {stats['js_distance']:.3f} > {thresholds.js_max} and chi-square p={stats['chi2_pvalue']:.2g} "
-                    f"< {thresholds.chi2_pvalue_min}"
-                )
-        else:
-            stats = _text(feature, series)
-            if stats["length_psi"] > thresholds.text_length_psi_max:
-                reasons.append(f"length PSI {stats['length_psi']:.3f} > {thresholds.text_length_psi_max}")
-            if stats["oov_share"] > thresholds.vocabulary_oov_max:
-                reasons.append(
-                    f"{stats['oov_share']:.0%} of words unseen in training > {thresholds.vocabulary_oov_max:.0%}"
-                )
-        stats.update({"kind": feature["kind"], "drifted": bool(reasons), "reasons": reasons})
         per_feature[name] = stats
-        if reasons:
+        if stats["reasons"]:
             drifted.append(name)
     failing = len(drifted) >= thresholds.max_drifted_features or bool(missing)
-    verdict = Verdict.FAIL if failing else (Verdict.WARN if drifted else Verdict.PASS)
-    detail = "; ".join(f"{n}: {', '.join(per_feature[n]['reasons'])}" for n in drifted)
-    if missing:
-        detail = (detail + "; " if detail else "") + f"feature(s) absent or empty in the batch: {missing}"
-    summary = (
-        f"{len(drifted)} of {len(per_feature)} feature(s) drifted from the training reference"
-        + (f" — {detail}" if detail else "")
-        if failing or drifted
-        else f"no drift on {len(per_feature)} feature(s) against the training reference"
-    )
     return CheckResult(
-        check="drift",
-        verdict=verdict,
+        check=CheckName.DRIFT,
+        verdict=Verdict.FAIL if failing else (Verdict.WARN if drifted else Verdict.PASS),
         severity=Severity.ERROR if failing else (Severity.WARNING if drifted else Severity.INFO),
-        engagements=DRIFT_ENGAGEMENTS,
+        engagements=CATALOGUE[CheckName.DRIFT].engagement_ids(),
         dataset=ds.id,
-        summary=summary,
+        summary=_drift_summary(per_feature, drifted, missing, failing=failing),
         metrics={
             "features": len(per_feature),
             "drifted_features": len(drifted),
-            "batch_rows": int(len(frame)),
+            "batch_rows": len(frame),
             "max_psi": max((f.get("psi", f.get("length_psi", 0.0)) for f in per_feature.values()), default=0.0),
             "max_js_distance": max((f.get("js_distance", 0.0) for f in per_feature.values()), default=0.0),
         },
@@ -377,3 +184,47 @@ def check_drift(
             },
         },
     )
+
+
+def _feature_drift(feature: dict[str, Any], series: Any, thresholds: DriftPolicy) -> dict[str, Any] | None:
+    """One feature's statistics and drift reasons, or None when a numeric feature is empty in the batch."""
+    reasons: list[str] = []
+    if feature["kind"] == "numeric":
+        values = series.dropna().astype("float64").to_numpy()
+        if not values.size:
+            return None
+        stats = _numeric(feature, values)
+        if stats["psi"] > thresholds.psi_max and stats["ks_pvalue"] < thresholds.ks_pvalue_min:
+            reasons.append(
+                f"PSI {stats['psi']:.3f} > {thresholds.psi_max} "
+                f"and KS p={stats['ks_pvalue']:.2g} < {thresholds.ks_pvalue_min}"
+            )
+    elif feature["kind"] == "categorical":
+        stats = _categorical(feature, series)
+        if stats["js_distance"] > thresholds.js_max and stats["chi2_pvalue"] < thresholds.chi2_pvalue_min:
+            reasons.append(
+                f"Jensen-Shannon {stats['js_distance']:.3f} > {thresholds.js_max} "
+                f"and chi-square p={stats['chi2_pvalue']:.2g} "
+                f"< {thresholds.chi2_pvalue_min}"
+            )
+    else:
+        stats = _text(feature, series)
+        if stats["length_psi"] > thresholds.text_length_psi_max:
+            reasons.append(f"length PSI {stats['length_psi']:.3f} > {thresholds.text_length_psi_max}")
+        if stats["oov_share"] > thresholds.vocabulary_oov_max:
+            reasons.append(
+                f"{stats['oov_share']:.0%} of words unseen in training > {thresholds.vocabulary_oov_max:.0%}"
+            )
+    stats.update({"kind": feature["kind"], "drifted": bool(reasons), "reasons": reasons})
+    return stats
+
+
+def _drift_summary(per_feature: dict[str, Any], drifted: list[str], missing: list[str], *, failing: bool) -> str:
+    detail = "; ".join(f"{n}: {', '.join(per_feature[n]['reasons'])}" for n in drifted)
+    if missing:
+        detail = (detail + "; " if detail else "") + f"feature(s) absent or empty in the batch: {missing}"
+    if failing or drifted:
+        return f"{len(drifted)} of {len(per_feature)} feature(s) drifted from the training reference" + (
+            f" — {detail}" if detail else ""
+        )
+    return f"no drift on {len(per_feature)} feature(s) against the training reference"

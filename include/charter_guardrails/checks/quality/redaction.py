@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from charter_guardrails.core.policy import ColumnRole, Dataset, PersonalDataCategory
+from charter_guardrails.core.policy_models import ColumnRole, Dataset, PersonalDataCategory
 
 #: Result keys that are counts or shares, never values.
 NUMERIC_KEYS = (
@@ -49,7 +49,7 @@ def mask_value(value: Any) -> str:
 
 
 def _numeric(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) or value is None
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) or value is None
 
 
 def redact_result(expectation_type: str, result: dict[str, Any], *, personal: bool) -> dict[str, Any]:

@@ -10,9 +10,9 @@ For each group column declared in ``policy.equity.groups`` (an arrondissement, a
 
 Base rates on small groups are noisy: with 90 rows a true rate of 22 % reads anywhere between 14 %
 and 31 %. The verdict therefore uses the *most favourable* ratio compatible with the data: the
-Wilson 95 % intervals of every group are allowed to move towards each other. It fails only when even that ratio is below ``min_disparate_impact``; the point
-estimate is reported beside it. (The most favourable ratio is the smallest upper bound over the
-groups divided by the largest lower bound.)
+Wilson 95 % intervals of every group are allowed to move towards each other. It fails only when
+even that ratio is below ``min_disparate_impact``; the point estimate is reported beside it. (The
+most favourable ratio is the smallest upper bound over the groups divided by the largest lower bound.)
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.checks.quality import REPRESENTATIVENESS_ENGAGEMENTS
-from charter_guardrails.core.policy import GroupSpec, UseCasePolicy
+from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.core.policy_models import GroupSpec
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
-from charter_guardrails.core.settings import ConfigError, get_settings
+from charter_guardrails.core.settings import get_settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,10 +94,31 @@ def _group_report(
     counts = {str(k): int(v) for k, v in known.value_counts().items()}
     total = int(known.size)
     reference = load_reference(spec.reference) if spec.reference else None
+    groups, reasons = _group_entries(spec, counts, total, reference)
+    report: dict[str, Any] = {
+        "column": spec.column,
+        "rows_with_group": total,
+        "rows_without_group": int(series.isna().sum()),
+        "reference": reference.path.name if reference else None,
+        "reference_source": reference.source if reference else None,
+        "groups": groups,
+    }
+    if label is not None and policy.equity.positive_label is not None:
+        impact, impact_reasons = _disparate_impact(policy, spec, series, counts, groups, label)
+        if impact is not None:
+            report["disparate_impact"] = impact
+        reasons.extend(impact_reasons)
+    report["reasons"] = reasons
+    return report, reasons
+
+
+def _group_entries(
+    spec: GroupSpec, counts: dict[str, int], total: int, reference: ReferenceDistribution | None
+) -> tuple[dict[str, Any], list[str]]:
+    """Count, share and gap to the reference of every group seen in the data or in the reference."""
     reasons: list[str] = []
     groups: dict[str, Any] = {}
-    names = sorted(set(counts) | set(reference.shares if reference else {}))
-    for group in names:
+    for group in sorted(set(counts) | set(reference.shares if reference else {})):
         count = counts.get(group, 0)
         share = count / total if total else 0.0
         entry: dict[str, Any] = {"count": count, "share": round(share, 4)}
@@ -121,50 +144,53 @@ def _group_report(
         if 0 < count < spec.min_group_size:
             reasons.append(f"{spec.column}={group}: {count} rows, fewer than the minimum {spec.min_group_size}")
         groups[group] = entry
-    report: dict[str, Any] = {
-        "column": spec.column,
-        "rows_with_group": total,
-        "rows_without_group": int(series.isna().sum()),
-        "reference": reference.path.name if reference else None,
-        "reference_source": reference.source if reference else None,
-        "groups": groups,
+    return groups, reasons
+
+
+def _disparate_impact(
+    policy: UseCasePolicy,
+    spec: GroupSpec,
+    series: pd.Series,
+    counts: dict[str, int],
+    groups: dict[str, Any],
+    label: pd.Series,
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """Base rate of the positive label per large-enough group (written into ``groups``) and the
+    disparate-impact ratio, or None when fewer than two groups are large enough."""
+    positive = label.astype("string") == policy.equity.positive_label
+    rates: dict[str, tuple[float, float, float, int]] = {}
+    for group, count in counts.items():
+        if count < spec.min_group_size:
+            continue
+        hits = int(positive[series == group].fillna(False).sum())
+        low, high = wilson(hits, count)
+        rates[group] = (hits / count, low, high, count)
+        groups[group].update({"base_rate": round(hits / count, 4), "base_rate_ci95": [round(low, 4), round(high, 4)]})
+    if len(rates) < 2:
+        return None, []
+    lowest = min(rates, key=lambda g: rates[g][0])
+    highest = max(rates, key=lambda g: rates[g][0])
+    point = rates[lowest][0] / rates[highest][0] if rates[highest][0] else 1.0
+    # most favourable ratio compatible with the data (see the module doc)
+    best_low = min(r[2] for r in rates.values())
+    best_high = max(r[1] for r in rates.values())
+    favourable = min(1.0, best_low / best_high) if best_high else 1.0
+    impact = {
+        "positive_label": policy.equity.positive_label,
+        "point": round(point, 4),
+        "favourable_bound": round(favourable, 4),
+        "lowest_group": lowest,
+        "highest_group": highest,
+        "threshold": policy.equity.min_disparate_impact,
     }
-    if label is not None and policy.equity.positive_label is not None:
-        positive = label.astype("string") == policy.equity.positive_label
-        rates: dict[str, tuple[float, float, float, int]] = {}
-        for group, count in counts.items():
-            if count < spec.min_group_size:
-                continue
-            hits = int(positive[series == group].fillna(False).sum())
-            low, high = wilson(hits, count)
-            rates[group] = (hits / count, low, high, count)
-            groups[group].update(
-                {"base_rate": round(hits / count, 4), "base_rate_ci95": [round(low, 4), round(high, 4)]}
-            )
-        if len(rates) >= 2:
-            lowest = min(rates, key=lambda g: rates[g][0])
-            highest = max(rates, key=lambda g: rates[g][0])
-            point = rates[lowest][0] / rates[highest][0] if rates[highest][0] else 1.0
-            # most favourable ratio compatible with the data (see the module doc)
-            best_low = min(r[2] for r in rates.values())
-            best_high = max(r[1] for r in rates.values())
-            favourable = min(1.0, best_low / best_high) if best_high else 1.0
-            report["disparate_impact"] = {
-                "positive_label": policy.equity.positive_label,
-                "point": round(point, 4),
-                "favourable_bound": round(favourable, 4),
-                "lowest_group": lowest,
-                "highest_group": highest,
-                "threshold": policy.equity.min_disparate_impact,
-            }
-            if favourable < policy.equity.min_disparate_impact:
-                reasons.append(
-                    f"{spec.column}: base rate of {policy.equity.positive_label!r} is {rates[lowest][0]:.1%} in {lowest} vs "
-                    f"{rates[highest][0]:.1%} in {highest}: disparate impact {point:.2f} (at best {favourable:.2f}) "
-                    f"< {policy.equity.min_disparate_impact} (four-fifths rule)"
-                )
-    report["reasons"] = reasons
-    return report, reasons
+    reasons: list[str] = []
+    if favourable < policy.equity.min_disparate_impact:
+        reasons.append(
+            f"{spec.column}: base rate of {policy.equity.positive_label!r} is {rates[lowest][0]:.1%} "
+            f"in {lowest} vs {rates[highest][0]:.1%} in {highest}: disparate impact {point:.2f} "
+            f"(at best {favourable:.2f}) < {policy.equity.min_disparate_impact} (four-fifths rule)"
+        )
+    return impact, reasons
 
 
 def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, dataset: str | None = None) -> CheckResult:
@@ -172,9 +198,9 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
     ds = policy.dataset(dataset) if dataset else policy.training_dataset
     if not policy.equity.groups:
         return CheckResult(
-            check="representativeness",
+            check=CheckName.REPRESENTATIVENESS,
             verdict=Verdict.PASS,
-            engagements=REPRESENTATIVENESS_ENGAGEMENTS,
+            engagements=CATALOGUE[CheckName.REPRESENTATIVENESS].engagement_ids(),
             dataset=ds.id,
             summary=f"use case {policy.id} declares no equity groups: nothing to compare",
             metrics={"groups_checked": 0},
@@ -207,14 +233,14 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
     )
     di = [r["disparate_impact"]["point"] for r in reports if "disparate_impact" in r]
     return CheckResult(
-        check="representativeness",
+        check=CheckName.REPRESENTATIVENESS,
         verdict=verdict,
         severity=Severity.ERROR if reasons else Severity.INFO,
-        engagements=REPRESENTATIVENESS_ENGAGEMENTS,
+        engagements=CATALOGUE[CheckName.REPRESENTATIVENESS].engagement_ids(),
         dataset=ds.id,
         summary=summary,
         metrics={
-            "rows": int(len(frame)),
+            "rows": len(frame),
             "group_columns": len(reports),
             "problems": len(reasons),
             "data_gaps": len(gaps),

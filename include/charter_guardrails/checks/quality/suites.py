@@ -16,24 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.core.settings import ConfigError, get_settings
+from charter_guardrails.core.errors import ConfigError, SuiteError
+from charter_guardrails.core.settings import get_settings
 
 SEVERITIES = ("error", "warning")
 #: Suite parameters the runner knows how to fill.
 KNOWN_PARAMETERS = ("now", "retention_start")
-
-
-class SuiteError(ConfigError):
-    """A suite file is invalid; the message names the file, the expectation and the reason."""
-
-    def __init__(self, path: Path, where: str, reason: str) -> None:
-        self.path = Path(path)
-        self.where = where
-        self.reason = reason
-        super().__init__(f"{self.path}: {where or '<file>'}: {reason}")
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return {"file": str(self.path), "where": self.where, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -181,7 +169,8 @@ def build_gx_suite(path: Path, name: str, specs: list[ExpectationSpec]) -> Any:
     from charter_guardrails.checks.quality._gx import gx
 
     gx_module = gx()
-    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration, FailureSeverity
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     suite = gx_module.ExpectationSuite(name=name)
     for spec in specs:
@@ -209,7 +198,7 @@ def _describe(exc: Exception) -> str:
         try:
             parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in errors()]
             return "bad kwargs: " + "; ".join(parts)
-        except Exception:  # noqa: BLE001 - fall back to the message
+        except Exception:  # noqa: BLE001, S110 - an unreadable pydantic error falls back to the message below
             pass
     return f"bad kwargs: {str(exc).strip().splitlines()[0] if str(exc).strip() else kind}"
 

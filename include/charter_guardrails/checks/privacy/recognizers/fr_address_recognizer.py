@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import CASE_SENSITIVE_FLAGS, FrPatternRecognizer
@@ -19,17 +21,19 @@ class FrAddressRecognizer(FrPatternRecognizer):
 
     ENTITY = "LOCATION"
     FLAGS = CASE_SENSITIVE_FLAGS
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern(
             "FR street address",
-            rf"(?<![\w])\d{{1,4}}(?: ?(?:bis|ter|[A-D]))?,? (?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?"
+            rf"(?<![\w])\d{{1,4}}(?: ?(?:bis|ter|[A-D]))?,? (?i:{_TYPES}) "
+            rf"(?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?"
             rf"{_NAME}(?: (?:(?:de|du|des|la|le|d'|l')\s?)?{_NAME}){{0,3}}",
             0.6,
         ),
         Pattern(
             "FR street and postcode",
-            rf"(?<![\w])(?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?{_NAME}(?: {_NAME}){{0,3}},? \d{{5}} {_NAME}",
+            rf"(?<![\w])(?i:{_TYPES}) (?:(?i:de la|de l'|du|des|de|d'|l'|la|le|les) ?)?"
+            rf"{_NAME}(?: {_NAME}){{0,3}},? \d{{5}} {_NAME}",
             0.6,
         ),
     ]
-    CONTEXT = ["adresse", "domicile", "habite", "demeurant", "domicilié", "rue"]
+    CONTEXT: ClassVar[list[str]] = ["adresse", "domicile", "habite", "demeurant", "domicilié", "rue"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import CASE_SENSITIVE_FLAGS, FrPatternRecognizer
@@ -16,7 +18,7 @@ class FrIdCardRecognizer(FrPatternRecognizer):
 
     ENTITY = "FR_ID_CARD"
     FLAGS = CASE_SENSITIVE_FLAGS
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern(
             "CNI (old, 12 characters)", r"(?<![\w])\d{2}(?:0[1-9]|1[0-2])(?:\d{2}[0-9A-Z]|2[AB]\d)\d{5}(?![\w])", 0.3
         ),
@@ -24,7 +26,7 @@ class FrIdCardRecognizer(FrPatternRecognizer):
             "CNI (new, 9 characters)", r"(?<![\w])(?=[0-9A-Z]{0,8}\d)(?=[0-9A-Z]{0,8}[A-Z])[0-9A-Z]{9}(?![\w])", 0.25
         ),
     ]
-    CONTEXT = [
+    CONTEXT: ClassVar[list[str]] = [
         "cni",
         "carte d'identité",
         "carte d'identite",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import CASE_SENSITIVE_FLAGS, FrPatternRecognizer
@@ -15,11 +17,20 @@ class FrLicensePlateRecognizer(FrPatternRecognizer):
 
     ENTITY = "FR_LICENSE_PLATE"
     FLAGS = CASE_SENSITIVE_FLAGS
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern("SIV plate, dashed", rf"(?<![\w\-]){_LETTER}{{2}}[\- ]\d{{3}}[\- ]{_LETTER}{{2}}(?![\w\-])", 0.6),
         Pattern("SIV plate, compact", rf"(?<![\w\-]){_LETTER}{{2}}\d{{3}}{_LETTER}{{2}}(?![\w\-])", 0.35),
     ]
-    CONTEXT = ["immatriculation", "plaque", "véhicule", "vehicule", "voiture", "garée", "garé", "stationné"]
+    CONTEXT: ClassVar[list[str]] = [
+        "immatriculation",
+        "plaque",
+        "véhicule",
+        "vehicule",
+        "voiture",
+        "garée",
+        "garé",
+        "stationné",
+    ]
 
     def invalidate_result(self, pattern_text: str) -> bool | None:
         compact = self.compact(pattern_text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 from stdnum.fr import nir
 
@@ -16,14 +18,14 @@ class FrNirRecognizer(FrPatternRecognizer):
 
     ENTITY = "FR_NIR"
     STRONG_CHECKSUM = True
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern(
             "NIR (grouped or compact)",
             rf"(?<![\w])[1-478]{_SEP}\d{{2}}{_SEP}\d{{2}}{_SEP}(?:\d{{2}}|2[AaBb]){_SEP}\d{{3}}{_SEP}\d{{3}}{_SEP}\d{{2}}(?![\w])",
             0.6,
         ),
     ]
-    CONTEXT = [
+    CONTEXT: ClassVar[list[str]] = [
         "nir",
         "sécurité sociale",
         "securite sociale",

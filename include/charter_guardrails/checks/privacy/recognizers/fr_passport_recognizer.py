@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import CASE_SENSITIVE_FLAGS, FrPatternRecognizer
@@ -12,5 +14,5 @@ class FrPassportRecognizer(FrPatternRecognizer):
 
     ENTITY = "FR_PASSPORT"
     FLAGS = CASE_SENSITIVE_FLAGS
-    PATTERNS = [Pattern("Passeport FR", r"(?<![\w])\d{2}[A-Z]{2}\d{5}(?![\w])", 0.4)]
-    CONTEXT = ["passeport", "passport", "titre de voyage"]
+    PATTERNS: ClassVar[list[Pattern]] = [Pattern("Passeport FR", r"(?<![\w])\d{2}[A-Z]{2}\d{5}(?![\w])", 0.4)]
+    CONTEXT: ClassVar[list[str]] = ["passeport", "passport", "titre de voyage"]

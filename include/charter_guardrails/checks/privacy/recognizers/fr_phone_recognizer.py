@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 
 from charter_guardrails.checks.privacy.recognizers._base import FrPatternRecognizer
@@ -17,7 +19,7 @@ class FrPhoneRecognizer(FrPatternRecognizer):
     """
 
     ENTITY = "FR_PHONE"
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern(
             "FR phone international",
             rf"(?<![\w+])(?:\+|00)33{_SEP}(?:\(0\){_SEP})?[1-9](?:{_SEP}\d{{2}}){{4}}(?!\d)",
@@ -25,7 +27,7 @@ class FrPhoneRecognizer(FrPatternRecognizer):
         ),
         Pattern("FR phone national", rf"(?<![\w+])0[1-9](?:{_SEP}\d{{2}}){{4}}(?![\w])", 0.75),
     ]
-    CONTEXT = [
+    CONTEXT: ClassVar[list[str]] = [
         "téléphone",
         "telephone",
         "tél",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 from stdnum.iso7064 import mod_97_10
 
@@ -16,8 +18,18 @@ _RIB_LETTERS = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "12345678912345678923
 class FrRibRecognizer(FrPatternRecognizer):
     ENTITY = "FR_RIB"
     STRONG_CHECKSUM = True
-    PATTERNS = [Pattern("RIB", r"(?<![\w])\d{5}[ \u00a0]?\d{5}[ \u00a0]?[0-9A-Z]{11}[ \u00a0]?\d{2}(?![\w])", 0.5)]
-    CONTEXT = ["rib", "relevé d'identité bancaire", "code banque", "guichet", "clé rib", "compte", "bancaire"]
+    PATTERNS: ClassVar[list[Pattern]] = [
+        Pattern("RIB", r"(?<![\w])\d{5}[ \u00a0]?\d{5}[ \u00a0]?[0-9A-Z]{11}[ \u00a0]?\d{2}(?![\w])", 0.5)
+    ]
+    CONTEXT: ClassVar[list[str]] = [
+        "rib",
+        "relevé d'identité bancaire",
+        "code banque",
+        "guichet",
+        "clé rib",
+        "compte",
+        "bancaire",
+    ]
 
     def checksum(self, compact: str) -> bool | None:
         if len(compact) != 23:

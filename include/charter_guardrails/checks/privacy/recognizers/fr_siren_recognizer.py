@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 from stdnum.fr import siren
 
@@ -13,8 +15,19 @@ class FrSirenRecognizer(FrPatternRecognizer):
     until a context word ("siren", "entreprise"…) is near or names the column."""
 
     ENTITY = "FR_SIREN"
-    PATTERNS = [Pattern("SIREN", r"(?<![\w.\-])\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{3}(?![\w]|[.\-]\d)", 0.4)]
-    CONTEXT = ["siren", "entreprise", "société", "societe", "raison sociale", "rcs", "immatriculée", "fournisseur"]
+    PATTERNS: ClassVar[list[Pattern]] = [
+        Pattern("SIREN", r"(?<![\w.\-])\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{3}(?![\w]|[.\-]\d)", 0.4)
+    ]
+    CONTEXT: ClassVar[list[str]] = [
+        "siren",
+        "entreprise",
+        "société",
+        "societe",
+        "raison sociale",
+        "rcs",
+        "immatriculée",
+        "fournisseur",
+    ]
 
     def checksum(self, compact: str) -> bool | None:
         return bool(siren.is_valid(compact))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from presidio_analyzer import Pattern
 from stdnum.fr import siret
 
@@ -13,10 +15,10 @@ class FrSiretRecognizer(FrPatternRecognizer):
     the digit sum is a multiple of 5. One random 14-digit number in ten passes Luhn, hence 0.55."""
 
     ENTITY = "FR_SIRET"
-    PATTERNS = [
+    PATTERNS: ClassVar[list[Pattern]] = [
         Pattern("SIRET", r"(?<![\w.\-])\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{3}[ .\u00a0]?\d{5}(?![\w]|[.\-]\d)", 0.55)
     ]
-    CONTEXT = [
+    CONTEXT: ClassVar[list[str]] = [
         "siret",
         "établissement",
         "etablissement",

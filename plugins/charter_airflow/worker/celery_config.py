@@ -7,12 +7,12 @@ French NER model and the recognizers take about 3.7 s of CPU to load: in a mappe
 partitions that was as much as the scan of a 9,000-row partition. With this module the cost is
 paid once, when the worker starts.
 
-Select it with ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=charter_airflow.celery_config.CELERY_CONFIG``
+Select it with ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS=charter_airflow.worker.celery_config.CELERY_CONFIG``
 (``make cluster`` and ``docker-compose.yaml`` do); ``CHARTER_CELERY_PRELOAD=0`` turns the preload off.
 The signal is ``worker_init`` (the main process, before the pool forks), not ``worker_process_init``,
 whose handlers must finish within Celery's 4-second start-up limit.
 
-The worker also installs :mod:`charter_airflow.task_reaping` (``CHARTER_PROMPT_TASK_REAPING=0``
+The worker also installs :mod:`charter_airflow.worker.task_reaping` (``CHARTER_PROMPT_TASK_REAPING=0``
 turns it off): without it the worker can sit idle up to 5 s after a task has finished.
 """
 
@@ -36,7 +36,7 @@ def reap_tasks_promptly(**_: Any) -> None:
     """Install the prompt reaping of task processes, before the pool forks (see task_reaping.py)."""
     if os.environ.get("CHARTER_PROMPT_TASK_REAPING", "1") == "0":
         return
-    from charter_airflow.task_reaping import install
+    from charter_airflow.worker.task_reaping import install
 
     if install():
         log.warning("charter: task processes are reaped as soon as they exit")
@@ -50,11 +50,11 @@ def preload_analysers(**_: Any) -> None:
     started = time.perf_counter()
     try:
         from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
-        from charter_guardrails.checks.privacy.scanner import get_detector
+        from charter_guardrails.checks.privacy.detector import get_detector
 
         get_ner_pipeline()
         get_detector()
-    except Exception:  # noqa: BLE001 - a task loads them itself; a worker must not fail to start for this
+    except Exception:
         log.exception("charter: preloading the personal data analysers failed; each task will load them")
         return
     log.warning("charter: personal data analysers preloaded in %.1f s", time.perf_counter() - started)

@@ -20,12 +20,13 @@ wait for. Nothing else changes: the same exit code is read by Airflow's own ``_c
 and logged by it, and the deadline of every caller (heartbeats, ``kill()`` escalation) is kept.
 
 Airflow offers no hook for this, hence a wrapper. It is installed only in the project's Celery
-workers (``charter_airflow.celery_config``); ``CHARTER_PROMPT_TASK_REAPING=0`` turns it off. If a
+workers (``charter_airflow.worker.celery_config``); ``CHARTER_PROMPT_TASK_REAPING=0`` turns it off. If a
 later Airflow renames what it relies on, :func:`install` logs that and leaves Airflow unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -55,10 +56,8 @@ def install() -> bool:
         if process is not None and getattr(self, "_exit_code", 0) is None and not getattr(self, "_open_sockets", True):
             # Every socket of the task process is closed, so it is exiting: wait on the process
             # rather than sleep in a select() that has nothing left to watch.
-            try:
+            with contextlib.suppress(process.TimeoutExpired):
                 process.wait(timeout=max(0.01, max_wait_time))
-            except process.TimeoutExpired:
-                pass
             max_wait_time = 0
         return original(self, max_wait_time, *args, **kwargs)
 

@@ -8,6 +8,7 @@ token of a named user so that the responder is recorded as that user, not "Anony
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -255,11 +256,11 @@ class LocalAirflow:
             envs[f"celery-worker-{i + 1}"] = {
                 **env,
                 WORKER_NAME_VARIABLE: worker_name,
-                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "charter_airflow.local.worker_hostname",
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "charter_demo.local_airflow.worker_hostname",
             }
         for name, argv in commands.items():
             with (self.home / "logs" / f"{name}.log").open("ab") as log:
-                self.processes[name] = subprocess.Popen(
+                self.processes[name] = subprocess.Popen(  # noqa: S603 - the project's own Airflow commands
                     argv, env=envs.get(name, env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
             self._write_pid(name, self.processes[name].pid)
@@ -313,19 +314,15 @@ class LocalAirflow:
     def stop(self) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 30
         for proc in self.processes.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait()
         self.processes.clear()
         if self.pid_dir is not None:
@@ -374,18 +371,14 @@ def stop_pid_dir(pid_dir: Path, timeout: float = 30) -> list[str]:
     """
     running = running_from_pid_dir(pid_dir)
     for pid in running.values():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_is_airflow_process(pid) for pid in running.values()):
         time.sleep(0.5)
     for pid in running.values():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     for pid_file in pid_dir.glob("*.pid"):
         pid_file.unlink(missing_ok=True)
     (pid_dir / "cluster.json").unlink(missing_ok=True)

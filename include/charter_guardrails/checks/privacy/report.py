@@ -1,0 +1,160 @@
+"""What a personal-data scan reports: options, per-column findings, and the hits they are built from.
+
+Results carry counts, shares, scores and masked examples only, never a raw value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from charter_guardrails.core.policy_models import Dataset, PrivacyPolicy
+
+ScanMode = Literal["sampling", "exhaustive"]
+
+
+def sample_size(rate: float, confidence: float) -> int:
+    """Rows to draw so that a share ``rate`` of matching rows is hit at least once with probability ``confidence``."""
+    return math.ceil(math.log(1 - confidence) / math.log(1 - rate))
+
+
+def miss_probability(rate: float, n: int) -> float:
+    """Upper bound of the chance that ``n`` random rows (drawn without replacement) miss a share ``rate``."""
+    return (1 - rate) ** n
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan. :meth:`from_policy` reads the policy's ``privacy`` section."""
+
+    mode: ScanMode = "sampling"
+    min_score: float = 0.5
+    min_detectable_rate: float = 0.01
+    confidence: float = 0.99
+    #: Columns declared free text (NER whatever their values look like).
+    free_text_columns: frozenset[str] = frozenset()
+    seed: int = 20260101
+    #: spaCy processes for NER; ``None``: all cores for large inputs, one for small ones.
+    n_process: int | None = None
+    max_examples: int = 3
+
+    @classmethod
+    def from_policy(
+        cls, privacy: PrivacyPolicy, dataset: Dataset | None = None, *, exhaustive: bool | None = None
+    ) -> ScanOptions:
+        from charter_guardrails.core.policy_models import ColumnRole
+
+        free = frozenset(c.name for c in dataset.columns if c.role is ColumnRole.FREE_TEXT) if dataset else frozenset()
+        mode: ScanMode = (
+            "exhaustive" if exhaustive or (exhaustive is None and privacy.scan_mode == "exhaustive") else "sampling"
+        )
+        return cls(
+            mode=mode,
+            min_score=privacy.min_score,
+            min_detectable_rate=privacy.min_detectable_rate,
+            confidence=privacy.confidence,
+            free_text_columns=free,
+        )
+
+
+@dataclass
+class EntityFinding:
+    entity_type: str
+    #: Scanned rows holding the entity.
+    count: int
+    #: ``count`` / scanned rows.
+    share: float
+    mean_score: float
+    max_score: float
+    masked_examples: list[str] = field(default_factory=list)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "entity_type": self.entity_type,
+            "count": self.count,
+            "share": round(self.share, 6),
+            "mean_score": round(self.mean_score, 4),
+            "max_score": round(self.max_score, 4),
+            "masked_examples": list(self.masked_examples),
+        }
+
+
+@dataclass
+class ColumnScan:
+    name: str
+    #: structured | name_like | free_text | empty
+    kind: str
+    rows: int
+    non_null: int
+    distinct: int
+    findings: list[EntityFinding] = field(default_factory=list)
+    #: Look-alikes below the threshold: a failed checksum, or a weak format without context.
+    suspects: list[EntityFinding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def entity_types(self) -> set[str]:
+        return {f.entity_type for f in self.findings}
+
+    def finding(self, entity_type: str) -> EntityFinding | None:
+        return next((f for f in self.findings if f.entity_type == entity_type), None)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rows": self.rows,
+            "non_null": self.non_null,
+            "distinct": self.distinct,
+            "findings": [f.to_json_dict() for f in self.findings],
+            "suspects": [f.to_json_dict() for f in self.suspects],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class ScanReport:
+    source: str
+    mode: ScanMode
+    rows: int
+    scanned_rows: int
+    min_score: float
+    columns: list[ColumnScan]
+    guarantee: str
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def column(self, name: str) -> ColumnScan:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def columns_with_pii(self) -> list[ColumnScan]:
+        return [c for c in self.columns if c.findings]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "mode": self.mode,
+            "rows": self.rows,
+            "scanned_rows": self.scanned_rows,
+            "min_score": self.min_score,
+            "guarantee": self.guarantee,
+            "seconds": round(self.seconds, 3),
+            "notes": list(self.notes),
+            "columns": [c.to_json_dict() for c in self.columns],
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One detected entity in one value: offsets into the value, never the text itself."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    suspect: bool = False

@@ -1,0 +1,332 @@
+"""The sections of a use-case policy file: enums and frozen pydantic models.
+
+:class:`~charter_guardrails.core.policy.UseCasePolicy` assembles them;
+:func:`~charter_guardrails.core.policy.load_policy` reads the file. Unknown keys are errors
+(``extra="forbid"``), so a misspelt threshold never silently keeps its default.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.settings import get_settings
+
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class PolicySection(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
+
+
+class LegalBasis(StrEnum):
+    """GDPR Art. 6(1) lawful bases."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+class ColumnRole(StrEnum):
+    FEATURE = "feature"
+    LABEL = "label"
+    IDENTIFIER = "identifier"
+    SENSITIVE_ATTRIBUTE = "sensitive_attribute"
+    FREE_TEXT = "free_text"
+    TIMESTAMP = "timestamp"
+
+
+class PersonalDataCategory(StrEnum):
+    NONE = "none"
+    DIRECT_IDENTIFIER = "direct_identifier"
+    INDIRECT_IDENTIFIER = "indirect_identifier"
+    CONTACT = "contact"
+    LOCATION = "location"
+    DEMOGRAPHIC = "demographic"
+    FREE_TEXT = "free_text"
+    SPECIAL_CATEGORY = "special_category"  # GDPR Art. 9
+
+
+class DatasetFormat(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    SQL = "sql"
+
+
+class DatasetRole(StrEnum):
+    TRAINING = "training"
+    INFERENCE = "inference"
+    REFERENCE = "reference"
+
+
+class ColumnType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    FLOAT = "float"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    CATEGORY = "category"
+
+
+class Contact(PolicySection):
+    name: str = Field(min_length=1)
+    email: Email
+    role: str | None = None
+
+
+class CsvDialect(PolicySection):
+    """How a CSV file is written. French public data is often ``;``, decimal comma, Latin-1."""
+
+    separator: str = Field(default=";", min_length=1, max_length=1)
+    decimal: Literal[".", ","] = ","
+    encoding: str = "utf-8"
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"unknown text encoding {value!r}; use e.g. utf-8, utf-8-sig, latin-1 or cp1252") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _separator_differs_from_decimal(self) -> CsvDialect:
+        if self.separator == self.decimal:
+            raise ValueError(f"the separator and the decimal mark are both {self.separator!r}")
+        return self
+
+
+class Column(PolicySection):
+    name: str = Field(min_length=1, max_length=128)
+    role: ColumnRole
+    type: ColumnType = ColumnType.STRING
+    personal_data: PersonalDataCategory = PersonalDataCategory.NONE
+    #: Presidio entity types allowed in this column (e.g. ``PERSON``, ``FR_PHONE``).
+    pii_allowed: list[str] = Field(default_factory=list)
+    #: Replace values by a keyed hash (identifiers) or mask detected entities (free text) before training.
+    pseudonymise: bool = False
+    nullable: bool = True
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _free_text_is_pseudonymised(self) -> Column:
+        if (
+            self.role is ColumnRole.FREE_TEXT
+            and self.personal_data is not PersonalDataCategory.NONE
+            and not self.pseudonymise
+        ):
+            raise ValueError("a free-text column that may hold personal data must set pseudonymise: true")
+        return self
+
+
+class Retention(PolicySection):
+    days: int = Field(gt=0, le=36500)
+    #: The column whose date starts the retention period.
+    date_column: str
+
+
+class Dataset(PolicySection):
+    id: Identifier
+    role: DatasetRole
+    format: DatasetFormat
+    #: File or directory, relative to the data folder (``CHARTER_DATA_DIR``). Never absolute, never ``..``.
+    path: str | None = None
+    #: SQL table name, for ``format: sql``.
+    table: str | None = None
+    csv: CsvDialect = Field(default_factory=CsvDialect)
+    personal_data: bool
+    #: Categories of data subjects (GDPR Art. 33(3)(a)), e.g. ``usagers``.
+    data_subjects: list[str] = Field(default_factory=list)
+    retention: Retention | None = None
+    #: Great Expectations suite file name in ``expectations/``.
+    suite: str | None = None
+    #: Proportionality: refuse more rows than this.
+    max_rows: int | None = Field(default=None, gt=0)
+    columns: list[Column] = Field(min_length=1)
+
+    @field_validator("path")
+    @classmethod
+    def _relative_inside_data_dir(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        pure = PurePosixPath(value.replace("\\", "/"))
+        if pure.is_absolute() or ".." in pure.parts or re.match(r"^[A-Za-z]:", value):
+            raise ValueError(f"path {value!r} must be relative to the data folder and must not contain '..'")
+        return value
+
+    @field_validator("suite")
+    @classmethod
+    def _suite_file_name(cls, value: str | None) -> str | None:
+        if value is not None and (
+            value != PurePosixPath(value.replace("\\", "/")).name or value in (".", "..") or ":" in value
+        ):
+            raise ValueError(f"suite {value!r} must be a file name in the expectations folder, without a directory")
+        return value
+
+    @field_validator("table")
+    @classmethod
+    def _plain_table_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?", value):
+            raise ValueError(f"table {value!r} must be a plain [schema.]name")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dataset:
+        if self.format is DatasetFormat.SQL and not self.table:
+            raise ValueError("a dataset with format: sql needs a table")
+        if self.format is not DatasetFormat.SQL and not self.path:
+            raise ValueError(f"a dataset with format: {self.format.value} needs a path")
+        names = [c.name for c in self.columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"columns declared twice: {duplicates}")
+        if self.retention and self.retention.date_column not in names:
+            raise ValueError(f"retention.date_column {self.retention.date_column!r} is not a declared column")
+        if not self.personal_data:
+            personal = [
+                c.name for c in self.columns if c.personal_data is not PersonalDataCategory.NONE or c.pii_allowed
+            ]
+            if personal:
+                raise ValueError(f"dataset is declared non-personal but columns {personal} declare personal data")
+        elif not self.data_subjects:
+            raise ValueError("a personal dataset must name its categories of data_subjects (GDPR Art. 33(3)(a))")
+        return self
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    def columns_with_role(self, *roles: ColumnRole) -> list[Column]:
+        return [c for c in self.columns if c.role in roles]
+
+    def delivery(self, path: str | Path | None = None, data_dir: Path | None = None) -> Path:
+        """This dataset's file, or another delivery of it at ``path``: relative to the data folder, or
+        absolute inside it. A path that leaves the data folder is refused, as in a policy file."""
+        if path is None or str(path) == "":
+            return self.resolve_path(data_dir)
+        root = (data_dir or get_settings().data_dir).resolve()
+        candidate = Path(path)
+        if candidate.is_absolute():
+            if not candidate.resolve().is_relative_to(root):
+                raise ConfigError(f"dataset {self.id!r}: {candidate} is outside the data folder {root}")
+            candidate = candidate.resolve().relative_to(root)
+        try:
+            other = Dataset.model_validate({**self.model_dump(mode="json"), "path": candidate.as_posix()})
+        except ValidationError as exc:
+            raise ConfigError(
+                f"dataset {self.id!r}: invalid delivery path {str(path)!r}: {validation_reason(exc.errors()[0])}"
+            ) from None
+        return other.resolve_path(data_dir)
+
+    def resolve_path(self, data_dir: Path | None = None) -> Path:
+        """The dataset's file under the data folder; refuses to leave it (path traversal)."""
+        if self.path is None:
+            raise ConfigError(f"dataset {self.id!r} is a SQL table and has no path")
+        root = (data_dir or get_settings().data_dir).resolve()
+        target = (root / self.path).resolve()
+        if not target.is_relative_to(root):
+            raise ConfigError(f"dataset {self.id!r}: path {self.path!r} leaves the data folder {root}")
+        return target
+
+
+class PrivacyPolicy(PolicySection):
+    #: ``sampling`` (with a stated detection guarantee) or ``exhaustive`` (every distinct value).
+    scan_mode: Literal["sampling", "exhaustive"] = "sampling"
+    #: Minimum Presidio score to count a finding.
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    #: In sampling mode: detect a PII rate of at least ``min_detectable_rate`` with ``confidence``.
+    min_detectable_rate: float = Field(default=0.01, gt=0, lt=1)
+    confidence: float = Field(default=0.99, gt=0, lt=1)
+
+
+class QualityPolicy(PolicySection):
+    #: Minimum share of successful expectations (error severity) to pass.
+    min_success_percent: float = Field(default=100.0, ge=0, le=100)
+
+
+class GroupSpec(PolicySection):
+    column: str
+    #: Reference distribution file in ``include/reference/`` (CSV: group;share).
+    reference: str | None = None
+    min_group_size: int = Field(default=30, ge=1)
+    #: Largest allowed |share - reference share|, in percentage points.
+    max_share_gap_pp: float = Field(default=10.0, gt=0, le=100)
+
+
+class EquityPolicy(PolicySection):
+    groups: list[GroupSpec] = Field(default_factory=list)
+    #: Four-fifths rule: min over groups of base rate / max base rate.
+    min_disparate_impact: float = Field(default=0.8, ge=0, le=1)
+    #: The label value whose rate is compared across groups (for classification).
+    positive_label: str | None = None
+    #: Largest allowed fairlearn difference (accuracy or selection rate) across groups.
+    max_metric_difference: float = Field(default=0.2, ge=0, le=1)
+
+
+class DriftPolicy(PolicySection):
+    psi_max: float = Field(default=0.2, gt=0)
+    ks_pvalue_min: float = Field(default=0.01, ge=0, le=1)
+    chi2_pvalue_min: float = Field(default=0.01, ge=0, le=1)
+    js_max: float = Field(default=0.1, gt=0, le=1)
+    text_length_psi_max: float = Field(default=0.2, gt=0)
+    #: Share of batch tokens unseen in the training vocabulary.
+    vocabulary_oov_max: float = Field(default=0.3, gt=0, le=1)
+    #: Fail when at least this many features drift.
+    max_drifted_features: int = Field(default=1, ge=1)
+
+
+class FootprintPolicy(PolicySection):
+    #: Refuse a refresh whose metric gain per kWh is below this.
+    min_gain_per_kwh: float = Field(default=0.0, ge=0)
+    #: Refuse a training run above this energy budget.
+    max_kwh_per_training: float = Field(default=1.0, gt=0)
+    #: Refuse a refresh whose metric gain per gram of CO2e is below this (unset: not checked).
+    min_gain_per_gco2e: float | None = Field(default=None, ge=0)
+
+
+class ModelSpec(PolicySection):
+    kind: Literal["text_classifier", "regressor"]
+    target: str
+    metric: Literal["accuracy", "f1_macro", "mae", "r2"]
+    #: Minimum improvement over production before a refresh is proposed.
+    min_gain: float = 0.0
+    #: Held-out share for evaluation.
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a key path of the policy file: ``datasets[0].columns[2].role``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def validation_reason(error: Any) -> str:
+    """The reason of one pydantic error, in the words of the policy file."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key (not part of the policy schema; check the spelling)"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")

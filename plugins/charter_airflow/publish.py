@@ -1,0 +1,304 @@
+"""What follows the guardrails of a run: the gate, the human answer applied and the model published,
+or the inference batch passed on or quarantined.
+
+Each function is the body of one task of the generated DAGs (see ``dag_factory.py``); all heavy
+imports happen inside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from charter_airflow.runtime import delivered_file, run_ids
+
+if TYPE_CHECKING:
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.decision.gate import GateDecision
+
+log = logging.getLogger(__name__)
+
+
+def finish_run(
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    *,
+    decision: str,
+    blocked_by: list[str],
+    reports: dict[str, Any] | None = None,
+    actor: str = "charter-guardrails",
+) -> None:
+    """Record how the run ended (its decision, what blocked it, its reports) on the run's ledger row."""
+    from charter_guardrails.ledger.store import finish_check_run, get_or_create_check_run, ledger_session
+
+    dag_id, run_id = run_ids(context)
+    with ledger_session() as session:
+        run = get_or_create_check_run(session, use_case=policy.id, dag_id=dag_id, run_id=run_id)
+        finish_check_run(session, run, decision=decision, blocked_by=blocked_by, reports=reports, actor=actor)
+
+
+def run_results(policy: UseCasePolicy, context: Mapping[str, Any]) -> list[Any]:
+    """Every CheckResult the run recorded, from the ledger (not from XCom: a crashed task left none)."""
+    from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, results_for_run
+
+    dag_id, run_id = run_ids(context)
+    with ledger_session() as session:
+        run = get_or_create_check_run(session, use_case=policy.id, dag_id=dag_id, run_id=run_id)
+        return results_for_run(session, run)
+
+
+def gate(policy: UseCasePolicy, context: Mapping[str, Any], expected: Iterable[str]) -> dict[str, Any]:
+    """Decide; a blocked run is recorded and fails here, so the approval and publish never run."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_guardrails.decision.gate import decide
+    from charter_guardrails.reporting.brief import render_approval_brief
+
+    results = run_results(policy, context)
+    decision = decide(results, expected)
+    if decision.blocked:
+        finish_run(policy, context, decision="blocked", blocked_by=decision.blocked_by)
+        raise AirflowFailException(
+            f"refresh of {policy.id} blocked by {', '.join(decision.blocked_by)}: "
+            + "; ".join(f"{name}: {decision.reasons[name]}" for name in decision.blocked_by)
+        )
+    return {"decision": decision.to_json_dict(), "body": render_approval_brief(policy, results, decision)}
+
+
+def _responder(answer: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    """(choice, justification, actor) of a HITL answer; no answer is a rejection."""
+    choice = (answer.get("chosen_options") or ["Reject"])[0]
+    justification = (answer.get("params_input") or {}).get("justification")
+    responder = answer.get("responded_by_user") or {}
+    return choice, justification, str(responder.get("name") or responder.get("id") or "unknown")
+
+
+def publish(
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    *,
+    gate_output: dict[str, Any],
+    answer: dict[str, Any] | None,
+    candidate: dict[str, Any],
+) -> dict[str, Any]:
+    """Apply the human answer; on approval or justified override, register the version and its model card."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from charter_guardrails.decision.gate import GateDecision, review
+    from charter_guardrails.decision.model_registry import record_approval
+
+    decision = GateDecision.model_validate(gate_output["decision"])
+    choice, justification, actor = _responder(answer or {})
+    outcome = review(decision, choice, justification)
+    if not outcome.publish:
+        from charter_guardrails.ledger.store import ledger_session
+
+        with ledger_session() as session:
+            record_approval(
+                session,
+                use_case=policy.id,
+                run_id=run_ids(context)[1],
+                decision="rejected",
+                actor=actor,
+                justification=outcome.reason,
+            )
+        finish_run(policy, context, decision="rejected", blocked_by=decision.blocked_by, actor=actor)
+        raise AirflowSkipException(f"not published: {outcome.reason}")
+    overridden = outcome.decision == "overridden"
+    number = _register_version(
+        policy,
+        context,
+        decision=decision,
+        outcome=outcome.decision,
+        actor=actor,
+        justification=justification,
+        candidate=candidate,
+    )
+    card = _publish_artifacts(
+        policy,
+        context,
+        number=number,
+        approver=actor,
+        decision=outcome.decision,
+        overrides=[{"checks": decision.overridable, "justification": justification, "actor": actor}]
+        if overridden
+        else [],
+        candidate=candidate,
+    )
+    finish_run(policy, context, decision=outcome.decision, blocked_by=[], reports={"model_card": card}, actor=actor)
+    log.info("%s v%s %s by %s", policy.id, number, outcome.decision, actor)
+    return {"version": number, "decision": outcome.decision, "approver": actor, "model_card": card}
+
+
+def _register_version(
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    *,
+    decision: GateDecision,
+    outcome: str,
+    actor: str,
+    justification: str | None,
+    candidate: dict[str, Any],
+) -> int:
+    """Record the approval (who, why, what was overridden) and register the new production version."""
+    from charter_guardrails.decision.model_registry import publish_version, record_approval
+    from charter_guardrails.ledger.store import ledger_session
+
+    _, run_id = run_ids(context)
+    overridden = outcome == "overridden"
+    with ledger_session() as session:
+        record_approval(
+            session,
+            use_case=policy.id,
+            run_id=run_id,
+            decision=outcome,
+            actor=actor,
+            justification=justification if overridden else None,
+            overridden_checks=decision.overridable if overridden else [],
+        )
+        version = publish_version(
+            session,
+            use_case=policy.id,
+            run_id=run_id,
+            metrics=candidate.get("metrics", {}),
+            artifact_path=None,
+            artifact_sha256=candidate.get("artifact_sha256"),
+            approved_by=actor,
+        )
+        return int(version.version)
+
+
+def _publish_artifacts(
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    *,
+    number: int,
+    approver: str,
+    decision: str,
+    overrides: list[dict[str, Any]],
+    candidate: dict[str, Any],
+) -> str:
+    """Copy the model artifact next to its model card, and link both to the production version."""
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.decision.model_registry import production_version, set_card_path
+    from charter_guardrails.ledger.store import ledger_session
+
+    models_dir = get_settings().home / "models" / policy.id
+    models_dir.mkdir(parents=True, exist_ok=True)
+    artifact = models_dir / f"v{number}.joblib"
+    if candidate.get("artifact_path"):
+        shutil.copyfile(candidate["artifact_path"], artifact)
+    card = write_card(
+        policy,
+        context,
+        version=number,
+        approver=approver,
+        decision=decision,
+        overrides=overrides,
+        candidate=candidate,
+        out_dir=models_dir / f"v{number}",
+    )
+    with ledger_session() as session:
+        current = production_version(session, policy.id)
+        if current is not None and current.version == number:
+            current.artifact_path = str(artifact)
+            set_card_path(session, current, card, approver)
+    return card
+
+
+def write_card(
+    policy: UseCasePolicy,
+    context: Mapping[str, Any],
+    *,
+    version: int,
+    approver: str,
+    decision: str,
+    overrides: list[dict[str, Any]],
+    candidate: dict[str, Any],
+    out_dir: Path,
+) -> str:
+    """The model card (and AI label) of the published version; its HTML path."""
+    from charter_guardrails.core.catalogue import CheckName
+    from charter_guardrails.reporting.model_card import write_model_card
+
+    _, run_id = run_ids(context)
+    results = run_results(policy, context)
+    fairness: dict[str, Any] = next((r.evidence for r in results if r.check == CheckName.FAIRNESS), {})
+    paths = write_model_card(
+        policy,
+        version=version,
+        run_id=run_id,
+        metrics=candidate.get("metrics", {}),
+        fairness=fairness,
+        energy=candidate.get("energy", {}),
+        approver=approver,
+        decision=decision,
+        overrides=overrides,
+        results=results,
+        data_period=candidate.get("data_period", {}),
+        out_dir=out_dir,
+    )
+    return str(paths.html)
+
+
+def route_batch(
+    policy: UseCasePolicy, context: Mapping[str, Any], *, role: str, file_param: str, expected: Iterable[str]
+) -> dict[str, Any]:
+    """Pass the batch on when every guardrail passed; otherwise quarantine it and raise an incident."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_guardrails.core.policy_models import DatasetRole
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.decision.gate import GateOutcome, decide
+
+    dataset = policy.datasets_with_role(DatasetRole(role))[0]
+    source = delivered_file(dataset, context, file_param=file_param)
+    decision = decide(run_results(policy, context), expected)
+    _, run_id = run_ids(context)
+    if decision.outcome is GateOutcome.NEEDS_APPROVAL:
+        target = get_settings().data_dir / policy.id / "accepted" / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})
+        return {"decision": "passed", "batch": str(target)}
+    quarantine = get_settings().data_dir / policy.id / "quarantine" / f"{run_id.replace(':', '_')}__{source.name}"
+    quarantine.parent.mkdir(parents=True, exist_ok=True)
+    if source.exists():
+        shutil.copyfile(source, quarantine)
+    incident_id = _quarantine_incident(policy, decision, dataset=dataset.id, run_id=run_id, quarantine=quarantine)
+    finish_run(
+        policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports={"quarantine": str(quarantine)}
+    )
+    raise AirflowFailException(
+        f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; copy at {quarantine}"
+    )
+
+
+def _quarantine_incident(
+    policy: UseCasePolicy, decision: GateDecision, *, dataset: str, run_id: str, quarantine: Path
+) -> int:
+    """The incident of a quarantined batch: an availability one when only quality or drift failed."""
+    from charter_guardrails.core.catalogue import CheckName
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
+    from charter_guardrails.ledger.store import ledger_session
+
+    data_only = set(decision.blocked_by) <= {CheckName.QUALITY, CheckName.DRIFT}
+    with ledger_session() as session:
+        incident, _ = raise_incident(
+            session,
+            policy,
+            IncidentDraft(
+                breach_type=BreachType.AVAILABILITY if data_only else BreachType.INTEGRITY,
+                severity="warning" if data_only else "critical",
+                dataset=dataset,
+                run_id=run_id,
+                title=f"Lot d'inférence mis en quarantaine ({', '.join(decision.blocked_by)})",
+                nature="lot d'inférence refusé par les garde-fous de la charte : "
+                + "; ".join(f"{k} : {v}" for k, v in decision.reasons.items()),
+                facts={"blocked_by": decision.blocked_by, "quarantine": quarantine.name},
+                likely_consequences="des prédictions produites sur des données hors du domaine appris "
+                "seraient peu fiables pour les usagers",
+                measures_taken=["lot mis en quarantaine", "aucune prédiction produite sur ce lot"],
+            ),
+        )
+        return int(incident.id)

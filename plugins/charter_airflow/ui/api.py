@@ -1,0 +1,122 @@
+"""JSON API (security officers' tools) and downloads: exports of the charter report, report and model-card files."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from charter_guardrails.ledger.models import Incident, ModelVersion
+from charter_guardrails.ledger.store import ledger_session
+from charter_guardrails.reporting import governance as gov
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from sqlalchemy import select
+
+from charter_airflow.ui import queries
+from charter_airflow.ui.security import ReaderDep, actor_name, require_reader
+from charter_airflow.ui.templating import environment, reports_dir
+
+router = APIRouter(dependencies=[Depends(require_reader)])
+#: Files we did not write ourselves (Data Docs) are third-party HTML: sandboxed so that their scripts
+#: cannot act with the user's session.
+FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
+
+
+@router.get("/modeles/{model_id}/fichiers/{name}", name="model_file")
+def model_file(user: ReaderDep, model_id: int, name: str) -> Response:
+    """A file of the model card's folder (card as HTML, AI label badge), nothing else."""
+    with ledger_session() as session:
+        row = session.get(ModelVersion, model_id)
+        folder = queries.card_dir(row.card_path) if row else None
+    target = (folder / name).resolve() if folder else None
+    if target is None or folder is None or target.parent != folder or not target.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
+    return FileResponse(target, headers=FILE_HEADERS)
+
+
+@router.get("/rapport-charte/export.html", name="charter_report_html")
+def charter_report_html(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
+    report, days = queries.charter_report(debut, fin)
+    html = (
+        environment()
+        .get_template("charter_report_export.html")
+        .render(report=report, days=days, base="", user=actor_name(user))
+    )
+    return HTMLResponse(
+        html,
+        headers={
+            "Content-Disposition": f'attachment; filename="{queries.export_name(report)}.html"',
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        },
+    )
+
+
+@router.get("/rapport-charte/export.json", name="charter_report_json")
+def charter_report_json(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
+    report, _ = queries.charter_report(debut, fin)
+    return Response(
+        json.dumps(report, ensure_ascii=False, indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{queries.export_name(report)}.json"'},
+    )
+
+
+@router.get("/rapports/{path:path}", name="report_file")
+def report_file(user: ReaderDep, path: str) -> Response:
+    """Reports and Data Docs written under CHARTER_REPORTS_DIR, nothing outside it."""
+    root = reports_dir()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Rapport introuvable.")
+    return FileResponse(target, headers=FILE_HEADERS)
+
+
+@router.get("/api/incidents", name="api_incidents")
+def api_incidents(
+    user: ReaderDep, statut: Annotated[str | None, Query(alias="status")] = None, use_case: str | None = None
+) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    with ledger_session() as session:
+        query = select(Incident).order_by(Incident.detected_at.desc())
+        if statut:
+            query = query.where(Incident.status == statut)
+        if use_case:
+            query = query.where(Incident.use_case == use_case)
+        return [gov.incident_dict(i, now) for i in session.scalars(query.limit(1000))]
+
+
+@router.get("/api/incidents/{incident_id}", name="api_incident")
+def api_incident(user: ReaderDep, incident_id: int) -> dict[str, Any]:
+    with ledger_session() as session:
+        row = session.get(Incident, incident_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident #{incident_id}")
+        return gov.incident_dict(row)
+
+
+@router.get("/api/executions", name="api_runs")
+def api_runs(user: ReaderDep, use_case: str | None = None) -> list[dict[str, Any]]:
+    with ledger_session() as session:
+        return gov.recent_runs(session, use_case=use_case, limit=500)
+
+
+@router.get("/api/executions/{run_pk}", name="api_run")
+def api_run(user: ReaderDep, run_pk: int) -> dict[str, Any]:
+    with ledger_session() as session:
+        report = gov.run_report(session, run_pk)
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run #{run_pk}")
+    return report
+
+
+@router.get("/api/vue-ensemble", name="api_overview")
+def api_overview(user: ReaderDep) -> list[dict[str, Any]]:
+    with ledger_session() as session:
+        overviews = [gov.use_case_overview(session, name) for name in gov.use_cases(session)]
+    return queries.add_airflow_pending(overviews)
+
+
+@router.get("/api/rapport-charte", name="api_charter_report")
+def api_charter_report(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> dict[str, Any]:
+    return queries.charter_report(debut, fin)[0]

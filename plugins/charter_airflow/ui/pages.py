@@ -1,0 +1,146 @@
+"""The view's HTML pages (GET): overview, runs, incidents, manifests, audit, models, charter report.
+
+Pages only render what :mod:`charter_guardrails.reporting.governance` computes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from charter_guardrails.ledger.models import Incident, ModelVersion
+from charter_guardrails.ledger.store import ledger_session
+from charter_guardrails.reporting import governance as gov
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+
+from charter_airflow.ui import queries
+from charter_airflow.ui.security import ReaderDep, require_reader
+from charter_airflow.ui.templating import page
+
+router = APIRouter(dependencies=[Depends(require_reader)])
+
+
+@router.get("/", response_class=HTMLResponse, name="overview")
+def overview(request: Request, user: ReaderDep, use_case: str | None = None) -> HTMLResponse:
+    now = datetime.now(UTC)
+    with ledger_session() as session:
+        names = gov.use_cases(session)
+        chosen = [use_case] if use_case in names else names
+        overviews = [gov.use_case_overview(session, name, now) for name in chosen]
+        days = gov.pass_rates(session, start=now - timedelta(days=30), end=now + timedelta(seconds=1))
+        runs = gov.recent_runs(session, limit=10)
+    queries.add_airflow_pending(overviews)
+    return page(
+        request,
+        "overview.html",
+        user,
+        overviews=overviews,
+        use_cases=names,
+        chosen=use_case,
+        days=days,
+        runs=runs,
+        principles=gov.principle_labels(),
+    )
+
+
+@router.get("/executions", response_class=HTMLResponse, name="runs")
+def runs_page(request: Request, user: ReaderDep, use_case: str | None = None) -> HTMLResponse:
+    with ledger_session() as session:
+        runs = gov.recent_runs(session, use_case=use_case, limit=200)
+    return page(request, "runs.html", user, runs=runs, use_case=use_case)
+
+
+@router.get("/executions/{run_pk}", response_class=HTMLResponse, name="run")
+def run_page(request: Request, user: ReaderDep, run_pk: int, tache: str | None = None) -> HTMLResponse:
+    with ledger_session() as session:
+        report = gov.run_report(session, run_pk)
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucune exécution n°{run_pk} dans le registre.")
+    return page(request, "run.html", user, report=report, task_id=tache)
+
+
+@router.get("/ti", response_class=HTMLResponse, name="task_instance")
+def task_instance(request: Request, user: ReaderDep, dag_id: str, run_id: str, task_id: str | None = None) -> Response:
+    """Target of the task-instance tab: the report of the run the task belongs to."""
+    with ledger_session() as session:
+        run = gov.find_check_run(session, dag_id=dag_id, run_id=run_id)
+        report = gov.run_report(session, run.id) if run else None
+    # Airflow shows this tab in an iframe sandboxed without allow-same-origin: requests made from
+    # inside it carry no session cookie, so the page is rendered without links (embedded=True).
+    if report is None:
+        return page(request, "no_report.html", user, dag_id=dag_id, run_id=run_id, task_id=task_id, embedded=True)
+    return page(request, "run.html", user, report=report, task_id=task_id, embedded=True)
+
+
+@router.get("/incidents", response_class=HTMLResponse, name="incidents")
+def incidents_page(request: Request, user: ReaderDep, statut: str | None = None) -> HTMLResponse:
+    now = datetime.now(UTC)
+    with ledger_session() as session:
+        query = select(Incident).order_by(Incident.detected_at.desc())
+        if statut:
+            query = query.where(Incident.status == statut)
+        incidents = [gov.incident_dict(i, now) for i in session.scalars(query.limit(500))]
+    return page(request, "incidents.html", user, incidents=incidents, statut=statut)
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
+def incident_page(request: Request, user: ReaderDep, incident_id: int, ok: str | None = None) -> HTMLResponse:
+    with ledger_session() as session:
+        row = session.get(Incident, incident_id)
+        incident = gov.incident_dict(row) if row else None
+        check_run = gov.find_check_run_for(session, row.use_case, row.run_id) if row and row.run_id else None
+    if incident is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucun incident n°{incident_id}.")
+    return page(request, "incident.html", user, incident=incident, ok=ok, run_pk=check_run)
+
+
+@router.get("/manifestes", response_class=HTMLResponse, name="manifests")
+def manifests_page(request: Request, user: ReaderDep) -> HTMLResponse:
+    with ledger_session() as session:
+        datasets = gov.manifests_by_dataset(session)
+    return page(request, "manifests.html", user, datasets=datasets)
+
+
+@router.get("/audit", response_class=HTMLResponse, name="audit")
+def audit_page(request: Request, user: ReaderDep, avant: int | None = None) -> HTMLResponse:
+    with ledger_session() as session:
+        chain = queries.chain_status(session)
+        events = gov.audit_events(session, limit=100, before=avant)
+    return page(request, "audit.html", user, chain=chain, events=events)
+
+
+@router.get("/modeles", response_class=HTMLResponse, name="models")
+def models_page(request: Request, user: ReaderDep) -> HTMLResponse:
+    query = select(ModelVersion).order_by(ModelVersion.use_case, ModelVersion.version.desc())
+    with ledger_session() as session:
+        models = [gov.model_dict(m) for m in session.scalars(query)]
+    return page(request, "models.html", user, models=models)
+
+
+@router.get("/modeles/{model_id}", response_class=HTMLResponse, name="model")
+def model_page(request: Request, user: ReaderDep, model_id: int) -> HTMLResponse:
+    with ledger_session() as session:
+        row = session.get(ModelVersion, model_id)
+        model = gov.model_dict(row) if row else None
+    if model is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucune version de modèle n°{model_id}.")
+    card, label = queries.card_documents(model["card_path"])
+    return page(request, "model.html", user, model=model, card=card, label=label)
+
+
+@router.get("/rapport-charte", response_class=HTMLResponse, name="charter_report")
+def charter_report_page(
+    request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None
+) -> HTMLResponse:
+    report, days = queries.charter_report(debut, fin)
+    return page(
+        request,
+        "charter_report.html",
+        user,
+        report=report,
+        days=days,
+        debut=debut or report["period"]["start"][:10],
+        fin=fin or "",
+        standalone=False,
+    )

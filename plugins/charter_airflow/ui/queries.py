@@ -1,0 +1,175 @@
+"""What the view's routes read besides the governance read models: Airflow's pending approvals,
+the audit chain's state, the charter report of a period, incident transitions and model-card files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
+from charter_guardrails.ledger.store import ledger_session
+from charter_guardrails.reporting import governance as gov
+from fastapi import HTTPException, status
+
+from charter_airflow.ui.security import actor_name
+
+log = logging.getLogger(__name__)
+
+
+def configure_ledger_from_airflow() -> None:
+    """In the api-server, the ledger is the Airflow connection ``charter_ledger`` unless CHARTER_LEDGER_URL is set."""
+    if os.environ.get("CHARTER_LEDGER_URL"):
+        return
+    try:
+        from airflow.models.connection import Connection
+
+        os.environ["CHARTER_LEDGER_URL"] = Connection.get_connection_from_secrets("charter_ledger").get_uri()
+    except Exception:  # noqa: BLE001 - no connection: the embedded SQLite ledger under CHARTER_HOME applies
+        log.debug("no Airflow connection charter_ledger; the ledger is the one of CHARTER_HOME")
+
+
+def _hitl_rows() -> list[Any]:
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return list(
+            session.execute(
+                select(
+                    TaskInstance.dag_id,
+                    TaskInstance.run_id,
+                    TaskInstance.task_id,
+                    HITLDetail.subject,
+                    HITLDetail.created_at,
+                )
+                .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+                .where(HITLDetail.responded_at.is_(None))
+                .order_by(HITLDetail.created_at.desc())
+                .limit(200)
+            ).all()
+        )
+
+
+def airflow_pending_approvals(use_cases: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Human-in-the-loop tasks still waiting for an answer, per use case (DAG ids start with the use case id).
+
+    The gate's approval is an Airflow HITL task: while it waits, the ledger only knows a running
+    check run, so Airflow's ``hitl_detail`` table is the source of truth for what is pending.
+    """
+    try:
+        rows = _hitl_rows()
+    except Exception as exc:  # noqa: BLE001 - the view must still render without Airflow's HITL table
+        log.warning("cannot read pending human-in-the-loop tasks from Airflow: %s", exc)
+        return {}
+    pending: dict[str, list[dict[str, Any]]] = {}
+    by_length = sorted(use_cases, key=len, reverse=True)
+    for dag_id, run_id, task_id, subject, created_at in rows:
+        use_case = next((u for u in by_length if dag_id == u or dag_id.startswith(f"{u}_")), None)
+        if use_case:
+            pending.setdefault(use_case, []).append(
+                {
+                    "dag_id": dag_id,
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "subject": subject,
+                    "started_at": created_at.isoformat() if created_at else None,
+                    "source": "airflow",
+                }
+            )
+    return pending
+
+
+def add_airflow_pending(overviews: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    hitl = airflow_pending_approvals([o["use_case"] for o in overviews])
+    for item in overviews:
+        item["pending_approvals"] = [*item["pending_approvals"], *hitl.get(item["use_case"], [])]
+    return overviews
+
+
+def chain_status(session: Any) -> dict[str, Any]:
+    from charter_guardrails.ledger.audit import verify_chain
+
+    try:
+        report = verify_chain(session)
+    except (ConfigError, OSError, ValueError) as exc:
+        return {"ok": None, "events": None, "head_seq": None, "problems": [], "error": f"non vérifiable : {exc}"}
+    data = report.to_json_dict()
+    data["ok"] = not report.problems
+    return data
+
+
+def charter_report(debut: str | None, fin: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The charter report of the period and its verdicts per day; a bad period is a 400."""
+    try:
+        start, end = gov.parse_period(debut, fin)
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    with ledger_session() as session:
+        report = gov.charter_report(session, start=start, end=end, chain=chain_status(session))
+        days = gov.pass_rates(session, start=start, end=end)
+    return report, days
+
+
+def export_name(report: dict[str, Any]) -> str:
+    return f"rapport-charte-{report['period']['start'][:10]}-{report['period']['end'][:10]}"
+
+
+def transition(user: Any, incident_id: int, to: IncidentStatus, comment: str | None) -> dict[str, Any]:
+    """Move an incident to ``to`` as ``user``; an impossible move is a 409, an unknown incident a 404."""
+    comment = (comment or "").strip()[:2000] or None
+    try:
+        with ledger_session() as session:
+            row = transition_incident(session, incident_id, to, actor=actor_name(user), comment=comment)
+            return gov.incident_dict(row)
+    except ConfigError as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT if "cannot become" in str(exc) else status.HTTP_404_NOT_FOUND, str(exc)
+        ) from exc
+
+
+def card_dir(card_path: str | None) -> Path | None:
+    """The folder of a model card, if it lies under CHARTER_HOME (cards live in ``models/<use case>/v<n>``)."""
+    from charter_guardrails.core.settings import get_settings
+
+    if not card_path:
+        return None
+    settings = get_settings()
+    path = (Path(card_path) if Path(card_path).is_absolute() else settings.home / card_path).resolve()
+    if not (path.is_relative_to(settings.home) or path.is_relative_to(settings.reports_dir)) or not path.is_file():
+        return None
+    return path.parent
+
+
+def _read_card_file(p: Path, files: list[str]) -> dict[str, Any]:
+    text = p.read_text(encoding="utf-8", errors="replace")[:200_000]
+    doc: dict[str, Any] = {"path": p.name, "files": files}
+    if p.suffix == ".json":
+        try:
+            return {**doc, "json": gov.mask_tree(json.loads(text))}
+        except ValueError:
+            pass
+    if p.suffix in (".md", ".txt"):
+        doc["text"] = gov.mask_personal_values(text)
+    return doc
+
+
+def card_documents(card_path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The model card and, next to it, the AI label (files whose name contains ``label``), masked."""
+    folder = card_dir(card_path)
+    if card_path is None:
+        return None, None
+    if folder is None:
+        return {"path": card_path, "missing": True, "files": []}, None
+    card = Path(card_path).name
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    label_files = [n for n in names if "label" in n]
+    card_files = [n for n in names if n not in label_files and n.rsplit(".", 1)[0] == card.rsplit(".", 1)[0]] or [card]
+    label_main = next((n for n in label_files if n.endswith(".json")), label_files[0] if label_files else None)
+    label = _read_card_file(folder / label_main, label_files) if label_main else None
+    return _read_card_file(folder / card, card_files), label
