@@ -9,6 +9,7 @@ id, title and tags are read at parse time (a small YAML read); checks run in tas
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,12 @@ from typing import Any
 from charter_guardrails.core.catalogue import CheckName
 
 from charter_airflow.guardrail_tasks import (
+    INTEGRITY_STEP,
     GuardrailStep,
     call_declaration,
     call_evaluate,
     call_file_check,
     call_footprint,
-    call_integrity,
     call_kill_switch,
     call_personal_data,
     call_proportionality,
@@ -89,47 +90,47 @@ DECLARATION_STEPS = (
     ),
 )
 
+# The checks of a delivered file, declared once; each DAG binds them to the dataset role it checks.
+_INTEGRITY = replace(INTEGRITY_STEP, task_id="verify_integrity")
+_PERSONAL_DATA = GuardrailStep(
+    task_id="scan_personal_data",
+    function="charter_guardrails.checks.privacy.verdict:check_personal_data",
+    call=call_personal_data,
+    checks=(CheckName.PERSONAL_DATA,),
+)
+_QUALITY = GuardrailStep(
+    task_id="validate_quality",
+    function="charter_guardrails.checks.quality.runner:validate_file",
+    call=call_quality,
+    checks=(CheckName.QUALITY,),
+)
+
+
+def _on_delivery(role: str, file_param: str, *steps: GuardrailStep) -> tuple[GuardrailStep, ...]:
+    """``steps`` bound to the policy's dataset of ``role``, or to the delivery named by ``params[file_param]``."""
+    return tuple(replace(step, role=role, file_param=file_param) for step in steps)
+
+
 #: ``<use_case>_model_refresh``: the guardrails of a training delivery and of its candidate, in DAG order.
 REFRESH_STEPS = (
     _KILL_SWITCH,
-    GuardrailStep(
-        task_id="verify_integrity",
-        function="charter_guardrails.checks.integrity.verification:verify_file",
-        call=call_integrity,
-        checks=(CheckName.INTEGRITY,),
-        role="training",
-        file_param="training_file",
-    ),
-    GuardrailStep(
-        task_id="scan_personal_data",
-        function="charter_guardrails.checks.privacy.verdict:check_personal_data",
-        call=call_personal_data,
-        checks=(CheckName.PERSONAL_DATA,),
-        role="training",
-        file_param="training_file",
-    ),
-    GuardrailStep(
-        task_id="pseudonymise",
-        function="charter_guardrails.checks.privacy.pseudonymise:pseudonymise_frame",
-        call=call_pseudonymise,
-        role="training",
-        file_param="training_file",
-    ),
-    GuardrailStep(
-        task_id="validate_quality",
-        function="charter_guardrails.checks.quality.runner:validate_file",
-        call=call_quality,
-        checks=(CheckName.QUALITY,),
-        role="training",
-        file_param="training_file",
-    ),
-    GuardrailStep(
-        task_id="check_representativeness",
-        function="charter_guardrails.checks.quality.checks:representativeness_of_file",
-        call=call_file_check,
-        checks=(CheckName.REPRESENTATIVENESS,),
-        role="training",
-        file_param="training_file",
+    *_on_delivery(
+        "training",
+        "training_file",
+        _INTEGRITY,
+        _PERSONAL_DATA,
+        GuardrailStep(
+            task_id="pseudonymise",
+            function="charter_guardrails.checks.privacy.pseudonymise:pseudonymise_frame",
+            call=call_pseudonymise,
+        ),
+        _QUALITY,
+        GuardrailStep(
+            task_id="check_representativeness",
+            function="charter_guardrails.checks.quality.checks:representativeness_of_file",
+            call=call_file_check,
+            checks=(CheckName.REPRESENTATIVENESS,),
+        ),
     ),
     GuardrailStep(
         task_id="check_proportionality",
@@ -163,37 +164,18 @@ REFRESH_STEPS = (
 #: ``<use_case>_inference_guardrails``: the guardrails of an incoming batch.
 INFERENCE_STEPS = (
     _KILL_SWITCH,
-    GuardrailStep(
-        task_id="verify_integrity",
-        function="charter_guardrails.checks.integrity.verification:verify_file",
-        call=call_integrity,
-        checks=(CheckName.INTEGRITY,),
-        role="inference",
-        file_param="batch_file",
-    ),
-    GuardrailStep(
-        task_id="scan_personal_data",
-        function="charter_guardrails.checks.privacy.verdict:check_personal_data",
-        call=call_personal_data,
-        checks=(CheckName.PERSONAL_DATA,),
-        role="inference",
-        file_param="batch_file",
-    ),
-    GuardrailStep(
-        task_id="validate_quality",
-        function="charter_guardrails.checks.quality.runner:validate_file",
-        call=call_quality,
-        checks=(CheckName.QUALITY,),
-        role="inference",
-        file_param="batch_file",
-    ),
-    GuardrailStep(
-        task_id="check_drift",
-        function="charter_guardrails.checks.quality.checks:drift_of_file",
-        call=call_file_check,
-        checks=(CheckName.DRIFT,),
-        role="inference",
-        file_param="batch_file",
+    *_on_delivery(
+        "inference",
+        "batch_file",
+        _INTEGRITY,
+        _PERSONAL_DATA,
+        _QUALITY,
+        GuardrailStep(
+            task_id="check_drift",
+            function="charter_guardrails.checks.quality.checks:drift_of_file",
+            call=call_file_check,
+            checks=(CheckName.DRIFT,),
+        ),
     ),
 )
 

@@ -24,10 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charter_guardrails.core.catalogue import CheckName
+
 from charter_airflow.runtime import delivered_file, load_policy, persist_and_gate, run_ids, work_dir
 
 if TYPE_CHECKING:
-    from charter_guardrails.core.policy import Dataset, UseCasePolicy
+    from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.core.policy_models import Dataset
     from charter_guardrails.core.results import CheckResult
     from charter_guardrails.incidents.incident import IncidentDraft
 
@@ -358,7 +361,7 @@ def call_evaluate(evaluate_candidate: Callable[..., Any], run: StepRun) -> Check
 def _production_model(policy: UseCasePolicy) -> Any:
     from charter_guardrails.decision.model_registry import production_version
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.refresh.training import load_model
+    from charter_guardrails.refresh.artifacts import load_model
 
     with ledger_session() as session:
         version = production_version(session, policy.id)
@@ -379,5 +382,5 @@ INTEGRITY_STEP = GuardrailStep(
     task_id="verify_dataset_integrity",
     function="charter_guardrails.checks.integrity.verification:verify_file",
     call=call_integrity,
-    checks=("integrity",),
+    checks=(CheckName.INTEGRITY,),
 )

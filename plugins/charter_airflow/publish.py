@@ -220,23 +220,25 @@ def write_card(
 ) -> str:
     """The model card (and AI label) of the published version; its HTML path."""
     from charter_guardrails.core.catalogue import CheckName
-    from charter_guardrails.reporting.model_card import write_model_card
+    from charter_guardrails.reporting.model_card import ModelCardFacts, write_model_card
 
     _, run_id = run_ids(context)
     results = run_results(policy, context)
     fairness: dict[str, Any] = next((r.evidence for r in results if r.check == CheckName.FAIRNESS), {})
     paths = write_model_card(
         policy,
-        version=version,
-        run_id=run_id,
-        metrics=candidate.get("metrics", {}),
-        fairness=fairness,
-        energy=candidate.get("energy", {}),
-        approver=approver,
-        decision=decision,
-        overrides=overrides,
-        results=results,
-        data_period=candidate.get("data_period", {}),
+        ModelCardFacts(
+            version=version,
+            run_id=run_id,
+            metrics=candidate.get("metrics", {}),
+            fairness=fairness,
+            energy=candidate.get("energy", {}),
+            approver=approver,
+            decision=decision,
+            overrides=overrides,
+            results=results,
+            data_period=candidate.get("data_period", {}),
+        ),
         out_dir=out_dir,
     )
     return str(paths.html)

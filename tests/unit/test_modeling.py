@@ -31,7 +31,7 @@ from charter_guardrails.refresh.evaluation import (
 )
 from charter_guardrails.refresh.footprint import check_footprint
 from charter_guardrails.refresh.training import TrainedModel, load_trained_model, train_candidate
-from charter_guardrails.reporting.model_card import write_model_card
+from charter_guardrails.reporting.model_card import ModelCardFacts, write_model_card
 
 AS_OF = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ROWS = 1500
@@ -455,16 +455,18 @@ def test_model_card_has_every_field_and_no_personal_value(
     ]
     paths = write_model_card(
         policy,
-        version=3,
-        run_id="manual__2026-06-01T12:00:00+00:00",
-        metrics={"candidate": report.candidate_metrics, "gain": report.gain},
-        fairness=fairness.evidence,
-        energy=model.energy,
-        approver="Claire Martin",
-        decision="published",
-        overrides=overrides,
-        results=[r.to_json_dict() for r in results],
-        data_period=model.data_period,
+        ModelCardFacts(
+            version=3,
+            run_id="manual__2026-06-01T12:00:00+00:00",
+            metrics={"candidate": report.candidate_metrics, "gain": report.gain},
+            fairness=fairness.evidence,
+            energy=model.energy,
+            approver="Claire Martin",
+            decision="published",
+            overrides=overrides,
+            results=[r.to_json_dict() for r in results],
+            data_period=model.data_period,
+        ),
         out_dir=tmp_path / "card",
     )
     markdown = paths.markdown.read_text(encoding="utf-8")
@@ -545,16 +547,18 @@ def test_model_card_for_a_non_personal_regressor(
     )
     paths = write_model_card(
         policy,
-        version=1,
-        run_id=None,
-        metrics=model.metrics,
-        fairness=report,
-        energy={},
-        approver=None,
-        decision="published",
-        overrides=[],
-        results=[failed],
-        data_period=model.data_period,
+        ModelCardFacts(
+            version=1,
+            run_id=None,
+            metrics=model.metrics,
+            fairness=report,
+            energy={},
+            approver=None,
+            decision="published",
+            overrides=[],
+            results=[failed],
+            data_period=model.data_period,
+        ),
         out_dir=tmp_path,
     )
     markdown = paths.markdown.read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ the method is recorded with the numbers. When codecarbon cannot run at all, the 
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import time
 from collections.abc import Iterator
@@ -100,8 +101,6 @@ def _start_tracker(country_iso_code: str) -> Any:
 def _tracker_measurement(tracker: Any, duration: float, country_iso_code: str) -> EnergyMeasurement | None:
     """Stop ``tracker`` and read its measurement; ``None`` if it fails (the CPU-time estimate applies)."""
     try:
-        import codecarbon
-
         emissions_kg = tracker.stop()
         data = tracker.final_emissions_data
         modes = []
@@ -110,8 +109,7 @@ def _tracker_measurement(tracker: Any, duration: float, country_iso_code: str) -
             if mode:
                 tdp = getattr(hardware, "_tdp", None)
                 modes.append(f"{type(hardware).__name__.lower()}: {mode}" + (f" (TDP {tdp} W)" if tdp else ""))
-        # codecarbon sets __version__ without re-exporting it, so strict type checkers do not see it
-        version = codecarbon.__version__  # type: ignore[attr-defined]
+        version = importlib.metadata.version("codecarbon")  # typed, unlike codecarbon.__version__
         return EnergyMeasurement(
             kwh=float(data.energy_consumed),
             gco2e=float(emissions_kg or 0.0) * 1000.0,

@@ -5,6 +5,7 @@ Only aggregates go in: metric values, group sizes and rates, column *names*.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -308,27 +309,45 @@ def _model_inputs(policy: UseCasePolicy) -> list[str]:
     return [c.name for c in policy.training_dataset.columns_with_role(*roles) if c.name != policy.model.target]
 
 
-def build_model_card_context(
-    policy: UseCasePolicy,
-    *,
-    version: int,
-    run_id: str | None,
-    metrics: dict[str, Any],
-    fairness: Any,
-    energy: EnergyMeasurement | dict[str, Any] | None,
-    approver: str | None,
-    decision: str,
-    overrides: list[dict[str, Any]],
-    results: list[CheckResult | dict[str, Any]],
-    data_period: dict[str, Any],
-    generated_at: datetime | None = None,
-) -> dict[str, Any]:
-    """Everything the card shows, as plain JSON-safe data (the templates only lay it out).
+@dataclass(frozen=True, kw_only=True)
+class ModelCardFacts:
+    """What the card of one model version states.
 
-    See :func:`charter_guardrails.reporting.model_card.write_model_card` for the parameters.
+    :param version: the model version number (``ModelVersion.version``).
+    :param run_id: the Airflow run that produced it.
+    :param metrics: named numbers, flat or nested (e.g. candidate, production and baseline scores, gain).
+    :param fairness: the fairness table (rows of :meth:`EvaluationReport.fairness_table`), the
+        :class:`~charter_guardrails.refresh.evaluation.EvaluationReport`, the ``fairness`` CheckResult or its
+        evidence dict (its ``table``); ``None`` or ``{}`` when there is none.
+    :param energy: the training's :class:`~charter_guardrails.refresh.energy.EnergyMeasurement`, its JSON dict,
+        or ``None``/``{}`` if unmeasured.
+    :param approver: who approved (name or e-mail), ``None`` when not recorded.
+    :param decision: ``published``, ``approved``, ``overridden``… (shown in French).
+    :param overrides: ``{check, justification, actor}`` per overridden guardrail (``checks: [...]`` for several).
+    :param results: every :class:`CheckResult` of the run (or their JSON dicts); their engagements
+        are listed with a status (satisfied, satisfied with an override, not satisfied).
+    :param data_period: ``{"column", "start", "end"}`` (ISO 8601), e.g. :attr:`TrainedModel.data_period`.
+    :param generated_at: the card's timestamp (UTC now by default).
     """
+
+    version: int
+    run_id: str | None
+    metrics: dict[str, Any]
+    fairness: Any
+    energy: EnergyMeasurement | dict[str, Any] | None
+    approver: str | None
+    decision: str
+    overrides: list[dict[str, Any]]
+    results: list[CheckResult | dict[str, Any]]
+    data_period: dict[str, Any]
+    generated_at: datetime | None = None
+
+
+def build_model_card_context(policy: UseCasePolicy, facts: ModelCardFacts) -> dict[str, Any]:
+    """Everything the card shows, as plain JSON-safe data (the templates only lay it out)."""
+    fairness, data_period, results = facts.fairness, facts.data_period, facts.results
     table = fairness_rows(fairness)
-    overrides = normalise_overrides(overrides)
+    overrides = normalise_overrides(facts.overrides)
     overridden = {str(o["check"]) for o in overrides}
     inputs = _model_inputs(policy)
     engagements = _engagement_rows([_as_result(r) for r in results], overridden)
@@ -336,19 +355,19 @@ def build_model_card_context(
     context: dict[str, Any] = _json_safe(
         {
             **_policy_context(policy),
-            "version": version,
-            "run_id": run_id,
-            "generated_at": (generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds"),
-            "decision": decision,
-            "decision_label": decision_label(decision),
-            "approver": approver,
+            "version": facts.version,
+            "run_id": facts.run_id,
+            "generated_at": (facts.generated_at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds"),
+            "decision": facts.decision,
+            "decision_label": decision_label(facts.decision),
+            "approver": facts.approver,
             "model_inputs": inputs,
             "data_period": {**period, "start_label": fmt_date(period["start"]), "end_label": fmt_date(period["end"])},
             "how_it_works": _how_it_works(policy, inputs),
-            "metrics": [{"name": n, "label": _metric_label(n), "value": v} for n, v in _flatten(metrics).items()],
+            "metrics": [{"name": n, "label": _metric_label(n), "value": v} for n, v in _flatten(facts.metrics).items()],
             "fairness": table,
             "fairness_metrics": sorted({k for row in table for k in row if k not in _FAIRNESS_KEYS}),
-            "energy": _energy(energy),
+            "energy": _energy(facts.energy),
             "limits": _limits(policy, data_period, table, overrides),
             "overrides": overrides,
             "checks": _check_rows([_as_result(r) for r in results], overridden),

@@ -18,15 +18,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from charter_guardrails.core.policy import UseCasePolicy
-from charter_guardrails.core.results import CheckResult
-from charter_guardrails.refresh.energy import EnergyMeasurement
 from charter_guardrails.reporting.ai_label import LABEL_SCHEMA, LABEL_TEXT, TRANSPARENCE_4, badge_svg, label_document
-from charter_guardrails.reporting.card_context import CARD_ENGAGEMENTS, METRIC_LABELS, build_model_card_context
+from charter_guardrails.reporting.card_context import (
+    CARD_ENGAGEMENTS,
+    METRIC_LABELS,
+    ModelCardFacts,
+    build_model_card_context,
+)
 from charter_guardrails.reporting.rendering import render
 from charter_guardrails.reporting.vocabulary import engagement_label
 
@@ -69,59 +71,17 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_model_card(
-    policy: UseCasePolicy,
-    *,
-    version: int,
-    run_id: str | None,
-    metrics: dict[str, Any],
-    fairness: Any,
-    energy: EnergyMeasurement | dict[str, Any] | None,
-    approver: str | None,
-    decision: str,
-    overrides: list[dict[str, Any]],
-    results: list[CheckResult | dict[str, Any]],
-    data_period: dict[str, Any],
-    out_dir: Path,
-    generated_at: datetime | None = None,
-) -> ModelCardPaths:
+def write_model_card(policy: UseCasePolicy, facts: ModelCardFacts, *, out_dir: Path) -> ModelCardPaths:
     """Write the fiche de transparence (Markdown, HTML) and the AI label (SVG badge, JSON) of a model version.
 
     :param policy: the use case.
-    :param version: the model version number (``ModelVersion.version``).
-    :param run_id: the Airflow run that produced it.
-    :param metrics: named numbers, flat or nested (e.g. candidate, production and baseline scores, gain).
-    :param fairness: the fairness table (rows of :meth:`EvaluationReport.fairness_table`), the
-        :class:`~charter_guardrails.refresh.evaluation.EvaluationReport`, the ``fairness`` CheckResult or its
-        evidence dict (its ``table``); ``None`` or ``{}`` when there is none.
-    :param energy: the training's :class:`~charter_guardrails.refresh.training.EnergyMeasurement`, its JSON dict,
-        or ``None``/``{}`` if unmeasured.
-    :param approver: who approved (name or e-mail), ``None`` when not recorded.
-    :param decision: ``published``, ``approved``, ``overridden``… (shown in French).
-    :param overrides: ``{check, justification, actor}`` per overridden guardrail (``checks: [...]`` for several).
-    :param results: every :class:`CheckResult` of the run (or their JSON dicts); their engagements
-        are listed with a status (satisfied, satisfied with an override, not satisfied).
-    :param data_period: ``{"column", "start", "end"}`` (ISO 8601), e.g. :attr:`TrainedModel.data_period`.
+    :param facts: what the card states (:class:`ModelCardFacts`).
     :param out_dir: the folder to write into (created); one folder per version keeps the badge link relative.
-    :param generated_at: the card's timestamp (UTC now by default).
     :returns: the four paths.
     """
-    ctx = build_model_card_context(
-        policy,
-        version=version,
-        run_id=run_id,
-        metrics=metrics,
-        fairness=fairness,
-        energy=energy,
-        approver=approver,
-        decision=decision,
-        overrides=overrides,
-        results=results,
-        data_period=data_period,
-        generated_at=generated_at,
-    )
+    ctx = build_model_card_context(policy, facts)
     paths = ModelCardPaths.in_folder(out_dir)
-    svg = badge_svg(policy, version)
+    svg = badge_svg(policy, facts.version)
     _write_text(paths.badge_svg, svg)
     _write_text(paths.markdown, render_model_card(ctx, "model_card.md"))
     _write_text(paths.html, render_model_card(ctx, "model_card.html"))
@@ -136,6 +96,7 @@ __all__ = [
     "LABEL_SCHEMA",
     "LABEL_TEXT",
     "TRANSPARENCE_4",
+    "ModelCardFacts",
     "ModelCardPaths",
     "build_model_card_context",
     "engagement_label",

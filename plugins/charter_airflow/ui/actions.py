@@ -24,43 +24,36 @@ def _back_to_incident(request: Request, incident_id: int, ok: str) -> RedirectRe
     return RedirectResponse(f"{request.scope.get('root_path', '')}/incidents/{incident_id}?ok={ok}", status_code=303)
 
 
-@router.post("/incidents/{incident_id}/acquitter", name="acknowledge_form")
-def acknowledge_form(
-    request: Request,
-    user: OperatorDep,
-    incident_id: int,
-    comment: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> RedirectResponse:
-    check_csrf(request, user, csrf_token)
-    transition(user, incident_id, IncidentStatus.ACKNOWLEDGED, comment)
-    return _back_to_incident(request, incident_id, "acquitte")
+def _transition_routes(status: IncidentStatus, *, form_path: str, form_name: str, done: str, api_path: str) -> None:
+    """The form action and the API action that move an incident to ``status``; both need an operator and CSRF."""
+
+    @router.post(f"/incidents/{{incident_id}}/{form_path}", name=form_name)
+    def form_action(
+        request: Request,
+        user: OperatorDep,
+        incident_id: int,
+        comment: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
+        check_csrf(request, user, csrf_token)
+        transition(user, incident_id, status, comment)
+        return _back_to_incident(request, incident_id, done)
+
+    @router.post(f"/api/incidents/{{incident_id}}/{api_path}", name=f"api_{api_path}")
+    def api_action(
+        request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
+        check_csrf(request, user, None)
+        return transition(user, incident_id, status, str((body or {}).get("comment") or ""))
 
 
-@router.post("/incidents/{incident_id}/resoudre", name="resolve_form")
-def resolve_form(
-    request: Request,
-    user: OperatorDep,
-    incident_id: int,
-    comment: Annotated[str, Form()] = "",
-    csrf_token: Annotated[str, Form()] = "",
-) -> RedirectResponse:
-    check_csrf(request, user, csrf_token)
-    transition(user, incident_id, IncidentStatus.RESOLVED, comment)
-    return _back_to_incident(request, incident_id, "resolu")
-
-
-@router.post("/api/incidents/{incident_id}/acknowledge", name="api_acknowledge")
-def api_acknowledge(
-    request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
-) -> dict[str, Any]:
-    check_csrf(request, user, None)
-    return transition(user, incident_id, IncidentStatus.ACKNOWLEDGED, str((body or {}).get("comment") or ""))
-
-
-@router.post("/api/incidents/{incident_id}/resolve", name="api_resolve")
-def api_resolve(
-    request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
-) -> dict[str, Any]:
-    check_csrf(request, user, None)
-    return transition(user, incident_id, IncidentStatus.RESOLVED, str((body or {}).get("comment") or ""))
+_transition_routes(
+    IncidentStatus.ACKNOWLEDGED,
+    form_path="acquitter",
+    form_name="acknowledge_form",
+    done="acquitte",
+    api_path="acknowledge",
+)
+_transition_routes(
+    IncidentStatus.RESOLVED, form_path="resoudre", form_name="resolve_form", done="resolu", api_path="resolve"
+)

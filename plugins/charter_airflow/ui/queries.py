@@ -13,6 +13,7 @@ from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
+from charter_guardrails.reporting.scrubbing import mask_personal_values, mask_tree
 from fastapi import HTTPException, status
 
 from charter_airflow.ui.security import actor_name
@@ -151,11 +152,11 @@ def _read_card_file(p: Path, files: list[str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"path": p.name, "files": files}
     if p.suffix == ".json":
         try:
-            return {**doc, "json": gov.mask_tree(json.loads(text))}
+            return {**doc, "json": mask_tree(json.loads(text))}
         except ValueError:
             pass
     if p.suffix in (".md", ".txt"):
-        doc["text"] = gov.mask_personal_values(text)
+        doc["text"] = mask_personal_values(text)
     return doc
 
 
