@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from charter_guardrails.core.catalogue import CATALOGUE, OVERRIDABLE_CHECKS, CheckName
+from charter_guardrails.core.engagements import ENGAGEMENTS_FILE, load_engagements
 from charter_guardrails.core.evidence import DriftThresholds, FairnessEvidence
 from charter_guardrails.core.policy_models import DriftPolicy
 from charter_guardrails.core.results import CheckResult, with_report_error
 from charter_guardrails.decision.gate import INFERENCE_CHECKS, NEVER_OVERRIDABLE, OVERRIDABLE, REFRESH_CHECKS
-from charter_guardrails.reporting.engagements import ENGAGEMENTS_FILE, load_engagements
 from pydantic import ValidationError
 
 

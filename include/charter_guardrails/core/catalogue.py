@@ -50,49 +50,42 @@ class CheckSpec:
     """What the charter expects of one check.
 
     :param name: the check.
-    :param engagements: the charter engagements its results carry, in the order they are written.
     :param overridable: whether an approver may publish despite its failure, with a written
         justification (Maîtrise humaine 2). Safety and proportionality checks never are.
     :param evidence_model: the model its ``evidence`` must fit.
+
+    The engagements a check serves are not listed here: ``engagements.yaml`` maps each engagement of
+    the charter to its controls, and a check serves the engagements that name it.
     """
 
     name: CheckName
-    engagements: tuple[str, ...]
     overridable: bool
     evidence_model: type[Evidence]
 
+    @property
+    def engagements(self) -> tuple[str, ...]:
+        return tuple(self.engagement_ids())
+
     def engagement_ids(self) -> list[str]:
         """The engagements as a fresh list, for ``CheckResult.engagements``."""
-        return list(self.engagements)
+        # Imported here: engagements.py reads the principles from results.py, which needs this module.
+        from charter_guardrails.core.engagements import engagements_of
 
-
-def _spec(name: CheckName, engagements: tuple[str, ...], overridable: bool, model: type[Evidence]) -> CheckSpec:
-    return CheckSpec(name=name, engagements=engagements, overridable=overridable, evidence_model=model)
+        return engagements_of(self.name)
 
 
 _SPECS = (
-    _spec(CheckName.KILL_SWITCH, ("maitrise_humaine.2",), False, KillSwitchEvidence),
-    _spec(
-        CheckName.DECLARATION,
-        ("transparence.1", "proportionnalite.1", "proportionnalite.2", "maitrise_humaine.6"),
-        False,
-        DeclarationEvidence,
-    ),
-    _spec(CheckName.INTEGRITY, ("surete.2",), False, IntegrityEvidence),
-    _spec(CheckName.PERSONAL_DATA, ("surete.1", "proportionnalite.3"), False, PersonalDataEvidence),
-    _spec(CheckName.QUALITY, ("equite.2", "maitrise_humaine.1"), True, QualityEvidence),
-    _spec(CheckName.REPRESENTATIVENESS, ("equite.1", "equite.2"), True, RepresentativenessEvidence),
-    _spec(
-        CheckName.PROPORTIONALITY,
-        ("proportionnalite.1", "proportionnalite.2", "proportionnalite.3", "maitrise_humaine.6"),
-        False,
-        ProportionalityEvidence,
-    ),
-    # Durabilité 1: a model is only retrained when the gain justifies it.
-    _spec(CheckName.PERFORMANCE, ("durabilite.1",), True, PerformanceEvidence),
-    _spec(CheckName.FAIRNESS, ("equite.1",), True, FairnessEvidence),
-    _spec(CheckName.FOOTPRINT, ("durabilite.1",), True, FootprintEvidence),
-    _spec(CheckName.DRIFT, ("maitrise_humaine.1", "equite.2"), True, DriftEvidence),
+    CheckSpec(CheckName.KILL_SWITCH, False, KillSwitchEvidence),
+    CheckSpec(CheckName.DECLARATION, False, DeclarationEvidence),
+    CheckSpec(CheckName.INTEGRITY, False, IntegrityEvidence),
+    CheckSpec(CheckName.PERSONAL_DATA, False, PersonalDataEvidence),
+    CheckSpec(CheckName.QUALITY, True, QualityEvidence),
+    CheckSpec(CheckName.REPRESENTATIVENESS, True, RepresentativenessEvidence),
+    CheckSpec(CheckName.PROPORTIONALITY, False, ProportionalityEvidence),
+    CheckSpec(CheckName.PERFORMANCE, True, PerformanceEvidence),
+    CheckSpec(CheckName.FAIRNESS, True, FairnessEvidence),
+    CheckSpec(CheckName.FOOTPRINT, True, FootprintEvidence),
+    CheckSpec(CheckName.DRIFT, True, DriftEvidence),
 )
 
 #: Every check's spec, by name.

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from charter_guardrails.core.engagements import load_engagements
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import ColumnRole, Dataset, PersonalDataCategory
 from charter_guardrails.core.results import CheckResult, Verdict, _json_safe
@@ -50,21 +50,8 @@ _FAIRNESS_KEYS = ("column", "group", "compared", "count")
 
 
 def _load_engagement_texts() -> dict[str, str]:
-    """Engagement wordings from ``engagements.yaml`` when the project ships it; ids alone otherwise."""
-    path = Path(__file__).with_name("engagements.yaml")
-    if not path.exists():
-        return {}
-    try:
-        import yaml
-
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return {
-            f"{principle}.{item['number']}": str(item["text"])
-            for principle, block in (data.get("principles") or {}).items()
-            for item in block.get("engagements", [])
-        }
-    except Exception:  # noqa: BLE001 - the wording is a nicety; the card is complete without it
-        return {}
+    """Each engagement's wording, by id, from the charter's engagements file."""
+    return {e.id: e.text for e in load_engagements()}
 
 
 def _flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.engagements import Engagement, load_engagements
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.ledger.models import Approval, AuditEvent, CheckResultRecord, CheckRun, Incident, ModelVersion
-from charter_guardrails.reporting.engagements import Engagement, load_engagements
 from charter_guardrails.reporting.ledger_rows import iso_utc
 from charter_guardrails.reporting.scrubbing import mask_personal_values
 

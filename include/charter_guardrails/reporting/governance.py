@@ -19,6 +19,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from charter_guardrails.core.engagements import (
+    ENGAGEMENTS_FILE,
+    Engagement,
+    load_engagements,
+    principle_labels,
+    principle_of,
+)
 from charter_guardrails.core.results import PRINCIPLES, Verdict, worst
 from charter_guardrails.core.settings import get_settings
 from charter_guardrails.ledger.models import (
@@ -34,13 +41,6 @@ from charter_guardrails.ledger.models import (
     PiiFinding,
 )
 from charter_guardrails.reporting.charter_report import OVERRIDE_DECISIONS, charter_report, parse_period
-from charter_guardrails.reporting.engagements import (
-    ENGAGEMENTS_FILE,
-    Engagement,
-    load_engagements,
-    principle_labels,
-    principle_of,
-)
 from charter_guardrails.reporting.evidence_sections import (
     drift_features,
     energy,
