@@ -1,6 +1,6 @@
 """The AI label of a published model version (Transparence 4): an accessible SVG badge and its JSON metadata.
 
-"identifier par un logo explicite les services numériques à base d'IA": the badge says "Service utilisant
+Transparence 4 asks for an explicit logo that tells users a digital service is based on AI: the badge says "Service utilisant
 l'IA" (``role="img"``, ``<title>``, ``<desc>``) for the service's pages; ``ai_label.json`` says the same
 for machines, with the badge's digest.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from charter_guardrails.core.engagements import engagement_by_id
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.reporting.rendering import render
 
 LABEL_TEXT = "Service utilisant l'IA"
 LABEL_SCHEMA = "charter-ai-label/1"
-TRANSPARENCE_4 = "identifier par un logo explicite les services numériques à base d'IA"
+#: What Transparence 4 asks, as the engagements file paraphrases it.
+TRANSPARENCE_4 = engagement_by_id("transparence.4").text
 
 
 def badge_svg(policy: UseCasePolicy, version: int) -> str:
@@ -50,7 +52,7 @@ def label_document(policy: UseCasePolicy, ctx: dict[str, Any], *, svg: str, file
         "approved_by": ctx["approver"],
         "decision": ctx["decision"],
         "overridden_checks": sorted({o["check"] for o in ctx["overrides"]}),
-        "charter": {"engagement": "transparence.4", "text": TRANSPARENCE_4},
+        "charter": {"engagement": "transparence.4", "text": TRANSPARENCE_4, "wording": "paraphrase"},
         "engagements_satisfied": ctx["engagements_satisfied"],
         "energy": {"kwh": ctx["energy"]["kwh"], "gco2e": ctx["energy"]["gco2e"]} if ctx["energy"] else None,
         "model_card": {"markdown": files["markdown"], "html": files["html"]},

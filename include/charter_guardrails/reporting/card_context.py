@@ -17,9 +17,9 @@ from charter_guardrails.refresh.energy import EnergyMeasurement
 from charter_guardrails.reporting.rendering import fmt_date
 from charter_guardrails.reporting.vocabulary import decision_label, engagement_label, verdict_label
 
-#: Engagements the card and the label serve by existing: they tell users an AI is used and what for (1),
-#: explain it (3), label it (4).
-CARD_ENGAGEMENTS = ["transparence.1", "transparence.3", "transparence.4"]
+#: Engagements the card and the label serve by existing: the card explains how the model works
+#: (Transparence 3) to the agents who use it (Maîtrise humaine 4), the badge labels the service (Transparence 4).
+CARD_ENGAGEMENTS = ["transparence.3", "transparence.4", "maitrise_humaine.4"]
 
 METRIC_LABELS = {
     "accuracy": "Exactitude (part de bonnes réponses)",
