@@ -57,6 +57,13 @@ class DeclarationEvidence(Evidence):
     human_recourse: str | None
     declared_features: list[str]
     warnings: list[str]
+    task_nature: str | None = None
+    origin: str | None = None
+    provider: str | None = None
+    compliance_commitment: str | None = None
+    objective: str | None = None
+    success_metric: str | None = None
+    problems: list[str] = []
 
 
 class RetentionEvidence(_Part):

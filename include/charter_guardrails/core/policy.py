@@ -30,9 +30,12 @@ from charter_guardrails.core.policy_models import (
     Identifier,
     LegalBasis,
     ModelSpec,
+    Objective,
     PolicySection,
     PrivacyPolicy,
     QualityPolicy,
+    Sourcing,
+    TaskNature,
     key_path,
     validation_reason,
 )
@@ -55,6 +58,13 @@ class UseCasePolicy(PolicySection):
     decision_support: bool
     #: Who a citizen contacts to contest a decision (Maîtrise humaine 6). Required for decision support.
     human_recourse: Contact | None = None
+    #: Routine task or decision support (Maîtrise humaine 3); must agree with ``decision_support``.
+    #: Optional in the schema so that older policies load; the declaration check warns when it is missing.
+    task_nature: TaskNature | None = None
+    #: In-house or from a provider (Transparence 1); the declaration check warns when it is missing.
+    sourcing: Sourcing | None = None
+    #: The precise objective and its success metric (Proportionnalité 2); the declaration check warns when missing.
+    objective: Objective | None = None
     datasets: list[Dataset] = Field(min_length=1)
     model: ModelSpec
     privacy: PrivacyPolicy = Field(default_factory=PrivacyPolicy)
@@ -68,6 +78,11 @@ class UseCasePolicy(PolicySection):
     def _consistent(self) -> UseCasePolicy:
         if self.decision_support and self.human_recourse is None:
             raise ValueError("human_recourse is required when decision_support is true (Maîtrise humaine 6)")
+        if self.objective is not None and self.objective.success_metric != self.model.metric:
+            raise ValueError(
+                f"objective.success_metric {self.objective.success_metric!r} differs from model.metric "
+                f"{self.model.metric!r}: the performance gate evaluates the model on its success metric"
+            )
         ids = [d.id for d in self.datasets]
         if len(set(ids)) != len(ids):
             raise ValueError(f"dataset ids must be unique, got {ids}")

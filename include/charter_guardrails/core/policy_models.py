@@ -79,10 +79,60 @@ class ColumnType(StrEnum):
     CATEGORY = "category"
 
 
+class TaskNature(StrEnum):
+    """What the system does for the people who use it (Maîtrise humaine 3)."""
+
+    #: a repetitive, routine task that engages no human responsibility: where the charter prefers AI
+    ROUTINE = "routine"
+    #: it informs a decision that a person takes and remains responsible for
+    DECISION_SUPPORT = "decision_support"
+
+
+class SystemOrigin(StrEnum):
+    """Who builds the system (Transparence 1)."""
+
+    INTERNAL = "internal"
+    #: a provider or a software vendor: it must commit to the charter from the design phase
+    EXTERNAL = "external"
+
+
 class Contact(PolicySection):
     name: str = Field(min_length=1)
     email: Email
     role: str | None = None
+
+
+class Provider(PolicySection):
+    """The provider or vendor of an external system, and where it commits to the charter."""
+
+    name: str = Field(min_length=1)
+    #: The reference of the clause (contract, tender, licence) by which the provider commits to meet
+    #: the charter from the design phase, e.g. ``"CCAP art. 12.3, marché 2025-118"``.
+    compliance_commitment: str = Field(min_length=10)
+    contact: Email | None = None
+
+
+class Sourcing(PolicySection):
+    """Where the system comes from (Transparence 1)."""
+
+    origin: SystemOrigin
+    provider: Provider | None = None
+
+    @model_validator(mode="after")
+    def _provider_when_external(self) -> Sourcing:
+        if self.origin is SystemOrigin.EXTERNAL and self.provider is None:
+            raise ValueError(
+                "origin is external: name the provider and its compliance commitment (Transparence 1) in provider"
+            )
+        return self
+
+
+class Objective(PolicySection):
+    """The precise objective the system serves and how its success is measured (Proportionnalité 2)."""
+
+    statement: str = Field(min_length=20)
+    #: The metric that says the objective is met; it must be the metric the model is evaluated on.
+    success_metric: Literal["accuracy", "f1_macro", "mae", "r2"]
 
 
 class CsvDialect(PolicySection):
