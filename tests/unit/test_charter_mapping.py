@@ -146,7 +146,7 @@ def test_an_automated_engagement_without_evidence_is_refused(tmp_path: Path) -> 
 
 def test_a_gap_in_the_numbering_is_refused(tmp_path: Path) -> None:
     path = _rewrite(tmp_path, "      - number: 6\n", "      - number: 7\n")
-    with pytest.raises(ConfigError, match="numbered 1..n"):
+    with pytest.raises(ConfigError, match=r"numbered 1\.\.n"):
         load_engagements.__wrapped__(path)
 
 
@@ -199,7 +199,7 @@ def test_an_external_system_must_name_its_provider_and_commitment(tmp_path: Path
 
 
 def test_the_success_metric_is_the_metric_the_model_is_evaluated_on(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="differs from model.metric 'f1_macro'"):
+    with pytest.raises(PolicyError, match=r"differs from model\.metric 'f1_macro'"):
         _policy(
             tmp_path, objective={"statement": "Orienter correctement les demandes des usagers", "success_metric": "mae"}
         )
