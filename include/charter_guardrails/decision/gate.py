@@ -1,7 +1,8 @@
 """The gate: combine every CheckResult of a run into a :class:`GateDecision`.
 
 Fail-closed. A refresh can be published only when every expected guardrail has a result,
-and then only after a human approves (Maîtrise humaine 1). A failed guardrail blocks it:
+and then only after a human approves (Maîtrise humaine 2: no automatic recommendation is followed
+unseen). A failed guardrail blocks it:
 
 * integrity, personal data, proportionality and the kill switch can never be overridden
   (Sûreté 1 and 2, Proportionnalité);
