@@ -1,8 +1,8 @@
 """The AI label of a published model version (Transparence 4): an accessible SVG badge and its JSON metadata.
 
-Transparence 4 asks for an explicit logo that tells users a digital service is based on AI: the badge says "Service utilisant
-l'IA" (``role="img"``, ``<title>``, ``<desc>``) for the service's pages; ``ai_label.json`` says the same
-for machines, with the badge's digest.
+Transparence 4 asks for an explicit logo that tells users a digital service is based on AI: the badge
+says "Service utilisant l'IA" (``role="img"``, ``<title>``, ``<desc>``) for the service's pages;
+``ai_label.json`` says the same for machines, with the badge's digest.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""JSON API (security officers' tools) and downloads: exports of the charter report, report and model-card files."""
+"""JSON API (security officers' tools) and downloads: the charter report as HTML, JSON and PDF (one document,
+one template: :mod:`charter_guardrails.reporting.charter_document`), report and model-card files."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.ledger.models import Incident, ModelVersion
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
@@ -14,8 +15,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import select
 
 from charter_airflow.ui import queries
-from charter_airflow.ui.security import ReaderDep, actor_name, require_reader
-from charter_airflow.ui.templating import environment, reports_dir
+from charter_airflow.ui.security import ReaderDep, require_reader
+from charter_airflow.ui.templating import reports_dir
 
 router = APIRouter(dependencies=[Depends(require_reader)])
 #: Files we did not write ourselves (Data Docs) are third-party HTML: sandboxed so that their scripts
@@ -35,18 +36,33 @@ def model_file(user: ReaderDep, model_id: int, name: str) -> Response:
     return FileResponse(target, headers=FILE_HEADERS)
 
 
+def _charter_document(debut: str | None, fin: str | None) -> dict[str, Any]:
+    """The committee's charter document of the period: one document for the HTML, JSON and PDF exports."""
+    from charter_guardrails.reporting.charter_document import build_document
+
+    try:
+        start, end = gov.parse_period(debut, fin)
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    with ledger_session() as session:
+        return build_document(session, start, end)
+
+
+def _attachment(doc: dict[str, Any], extension: str) -> str:
+    from charter_guardrails.reporting.charter_document import export_name
+
+    return f'attachment; filename="{export_name(doc)}.{extension}"'
+
+
 @router.get("/rapport-charte/export.html", name="charter_report_html")
 def charter_report_html(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
-    report, days = queries.charter_report(debut, fin)
-    html = (
-        environment()
-        .get_template("charter_report_export.html")
-        .render(report=report, days=days, base="", user=actor_name(user))
-    )
+    from charter_guardrails.reporting.charter_document import render_html
+
+    doc = _charter_document(debut, fin)
     return HTMLResponse(
-        html,
+        render_html(doc),
         headers={
-            "Content-Disposition": f'attachment; filename="{queries.export_name(report)}.html"',
+            "Content-Disposition": _attachment(doc, "html"),
             "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
         },
     )
@@ -54,11 +70,26 @@ def charter_report_html(user: ReaderDep, debut: str | None = None, fin: str | No
 
 @router.get("/rapport-charte/export.json", name="charter_report_json")
 def charter_report_json(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
-    report, _ = queries.charter_report(debut, fin)
+    from charter_guardrails.reporting.charter_document import render_json
+
+    doc = _charter_document(debut, fin)
     return Response(
-        json.dumps(report, ensure_ascii=False, indent=2),
+        render_json(doc),
         media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="{queries.export_name(report)}.json"'},
+        headers={"Content-Disposition": _attachment(doc, "json")},
+    )
+
+
+@router.get("/rapport-charte/export.pdf", name="charter_report_pdf")
+def charter_report_pdf(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
+    """The same document as the HTML export, laid out by WeasyPrint on A4 landscape pages."""
+    from charter_guardrails.reporting.charter_document import render_html, render_pdf
+
+    doc = _charter_document(debut, fin)
+    return Response(
+        render_pdf(render_html(doc)),
+        media_type="application/pdf",
+        headers={"Content-Disposition": _attachment(doc, "pdf"), "X-Content-Type-Options": "nosniff"},
     )
 
 
