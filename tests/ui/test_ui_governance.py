@@ -101,14 +101,17 @@ def test_overview_run_report_and_charter_report(filled_ledger: LedgerRows) -> No
     engagements = {e["id"]: e for e in charter["engagements"]}
     assert len(engagements) == 21
     surete2 = engagements["surete.2"]["evidence"]
-    assert (surete2["pass"], surete2["fail"], surete2["incidents"], surete2["status"]) == (1, 1, 1, "manquement")
+    assert (surete2["pass"], surete2["fail"], surete2["incidents"]) == (1, 1, 1)
+    assert engagements["surete.2"]["status"] == "contrôlé — écarts"
+    assert "integrity en échec 1 fois (citizen_requests)" in engagements["surete.2"]["status_reasons"]
     assert surete2["last_run"] is not None
     assert surete2["failures"][0]["check"] == "integrity"
     assert engagements["surete.1"]["evidence"]["incidents"] == 1, (
         "only the confidentiality incident counts for Sûreté 1"
     )
-    assert engagements["durabilite.1"]["evidence"]["status"] == "respecté"
-    assert engagements["maitrise_humaine.3"]["evidence"]["status"] == "sans preuve"
+    assert engagements["durabilite.1"]["status"] == "contrôlé — conforme"
+    assert engagements["transparence.4"]["status"] == "contrôlé — conforme", "the AI label lies beside the card"
+    assert engagements["equite.3"]["status"] == "non évalué", "organisational, and nothing attests it"
     assert charter["totals"]["runs"] == 2
     assert charter["totals"]["incidents"] == 2
 

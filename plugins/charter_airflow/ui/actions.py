@@ -1,6 +1,8 @@
-"""What changes state (POST): acknowledging and resolving an incident, from the page's forms or the JSON API.
+"""What changes state (POST): acknowledging and resolving an incident, from the page's forms or the JSON API,
+and recording an attestation from the charter report's forms.
 
-Every action needs :func:`~charter_airflow.ui.security.require_operator` and passes
+Every action needs :func:`~charter_airflow.ui.security.require_operator` (an attestation, also
+:func:`~charter_airflow.ui.security.require_governance`) and passes
 :func:`~charter_airflow.ui.security.check_csrf`: forms carry the synchronizer token; API calls,
 authenticated by an ``Authorization`` header that no browser adds by itself, need none.
 """
@@ -8,13 +10,16 @@ authenticated by an ``Authorization`` header that no browser adds by itself, nee
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
+from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.incidents.incident import IncidentStatus
-from fastapi import APIRouter, Body, Depends, Form, Request
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Body, Depends, Form, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse
 
-from charter_airflow.ui.queries import transition
-from charter_airflow.ui.security import OperatorDep, check_csrf, require_reader
+from charter_airflow.ui.pages import render_charter_report
+from charter_airflow.ui.queries import ATTESTATION_FIELDS, record_attestation, transition
+from charter_airflow.ui.security import GovernanceDep, OperatorDep, check_csrf, require_reader
 
 router = APIRouter(dependencies=[Depends(require_reader)])
 
@@ -57,3 +62,45 @@ _transition_routes(
 _transition_routes(
     IncidentStatus.RESOLVED, form_path="resoudre", form_name="resolve_form", done="resolu", api_path="resolve"
 )
+
+
+@router.post("/rapport-charte/attestations", name="attest_form", response_model=None)
+def attest_form(
+    request: Request,
+    user: GovernanceDep,
+    engagement: Annotated[str, Form()] = "",
+    statement: Annotated[str, Form()] = "",
+    document_ref: Annotated[str, Form()] = "",
+    attested_by: Annotated[str, Form()] = "",
+    attested_on: Annotated[str, Form()] = "",
+    expires_on: Annotated[str, Form()] = "",
+    debut: Annotated[str, Form()] = "",
+    fin: Annotated[str, Form()] = "",
+    csrf_token: Annotated[str, Form()] = "",
+) -> RedirectResponse | HTMLResponse:
+    """Record an attestation of an engagement, then back to the report (303); a refused one shows the page
+    again with what to correct (400)."""
+    check_csrf(request, user, csrf_token)
+    form = dict(
+        zip(
+            ATTESTATION_FIELDS,
+            (engagement, statement, document_ref, attested_by, attested_on, expires_on),
+            strict=True,
+        )
+    )
+    try:
+        engagement_id = record_attestation(user, form)
+    except ConfigError as exc:
+        return render_charter_report(
+            request,
+            user,
+            debut or None,
+            fin or None,
+            form=form,
+            error=str(exc),
+            status_code=status.HTTP_400_BAD_REQUEST,
+        )
+    query = urlencode({"debut": debut, "fin": fin, "ok": "atteste"})
+    return RedirectResponse(
+        f"{request.scope.get('root_path', '')}/rapport-charte?{query}#engagement-{engagement_id}", status_code=303
+    )

@@ -6,6 +6,7 @@ Pages only render what :mod:`charter_guardrails.reporting.governance` computes.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from charter_guardrails.ledger.models import Incident, ModelVersion
 from charter_guardrails.ledger.store import ledger_session
@@ -14,8 +15,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from charter_airflow.ui import queries
-from charter_airflow.ui.security import ReaderDep, require_reader
+from charter_airflow.ui import queries, templating
+from charter_airflow.ui.security import ReaderDep, can_govern, require_reader
 from charter_airflow.ui.templating import page
 
 router = APIRouter(dependencies=[Depends(require_reader)])
@@ -129,18 +130,44 @@ def model_page(request: Request, user: ReaderDep, model_id: int) -> HTMLResponse
     return page(request, "model.html", user, model=model, card=card, label=label)
 
 
-@router.get("/rapport-charte", response_class=HTMLResponse, name="charter_report")
-def charter_report_page(
-    request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None
+def may_attest(user: Any) -> bool:
+    """Whether to show the attestation forms: both rights the attestation route asks for, in its order."""
+    return bool(user) and templating.can_act(user) and can_govern(user)
+
+
+def render_charter_report(
+    request: Request,
+    user: Any,
+    debut: str | None,
+    fin: str | None,
+    *,
+    ok: str | None = None,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
+    """The charter report page; after a refused attestation, with the error and the form as it was sent."""
     report, days = queries.charter_report(debut, fin)
     return page(
         request,
         "charter_report.html",
         user,
+        status_code=status_code,
         report=report,
         days=days,
         debut=debut or report["period"]["start"][:10],
         fin=fin or "",
         standalone=False,
+        may_attest=may_attest(user),
+        today=datetime.now(UTC).date().isoformat(),
+        ok=ok,
+        form=form or {},
+        error=error,
     )
+
+
+@router.get("/rapport-charte", response_class=HTMLResponse, name="charter_report")
+def charter_report_page(
+    request: Request, user: ReaderDep, debut: str | None = None, fin: str | None = None, ok: str | None = None
+) -> HTMLResponse:
+    return render_charter_report(request, user, debut, fin, ok=ok)

@@ -1,11 +1,12 @@
 """What the view's routes read besides the governance read models: Airflow's pending approvals,
-the audit chain's state, the charter report of a period, incident transitions and model-card files."""
+the audit chain's state, the charter report of a period, incident transitions, attestations and model-card files."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,41 @@ def transition(user: Any, incident_id: int, to: IncidentStatus, comment: str | N
         raise HTTPException(
             status.HTTP_409_CONFLICT if "cannot become" in str(exc) else status.HTTP_404_NOT_FOUND, str(exc)
         ) from exc
+
+
+#: The fields of the attestation form, as the page names them.
+ATTESTATION_FIELDS = ("engagement", "statement", "document_ref", "attested_by", "attested_on", "expires_on")
+
+
+def _form_day(value: str, label: str, default: date | None = None) -> date:
+    value = value.strip()
+    if not value and default is not None:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{label} : « {value} » n'est pas une date ; saisissez-la au format AAAA-MM-JJ") from None
+
+
+def record_attestation(user: Any, form: dict[str, str]) -> str:
+    """Record the attestation sent by the report's form, as ``user``; the engagement's id.
+
+    :raises ConfigError: with what to correct (the page shows it above the form).
+    """
+    from charter_guardrails.reporting.attestations import record_attestation as record
+
+    with ledger_session() as session:
+        attestation = record(
+            session,
+            engagement_id=form["engagement"].strip(),
+            statement=form["statement"],
+            document_ref=form["document_ref"],
+            attested_by=form["attested_by"],
+            attested_on=_form_day(form["attested_on"], "Date de l'attestation", datetime.now(UTC).date()),
+            expires_on=_form_day(form["expires_on"], "Valable jusqu'au"),
+            recorded_by=actor_name(user),
+        )
+    return attestation.engagement_id
 
 
 def card_dir(card_path: str | None) -> Path | None:

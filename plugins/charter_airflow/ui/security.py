@@ -8,7 +8,9 @@ opened from the Airflow UI). Permissions are asked of the configured auth manage
 
 * reading the view = reading DAG runs (``is_authorized_dag(GET, RUN)``): the ledger describes runs;
 * acknowledging or resolving an incident = editing DAG runs (``is_authorized_dag(PUT, RUN)``):
-  with the simple auth manager a ``viewer`` reads, a ``user``, ``op`` or ``admin`` acts.
+  with the simple auth manager a ``viewer`` reads, a ``user``, ``op`` or ``admin`` acts;
+* recording an attestation of the charter = the governance role (:func:`require_governance`):
+  editing DAG runs and editing the configuration (``is_authorized_configuration(PUT)``).
 
 CSRF. The JWT cookie is sent by the browser on its own, so a state-changing request that relies
 on it must prove it comes from one of our pages. Our forms carry a synchronizer token:
@@ -65,13 +67,42 @@ def require_operator(user: Annotated[Any, Depends(get_user)]) -> Any:
     return user
 
 
+def _governs(user: Any) -> bool:
+    return bool(_auth_manager().is_authorized_configuration(method="PUT", user=user))
+
+
+def require_governance(user: Annotated[Any, Depends(require_operator)]) -> Any:
+    """An operator who belongs to the governance role: records the attestations of the charter report.
+
+    The auth manager has no notion of a charter committee, so the governance role is the right to
+    change the installation's configuration, ``is_authorized_configuration(method="PUT")``: the people
+    who govern the platform. With the simple auth manager that is ``op`` and ``admin`` (``viewer`` and
+    ``user`` are not); with the FAB auth manager, "can edit on Configurations", which only ``Admin``
+    holds by default. ``is_authorized_custom_view`` is not used: the simple auth manager grants it to
+    every role, ``viewer`` included. An attestation changes the ledger like the other actions, so the
+    operator's right (:func:`require_operator`) is asked first.
+    """
+    if not _governs(user):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Action réservée à la gouvernance : il faut pouvoir modifier la configuration d'Airflow.",
+        )
+    return user
+
+
 ReaderDep = Annotated[Any, Depends(require_reader)]
 OperatorDep = Annotated[Any, Depends(require_operator)]
+GovernanceDep = Annotated[Any, Depends(require_governance)]
 
 
 def can_act(user: Any) -> bool:
     """Whether to show the action forms (the routes check again)."""
     return _authorized_on_runs(user, "PUT")
+
+
+def can_govern(user: Any) -> bool:
+    """Whether to show the governance forms to a user who may act (the route checks again)."""
+    return _governs(user)
 
 
 def _secret() -> bytes:

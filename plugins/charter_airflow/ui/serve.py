@@ -2,8 +2,9 @@
 
 It prepares what the view needs (Airflow's metadata database, the ledger schema, the local keys)
 and runs ``airflow api-server`` in the foreground on loopback. Two users exist: ``admin`` (may
-acknowledge and resolve incidents) and ``viewer`` (read only); their passwords are generated once
-into a file under AIRFLOW_HOME, whose path is printed. The ledger is the one ``make run`` fills.
+acknowledge and resolve incidents, and belongs to the governance role that records the charter's
+attestations) and ``viewer`` (read only); their passwords are generated once into a file under
+AIRFLOW_HOME, whose path is printed. The ledger is the one ``make run`` fills.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     # Passwords stay in their file (mode 600): a terminal is often recorded or shared.
     _say(
         f"\n==> Charte IA: http://{args.host}:{args.port}/plugin/charte-ia  (Ctrl-C to stop)\n"
-        f"    users: admin (may acknowledge and resolve incidents), viewer (read only); passwords in {passwords}\n"
+        "    users: admin (acknowledges incidents, records the charter's attestations), viewer (read only)\n"
+        f"    passwords in {passwords}\n"
         "    the view shows the ledger of `make run`; run it first if the pages are empty.\n"
     )
     return subprocess.call(  # noqa: S603 - our airflow executable; host and port are parsed arguments
