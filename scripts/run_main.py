@@ -3,7 +3,8 @@
 1. initialise Airflow's metadata database (SQLite under AIRFLOW_HOME);
 2. migrate the ledger, create local keys, generate the sample data;
 3. run every scenario in ``scripts/scenarios/`` (in name order), each driving real DAG runs;
-4. print the verdict table from the ledger.
+4. print the verdict table from the ledger, verify the audit chain;
+5. write the committee's charter report (HTML, JSON, signed PDF) and verify the PDF's signature.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ def main() -> int:
     print(ctx.verdict_table())
     step("Audit chain")
     code = charter(["audit", "verify"])
+    step("Charter report for the Comité de la Gouvernance Numérique")
+    from charter_guardrails.core.settings import get_settings
+
+    out = get_settings().reports_dir / "charte" / "make-run"
+    code = code or charter(["report", "charter", "--out", str(out)])
+    pdfs = sorted(out.glob("*.pdf"))
+    code = code or (charter(["report", "verify", str(pdfs[-1])]) if pdfs else 1)
     print(
         f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db;"
         " start the UI with `make airflow`."
