@@ -203,3 +203,16 @@ def test_the_success_metric_is_the_metric_the_model_is_evaluated_on(tmp_path: Pa
         _policy(
             tmp_path, objective={"statement": "Orienter correctement les demandes des usagers", "success_metric": "mae"}
         )
+
+
+def test_the_documentation_lists_each_engagement_as_the_file_maps_it() -> None:
+    rows = {
+        line.split("`")[1]: line
+        for line in (ROOT / "docs" / "charter.md").read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `") and "." in line.split("`")[1]
+    }
+    assert set(rows) == {e.id for e in load_engagements()}
+    for eng in load_engagements():
+        cells = [c.strip() for c in rows[eng.id].split("|")[1:-1]]
+        assert cells[1] == eng.kind.value, eng.id
+        assert cells[2] == (", ".join(f"`{c}`" for c in eng.controls) or "—"), eng.id
