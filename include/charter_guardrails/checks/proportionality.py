@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.messages import Message, Template, joined
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import ColumnRole, Dataset
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
@@ -74,12 +75,28 @@ def minimised_columns(policy: UseCasePolicy, dataset: Dataset | None = None) -> 
     return keep
 
 
+OVER_ROW_CAP = Template("%(rows)s rows received, above the declared cap of %(cap)s")
+NO_ROW_WITHIN_RETENTION = Template("no row is left within the retention period")
+PURPOSE_TOO_SHORT = Template("the purpose is missing or too short (%(length)s characters, at least %(minimum)s)")
+NO_HUMAN_RECOURSE = Template("decision support without a human recourse channel (Maîtrise humaine 6)")
+UNDECLARED_DROPPED = Template("%(count)s undeclared column(s) received and dropped before training")
+MISSING_INPUTS = Template("declared model inputs are missing from the data: %(columns)s")
+MISSING_LABEL = Template("the label %(label)s is missing from the data")
+MISSING_RETENTION_COLUMN = Template("the retention date column %(column)s is missing from the data")
+ROWS_KEPT = Template("%(kept)s/%(received)s rows kept")
+MODEL_INPUTS = Template("%(count)s model inputs")
+ROWS_EXCLUDED = Template("%(expired)s rows past retention and %(undated)s undated rows excluded")
+COLUMNS_DROPPED = Template("%(count)s undeclared column(s) dropped")
+REFUSED = Template("proportionality refused: %(problems)s (%(parts)s)")
+MINIMISED = Template("data minimised to the declared purpose (%(parts)s)")
+
+
 @dataclass
 class _Findings:
     """What the steps of :func:`check_proportionality` found: refusals, warnings and what was minimised."""
 
-    problems: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    problems: list[Message] = field(default_factory=list)
+    warnings: list[Message] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -126,10 +143,10 @@ def check_proportionality(
     minimised = frame.loc[:, columns.kept]
     # Proportionnalité 2, rows: the volume cap applies to what was received.
     if dataset.max_rows is not None and len(frame) > dataset.max_rows:
-        found.problems.append(f"{len(frame)} rows received, above the declared cap of {dataset.max_rows}")
+        found.problems.append(OVER_ROW_CAP(rows=len(frame), cap=dataset.max_rows))
     minimised, retention = _apply_retention(dataset, frame, minimised, as_of, found)
     if len(frame) and len(minimised) == 0:
-        found.problems.append("no row is left within the retention period")
+        found.problems.append(NO_ROW_WITHIN_RETENTION())
     evidence = _evidence(policy, dataset, purpose, columns, retention, is_training, as_of, found)
     return minimised, _result(dataset, frame, minimised, columns, retention, evidence, found)
 
@@ -138,12 +155,10 @@ def _check_purpose(policy: UseCasePolicy, found: _Findings) -> str:
     """Proportionnalité 1 (a determined, explicit purpose) and Maîtrise humaine 6 (a human recourse)."""
     purpose = (policy.purpose or "").strip()
     if len(purpose) < MIN_PURPOSE_CHARS:
-        found.problems.append(
-            f"the purpose is missing or too short ({len(purpose)} characters, at least {MIN_PURPOSE_CHARS})"
-        )
+        found.problems.append(PURPOSE_TOO_SHORT(length=len(purpose), minimum=MIN_PURPOSE_CHARS))
     # The policy model refuses this already; a model_copy can bypass validation.
     if policy.decision_support and policy.human_recourse is None:
-        found.problems.append("decision support without a human recourse channel (Maîtrise humaine 6)")
+        found.problems.append(NO_HUMAN_RECOURSE())
     return purpose
 
 
@@ -155,14 +170,14 @@ def _check_columns(
     received = [str(c) for c in frame.columns]
     undeclared = sorted(c for c in received if c not in declared)
     if undeclared:
-        found.warnings.append(f"{len(undeclared)} undeclared column(s) received and dropped before training")
+        found.warnings.append(UNDECLARED_DROPPED(count=len(undeclared)))
     inputs = model_input_columns(policy, dataset)
     keep = minimised_columns(policy, dataset)
     missing_inputs = [c for c in inputs if c not in received]
     if missing_inputs:
-        found.problems.append(f"declared model inputs are missing from the data: {missing_inputs}")
+        found.problems.append(MISSING_INPUTS(columns=missing_inputs))
     if is_training and policy.model.target not in received:
-        found.problems.append(f"the label {policy.model.target!r} is missing from the data")
+        found.problems.append(MISSING_LABEL(label=repr(policy.model.target)))
     return _Columns(
         declared=declared,
         received=received,
@@ -184,7 +199,7 @@ def _apply_retention(
     column = dataset.retention.date_column
     cutoff = as_of - timedelta(days=dataset.retention.days)
     if column not in frame.columns:
-        found.problems.append(f"the retention date column {column!r} is missing from the data")
+        found.problems.append(MISSING_RETENTION_COLUMN(column=repr(column)))
         return minimised.reset_index(drop=True), _Retention(cutoff=cutoff)
     dates = frame[column]
     if not isinstance(dates.dtype, pd.DatetimeTZDtype):
@@ -230,8 +245,8 @@ def _evidence(
         ),
         "max_rows": dataset.max_rows,
         "as_of": as_of.isoformat(),
-        "problems": found.problems,
-        "warnings": found.warnings,
+        "problems": [problem.english for problem in found.problems],
+        "warnings": [warning.english for warning in found.warnings],
     }
 
 
@@ -246,18 +261,18 @@ def _result(
 ) -> CheckResult:
     problems, warnings = found.problems, found.warnings
     rows_received, rows_kept = len(frame), len(minimised)
-    parts = [f"{rows_kept}/{rows_received} rows kept", f"{len(columns.inputs)} model inputs"]
+    parts = [ROWS_KEPT(kept=rows_kept, received=rows_received), MODEL_INPUTS(count=len(columns.inputs))]
     if retention.expired or retention.undated:
-        parts.append(f"{retention.expired} rows past retention and {retention.undated} undated rows excluded")
+        parts.append(ROWS_EXCLUDED(expired=retention.expired, undated=retention.undated))
     if columns.undeclared:
-        parts.append(f"{len(columns.undeclared)} undeclared column(s) dropped")
-    head = "proportionality refused: " + "; ".join(problems) if problems else "data minimised to the declared purpose"
+        parts.append(COLUMNS_DROPPED(count=len(columns.undeclared)))
+    message = REFUSED(problems=problems, parts=joined(parts)) if problems else MINIMISED(parts=joined(parts))
     return CheckResult(
         check=CheckName.PROPORTIONALITY,
         verdict=Verdict.FAIL if problems else (Verdict.WARN if warnings else Verdict.PASS),
         severity=Severity.ERROR if problems else (Severity.WARNING if warnings else Severity.INFO),
         engagements=CATALOGUE[CheckName.PROPORTIONALITY].engagement_ids(),
-        summary=f"{head} ({', '.join(parts)})",
+        message=message,
         metrics={
             "rows_received": rows_received,
             "rows_kept": rows_kept,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit, message_in
 
 MIB = 1024 * 1024
 
@@ -173,7 +173,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     def human() -> str:
         head = "INTACT" if verification.intact else verification.outcome.value.upper().replace("_", " ")
-        text = f"{head}: {verification.summary}"
+        text = f"{head}: {message_in(args, verification.message(), verification.summary)}"
         if incident_id is not None:
             text += (
                 f"\nincident #{incident_id} raised (refresh blocked, dataset quarantined): "

@@ -6,6 +6,9 @@ configuration error. Every command has ``--help``; commands that report take ``-
 Commands live in ``charter_guardrails.cli``: each module has ``register(subparsers)``.
 Heavy libraries (pandas, Great Expectations, Presidio) are imported inside handlers only,
 so that light commands such as ``charter verify`` start fast.
+
+The global option ``--lang fr|en`` (before the command) chooses the language of the check summaries that
+commands print (:func:`summary_in`); English by default. ``--json`` output is the same in every language.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import os
 import pkgutil
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charter_guardrails import __version__
 from charter_guardrails.core.errors import ConfigError, LedgerUnavailable
+from charter_guardrails.core.messages import DEFAULT_LANGUAGE, LANGUAGES, Language, Message, as_language, render
+
+if TYPE_CHECKING:
+    from charter_guardrails.core.results import CheckResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -38,6 +45,22 @@ def emit(args: argparse.Namespace, data: Any, human: str | Callable[[], str]) ->
         print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
     else:
         print(human() if callable(human) else human)
+
+
+def language(args: argparse.Namespace) -> Language:
+    """The language chosen with ``--lang`` (English when the namespace has none)."""
+    return as_language(getattr(args, "lang", None))
+
+
+def summary_in(args: argparse.Namespace, result: CheckResult) -> str:
+    """``result``'s summary in the language chosen with ``--lang``."""
+    return result.summary_in(language(args))
+
+
+def message_in(args: argparse.Namespace, message: Message, english: str) -> str:
+    """``message`` in the language chosen with ``--lang``; ``english`` as is in English."""
+    lang = language(args)
+    return english if lang == "en" else render(message, lang)
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 a check failed, 2 usage or configuration error.",
     )
     parser.add_argument("--version", action="version", version=f"charter {__version__}")
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        default=DEFAULT_LANGUAGE,
+        help="language of the check summaries the commands print (default: %(default)s)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
     import charter_guardrails.cli as commands

@@ -9,11 +9,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, table
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, summary_in, table
+from charter_guardrails.core.messages import Template
 
 if TYPE_CHECKING:
     from charter_guardrails.core.policy import UseCasePolicy
     from charter_guardrails.core.policy_models import Dataset
+
+
+REPORT_ONLY = Template("No policy given: report only. %(with_pii)s of %(columns)s column(s) hold personal data.")
 
 
 def register(subparsers: Any) -> None:
@@ -97,7 +101,7 @@ def _scan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_column_entries(scan, outcome), indent=2, ensure_ascii=False))
     else:
-        _print_findings(scan, outcome, judged=policy is not None)
+        _print_findings(args, scan, outcome, judged=policy is not None)
     _note(f"reports: {outcome.reports.get('html')} and {outcome.reports.get('json')}")
     if incident_id is not None:
         _note(f"incident #{incident_id} recorded in the ledger (run {run_id})")
@@ -141,7 +145,7 @@ def _report_only(args: argparse.Namespace, frame: Any, run_id: str) -> tuple[Any
         check=CheckName.PERSONAL_DATA,
         verdict=Verdict.PASS,
         engagements=CATALOGUE[CheckName.PERSONAL_DATA].engagement_ids(),
-        summary=f"No policy given: report only. {len(with_pii)} of {len(scan.columns)} column(s) hold personal data.",
+        message=REPORT_ONLY(with_pii=len(with_pii), columns=len(scan.columns)),
         metrics={"rows": scan.rows, "scanned_rows": scan.scanned_rows, "columns_with_pii": len(with_pii)},
         dataset=None,
     )
@@ -186,7 +190,7 @@ def _column_entries(scan: Any, outcome: Any) -> list[dict[str, Any]]:
     return columns
 
 
-def _print_findings(scan: Any, outcome: Any, *, judged: bool) -> None:
+def _print_findings(args: argparse.Namespace, scan: Any, outcome: Any, *, judged: bool) -> None:
     rows = [
         [
             c.name,
@@ -210,7 +214,7 @@ def _print_findings(scan: Any, outcome: Any, *, judged: bool) -> None:
         for v in outcome.columns:
             if not v.ok:
                 print(f"VIOLATION  {v.column}: {v.reason}")
-        print(f"{outcome.result.verdict.value.upper()}: {outcome.result.summary}")
+        print(f"{outcome.result.verdict.value.upper()}: {summary_in(args, outcome.result)}")
 
 
 def _pseudonymise(args: argparse.Namespace) -> int:

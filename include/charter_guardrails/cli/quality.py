@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, add_json_flag, emit, table
+from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, add_json_flag, emit, summary_in, table
 from charter_guardrails.core.errors import UsageError
 
 
@@ -81,7 +81,7 @@ def _report(
     def human() -> str:
         lines = [
             f"{result.check} {result.verdict.value.upper()}  {policy.id}/{result.dataset or '-'}  (run {run_id})",
-            f"  {result.summary}",
+            f"  {summary_in(args, result)}",
         ]
         lines += extra_lines or []
         if result.report_path:

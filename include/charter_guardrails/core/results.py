@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from charter_guardrails.core.catalogue import CheckName, spec_of
 from charter_guardrails.core.evidence import Evidence
+from charter_guardrails.core.messages import Message, render_summary
 
 
 class Verdict(StrEnum):
@@ -62,7 +63,10 @@ class CheckResult(BaseModel):
     :param verdict: pass, warn or fail.
     :param severity: how bad a failure is; only used to rank and route.
     :param engagements: charter engagements the check serves, e.g. ``["surete.2"]``.
-    :param summary: one human sentence, in French or English, without personal values.
+    :param summary: one human sentence without personal values; the English rendering of ``message`` when the
+        check gives one (and may then leave ``summary`` out).
+    :param message: the summary as a message id with parameters (:mod:`charter_guardrails.core.messages`), so that
+        it renders in French; ``None`` for a free-text summary.
     :param metrics: named numbers.
     :param evidence: JSON-safe details that fit the check's evidence model; never a raw personal value.
         An empty mapping means the check recorded none (nothing to compare, or a report-only run).
@@ -76,7 +80,8 @@ class CheckResult(BaseModel):
     verdict: Verdict
     severity: Severity = Severity.INFO
     engagements: list[str] = Field(default_factory=list)
-    summary: str
+    summary: str = ""
+    message: Message | None = None
     metrics: dict[str, float | int | None] = Field(default_factory=dict)
     evidence: dict[str, Any] = Field(default_factory=dict)
     dataset: str | None = None
@@ -98,6 +103,33 @@ class CheckResult(BaseModel):
     @classmethod
     def _make_json_safe(cls, value: Any) -> Any:
         return _json_safe(value) if value is not None else {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _summary_from_message(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("summary") and data.get("message") is not None:
+            message = data["message"]
+            message = message if isinstance(message, Message) else Message.from_json_dict(message)
+            return {**data, "summary": message.english}
+        return data
+
+    @model_validator(mode="after")
+    def _has_summary(self) -> CheckResult:
+        if not self.summary:
+            raise ValueError(f"a result of check {self.check} needs a summary or a message")
+        return self
+
+    @property
+    def message_id(self) -> str | None:
+        return self.message.msgid if self.message else None
+
+    @property
+    def message_params(self) -> dict[str, Any]:
+        return dict(self.message.params) if self.message else {}
+
+    def summary_in(self, lang: str) -> str:
+        """The summary in ``lang`` (the English ``summary`` when the message is unknown to that catalogue)."""
+        return render_summary(self.summary, self.message_id, self.message_params, lang)
 
     @model_validator(mode="after")
     def _evidence_fits_its_model(self) -> CheckResult:

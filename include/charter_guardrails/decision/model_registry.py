@@ -14,9 +14,13 @@ from sqlalchemy.orm import Session
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import Template
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import Approval, ModelVersion
+
+SUSPENDED = Template("production model v%(version)s is suspended by %(actor)s: %(reason)s")
+NOT_SUSPENDED = Template("the production model is not suspended")
 
 
 def production_version(session: Session, use_case: str) -> ModelVersion | None:
@@ -187,10 +191,10 @@ def check_kill_switch(session: Session, use_case: str) -> CheckResult:
         verdict=Verdict.FAIL if suspended else Verdict.PASS,
         severity=Severity.CRITICAL if suspended else Severity.INFO,
         engagements=CATALOGUE[CheckName.KILL_SWITCH].engagement_ids(),
-        summary=(
-            f"production model v{version.version} is suspended by {version.suspended_by}: {version.suspend_reason}"
+        message=(
+            SUSPENDED(version=version.version, actor=version.suspended_by, reason=version.suspend_reason)
             if suspended and version
-            else "the production model is not suspended"
+            else NOT_SUSPENDED()
         ),
         metrics={"production_version": version.version if version else None},
         evidence={"suspended": suspended},

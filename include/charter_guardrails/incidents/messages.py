@@ -68,10 +68,29 @@ def _fields(alert: Alert) -> list[tuple[str, str]]:
     ]
 
 
+#: The outcome of an integrity verification, in French.
+_OUTCOME_LABELS = {
+    "intact": "fichier intact",
+    "data_changed": "données modifiées",
+    "manifest_edited": "manifeste modifié",
+    "unknown_key": "manifeste signé par une clé inconnue",
+    "key_missing": "aucune clé publique de confiance",
+    "no_manifest": "aucun manifeste enregistré",
+}
+
+
+def _column_fact(column: dict[str, Any]) -> str:
+    """One column of a personal-data incident: its name, the forbidden kinds of data and how many rows hold them."""
+    kinds = "/".join(str(k) for k in column.get("forbidden") or []) or "aucune donnée interdite"
+    rows = column.get("forbidden_rows")
+    return f"colonne {column.get('column')} : {kinds}" + (f" ({rows} ligne(s))" if rows else "")
+
+
 def _facts_text(facts: dict[str, Any]) -> str:
     parts = []
     if facts.get("outcome"):
-        parts.append(f"résultat {facts['outcome']}")
+        outcome = str(facts["outcome"])
+        parts.append(f"résultat : {_OUTCOME_LABELS.get(outcome, outcome)}")
     if facts.get("file"):
         parts.append(f"fichier {facts['file']}")
     for r in (facts.get("ranges") or [])[:5]:
@@ -89,6 +108,16 @@ def _facts_text(facts: dict[str, Any]) -> str:
         parts.append(f"{facts['changed_chunk_count']} bloc(s) modifié(s) au total")
     if facts.get("key_id"):
         parts.append(f"clé {facts['key_id']}")
+    for column in (facts.get("columns") or [])[:10]:
+        if isinstance(column, dict) and column.get("column"):
+            parts.append(_column_fact(column))
+    if facts.get("scan_mode"):
+        scanned = (
+            f", {facts['scanned_rows']} ligne(s) analysée(s) sur {facts['rows']}"
+            if "rows" in facts and "scanned_rows" in facts
+            else ""
+        )
+        parts.append(f"analyse {'exhaustive' if facts['scan_mode'] == 'exhaustive' else 'par échantillon'}{scanned}")
     return "; ".join(parts) or json.dumps(facts, ensure_ascii=False, sort_keys=True)[:500]
 
 

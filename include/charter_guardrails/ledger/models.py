@@ -125,6 +125,10 @@ class CheckResultRecord(Base):
     severity: Mapped[str] = mapped_column(String(16))
     engagements: Mapped[list[Any]] = mapped_column(JSON, default=list)
     summary: Mapped[str] = mapped_column(Text)
+    #: The summary as a message id with its parameters (``core.messages``), to render it in French; null for a
+    #: free-text summary and for the rows written before messages existed.
+    message_id: Mapped[str | None] = mapped_column(Text)
+    message_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     report_path: Mapped[str | None] = mapped_column(Text)

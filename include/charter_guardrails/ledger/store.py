@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from charter_guardrails.core.catalogue import CheckName
+from charter_guardrails.core.messages import Message
 from charter_guardrails.core.results import CheckResult
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.db import session_factory
@@ -76,6 +77,8 @@ def record_check_result(
         "severity": result.severity.value,
         "engagements": list(result.engagements),
         "summary": result.summary,
+        "message_id": result.message_id,
+        "message_params": result.message_params if result.message else None,
         "metrics": dict(result.metrics),
         "evidence": result.to_json_dict()["evidence"],
         "report_path": result.report_path,
@@ -188,6 +191,7 @@ def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:
             severity=r.severity,
             engagements=r.engagements,
             summary=r.summary,
+            message=Message(msgid=r.message_id, params=r.message_params or {}) if r.message_id else None,
             metrics=r.metrics,
             evidence=r.evidence,
             dataset=r.dataset or None,

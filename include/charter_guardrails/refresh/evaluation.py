@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.messages import TEXT, Message, Template
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import ModelSpec
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
@@ -76,6 +77,8 @@ class EvaluationReport:
     production_metrics: dict[str, float] | None
     fairness: list[GroupFairness] = field(default_factory=list)
     positive_label: str | None = None
+    #: ``baseline_description`` as a message (``core.messages``), to render it in French.
+    baseline_message: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         from charter_guardrails.core.results import _json_safe
@@ -133,7 +136,7 @@ def evaluate_candidate(
     candidate_metrics = metrics_for(spec.kind, y_true, candidate_pred)
     candidate_score = score(spec.metric, y_true, candidate_pred)
     higher_is_better = spec.metric not in LOWER_IS_BETTER
-    baseline_score, baseline_description = _baseline(spec, candidate, y_true)
+    baseline_score, baseline = _baseline(spec, candidate, y_true)
 
     production_score: float | None = None
     production_metrics: dict[str, float] | None = None
@@ -158,7 +161,8 @@ def evaluate_candidate(
         gain=gain,
         production_score=production_score,
         baseline_score=baseline_score,
-        baseline_description=baseline_description,
+        baseline_description=baseline.english,
+        baseline_message=baseline.to_json_dict(),
         candidate_metrics=candidate_metrics,
         production_metrics=production_metrics,
         fairness=_fairness(policy, holdout, y_true, candidate_pred),
@@ -176,18 +180,18 @@ def _labelled_holdout(spec: ModelSpec, candidate: TrainedModel, holdout: pd.Data
     return holdout.loc[holdout[spec.target].notna().to_numpy()].reset_index(drop=True)
 
 
-def _baseline(spec: ModelSpec, candidate: TrainedModel, y_true: Any) -> tuple[float, str]:
+def _baseline(spec: ModelSpec, candidate: TrainedModel, y_true: Any) -> tuple[float, Message]:
     """The naive predictor's score on the holdout, and what it predicts."""
     baseline_value = candidate.baseline_prediction
     if baseline_value is None:  # a reloaded model without one: fall back to the holdout's own majority / mean
         baseline_value = str(y_true.value_counts().idxmax()) if spec.kind == "text_classifier" else float(y_true.mean())
     baseline_score = score(spec.metric, y_true, [baseline_value] * len(y_true))
-    baseline_description = (
-        f"naive predictor: always the training majority class {baseline_value!r}"
+    baseline = (
+        BASELINE_MAJORITY(value=repr(baseline_value))
         if spec.kind == "text_classifier"
-        else f"naive predictor: always the training mean ({float(baseline_value):.3f})"
+        else BASELINE_MEAN(value=float(baseline_value))
     )
-    return baseline_score, baseline_description
+    return baseline_score, baseline
 
 
 def _fairness(policy: UseCasePolicy, holdout: pd.DataFrame, y_true: Any, y_pred: Any) -> list[GroupFairness]:
@@ -288,22 +292,67 @@ def _fairness_findings(report: EvaluationReport, limit: float) -> _FairnessFindi
     return found
 
 
-def _fairness_verdict(report: EvaluationReport, found: _FairnessFindings, limit: float) -> tuple[Verdict, str]:
+FAIRNESS_NOT_APPLICABLE = Template("no equity groups declared: fairness across groups is not applicable")
+FAIRNESS_BREACH = Template(
+    "%(metric)s differs by %(difference).3f across %(column)s (%(lowest_group)s vs %(highest_group)s)"
+)
+FAIRNESS_UNFAIR = Template("unfair predictions: %(breaches)s (limit %(limit)s)")
+FAIRNESS_NOT_MEASURABLE = Template("fairness not measurable: fewer than two groups of the minimum size in %(columns)s")
+FAIRNESS_FAIR = Template("predictions are fair across groups: largest difference %(difference).3f (limit %(limit)s)")
+FAIRNESS_FAIR_PARTLY = Template(
+    "predictions are fair across groups: largest difference %(difference).3f (limit %(limit)s); "
+    "not measurable for %(columns)s"
+)
+PERFORMANCE_AGAINST_PRODUCTION = Template(
+    "%(metric)s %(candidate).4f vs %(reference).4f for the production model: "
+    "gain %(gain)+.4f (at least the minimum %(minimum)s)"
+)
+PERFORMANCE_BELOW_PRODUCTION = Template(
+    "%(metric)s %(candidate).4f vs %(reference).4f for the production model: "
+    "gain %(gain)+.4f (below the minimum %(minimum)s)"
+)
+PERFORMANCE_AGAINST_BASELINE = Template(
+    "%(metric)s %(candidate).4f vs %(reference).4f for a naive baseline, since no model is in production "
+    "(%(baseline)s): gain %(gain)+.4f (at least the minimum %(minimum)s)"
+)
+PERFORMANCE_BELOW_BASELINE = Template(
+    "%(metric)s %(candidate).4f vs %(reference).4f for a naive baseline, since no model is in production "
+    "(%(baseline)s): gain %(gain)+.4f (below the minimum %(minimum)s)"
+)
+
+
+BASELINE_MAJORITY = Template("naive predictor: always the training majority class %(value)s")
+BASELINE_MEAN = Template("naive predictor: always the training mean (%(value).3f)")
+
+
+def _baseline_message(report: EvaluationReport) -> Message:
+    if report.baseline_message:
+        return Message.from_json_dict(report.baseline_message)
+    return TEXT(text=report.baseline_description)
+
+
+def _fairness_verdict(report: EvaluationReport, found: _FairnessFindings, limit: float) -> tuple[Verdict, Message]:
     if not report.fairness:
-        return Verdict.PASS, "no equity groups declared: fairness across groups is not applicable"
+        return Verdict.PASS, FAIRNESS_NOT_APPLICABLE()
     if found.breaches:
-        described = "; ".join(
-            f"{b['metric']} differs by {b['difference']:.3f} across {b['column']} "
-            f"({b['lowest_group']} vs {b['highest_group']})"
+        described = [
+            FAIRNESS_BREACH(
+                metric=b["metric"],
+                difference=b["difference"],
+                column=b["column"],
+                lowest_group=b["lowest_group"],
+                highest_group=b["highest_group"],
+            )
             for b in found.breaches
-        )
-        return Verdict.FAIL, f"unfair predictions: {described} (limit {limit})"
+        ]
+        return Verdict.FAIL, FAIRNESS_UNFAIR(breaches=described, limit=limit)
     if len(found.uncompared) == len(report.fairness):
-        return Verdict.WARN, f"fairness not measurable: fewer than two groups of the minimum size in {found.uncompared}"
-    summary = f"predictions are fair across groups: largest difference {found.worst_difference:.3f} (limit {limit})"
+        return Verdict.WARN, FAIRNESS_NOT_MEASURABLE(columns=found.uncompared)
     if found.uncompared:
-        return Verdict.WARN, summary + f"; not measurable for {found.uncompared}"
-    return Verdict.PASS, summary
+        return Verdict.WARN, FAIRNESS_FAIR_PARTLY(
+            difference=found.worst_difference, limit=limit, columns=found.uncompared
+        )
+    return Verdict.PASS, FAIRNESS_FAIR(difference=found.worst_difference, limit=limit)
 
 
 def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
@@ -314,7 +363,7 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
     """
     limit = policy.equity.max_metric_difference
     found = _fairness_findings(report, limit)
-    verdict, summary = _fairness_verdict(report, found, limit)
+    verdict, message = _fairness_verdict(report, found, limit)
     metrics: dict[str, float | int | None] = {
         "max_difference": found.worst_difference if report.fairness else None,
         "limit": limit,
@@ -331,7 +380,7 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
         if verdict is Verdict.FAIL
         else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
         engagements=CATALOGUE[CheckName.FAIRNESS].engagement_ids(),
-        summary=summary,
+        message=message,
         metrics=metrics,
         evidence={
             "positive_label": report.positive_label,
@@ -355,21 +404,26 @@ def check_performance(policy: UseCasePolicy, report: EvaluationReport) -> CheckR
     """
     minimum = policy.model.min_gain
     passed = report.gain >= minimum
-    against = (
-        "the production model"
-        if report.reference == "production"
-        else f"a naive baseline, since no model is in production ({report.baseline_description})"
+    production = report.reference == "production"
+    template = (
+        (PERFORMANCE_AGAINST_PRODUCTION if passed else PERFORMANCE_BELOW_PRODUCTION)
+        if production
+        else (PERFORMANCE_AGAINST_BASELINE if passed else PERFORMANCE_BELOW_BASELINE)
     )
-    summary = (
-        f"{report.metric} {report.candidate_score:.4f} vs {report.reference_score:.4f} for {against}: "
-        f"gain {report.gain:+.4f} ({'at least' if passed else 'below'} the minimum {minimum})"
+    message = template(
+        metric=report.metric,
+        candidate=report.candidate_score,
+        reference=report.reference_score,
+        gain=report.gain,
+        minimum=minimum,
+        **({} if production else {"baseline": _baseline_message(report)}),
     )
     return CheckResult(
         check=CheckName.PERFORMANCE,
         verdict=Verdict.PASS if passed else Verdict.FAIL,
         severity=Severity.INFO if passed else Severity.ERROR,
         engagements=CATALOGUE[CheckName.PERFORMANCE].engagement_ids(),
-        summary=summary,
+        message=message,
         metrics={
             "candidate": report.candidate_score,
             "reference": report.reference_score,

@@ -13,10 +13,24 @@ import math
 from typing import Any
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.messages import Message, Template
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import FootprintPolicy
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 from charter_guardrails.refresh.energy import EnergyMeasurement
+
+MEASURED_PER_KWH = Template(
+    "%(wh).4f Wh, %(gco2e).4f gCO2e for a %(metric)s gain of %(gain)+.4f (%(per_kwh).4g per kWh)"
+)
+MEASURED_BELOW_RESOLUTION = Template(
+    "%(wh).4f Wh, %(gco2e).4f gCO2e for a %(metric)s gain of %(gain)+.4f (energy below the meter's resolution)"
+)
+WORTH_FOOTPRINT = Template("the refresh is worth its footprint: %(measured)s")
+NOT_WORTH_FOOTPRINT = Template("the refresh is not worth its footprint: %(problems)s [%(measured)s]")
+OVER_BUDGET = Template("the training used %(kwh).6f kWh, above the budget of %(budget)s kWh")
+WORSE_CANDIDATE = Template("the candidate is worse than the reference (gain %(gain)+.4f): its energy bought nothing")
+LOW_GAIN_PER_KWH = Template("gain per kWh %(per_kwh).4g is below the minimum %(minimum)s")
+LOW_GAIN_PER_GCO2E = Template("gain per gCO2e %(per_gco2e).4g is below the minimum %(minimum)s")
 
 
 def _ratio(gain: float, cost: float) -> float | None:
@@ -46,19 +60,20 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
     per_gco2e = _ratio(gain, energy.gco2e)
     problems = _footprint_problems(footprint, gain, energy, per_kwh, per_gco2e)
     metric = policy.model.metric
-    measured = f"{energy.kwh * 1000:.4f} Wh, {energy.gco2e:.4f} gCO2e for a {metric} gain of {gain:+.4f}" + (
-        f" ({per_kwh:.4g} per kWh)" if per_kwh is not None else " (energy below the meter's resolution)"
+    measured = (
+        MEASURED_PER_KWH(wh=energy.kwh * 1000, gco2e=energy.gco2e, metric=metric, gain=gain, per_kwh=per_kwh)
+        if per_kwh is not None
+        else MEASURED_BELOW_RESOLUTION(wh=energy.kwh * 1000, gco2e=energy.gco2e, metric=metric, gain=gain)
     )
-    if problems:
-        summary = "the refresh is not worth its footprint: " + "; ".join(problems) + f" [{measured}]"
-    else:
-        summary = f"the refresh is worth its footprint: {measured}"
+    message = (
+        NOT_WORTH_FOOTPRINT(problems=problems, measured=measured) if problems else WORTH_FOOTPRINT(measured=measured)
+    )
     return CheckResult(
         check=CheckName.FOOTPRINT,
         verdict=Verdict.FAIL if problems else Verdict.PASS,
         severity=Severity.ERROR if problems else Severity.INFO,
         engagements=CATALOGUE[CheckName.FOOTPRINT].engagement_ids(),
-        summary=summary,
+        message=message,
         metrics={
             "gain": gain,
             "kwh": energy.kwh,
@@ -75,7 +90,7 @@ def check_footprint(policy: UseCasePolicy, gain: float, energy: EnergyMeasuremen
             "gain_unit": f"{metric} points (positive = better)",
             "energy_method": energy.method,
             "country_iso_code": energy.country_iso_code,
-            "problems": problems,
+            "problems": [problem.english for problem in problems],
         },
     )
 
@@ -86,22 +101,20 @@ def _footprint_problems(
     energy: EnergyMeasurement,
     per_kwh: float | None,
     per_gco2e: float | None,
-) -> list[str]:
+) -> list[Message]:
     """Why the refresh is not worth its footprint; empty when it is."""
-    problems: list[str] = []
+    problems: list[Message] = []
     if energy.kwh > footprint.max_kwh_per_training:
-        problems.append(
-            f"the training used {energy.kwh:.6f} kWh, above the budget of {footprint.max_kwh_per_training} kWh"
-        )
+        problems.append(OVER_BUDGET(kwh=energy.kwh, budget=footprint.max_kwh_per_training))
     if gain < 0:
-        problems.append(f"the candidate is worse than the reference (gain {gain:+.4f}): its energy bought nothing")
+        problems.append(WORSE_CANDIDATE(gain=gain))
     elif per_kwh is not None and per_kwh < footprint.min_gain_per_kwh:
-        problems.append(f"gain per kWh {per_kwh:.4g} is below the minimum {footprint.min_gain_per_kwh}")
+        problems.append(LOW_GAIN_PER_KWH(per_kwh=per_kwh, minimum=footprint.min_gain_per_kwh))
     if (
         gain >= 0
         and footprint.min_gain_per_gco2e is not None
         and per_gco2e is not None
         and per_gco2e < footprint.min_gain_per_gco2e
     ):
-        problems.append(f"gain per gCO2e {per_gco2e:.4g} is below the minimum {footprint.min_gain_per_gco2e}")
+        problems.append(LOW_GAIN_PER_GCO2E(per_gco2e=per_gco2e, minimum=footprint.min_gain_per_gco2e))
     return problems

@@ -44,7 +44,7 @@ def brief_context(policy: UseCasePolicy, results: list[CheckResult], decision: G
         "purpose": policy.purpose,
         "overridable": list(decision.overridable) if decision.outcome.value == "needs_override" else [],
         "rows": [
-            {"check": r.check, "dataset": r.dataset or "-", "verdict": r.verdict.value, "summary": r.summary}
+            {"check": r.check, "dataset": r.dataset or "-", "verdict": r.verdict.value, "summary": r.summary_in("fr")}
             for r in results
         ],
         "sections": _sections(results),

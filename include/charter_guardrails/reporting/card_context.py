@@ -252,7 +252,7 @@ def _check_rows(checked: list[CheckResult], overridden: set[str]) -> list[dict[s
             "check": r.check,
             "verdict": r.verdict.value,
             "verdict_label": verdict_label(r.verdict),
-            "summary": r.summary,
+            "summary": r.summary_in("fr"),
             "engagements": [engagement_label(e) for e in r.engagements],
             "overridden": r.check in overridden,
         }

@@ -1,10 +1,14 @@
-"""Ledger rows as JSON-safe dicts for the governance view, with every free text masked."""
+"""Ledger rows as JSON-safe dicts for the governance view, with every free text masked.
+
+A check result's ``summary`` is in French (rendered from its message), ``summary_en`` is the stored English one.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from charter_guardrails.core.messages import render_summary
 from charter_guardrails.ledger.models import Approval, CheckResultRecord, CheckRun, Incident, ModelVersion, PiiFinding
 from charter_guardrails.reporting.scrubbing import mask_personal_values, mask_tree
 
@@ -36,7 +40,10 @@ def result_dict(row: CheckResultRecord) -> dict[str, Any]:
         "verdict": row.verdict,
         "severity": row.severity,
         "engagements": list(row.engagements or []),
-        "summary": mask_personal_values(row.summary),
+        # The view reads French: the summary rendered from its message, the stored English one otherwise.
+        "summary": mask_personal_values(render_summary(row.summary, row.message_id, row.message_params, "fr")),
+        "summary_en": mask_personal_values(row.summary),
+        "message_id": row.message_id,
         "metrics": dict(row.metrics or {}),
         "evidence": mask_tree(row.evidence or {}),
         "report_path": row.report_path,

@@ -55,7 +55,7 @@ def render_privacy_report(outcome: PersonalDataOutcome, *, use_case: str, run_id
         dataset=result.dataset or "",
         source=result.dataset or scan.source,
         verdict=result.verdict.value,
-        summary=result.summary,
+        summary=result.summary_in("fr"),
         engagements=list(result.engagements),
         mode=scan.mode,
         guarantee=scan.guarantee,

@@ -13,10 +13,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.integrity.manifest import INCIDENT_OUTCOMES, Outcome
+from charter_guardrails.core.messages import Message, Template
 
 if TYPE_CHECKING:
     from charter_guardrails.core.results import CheckResult
     from charter_guardrails.incidents.incident import IncidentDraft
+
+INTACT = Template("%(dataset)s: %(file)s matches its signed manifest #%(manifest_id)s (%(size_bytes)s bytes)")
+DATA_CHANGED = Template("%(dataset)s: %(file)s differs from its signed manifest #%(manifest_id)s: %(change)s")
+ROOT_DIFFERS = Template("the Merkle root differs")
+CHUNK_CHANGED = Template("chunk %(chunk)s (bytes %(first_byte)s–%(last_byte)s) changed")
+CHUNK_ROWS_CHANGED = Template(
+    "chunk %(chunk)s (bytes %(first_byte)s–%(last_byte)s, rows %(first_row)s–%(last_row)s) changed"
+)
+IN_FILE = Template("%(change)s in file %(file)s")
+MORE_CHUNKS = Template("%(change)s, and %(more)s more chunk(s)")
+MANIFEST_EDITED = Template(
+    "the manifest of %(dataset)s was edited: it no longer matches its signature (key %(key_id)s)"
+)
+UNKNOWN_KEY = Template("the manifest of %(dataset)s is signed by key %(key_id)s, which is not a trusted key")
+KEY_MISSING = Template("cannot verify %(dataset)s: no trusted public key")
+NO_MANIFEST = Template("no manifest registered for %(dataset)s: run `charter hash FILE --dataset %(dataset)s` first")
 
 MEASURES_TAKEN = [
     "rafraîchissement bloqué (refresh blocked)",
@@ -75,6 +92,38 @@ class Verification:
             **self.facts,
         }
 
+    def message(self) -> Message:
+        """The summary as a message: the outcome, the dataset, the manifest and where the file changed."""
+        ref = f"{self.use_case}.{self.dataset}"
+        file = Path(self.path).name
+        key_id = str(self.facts.get("key_id", ""))
+        if self.outcome is Outcome.INTACT:
+            return INTACT(dataset=ref, file=file, manifest_id=self.manifest_id, size_bytes=self.size_bytes)
+        if self.outcome is Outcome.DATA_CHANGED:
+            return DATA_CHANGED(dataset=ref, file=file, manifest_id=self.manifest_id, change=self._change())
+        if self.outcome is Outcome.MANIFEST_EDITED:
+            return MANIFEST_EDITED(dataset=ref, key_id=key_id)
+        if self.outcome is Outcome.UNKNOWN_KEY:
+            return UNKNOWN_KEY(dataset=ref, key_id=key_id)
+        if self.outcome is Outcome.KEY_MISSING:
+            return KEY_MISSING(dataset=ref)
+        return NO_MANIFEST(dataset=ref)
+
+    def _change(self) -> Message:
+        ranges = self.facts.get("ranges") or []
+        if not ranges:
+            return ROOT_DIFFERS()
+        first = ranges[0]
+        where = {"chunk": first["chunk"], "first_byte": first["bytes"][0], "last_byte": first["bytes"][1]}
+        if "rows" in first:
+            change = CHUNK_ROWS_CHANGED(**where, first_row=first["rows"][0], last_row=first["rows"][1])
+        else:
+            change = CHUNK_CHANGED(**where)
+        if "file" in first:
+            change = IN_FILE(change=change, file=first["file"])
+        more = int(self.facts.get("changed_chunk_count", 1) or 1) - 1
+        return MORE_CHUNKS(change=change, more=more) if more > 0 else change
+
     def to_check_result(self) -> CheckResult:
         """The verdict: pass when intact, fail otherwise (critical when it is evidence of corruption)."""
         from charter_guardrails.core.catalogue import CATALOGUE, CheckName
@@ -93,6 +142,7 @@ class Verification:
             severity=Severity.INFO if self.intact else (Severity.CRITICAL if self.raises_incident else Severity.ERROR),
             engagements=CATALOGUE[CheckName.INTEGRITY].engagement_ids(),
             summary=self.summary,
+            message=self.message(),
             metrics=metrics,
             evidence=self._evidence(),
             dataset=self.dataset,

@@ -24,6 +24,7 @@ from charter_guardrails.checks.privacy.report import ScanOptions, ScanReport
 from charter_guardrails.checks.privacy.report_files import report_dir, write_reports
 from charter_guardrails.checks.privacy.scanner import scan_frame
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.messages import Message, Template, joined
 from charter_guardrails.core.policy_models import DatasetRole
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
 
@@ -37,6 +38,17 @@ if TYPE_CHECKING:
 
 CHECK = CheckName.PERSONAL_DATA
 ENGAGEMENTS = CATALOGUE[CHECK].engagements
+
+FORBIDDEN_COLUMN = Template("%(column)s (%(entities)s)")
+PII_IN_NON_PERSONAL = Template("Personal data in a dataset declared non-personal: %(columns)s.")
+PII_NOT_ALLOWED = Template("Personal data not allowed by the policy in %(count)s column(s): %(columns)s.")
+PII_NOT_PSEUDONYMISED = Template("Allowed personal data is not pseudonymised before training in: %(columns)s.")
+PII_ONLY_ALLOWED = Template(
+    "Personal data only where the policy allows it (%(count)s column(s) with personal data, all declared). "
+    "Mode %(mode)s, %(scanned)s of %(rows)s rows."
+)
+NO_PII = Template("No personal data found. Mode %(mode)s, %(scanned)s of %(rows)s rows.")
+UNREADABLE = Template("The dataset could not be read (%(kind)s), so its personal data cannot be checked.")
 
 #: Entity names a policy may use for the same thing (Presidio's generic names and ours).
 _ALIASES = {
@@ -223,33 +235,21 @@ def _incident_draft(
     )
 
 
-def _judgement(columns: list[ColumnVerdict], scan: ScanReport, dataset: Dataset) -> tuple[Verdict, Severity, str]:
+def _judgement(columns: list[ColumnVerdict], scan: ScanReport, dataset: Dataset) -> tuple[Verdict, Severity, Message]:
     """The verdict, its severity and its summary: fail on forbidden data, warn on clear-text training data."""
     bad = [c for c in columns if not c.ok]
     if bad:
-        names = ", ".join(f"{c.column} ({'/'.join(c.forbidden)})" for c in bad)
+        names = joined(FORBIDDEN_COLUMN(column=c.column, entities=joined(c.forbidden, "/")) for c in bad)
         if not dataset.personal_data:
-            return Verdict.FAIL, Severity.CRITICAL, f"Personal data in a dataset declared non-personal: {names}."
-        return (
-            Verdict.FAIL,
-            Severity.ERROR,
-            f"Personal data not allowed by the policy in {len(bad)} column(s): {names}.",
-        )
+            return Verdict.FAIL, Severity.CRITICAL, PII_IN_NON_PERSONAL(columns=names)
+        return Verdict.FAIL, Severity.ERROR, PII_NOT_ALLOWED(count=len(bad), columns=names)
     if any(c.warning for c in columns):
-        names = ", ".join(c.column for c in columns if c.warning)
-        return (
-            Verdict.WARN,
-            Severity.WARNING,
-            f"Allowed personal data is not pseudonymised before training in: {names}.",
-        )
+        return Verdict.WARN, Severity.WARNING, PII_NOT_PSEUDONYMISED(columns=[c.column for c in columns if c.warning])
     with_pii = [c for c in columns if c.found]
-    summary = (
-        f"Personal data only where the policy allows it ({len(with_pii)} column(s) with personal data, all declared)."
-        if with_pii
-        else "No personal data found."
-    )
-    summary += f" Mode {scan.mode}, {scan.scanned_rows} of {scan.rows} rows."
-    return Verdict.PASS, Severity.INFO, summary
+    scanned = {"mode": scan.mode, "scanned": scan.scanned_rows, "rows": scan.rows}
+    if with_pii:
+        return Verdict.PASS, Severity.INFO, PII_ONLY_ALLOWED(count=len(with_pii), **scanned)
+    return Verdict.PASS, Severity.INFO, NO_PII(**scanned)
 
 
 def evaluate(
@@ -259,7 +259,7 @@ def evaluate(
     columns = judge_columns(scan, dataset)
     bad = [c for c in columns if not c.ok]
     metrics = _metrics(scan, columns)
-    verdict, severity, summary = _judgement(columns, scan, dataset)
+    verdict, severity, message = _judgement(columns, scan, dataset)
     incident = (
         _incident_draft(bad, scan, policy, dataset, run_id=run_id, forbidden_rows=int(metrics["forbidden_rows"] or 0))
         if bad
@@ -270,7 +270,7 @@ def evaluate(
         verdict=verdict,
         severity=severity,
         engagements=list(ENGAGEMENTS),
-        summary=summary,
+        message=message,
         metrics=metrics,
         evidence=_evidence(scan, dataset, columns),
         dataset=dataset.id,
@@ -317,7 +317,7 @@ def check_personal_data(
                 verdict=Verdict.FAIL,
                 severity=Severity.ERROR,
                 engagements=list(ENGAGEMENTS),
-                summary=f"The dataset could not be read ({exc.kind}), so its personal data cannot be checked.",
+                message=UNREADABLE(kind=exc.kind),
                 evidence={"read_error": exc.to_json_dict()},
                 dataset=dataset.id,
             )

@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
+from charter_guardrails.core.messages import Template
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import Dataset, DatasetRole
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
 
 if TYPE_CHECKING:
     import pandas as pd
+
+NOT_CHECKED_UNREADABLE = Template("%(check)s not checked: the data cannot be read (%(kind)s): %(detail)s")
 
 
 def read_typed(dataset: Dataset, path: Path | None = None) -> pd.DataFrame:
@@ -34,7 +37,7 @@ def _unreadable(check: CheckName, dataset: Dataset, exc: Any) -> CheckResult:
         severity=Severity.ERROR,
         engagements=CATALOGUE[check].engagement_ids(),
         dataset=dataset.id,
-        summary=f"{check} not checked: the data cannot be read ({exc.kind}): {exc}",
+        message=NOT_CHECKED_UNREADABLE(check=str(check), kind=exc.kind, detail=str(exc)),
         evidence={"problems": [exc.to_json_dict()]},
     )
 

@@ -37,12 +37,25 @@ from charter_guardrails.checks.quality.reference_profile import (
 )
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import Message, Template, joined
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import DatasetRole, DriftPolicy
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
 
 if TYPE_CHECKING:
     import pandas as pd
+
+NUMERIC_DRIFT = Template("PSI %(psi).3f > %(psi_max)s and KS p=%(pvalue).2g < %(pvalue_min)s")
+CATEGORICAL_DRIFT = Template("Jensen-Shannon %(js).3f > %(js_max)s and chi-square p=%(pvalue).2g < %(pvalue_min)s")
+TEXT_LENGTH_DRIFT = Template("length PSI %(psi).3f > %(psi_max)s")
+VOCABULARY_DRIFT = Template("%(oov).0f%% of words unseen in training > %(oov_max).0f%%")
+FEATURE_DRIFTED = Template("%(feature)s: %(reasons)s")
+FEATURES_MISSING = Template("feature(s) absent or empty in the batch: %(features)s")
+DRIFTED = Template("%(drifted)s of %(features)s feature(s) drifted from the training reference")
+DRIFTED_WITH_DETAIL = Template(
+    "%(drifted)s of %(features)s feature(s) drifted from the training reference — %(detail)s"
+)
+NO_DRIFT = Template("no drift on %(features)s feature(s) against the training reference")
 
 # The profile API stays importable from here, where callers have always found it.
 __all__ = [
@@ -148,13 +161,14 @@ def check_drift(
     per_feature: dict[str, Any] = {}
     drifted: list[str] = []
     missing: list[str] = []
+    reasons: dict[str, list[Message]] = {}
     for name, feature in profile["features"].items():
-        stats = _feature_drift(feature, frame[name], thresholds) if name in frame.columns else None
-        if stats is None:
+        found = _feature_drift(feature, frame[name], thresholds) if name in frame.columns else None
+        if found is None:
             missing.append(name)
             continue
-        per_feature[name] = stats
-        if stats["reasons"]:
+        per_feature[name], reasons[name] = found
+        if reasons[name]:
             drifted.append(name)
     failing = len(drifted) >= thresholds.max_drifted_features or bool(missing)
     return CheckResult(
@@ -163,7 +177,7 @@ def check_drift(
         severity=Severity.ERROR if failing else (Severity.WARNING if drifted else Severity.INFO),
         engagements=CATALOGUE[CheckName.DRIFT].engagement_ids(),
         dataset=ds.id,
-        summary=_drift_summary(per_feature, drifted, missing, failing=failing),
+        message=_drift_summary(per_feature, reasons, drifted, missing, failing=failing),
         metrics={
             "features": len(per_feature),
             "drifted_features": len(drifted),
@@ -186,9 +200,11 @@ def check_drift(
     )
 
 
-def _feature_drift(feature: dict[str, Any], series: Any, thresholds: DriftPolicy) -> dict[str, Any] | None:
+def _feature_drift(
+    feature: dict[str, Any], series: Any, thresholds: DriftPolicy
+) -> tuple[dict[str, Any], list[Message]] | None:
     """One feature's statistics and drift reasons, or None when a numeric feature is empty in the batch."""
-    reasons: list[str] = []
+    reasons: list[Message] = []
     if feature["kind"] == "numeric":
         values = series.dropna().astype("float64").to_numpy()
         if not values.size:
@@ -196,35 +212,47 @@ def _feature_drift(feature: dict[str, Any], series: Any, thresholds: DriftPolicy
         stats = _numeric(feature, values)
         if stats["psi"] > thresholds.psi_max and stats["ks_pvalue"] < thresholds.ks_pvalue_min:
             reasons.append(
-                f"PSI {stats['psi']:.3f} > {thresholds.psi_max} "
-                f"and KS p={stats['ks_pvalue']:.2g} < {thresholds.ks_pvalue_min}"
+                NUMERIC_DRIFT(
+                    psi=stats["psi"],
+                    psi_max=thresholds.psi_max,
+                    pvalue=stats["ks_pvalue"],
+                    pvalue_min=thresholds.ks_pvalue_min,
+                )
             )
     elif feature["kind"] == "categorical":
         stats = _categorical(feature, series)
         if stats["js_distance"] > thresholds.js_max and stats["chi2_pvalue"] < thresholds.chi2_pvalue_min:
             reasons.append(
-                f"Jensen-Shannon {stats['js_distance']:.3f} > {thresholds.js_max} "
-                f"and chi-square p={stats['chi2_pvalue']:.2g} "
-                f"< {thresholds.chi2_pvalue_min}"
+                CATEGORICAL_DRIFT(
+                    js=stats["js_distance"],
+                    js_max=thresholds.js_max,
+                    pvalue=stats["chi2_pvalue"],
+                    pvalue_min=thresholds.chi2_pvalue_min,
+                )
             )
     else:
         stats = _text(feature, series)
         if stats["length_psi"] > thresholds.text_length_psi_max:
-            reasons.append(f"length PSI {stats['length_psi']:.3f} > {thresholds.text_length_psi_max}")
+            reasons.append(TEXT_LENGTH_DRIFT(psi=stats["length_psi"], psi_max=thresholds.text_length_psi_max))
         if stats["oov_share"] > thresholds.vocabulary_oov_max:
-            reasons.append(
-                f"{stats['oov_share']:.0%} of words unseen in training > {thresholds.vocabulary_oov_max:.0%}"
-            )
-    stats.update({"kind": feature["kind"], "drifted": bool(reasons), "reasons": reasons})
-    return stats
+            reasons.append(VOCABULARY_DRIFT(oov=100 * stats["oov_share"], oov_max=100 * thresholds.vocabulary_oov_max))
+    stats.update({"kind": feature["kind"], "drifted": bool(reasons), "reasons": [r.english for r in reasons]})
+    return stats, reasons
 
 
-def _drift_summary(per_feature: dict[str, Any], drifted: list[str], missing: list[str], *, failing: bool) -> str:
-    detail = "; ".join(f"{n}: {', '.join(per_feature[n]['reasons'])}" for n in drifted)
+def _drift_summary(
+    per_feature: dict[str, Any],
+    reasons: dict[str, list[Message]],
+    drifted: list[str],
+    missing: list[str],
+    *,
+    failing: bool,
+) -> Message:
+    detail: list[Message] = [FEATURE_DRIFTED(feature=n, reasons=joined(reasons[n])) for n in drifted]
     if missing:
-        detail = (detail + "; " if detail else "") + f"feature(s) absent or empty in the batch: {missing}"
+        detail.append(FEATURES_MISSING(features=missing))
     if failing or drifted:
-        return f"{len(drifted)} of {len(per_feature)} feature(s) drifted from the training reference" + (
-            f" — {detail}" if detail else ""
-        )
-    return f"no drift on {len(per_feature)} feature(s) against the training reference"
+        if detail:
+            return DRIFTED_WITH_DETAIL(drifted=len(drifted), features=len(per_feature), detail=detail)
+        return DRIFTED(drifted=len(drifted), features=len(per_feature))
+    return NO_DRIFT(features=len(per_feature))

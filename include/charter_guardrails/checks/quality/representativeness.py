@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import Message, Template
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import GroupSpec
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
@@ -33,6 +34,28 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Z95 = 1.959964
+
+GROUP_ABSENT = Template(
+    "%(column)s=%(group)s: absent from the data (data gap, AI Act Art. 10(2)(h)); "
+    "%(expected).1f%% of the reference population"
+)
+GROUP_SHARE_GAP = Template(
+    "%(column)s=%(group)s: %(share).1f%% of rows vs %(expected).1f%% of the population "
+    "(%(gap)+.1f pp, limit ±%(limit)g pp)"
+)
+GROUP_NOT_IN_REFERENCE = Template("%(column)s=%(group)s: %(count)s rows in a group the reference does not know")
+GROUP_TOO_SMALL = Template("%(column)s=%(group)s: %(count)s rows, fewer than the minimum %(minimum)s")
+DISPARATE_IMPACT = Template(
+    "%(column)s: base rate of %(label)s is %(lowest_rate).1f%% in %(lowest)s vs %(highest_rate).1f%% in "
+    "%(highest)s: disparate impact %(point).2f (at best %(favourable).2f) < %(threshold)s (four-fifths rule)"
+)
+GROUP_COLUMN_ABSENT = Template("group column %(column)s is absent from the data")
+NO_EQUITY_GROUPS = Template("use case %(use_case)s declares no equity groups: nothing to compare")
+REPRESENTATIVE = Template("training data is representative of the declared groups (%(columns)s)")
+NOT_REPRESENTATIVE = Template(
+    "training data is NOT representative of the declared groups (%(columns)s): %(problems)s problem(s) — %(reasons)s"
+)
+MORE_PROBLEMS = Template("… %(count)s more")
 
 
 @dataclass(frozen=True)
@@ -88,7 +111,7 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 
 def _group_report(
     policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, label: pd.Series | None
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[Message]]:
     series = frame[spec.column].astype("string")
     known = series.dropna()
     counts = {str(k): int(v) for k, v in known.value_counts().items()}
@@ -108,15 +131,15 @@ def _group_report(
         if impact is not None:
             report["disparate_impact"] = impact
         reasons.extend(impact_reasons)
-    report["reasons"] = reasons
+    report["reasons"] = [reason.english for reason in reasons]
     return report, reasons
 
 
 def _group_entries(
     spec: GroupSpec, counts: dict[str, int], total: int, reference: ReferenceDistribution | None
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[Message]]:
     """Count, share and gap to the reference of every group seen in the data or in the reference."""
-    reasons: list[str] = []
+    reasons: list[Message] = []
     groups: dict[str, Any] = {}
     for group in sorted(set(counts) | set(reference.shares if reference else {})):
         count = counts.get(group, 0)
@@ -129,20 +152,23 @@ def _group_entries(
                 entry.update({"reference_share": expected, "gap_pp": round(gap, 2)})
                 if count == 0:
                     entry["data_gap"] = True
-                    reasons.append(
-                        f"{spec.column}={group}: absent from the data (data gap, AI Act Art. 10(2)(h)); "
-                        f"{expected:.1%} of the reference population"
-                    )
+                    reasons.append(GROUP_ABSENT(column=spec.column, group=group, expected=100 * expected))
                 elif abs(gap) > spec.max_share_gap_pp:
                     reasons.append(
-                        f"{spec.column}={group}: {share:.1%} of rows vs {expected:.1%} of the population "
-                        f"({gap:+.1f} pp, limit ±{spec.max_share_gap_pp:g} pp)"
+                        GROUP_SHARE_GAP(
+                            column=spec.column,
+                            group=group,
+                            share=100 * share,
+                            expected=100 * expected,
+                            gap=gap,
+                            limit=spec.max_share_gap_pp,
+                        )
                     )
             else:
                 entry["not_in_reference"] = True
-                reasons.append(f"{spec.column}={group}: {count} rows in a group the reference does not know")
+                reasons.append(GROUP_NOT_IN_REFERENCE(column=spec.column, group=group, count=count))
         if 0 < count < spec.min_group_size:
-            reasons.append(f"{spec.column}={group}: {count} rows, fewer than the minimum {spec.min_group_size}")
+            reasons.append(GROUP_TOO_SMALL(column=spec.column, group=group, count=count, minimum=spec.min_group_size))
         groups[group] = entry
     return groups, reasons
 
@@ -154,7 +180,7 @@ def _disparate_impact(
     counts: dict[str, int],
     groups: dict[str, Any],
     label: pd.Series,
-) -> tuple[dict[str, Any] | None, list[str]]:
+) -> tuple[dict[str, Any] | None, list[Message]]:
     """Base rate of the positive label per large-enough group (written into ``groups``) and the
     disparate-impact ratio, or None when fewer than two groups are large enough."""
     positive = label.astype("string") == policy.equity.positive_label
@@ -183,12 +209,20 @@ def _disparate_impact(
         "highest_group": highest,
         "threshold": policy.equity.min_disparate_impact,
     }
-    reasons: list[str] = []
+    reasons: list[Message] = []
     if favourable < policy.equity.min_disparate_impact:
         reasons.append(
-            f"{spec.column}: base rate of {policy.equity.positive_label!r} is {rates[lowest][0]:.1%} "
-            f"in {lowest} vs {rates[highest][0]:.1%} in {highest}: disparate impact {point:.2f} "
-            f"(at best {favourable:.2f}) < {policy.equity.min_disparate_impact} (four-fifths rule)"
+            DISPARATE_IMPACT(
+                column=spec.column,
+                label=repr(policy.equity.positive_label),
+                lowest_rate=100 * rates[lowest][0],
+                lowest=lowest,
+                highest_rate=100 * rates[highest][0],
+                highest=highest,
+                point=point,
+                favourable=favourable,
+                threshold=policy.equity.min_disparate_impact,
+            )
         )
     return impact, reasons
 
@@ -202,35 +236,30 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
             verdict=Verdict.PASS,
             engagements=CATALOGUE[CheckName.REPRESENTATIVENESS].engagement_ids(),
             dataset=ds.id,
-            summary=f"use case {policy.id} declares no equity groups: nothing to compare",
+            message=NO_EQUITY_GROUPS(use_case=policy.id),
             metrics={"groups_checked": 0},
             evidence={},
         )
     label = frame[policy.model.target] if policy.model.target in frame.columns else None
     reports: list[dict[str, Any]] = []
-    reasons: list[str] = []
+    reasons: list[Message] = []
     absent_columns = []
     for spec in policy.equity.groups:
         if spec.column not in frame.columns:
             absent_columns.append(spec.column)
-            reasons.append(f"group column {spec.column} is absent from the data")
+            reasons.append(GROUP_COLUMN_ABSENT(column=spec.column))
             continue
         report, group_reasons = _group_report(policy, spec, frame, label)
         reports.append(report)
         reasons.extend(group_reasons)
     gaps = [f"{r['column']}={g}" for r in reports for g, e in r["groups"].items() if e.get("data_gap")]
     verdict = Verdict.FAIL if reasons else Verdict.PASS
-    summary = (
-        f"training data {'is NOT' if reasons else 'is'} representative of the declared groups "
-        f"({', '.join(s.column for s in policy.equity.groups)})"
-        + (
-            f": {len(reasons)} problem(s) — "
-            + "; ".join(reasons[:5])
-            + (f"; … {len(reasons) - 5} more" if len(reasons) > 5 else "")
-            if reasons
-            else ""
-        )
-    )
+    columns = [s.column for s in policy.equity.groups]
+    if reasons:
+        listed = reasons[:5] + ([MORE_PROBLEMS(count=len(reasons) - 5)] if len(reasons) > 5 else [])
+        message = NOT_REPRESENTATIVE(columns=columns, problems=len(reasons), reasons=listed)
+    else:
+        message = REPRESENTATIVE(columns=columns)
     di = [r["disparate_impact"]["point"] for r in reports if "disparate_impact" in r]
     return CheckResult(
         check=CheckName.REPRESENTATIVENESS,
@@ -238,7 +267,7 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
         severity=Severity.ERROR if reasons else Severity.INFO,
         engagements=CATALOGUE[CheckName.REPRESENTATIVENESS].engagement_ids(),
         dataset=ds.id,
-        summary=summary,
+        message=message,
         metrics={
             "rows": len(frame),
             "group_columns": len(reports),
@@ -249,5 +278,10 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
             ),
             "min_disparate_impact": min(di) if di else None,
         },
-        evidence={"group_columns": reports, "data_gaps": gaps, "absent_columns": absent_columns, "reasons": reasons},
+        evidence={
+            "group_columns": reports,
+            "data_gaps": gaps,
+            "absent_columns": absent_columns,
+            "reasons": [reason.english for reason in reasons],
+        },
     )

@@ -25,10 +25,40 @@ from charter_guardrails.checks.quality.redaction import (
 from charter_guardrails.checks.quality.suites import ExpectationSpec, LoadedSuite, build_gx_suite
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import TEXT, Message, Template
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import Dataset
 from charter_guardrails.core.results import CheckResult, Severity, Verdict, with_report_error
 from charter_guardrails.core.settings import get_settings
+
+SUITE_UNREADABLE = Template("quality suite %(suite)s not run: the data cannot be read (%(kind)s): %(detail)s")
+SUITE_FAILED = Template(
+    "quality suite %(suite)s FAILED on %(dataset)s: %(failed)s error expectation(s) failed — %(reasons)s"
+)
+SUITE_FAILED_WITH_PROBLEMS = Template(
+    "quality suite %(suite)s FAILED on %(dataset)s: %(failed)s error expectation(s) failed, "
+    "%(problems)s input problem(s) — %(reasons)s"
+)
+SUITE_PASSED_WITH_WARNINGS = Template(
+    "quality suite %(suite)s passed on %(dataset)s with %(warnings)s warning(s): %(reasons)s"
+)
+SUITE_PASSED = Template("quality suite %(suite)s passed on %(dataset)s: %(successful)s/%(evaluated)s expectations met")
+MORE_REASONS = Template("… %(count)s more")
+EXPECTATION = Template("%(what)s")
+EXPECTATION_ROWS = Template("%(what)s (%(count)s rows)")
+EXPECTATION_OBSERVED = Template("%(what)s (observed %(observed)s)")
+ON_COLUMNS = Template("%(columns)s: %(reason)s")
+MISSING_COLUMNS = Template("declared column(s) missing from the data: %(columns)s")
+EXTRA_COLUMNS = Template("column(s) in the data but not declared in the policy: %(columns)s")
+UNKNOWN_COLUMNS = Template("suite %(suite_file)s refers to column(s) neither declared nor present: %(columns)s")
+EMPTY_DATASET = Template("the dataset is empty (0 rows)")
+#: The templates of the input problems, by kind.
+PROBLEM_TEMPLATES = {
+    "missing_column": MISSING_COLUMNS,
+    "extra_column": EXTRA_COLUMNS,
+    "unknown_column": UNKNOWN_COLUMNS,
+    "empty": EMPTY_DATASET,
+}
 
 #: GX result format: SUMMARY gives counts and up to 20 examples, which we mask or drop right after.
 RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
@@ -202,6 +232,7 @@ def _column_problems(ds: Dataset, loaded: LoadedSuite, info: InputInfo) -> tuple
             {
                 "kind": "unknown_column",
                 "columns": unknown,
+                "path": loaded.path.name,
                 "message": f"suite {loaded.path.name} refers to column(s) neither declared nor present: {unknown}",
             }
         )
@@ -246,7 +277,7 @@ def unreadable(
         severity=Severity.ERROR,
         engagements=CATALOGUE[CheckName.QUALITY].engagement_ids(),
         dataset=ds.id,
-        summary=f"quality suite {loaded.name} not run: the data cannot be read ({kind}): {message}",
+        message=SUITE_UNREADABLE(suite=loaded.name, kind=kind, detail=message),
         metrics={
             "success_percent": 0.0,
             "evaluated_expectations": 0,
@@ -263,21 +294,26 @@ def unreadable(
     )
 
 
-def _describe(outcome: dict[str, Any]) -> str:
+def _describe(outcome: dict[str, Any]) -> Message:
     cols = ",".join(outcome["columns"])
     what = outcome["expectation"].removeprefix("expect_")
     result = outcome.get("result") or {}
     count = result.get("unexpected_count")
-    tail = (
-        f" ({count} rows)"
-        if count
-        else (
-            f" (observed {result['observed_value']})"
-            if "observed_value" in result and not str(result.get("observed_value", "")).startswith("<redacted")
-            else ""
-        )
-    )
-    return f"{cols + ': ' if cols else ''}{what}{tail}"
+    if count:
+        described = EXPECTATION_ROWS(what=what, count=count)
+    elif "observed_value" in result and not str(result.get("observed_value", "")).startswith("<redacted"):
+        described = EXPECTATION_OBSERVED(what=what, observed=str(result["observed_value"]))
+    else:
+        described = EXPECTATION(what=what)
+    return ON_COLUMNS(columns=cols, reason=described) if cols else described
+
+
+def _problem(problem: dict[str, Any]) -> Message:
+    """An input problem as a message: by its kind when the kind is known, its text otherwise."""
+    template = PROBLEM_TEMPLATES.get(problem.get("kind", ""))
+    if template is None:
+        return TEXT(text=problem["message"])
+    return template(columns=problem.get("columns") or [], suite_file=problem.get("path") or "")
 
 
 def to_check_result(
@@ -299,7 +335,7 @@ def to_check_result(
     error_success_percent = 100.0 * (len(errors) - len(failed_error)) / len(errors) if errors else 100.0
     failing = bool(problems) or error_success_percent < policy.quality.min_success_percent or (evaluated == 0)
     verdict = Verdict.FAIL if failing else (Verdict.WARN if failed_warning or failed_error else Verdict.PASS)
-    summary = _summary(verdict, loaded.name, ds.id, problems, outcomes)
+    message = _summary(verdict, loaded.name, ds.id, problems, outcomes)
     return CheckResult(
         check=CheckName.QUALITY,
         verdict=verdict,
@@ -308,7 +344,7 @@ def to_check_result(
         else (Severity.WARNING if verdict is Verdict.WARN else Severity.INFO),
         engagements=CATALOGUE[CheckName.QUALITY].engagement_ids(),
         dataset=ds.id,
-        summary=summary,
+        message=message,
         metrics={
             "success_percent": round(success_percent, 2),
             "error_success_percent": round(error_success_percent, 2),
@@ -335,23 +371,24 @@ def to_check_result(
 
 def _summary(
     verdict: Verdict, suite: str, dataset: str, problems: list[dict[str, Any]], outcomes: list[dict[str, Any]]
-) -> str:
+) -> Message:
     """One line: the verdict and, for a failure or a warning, the first six reasons."""
     successful = sum(1 for o in outcomes if o["success"])
     failed_error = [o for o in outcomes if o["severity"] == "error" and not o["success"]]
     failed_warning = [o for o in outcomes if o["severity"] == "warning" and not o["success"]]
     if verdict is Verdict.FAIL:
-        reasons = [p["message"] for p in problems] + [_describe(o) for o in failed_error]
-        return (
-            f"quality suite {suite} FAILED on {dataset}: {len(failed_error)} error expectation(s) failed"
-            + (f", {len(problems)} input problem(s)" if problems else "")
-            + " — "
-            + "; ".join(reasons[:6])
-            + (f"; … {len(reasons) - 6} more" if len(reasons) > 6 else "")
+        reasons = [_problem(p) for p in problems] + [_describe(o) for o in failed_error]
+        listed: list[Message] = reasons[:6]
+        if len(reasons) > 6:
+            listed.append(MORE_REASONS(count=len(reasons) - 6))
+        return (SUITE_FAILED_WITH_PROBLEMS if problems else SUITE_FAILED)(
+            suite=suite, dataset=dataset, failed=len(failed_error), problems=len(problems), reasons=listed
         )
     if verdict is Verdict.WARN:
-        return (
-            f"quality suite {suite} passed on {dataset} with {len(failed_warning) + len(failed_error)} warning(s): "
-            + "; ".join(_describe(o) for o in (failed_warning + failed_error)[:6])
+        return SUITE_PASSED_WITH_WARNINGS(
+            suite=suite,
+            dataset=dataset,
+            warnings=len(failed_warning) + len(failed_error),
+            reasons=[_describe(o) for o in (failed_warning + failed_error)[:6]],
         )
-    return f"quality suite {suite} passed on {dataset}: {successful}/{len(outcomes)} expectations met"
+    return SUITE_PASSED(suite=suite, dataset=dataset, successful=successful, evaluated=len(outcomes))
