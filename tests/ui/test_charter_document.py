@@ -289,6 +289,139 @@ def test_the_view_exports_the_document_as_pdf_and_html_for_a_reader(
     assert client.get("/rapport-charte/export.pdf", params={"debut": "2026-13-01"}).status_code == 400
 
 
+def test_the_views_pdf_export_is_signed_beside_the_clis_files_and_verifies_with_the_public_key(
+    ui_ledger: tuple[str, LedgerRows], charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.security import require_reader
+    from charter_guardrails.core.keys import PUBLIC_KEY_FILE, SIGNING_KEY_FILE
+    from charter_guardrails.core.settings import get_settings
+    from fastapi.testclient import TestClient
+
+    app = create_app()
+    app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    client = TestClient(app)
+    folder = get_settings().reports_dir / "charte"
+    assert folder.is_relative_to(charter_home)
+    name = "rapport-charte-2026-01-01-2027-01-01.pdf"
+
+    response = client.get("/rapport-charte/export.pdf", params={"debut": "2026-01-01", "fin": "2026-12-31"})
+    assert response.status_code == 200, response.text[:500]
+    pdf = folder / name
+    assert pdf.read_bytes() == response.content
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [name, f"{name}.sig.json"]
+    assert response.headers["link"] == f'</rapport-charte/fichiers/{name}.sig.json>; rel="signature"'
+
+    served = client.get(f"/rapport-charte/fichiers/{name}.sig.json")
+    assert served.status_code == 200
+    assert served.content == (folder / f"{name}.sig.json").read_bytes()
+    assert served.json()["file"] == name
+    assert client.get(f"/rapport-charte/fichiers/{name}").content == response.content
+
+    keys_dir = charter_home / "keys"
+    public = tmp_path / "public.pem"
+    shutil.copy(keys_dir / PUBLIC_KEY_FILE, public)
+    (keys_dir / SIGNING_KEY_FILE).unlink()  # from here on, only the public key exists
+    code, out, err = _charter(["report", "verify", str(pdf), "--public-key", str(public)], capsys)
+    assert code == 0, err
+    assert out.startswith("ok:")
+
+    # without the signing key the view serves no unsigned PDF
+    refused = client.get("/rapport-charte/export.pdf", params={"debut": "2026-01-01", "fin": "2026-12-31"})
+    assert refused.status_code == 503
+    assert "signing key" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/rapport-charte/fichiers/../keys/x",
+        "/rapport-charte/fichiers/..%2Fkeys%2Fsigning_ed25519.pem",
+        "/rapport-charte/fichiers/%2E%2E",
+        "/rapport-charte/fichiers/signing_ed25519.pem",
+        "/rapport-charte/fichiers/rapport-charte-2026-01-01-2027-01-01.txt",
+        "/rapport-charte/fichiers/rapport-charte-2025-01-01-2025-07-01.pdf",
+        "/rapport-charte/fichiers/.rapport-charte.lock",
+    ],
+)
+def test_the_report_files_route_serves_only_the_writers_files(
+    ui_ledger: tuple[str, LedgerRows], charter_home: Path, path: str
+) -> None:
+    from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.security import require_reader
+    from charter_guardrails.core.settings import get_settings
+    from fastapi.testclient import TestClient
+
+    folder = get_settings().reports_dir / "charte"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("rapport-charte-2026-01-01-2027-01-01.txt", ".rapport-charte.lock", "signing_ed25519.pem"):
+        (folder / name).write_text("x", encoding="utf-8")
+    (charter_home / "keys" / "x").write_text("secret", encoding="utf-8")
+    app = create_app()
+    app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    response = TestClient(app).get(path)
+    assert response.status_code == 404
+    assert "secret" not in response.text
+
+
+def test_the_open_risks_list_each_engagement_without_a_valid_attestation(ui_ledger: tuple[str, LedgerRows]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from charter_guardrails.core.engagements import EngagementKind, load_engagements
+    from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.reporting.attestations import record_attestation
+    from charter_guardrails.reporting.charter_document import build_document
+    from charter_guardrails.reporting.charter_document_html import render_html
+    from charter_guardrails.reporting.charter_report import parse_period
+
+    organisational = [e.id for e in load_engagements() if e.kind is EngagementKind.ORGANISATIONAL]
+    assert len(organisational) >= 3
+    attested, expired = organisational[0], organisational[1]
+    today = datetime.now(UTC).date()
+    with ledger_session() as session:
+        for engagement, attested_on, expires_on in (
+            (attested, today - timedelta(days=10), today + timedelta(days=365)),
+            (expired, today - timedelta(days=400), today - timedelta(days=35)),
+        ):
+            record_attestation(
+                session,
+                engagement_id=engagement,
+                statement="Revue annuelle tenue par le comité, compte rendu signé.",
+                document_ref="CR-COMITE-2026-01",
+                attested_by="Secrétariat du Comité",
+                attested_on=attested_on,
+                expires_on=expires_on,
+            )
+        session.commit()
+    start, end = parse_period(None, None)
+    with ledger_session() as session:
+        doc = build_document(session, start, end)
+
+    risks = {r["id"]: r for r in doc["open_risks"]["attestations"]}
+    for engagement in organisational:
+        if engagement == attested:
+            assert engagement not in risks
+        else:
+            assert engagement in risks, f"{engagement} has no valid attestation but is not an open risk"
+    assert risks[expired]["attestation"] == "expired"
+    assert risks[expired]["expires_on"] == (today - timedelta(days=35)).isoformat()
+    for engagement in organisational[2:]:
+        assert risks[engagement]["attestation"] == "missing"
+    needing = {e["id"] for e in doc["engagements"] if e["needs_attestation"]}
+    assert set(risks) <= needing
+    assert set(risks) == {
+        e["id"] for e in doc["engagements"] if e["needs_attestation"] and not (e["attestation"] or {}).get("valid")
+    }
+    by_id = {e["id"]: e for e in doc["engagements"]}
+    assert by_id[attested]["status"] == "attesté"
+    assert by_id[expired]["status"] == "non évalué"
+
+    html = render_html(doc)
+    listed = html.split('id="attestations-manquantes"', 1)[1].split("</ul>", 1)[0]
+    assert f"{by_id[expired]['principle_label']} {by_id[expired]['number']} : attestation expirée le " in listed
+    assert f"{by_id[attested]['principle_label']} {by_id[attested]['number']} :" not in listed
+
+
 def test_the_pdf_export_refuses_anonymous_requests(charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from charter_airflow.plugin import governance_app
     from fastapi.testclient import TestClient

@@ -80,13 +80,14 @@ def _progress(message: str) -> None:
 
 
 def _charter(args: argparse.Namespace) -> int:
-    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger.store import ledger_session
-    from charter_guardrails.reporting.charter_document import build_document, signature_path, write_report
+    from charter_guardrails.reporting.charter_document import build_document
     from charter_guardrails.reporting.charter_report import parse_period
+    from charter_guardrails.reporting.report_files import default_folder, write_report
+    from charter_guardrails.reporting.report_signing import signature_path
 
     start, end = parse_period(args.start, args.end)
-    out_dir = args.out or get_settings().reports_dir / "charte"
+    out_dir = args.out or default_folder()
     with ledger_session() as session:
         doc = build_document(session, start, end)
     written = write_report(doc, out_dir, args.formats, progress=_progress if "pdf" in args.formats else None)
@@ -124,7 +125,7 @@ def _public_keys(path: Path | None) -> Any:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from charter_guardrails.reporting.charter_document import verify_report
+    from charter_guardrails.reporting.report_signing import verify_report
 
     result = verify_report(args.file, _public_keys(args.public_key))
     if result.ok:

@@ -1,22 +1,23 @@
 """JSON API (security officers' tools) and downloads: the charter report as HTML, JSON and PDF (one document,
-one template: :mod:`charter_guardrails.reporting.charter_document`), report and model-card files."""
+one template: :mod:`charter_guardrails.reporting.charter_document`), the signed PDF and its signature,
+report and model-card files."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.errors import ConfigError, ReportWriteError
 from charter_guardrails.ledger.models import Incident, ModelVersion
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import select
 
 from charter_airflow.ui import queries
 from charter_airflow.ui.security import ReaderDep, require_reader
-from charter_airflow.ui.templating import reports_dir
+from charter_airflow.ui.templating import base_path, reports_dir
 
 router = APIRouter(dependencies=[Depends(require_reader)])
 #: Files we did not write ourselves (Data Docs) are third-party HTML: sandboxed so that their scripts
@@ -49,14 +50,14 @@ def _charter_document(debut: str | None, fin: str | None) -> dict[str, Any]:
 
 
 def _attachment(doc: dict[str, Any], extension: str) -> str:
-    from charter_guardrails.reporting.charter_document import export_name
+    from charter_guardrails.reporting.report_files import export_name
 
     return f'attachment; filename="{export_name(doc)}.{extension}"'
 
 
 @router.get("/rapport-charte/export.html", name="charter_report_html")
 def charter_report_html(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
-    from charter_guardrails.reporting.charter_document import render_html
+    from charter_guardrails.reporting.charter_document_html import render_html
 
     doc = _charter_document(debut, fin)
     return HTMLResponse(
@@ -70,7 +71,7 @@ def charter_report_html(user: ReaderDep, debut: str | None = None, fin: str | No
 
 @router.get("/rapport-charte/export.json", name="charter_report_json")
 def charter_report_json(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
-    from charter_guardrails.reporting.charter_document import render_json
+    from charter_guardrails.reporting.report_files import render_json
 
     doc = _charter_document(debut, fin)
     return Response(
@@ -81,16 +82,44 @@ def charter_report_json(user: ReaderDep, debut: str | None = None, fin: str | No
 
 
 @router.get("/rapport-charte/export.pdf", name="charter_report_pdf")
-def charter_report_pdf(user: ReaderDep, debut: str | None = None, fin: str | None = None) -> Response:
-    """The same document as the HTML export, laid out by WeasyPrint on A4 landscape pages."""
-    from charter_guardrails.reporting.charter_document import render_html, render_pdf
+def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = None, fin: str | None = None) -> Response:
+    """The same document as the HTML export, laid out by WeasyPrint on A4 landscape pages and signed.
+
+    The PDF and its ``.sig.json`` are written where ``charter report charter`` writes by default
+    (``<CHARTER_REPORTS_DIR>/charte``), with the ledger's signing key; the response is the PDF that was
+    signed, and its ``Link`` header (``rel="signature"``) gives the address of the signature file.
+    """
+    from charter_guardrails.reporting.report_files import default_folder, write_signed_pdf
+    from charter_guardrails.reporting.report_signing import signature_path
 
     doc = _charter_document(debut, fin)
+    try:
+        path, pdf = write_signed_pdf(doc, default_folder())
+    except (ConfigError, ReportWriteError) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"PDF non signé, non servi : {exc}") from exc
+    signature = f"{base_path(request)}/rapport-charte/fichiers/{signature_path(path).name}"
     return Response(
-        render_pdf(render_html(doc)),
+        pdf,
         media_type="application/pdf",
-        headers={"Content-Disposition": _attachment(doc, "pdf"), "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Content-Disposition": _attachment(doc, "pdf"),
+            "X-Content-Type-Options": "nosniff",
+            "Link": f'<{signature}>; rel="signature"',
+        },
     )
+
+
+@router.get("/rapport-charte/fichiers/{name}", name="charter_report_file")
+def charter_report_file(user: ReaderDep, name: str) -> Response:
+    """A file of the charter report's folder whose name is one the report's writer gives (a document or its
+    signature), nothing else."""
+    from charter_guardrails.reporting.report_files import default_folder, is_report_file_name
+
+    folder = default_folder().resolve()
+    target = folder / name
+    if not is_report_file_name(name) or not target.is_file() or target.resolve().parent != folder:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
+    return FileResponse(target, headers=FILE_HEADERS)
 
 
 @router.get("/rapports/{path:path}", name="report_file")
