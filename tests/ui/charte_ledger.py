@@ -30,6 +30,7 @@ class LedgerRows:
 
 
 def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
+    from charter_guardrails.core.engagements import engagements_of
     from charter_guardrails.core.policy import load_policy
     from charter_guardrails.core.results import CheckResult, Severity, Verdict
     from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
@@ -89,7 +90,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 check="integrity",
                 verdict=Verdict.FAIL,
                 severity=Severity.CRITICAL,
-                engagements=["surete.2", "transparence.2"],
+                engagements=engagements_of("integrity"),
                 dataset="training",
                 summary="Le fichier training.csv ne correspond plus à son manifeste signé (bloc 1 modifié).",
                 metrics={"chunks": 2, "mismatched_chunks": 1},
@@ -109,7 +110,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 check="personal_data",
                 verdict=Verdict.FAIL,
                 severity=Severity.ERROR,
-                engagements=["surete.1", "proportionnalite.2"],
+                engagements=engagements_of("personal_data"),
                 dataset="training",
                 summary="Numéros de téléphone dans la colonne channel, où aucune donnée personnelle n'est autorisée.",
                 metrics={"rows_scanned": 5000, "findings": 37},
@@ -138,7 +139,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(
                 check="quality",
                 verdict=Verdict.PASS,
-                engagements=["equite.2"],
+                engagements=engagements_of("quality"),
                 dataset="training",
                 summary="Les 14 attentes de la suite citizen_requests.training passent.",
                 metrics={"success_percent": 100.0},
@@ -149,7 +150,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 check="representativeness",
                 verdict=Verdict.WARN,
                 severity=Severity.WARNING,
-                engagements=["equite.1", "equite.2"],
+                engagements=engagements_of("representativeness"),
                 dataset="training",
                 summary="Le 15e arrondissement est sous-représenté de 6,1 points.",
                 metrics={"max_abs_gap_pp": 6.1},
@@ -179,7 +180,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(
                 check="fairness",
                 verdict=Verdict.PASS,
-                engagements=["equite.1"],
+                engagements=engagements_of("fairness"),
                 dataset="training",
                 summary="Écart d'exactitude entre tranches d'âge : 0,04 (seuil 0,2).",
                 metrics={"max_difference": 0.04, "limit": 0.2},
@@ -201,7 +202,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 check="drift",
                 verdict=Verdict.FAIL,
                 severity=Severity.ERROR,
-                engagements=["maitrise_humaine.1", "equite.2"],
+                engagements=engagements_of("drift"),
                 dataset="inference",
                 summary="1 variable sur 2 dérive : channel (Jensen-Shannon 0,41 > 0,1).",
                 metrics={"features": 2, "drifted_features": 1},
@@ -241,7 +242,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(
                 check="footprint",
                 verdict=Verdict.PASS,
-                engagements=["durabilite.1"],
+                engagements=engagements_of("footprint"),
                 summary="Le réentraînement vaut son empreinte : 12 Wh, 0,7 gCO2e pour un gain d'exactitude de +0,02.",
                 metrics={"gain": 0.02, "kwh": 0.012, "gco2e": 0.7, "gain_per_kwh": 1.6},
                 evidence={
@@ -319,7 +320,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(
                 check="declaration",
                 verdict=Verdict.PASS,
-                engagements=["transparence.1", "proportionnalite.1"],
+                engagements=engagements_of("declaration"),
                 summary="Déclaration complète.",
             ),
         )
@@ -329,7 +330,7 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
             CheckResult(
                 check="integrity",
                 verdict=Verdict.PASS,
-                engagements=["surete.2"],
+                engagements=engagements_of("integrity"),
                 dataset="tonnage",
                 summary="Le fichier correspond à son manifeste signé.",
             ),

@@ -114,12 +114,7 @@ def test_rows_past_retention_are_excluded_and_counted(all_policies: dict[str, Us
     assert result.metrics["rows_kept"] == len(kept) == ROWS - expected_expired
     assert kept["received_at"].min() >= cutoff
     assert result.evidence["retention"]["cutoff"] == cutoff.isoformat()
-    assert result.engagements == [
-        "proportionnalite.1",
-        "proportionnalite.2",
-        "proportionnalite.3",
-        "maitrise_humaine.6",
-    ]
+    assert result.engagements == ["proportionnalite.1", "proportionnalite.3"]
     # identifiers are declared but not needed to train: minimised away
     assert "request_id" not in kept.columns
     assert result.evidence["dropped_declared_columns"] == ["request_id"]

@@ -204,7 +204,7 @@ def test_clean_citizen_training_passes(sample: Path) -> None:
     message = outcome.scan.column("message")
     assert message.kind == "free_text"
     assert {"PERSON", "FR_PHONE", "EMAIL_ADDRESS"} <= message.entity_types()
-    assert outcome.result.engagements == ["surete.1", "proportionnalite.3"]
+    assert outcome.result.engagements == ["surete.1"]
     assert outcome.incident is None
     assert Path(outcome.result.report_path or "").exists()
     assert Path(outcome.reports["json"]).exists()

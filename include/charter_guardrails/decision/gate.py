@@ -95,12 +95,15 @@ def decide(results: Iterable[CheckResult], expected: Iterable[str]) -> GateDecis
     missing = [name for name in expected if name not in by_check]
     failed: list[str] = []
     warnings: list[str] = []
-    reasons: dict[str, str] = {name: "no result: the guardrail did not run or did not complete" for name in missing}
+    # Reasons are read by people (the approval brief, a quarantine incident, the view): in French.
+    reasons: dict[str, str] = {
+        name: "aucun résultat : le garde-fou n'a pas tourné ou n'a pas abouti" for name in missing
+    }
     for name, items in by_check.items():
         bad = [r for r in items if r.verdict is Verdict.FAIL]
         if bad:
             failed.append(name)
-            reasons[name] = "; ".join(r.summary for r in bad)
+            reasons[name] = " ; ".join(r.summary_in("fr") for r in bad)
         elif any(r.verdict is Verdict.WARN for r in items):
             warnings.append(name)
     overridable = sorted(n for n in failed if n in OVERRIDABLE)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import render_summary
 from charter_guardrails.ledger.models import (
     Approval,
     AuditCheckpoint,
@@ -233,7 +234,7 @@ def _standing_failures(session: Session, start: datetime, end: datetime) -> list
             "check": r.check,
             "dataset": r.dataset or None,
             "run_id": run.run_id,
-            "summary": mask_personal_values(r.summary),
+            "summary": mask_personal_values(render_summary(r.summary, r.message_id, r.message_params, "fr")),
             "at": iso_utc(r.created_at),
             "overridden": (run.use_case, run.run_id, r.check) in overridden,
         }

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from charter_guardrails.core.catalogue import CheckName
 from charter_guardrails.core.engagements import Engagement, EngagementKind, load_engagements
 from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.messages import render_summary
 from charter_guardrails.core.settings import get_settings
 from charter_guardrails.ledger.models import Approval, AuditEvent, CheckResultRecord, CheckRun, Incident, ModelVersion
 from charter_guardrails.reporting.attestations import (
@@ -180,7 +181,7 @@ def _check_evidence(eng: Engagement, period: _PeriodEvidence, out: _Assessment) 
                     "run_id": run.run_id,
                     "check": r.check,
                     "dataset": r.dataset or None,
-                    "summary": mask_personal_values(r.summary),
+                    "summary": mask_personal_values(render_summary(r.summary, r.message_id, r.message_params, "fr")),
                     "at": iso_utc(r.created_at),
                 }
                 for r, run in failed
