@@ -30,7 +30,10 @@ class LedgerRows:
 
 
 def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
+    from charter_guardrails.checks.integrity.outcome import CHUNK_ROWS_CHANGED, DATA_CHANGED
+    from charter_guardrails.checks.privacy.verdict import FORBIDDEN_COLUMN, PII_NOT_ALLOWED
     from charter_guardrails.core.engagements import engagements_of
+    from charter_guardrails.core.messages import joined
     from charter_guardrails.core.policy import load_policy
     from charter_guardrails.core.results import CheckResult, Severity, Verdict
     from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
@@ -92,7 +95,14 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 severity=Severity.CRITICAL,
                 engagements=engagements_of("integrity"),
                 dataset="training",
-                summary="Le fichier training.csv ne correspond plus à son manifeste signé (bloc 1 modifié).",
+                message=DATA_CHANGED(
+                    dataset="citizen_requests.training",
+                    file="training.csv",
+                    manifest_id=manifest.id,
+                    change=CHUNK_ROWS_CHANGED(
+                        chunk=1, first_byte=1048576, last_byte=2097151, first_row=1024, last_row=2047
+                    ),
+                ),
                 metrics={"chunks": 2, "mismatched_chunks": 1},
                 evidence={
                     "outcome": "data_changed",
@@ -112,7 +122,9 @@ def populate_ledger(url: str, reports_dir: Path) -> LedgerRows:
                 severity=Severity.ERROR,
                 engagements=engagements_of("personal_data"),
                 dataset="training",
-                summary="Numéros de téléphone dans la colonne channel, où aucune donnée personnelle n'est autorisée.",
+                message=PII_NOT_ALLOWED(
+                    count=1, columns=joined([FORBIDDEN_COLUMN(column="channel", entities=joined(["FR_PHONE"], "/"))])
+                ),
                 metrics={"rows_scanned": 5000, "findings": 37},
                 evidence={
                     "mode": "exhaustive",

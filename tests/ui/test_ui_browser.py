@@ -83,7 +83,13 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         "not-the-secret-" * 8,
         algorithm="HS512",
     )
-    with httpx.Client(base_url=ui_server.base_url + PREFIX, timeout=30) as client:
+    with httpx.Client(base_url=ui_server.base_url + PREFIX, timeout=60) as client:
+        # A signed export first, so that its signature file is there to be read.
+        export = client.get("/rapport-charte/export.pdf", headers={"Authorization": f"Bearer {admin}"})
+        assert export.status_code == 200, export.text[:300]
+        signature = re.search(r"/fichiers/([^>]+)>", export.headers["link"])
+        assert signature is not None, export.headers["link"]
+        values["file_name"] = signature.group(1)
         for method, path, _ in routes:
             url = fill_path(path, values, query)
             anonymous = client.request(method, url)
@@ -167,6 +173,45 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         assert again.status_code == 409
 
 
+def _english_summaries() -> list[str]:
+    """The English summaries of the results stored with a message: none of them may reach a French page."""
+    from charter_guardrails.ledger.models import CheckResultRecord
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import select
+
+    with ledger_session() as session:
+        english = list(
+            session.scalars(select(CheckResultRecord.summary).where(CheckResultRecord.message_id.is_not(None)))
+        )
+    assert len(english) >= 2, "the ledger holds results stored with a message id"
+    return english
+
+
+def _report_fits_1280_pixels(ui_server: ApiServer, page: Any, artifacts: Path) -> None:
+    """The charter report page on a 1280-pixel screen: no sideways scroll, the status column fully visible."""
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{ui_server.base_url}{PREFIX}/rapport-charte")
+    page.locator("#engagements").wait_for()
+    layout = page.evaluate(
+        """() => {
+          const table = document.querySelector('#engagements');
+          const headers = [...table.querySelectorAll('tr:first-child th')].map(th => th.textContent.trim());
+          const col = headers.indexOf('Statut');
+          const cells = [...table.querySelectorAll('tr.engagement')]
+            .map(tr => tr.children[col].getBoundingClientRect());
+          return {scrollWidth: document.documentElement.scrollWidth, col,
+                  cells: cells.map(r => ({left: r.left, right: r.right, width: r.width}))};
+        }"""
+    )
+    page.screenshot(path=str(artifacts / "05b-rapport-charte-1280.png"), full_page=True)
+    assert layout["col"] >= 0
+    assert layout["scrollWidth"] <= 1280, "the report page scrolls sideways on a 1280-pixel screen"
+    assert len(layout["cells"]) == 21
+    for cell in layout["cells"]:
+        assert cell["width"] > 60
+        assert 0 <= cell["left"] < cell["right"] <= 1280
+
+
 def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Path) -> None:
     """Log in, open Charte IA, see the blocked run and its reasons, acknowledge the incident, check the audit chain."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
@@ -219,6 +264,9 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     assert "personal_data" in text
     assert "ne correspond plus à son manifeste signé" in text
     body = frame.locator("body").inner_text()
+    english = _english_summaries()
+    assert "bloc 1 modifié (octets 1048576–2097151, lignes 1024–2047)" in body, "summaries read in French"
+    assert [s for s in english if s in body] == [], "no English summary in the view"
     assert LEAKED_PHONE not in body, "personal values are masked"
     assert "06 ** ** ** 78" in body, "personal values are masked"
     charts = frame.locator("svg.chart")
@@ -260,6 +308,12 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     frame.get_by_role("link", name="Rapport de la charte").click()
     frame.locator("#engagements").wait_for()
     assert frame.locator("tr.engagement").count() == 21
+    report_text = frame.locator("body").inner_text()
+    assert [s for s in english if s in report_text] == [], "no English summary in the charter report"
+    document = page.request.get(f"{ui_server.base_url}/charte/rapport-charte/export.html")
+    assert document.ok
+    assert "Données personnelles non autorisées par la politique" in document.text(), "failures read in French"
+    assert [s for s in english if s in document.text()] == [], "no English summary in the committee's document"
     page.screenshot(path=str(artifacts / "05-rapport-charte.png"))
     exported = page.request.get(f"{ui_server.base_url}/charte/rapport-charte/export.json")
     assert exported.ok
@@ -283,4 +337,5 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     badge_url = f"{ui_server.base_url}{badge.get_attribute('src')}"
     assert loaded, f"AI label badge not displayed: {badge_url} -> {page.request.get(badge_url).status}"
     page.screenshot(path=str(artifacts / "06-fiche-modele.png"))
+    _report_fits_1280_pixels(ui_server, page, artifacts)
     page.close()

@@ -109,15 +109,15 @@ def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = No
     )
 
 
-@router.get("/rapport-charte/fichiers/{name}", name="charter_report_file")
-def charter_report_file(user: ReaderDep, name: str) -> Response:
+@router.get("/rapport-charte/fichiers/{file_name}", name="charter_report_file")
+def charter_report_file(user: ReaderDep, file_name: str) -> Response:
     """A file of the charter report's folder whose name is one the report's writer gives (a document or its
     signature), nothing else."""
     from charter_guardrails.reporting.report_files import default_folder, is_report_file_name
 
     folder = default_folder().resolve()
-    target = folder / name
-    if not is_report_file_name(name) or not target.is_file() or target.resolve().parent != folder:
+    target = folder / file_name
+    if not is_report_file_name(file_name) or not target.is_file() or target.resolve().parent != folder:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
     return FileResponse(target, headers=FILE_HEADERS)
 
