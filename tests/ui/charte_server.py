@@ -172,3 +172,15 @@ def fill_path(path: str, values: dict[str, Any], query: dict[str, dict[str, str]
     filled = re.sub(r"\{(\w+)(?::path)?\}", lambda m: str(values[m.group(1)]), path)
     extra = (query or {}).get(path)
     return filled + ("?" + str(httpx.QueryParams(extra)) if extra else "")
+
+
+def browser_login(browser: Any, base_url: str, user: str = "admin") -> Any:
+    """A Chromium page logged into Airflow through its own login form (the UI then holds the JWT cookie)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+    page.set_default_timeout(30_000)
+    page.goto(f"{base_url}/auth/login")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(USERS[user][1])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/auth/" not in url)
+    return page

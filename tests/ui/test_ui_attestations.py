@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from charte_ledger import LedgerRows
-from charte_server import USERS, ApiServer
+from charte_server import ApiServer, browser_login
 
 PREFIX = "/charte"
 TODAY = datetime.now(UTC).date()
@@ -144,13 +144,7 @@ def test_governance_attests_from_the_charter_report(
         assert "at least 20 characters" in too_short.text
         assert _status(client, admin, "equite.3") == "non évalué", "refused requests changed nothing"
 
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
-    page.set_default_timeout(30_000)
-    page.goto(f"{ui_server.base_url}/auth/login")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(USERS["admin"][1])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/auth/" not in url)
+    page = browser_login(browser, ui_server.base_url)
 
     page.goto(f"{ui_server.base_url}{PREFIX}/rapport-charte")
     row = page.locator("tr[data-engagement='equite.3']")

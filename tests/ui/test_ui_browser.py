@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import jwt
 from charte_ledger import BLOCKED_DAG, BLOCKED_RUN, LEAKED_PHONE, LedgerRows
-from charte_server import USERS, ApiServer, app_routes, fill_path
+from charte_server import ApiServer, app_routes, browser_login, fill_path
 
 PREFIX = "/charte"
 ACK_COMMENT = "Pris en charge par le RSSI : fichier mis en quarantaine, restauration en cours."
@@ -214,15 +214,7 @@ def _report_fits_1280_pixels(ui_server: ApiServer, page: Any, artifacts: Path) -
 
 def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Path) -> None:
     """Log in, open Charte IA, see the blocked run and its reasons, acknowledge the incident, check the audit chain."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
-    page.set_default_timeout(30_000)
-
-    # Log in through Airflow's own login form (simple auth manager): the UI then holds the JWT cookie.
-    page.goto(f"{ui_server.base_url}/auth/login")
-    page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(USERS["admin"][1])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(lambda url: "/auth/" not in url)
+    page = browser_login(browser, ui_server.base_url)
 
     # The "Rapport charte" tab of a task instance: Airflow embeds the page in an iframe sandboxed with
     # "allow-forms" only (opaque origin). Reproduce that frame on Airflow's origin and check that the

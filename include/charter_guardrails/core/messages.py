@@ -26,12 +26,13 @@ import functools
 import gettext
 import importlib
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Literal, cast
+
+from charter_guardrails.core.json_values import GENERIC, json_safe
 
 _log = logging.getLogger(__name__)
 
@@ -80,22 +81,13 @@ class MessageError(ValueError):
     """A message's parameters do not fit its template."""
 
 
+def _message_as_dict(value: Any) -> Any:
+    return {"msgid": value.msgid, "params": value.params} if isinstance(value, Message) else GENERIC
+
+
 def _plain(value: Any) -> Any:
     """A parameter value as plain JSON: messages become ``{"msgid", "params"}`` dicts."""
-    if isinstance(value, Message):
-        return {"msgid": value.msgid, "params": value.params}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item):
-        return _plain(item())
-    return str(value)
+    return json_safe(value, _message_as_dict)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ personal value (counts, masked examples or keyed hashes only).
 from __future__ import annotations
 
 import json
-import math
 from enum import StrEnum
 from typing import Any, cast
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from charter_guardrails.core.catalogue import CheckName, spec_of
 from charter_guardrails.core.evidence import Evidence
+from charter_guardrails.core.json_values import json_safe
 from charter_guardrails.core.messages import Message, render_summary
 
 
@@ -35,25 +35,6 @@ class Severity(StrEnum):
 
 #: Engagement identifiers of the charter, ``<principle>.<n>``.
 PRINCIPLES = ("transparence", "equite", "maitrise_humaine", "durabilite", "surete", "proportionnalite")
-
-
-def _json_safe(value: Any) -> Any:
-    """Make numpy/pandas scalars and non-finite floats JSON-safe without importing numpy."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item):
-        return _json_safe(item())
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    return str(value)
 
 
 class CheckResult(BaseModel):
@@ -101,8 +82,8 @@ class CheckResult(BaseModel):
 
     @field_validator("metrics", "evidence", mode="before")
     @classmethod
-    def _make_json_safe(cls, value: Any) -> Any:
-        return _json_safe(value) if value is not None else {}
+    def _makejson_safe(cls, value: Any) -> Any:
+        return json_safe(value) if value is not None else {}
 
     @model_validator(mode="before")
     @classmethod

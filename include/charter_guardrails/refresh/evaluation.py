@@ -81,9 +81,9 @@ class EvaluationReport:
     baseline_message: dict[str, Any] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
-        from charter_guardrails.core.results import _json_safe
+        from charter_guardrails.core.json_values import json_safe
 
-        data: dict[str, Any] = _json_safe(asdict(self))
+        data: dict[str, Any] = json_safe(asdict(self))
         return data
 
     @classmethod

@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from charter_guardrails.core.engagements import load_engagements
+from charter_guardrails.core.json_values import json_safe
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_models import ColumnRole, Dataset, PersonalDataCategory
-from charter_guardrails.core.results import CheckResult, Verdict, _json_safe
+from charter_guardrails.core.results import CheckResult, Verdict
 from charter_guardrails.refresh.energy import EnergyMeasurement
 from charter_guardrails.reporting.rendering import fmt_date
 from charter_guardrails.reporting.vocabulary import decision_label, engagement_label, verdict_label
@@ -339,7 +340,7 @@ def build_model_card_context(policy: UseCasePolicy, facts: ModelCardFacts) -> di
     inputs = _model_inputs(policy)
     engagements = _engagement_rows([_as_result(r) for r in results], overridden)
     period = {key: data_period.get(key) for key in ("column", "start", "end")}
-    context: dict[str, Any] = _json_safe(
+    context: dict[str, Any] = json_safe(
         {
             **_policy_context(policy),
             "version": facts.version,
