@@ -1,7 +1,9 @@
 """Proportionality: a declared purpose, only the declared columns, only the rows still in retention.
 
-Proportionnalité 1 (a determined, explicit purpose), 2 (only the data the purpose needs: columns
-and rows), 3 (limited retention) and Maîtrise humaine 6 (decision support has a human recourse).
+Proportionnalité 1 (AI only for a legitimate purpose within the institution's missions: a declared
+purpose and legal basis) and 3 (data collection relevant in quantity and quality: only the declared
+columns the purpose needs, a volume cap, only the rows still in retention). It also refuses decision
+support without a human recourse, which the declaration check reports for Maîtrise humaine 6.
 
 Which columns a model may use is decided here, once, for training, evaluation and inference:
 
@@ -141,7 +143,7 @@ def check_proportionality(
     purpose = _check_purpose(policy, found)
     columns = _check_columns(policy, dataset, frame, is_training, found)
     minimised = frame.loc[:, columns.kept]
-    # Proportionnalité 2, rows: the volume cap applies to what was received.
+    # Proportionnalité 3, rows: the volume cap applies to what was received.
     if dataset.max_rows is not None and len(frame) > dataset.max_rows:
         found.problems.append(OVER_ROW_CAP(rows=len(frame), cap=dataset.max_rows))
     minimised, retention = _apply_retention(dataset, frame, minimised, as_of, found)
@@ -165,7 +167,7 @@ def _check_purpose(policy: UseCasePolicy, found: _Findings) -> str:
 def _check_columns(
     policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, is_training: bool, found: _Findings
 ) -> _Columns:
-    """Proportionnalité 2, columns: only the declared columns the purpose needs are kept."""
+    """Proportionnalité 3, columns: only the declared columns the purpose needs are kept."""
     declared = [c.name for c in dataset.columns]
     received = [str(c) for c in frame.columns]
     undeclared = sorted(c for c in received if c not in declared)

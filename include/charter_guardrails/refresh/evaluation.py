@@ -397,7 +397,8 @@ def check_fairness(policy: UseCasePolicy, report: EvaluationReport) -> CheckResu
 def check_performance(policy: UseCasePolicy, report: EvaluationReport) -> CheckResult:
     """Fail when the candidate's gain over the reference is below ``model.min_gain``.
 
-    Tagged Durabilité 1: a model is only retrained when the gain justifies it.
+    The evaluation against the declared objective's metric (Transparence 2, Équité 1, Maîtrise humaine 1,
+    Proportionnalité 2): a model is only retrained when the gain justifies it.
 
     :param policy: the use case (``model.min_gain``).
     :param report: from :func:`evaluate_candidate`.

@@ -1,4 +1,4 @@
-"""Personal data guardrail (Sûreté 1, Proportionnalité 3).
+"""Personal data guardrail (Sûreté 1), and the pseudonymised, minimised training copy.
 
 - :mod:`.analyzer`: the Presidio analyzer for French, built once per process, offline;
 - :mod:`.recognizers`: French recognizers, checksums from python-stdnum;

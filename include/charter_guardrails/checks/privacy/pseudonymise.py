@@ -1,4 +1,4 @@
-"""Keyed pseudonymisation: the training-ready dataset (Sûreté 1, Proportionnalité 3).
+"""Keyed pseudonymisation: the training-ready dataset (Sûreté 1: collection that follows the rules on personal data).
 
 - **Minimisation**: columns the policy does not declare are dropped.
 - **Identifiers** (``role: identifier`` or ``pseudonymise: true``) become

@@ -1,4 +1,4 @@
-"""Findings against the policy: the ``personal_data`` check (Sûreté 1, Proportionnalité 3).
+"""Findings against the policy: the ``personal_data`` check (Sûreté 1).
 
 Per column, personal data is allowed only where the policy says so:
 

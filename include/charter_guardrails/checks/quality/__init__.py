@@ -1,4 +1,4 @@
-"""Data quality guardrails (Équité 2, Maîtrise humaine 1, AI Act Art. 10(3)-(4)).
+"""Data quality guardrails (Équité 2, Maîtrise humaine 1, Proportionnalité 3, AI Act Art. 10(3)-(4)).
 
 - :mod:`.suites`: Great Expectations suites kept as JSON files in ``expectations/``;
 - :mod:`.runner`: validates a DataFrame, a file or a SQL table (pushed down) and redacts the results;

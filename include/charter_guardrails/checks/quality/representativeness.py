@@ -1,4 +1,4 @@
-"""Representativeness of training data, before any model exists (Équité 1 and 2; AI Act Art. 10(3)-(4)).
+"""Representativeness of training data, before any model exists (Équité 2; AI Act Art. 10(3)-(4)).
 
 For each group column declared in ``policy.equity.groups`` (an arrondissement, a commune, an age band):
 
