@@ -61,7 +61,7 @@ test-e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
 test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening); ledger tests on SQLite and PostgreSQL
-	$(BIN)/pytest tests -q -p no:cacheprovider
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25
 
 airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings
 	$(BIN)/airflow standalone

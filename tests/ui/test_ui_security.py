@@ -103,6 +103,7 @@ def test_every_get_route_renders_for_a_reader_with_strict_templates(
         "model_id": rows.model_id,
         "path": "data_docs/citizen_requests/index.html",
         "name": "ai_label.svg",
+        "file_name": "rapport-charte-2026-01-01-2026-06-30.pdf",  # not written here: 404 is expected
     }
     query = {"/ti": {"dag_id": "x", "run_id": "y"}}
     client = TestClient(app)
