@@ -28,6 +28,7 @@ from charter_guardrails.core.policy_models import (
     EquityPolicy,
     FootprintPolicy,
     Identifier,
+    IncidentPolicy,
     LegalBasis,
     ModelSpec,
     Objective,
@@ -72,6 +73,7 @@ class UseCasePolicy(PolicySection):
     equity: EquityPolicy = Field(default_factory=EquityPolicy)
     drift: DriftPolicy = Field(default_factory=DriftPolicy)
     footprint: FootprintPolicy = Field(default_factory=FootprintPolicy)
+    incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
     tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

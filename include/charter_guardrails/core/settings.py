@@ -26,6 +26,8 @@ class Settings:
     reference_dir: Path
     #: Database holding ``format: sql`` datasets (not the ledger).
     data_url: str
+    #: The address people open the Airflow UI at; alerts link to the governance view under it.
+    ui_base_url: str = "http://localhost:8080"
 
     @property
     def audit_anchor(self) -> Path:
@@ -46,4 +48,5 @@ def get_settings() -> Settings:
         expectations_dir=Path(os.environ.get("CHARTER_EXPECTATIONS_DIR", PROJECT_ROOT / "expectations")).resolve(),
         reference_dir=Path(os.environ.get("CHARTER_REFERENCE_DIR", PROJECT_ROOT / "include" / "reference")).resolve(),
         data_url=os.environ.get("CHARTER_DATA_URL") or f"sqlite:///{home / 'data' / 'warehouse.db'}",
+        ui_base_url=(os.environ.get("CHARTER_UI_BASE_URL") or "http://localhost:8080").rstrip("/"),
     )
