@@ -1,4 +1,9 @@
-"""``incident_alert_relay``: deliver the incident alert outbox every five minutes (at least once).
+"""``incident_alert_relay``: every minute, queue the due reminders and escalations of open incidents,
+then deliver the incident alert outbox (at least once).
+
+Reminders come before the 72-hour GDPR Art. 33 deadline while the decision is open; an escalation
+when an incident is not acknowledged in time. The DAG is active as soon as it is created: an alert
+relay that waits for someone to unpause it would deliver nothing.
 
 E-mail goes through the Airflow SMTP provider when the connection ``smtp_default`` exists, else
 through ``CHARTER_SMTP_*``; webhooks through ``CHARTER_ALERT_WEBHOOK_URL``. Failed attempts are
@@ -17,7 +22,8 @@ from charter_airflow.dag_factory import DEFAULT_ARGS
 with DAG(
     dag_id="incident_alert_relay",
     description="Relaie les alertes d'incident (courriel, webhook) avec reprise et idempotence",
-    schedule=timedelta(minutes=5),
+    schedule=timedelta(minutes=1),
+    is_paused_upon_creation=False,
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -40,7 +40,10 @@ def register(subparsers: Any) -> None:
 
     alerts = subparsers.add_parser("alerts", help="incident alerts (outbox, relay)")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
-    relay = alerts_sub.add_parser("relay", help="deliver due outbox alerts by e-mail (CHARTER_SMTP_*) and webhook")
+    relay = alerts_sub.add_parser(
+        "relay",
+        help="queue due reminders and escalations, then deliver due alerts by e-mail (CHARTER_SMTP_*) and webhook",
+    )
     relay.add_argument("--once", action="store_true", help="one batch only (default: drain every alert due now)")
     add_json_flag(relay)
     relay.set_defaults(handler=_alerts_relay)
@@ -192,18 +195,27 @@ def _incidents_transition(args: argparse.Namespace) -> int:
 
 
 def _alerts_relay(args: argparse.Namespace) -> int:
-    from charter_guardrails.incidents.relay import relay, relay_once
+    from charter_guardrails.incidents.followup import queue_due_followups
+    from charter_guardrails.incidents.relay import relay, relay_once, utcnow
     from charter_guardrails.incidents.senders import default_senders
 
     senders = default_senders()
+    followups = queue_due_followups(now=utcnow())
     report = relay_once(senders) if args.once else relay(senders)
-    data = report.to_json_dict()
+    report.queued = followups.queued
+    data = {**report.to_json_dict(), "followups": followups.to_json_dict()}
 
     def human() -> str:
         text = (
-            f"alerts: {report.claimed} due, {report.delivered} delivered, "
+            f"alerts: {report.queued} queued ({followups.reminders} reminder(s), {followups.escalations} "
+            f"escalation(s)), {report.claimed} due, {report.delivered} delivered, "
             f"{report.failed} failed (retried later), {report.dead} dead"
         )
+        if followups.skipped_use_cases:
+            text += (
+                f"\nreminders and escalations skipped for use case(s) {', '.join(followups.skipped_use_cases)}: "
+                "their policy cannot be loaded; check it with `charter policy validate`"
+            )
         for channel, count in report.unsent_channels.items():
             text += f"\n{count} {channel} alert(s) left pending: no {channel} sender configured" + (
                 " (set CHARTER_SMTP_HOST)" if channel == "email" else ""

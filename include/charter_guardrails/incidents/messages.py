@@ -6,21 +6,34 @@ facts are chunk numbers, byte and line ranges, digests and counts.
 Both carry the row's idempotency key, so a receiver can drop a duplicate delivery.
 The e-mail's parts are the templates ``incident_alert.txt`` and ``incident_alert.html`` (autoescaped);
 the webhook body stays JSON.
+
+The payload's ``kind`` says which alert it is: ``alert`` (the incident was raised; the default),
+``reminder`` (the Art. 33 notification is due in ``threshold_hours``) or ``escalation`` (nobody
+acknowledged the incident within ``after_hours``; see :mod:`charter_guardrails.incidents.followup`).
+Every alert links to the incident in the governance view, and to its acknowledge form.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
+from charter_guardrails.core.settings import get_settings
 from charter_guardrails.reporting.rendering import render
 from charter_guardrails.reporting.vocabulary import breach_type_label, severity_label
 
 #: Header that carries the idempotency key (e-mail and webhook).
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
+#: Where the Airflow api-server mounts the governance view (``URL_PREFIX`` of the ``charter_airflow`` plugin).
+VIEW_PREFIX = "/charte"
+#: The id of the acknowledge button on the incident's page.
+ACK_ANCHOR = "acquitter"
+#: The webhook ``event`` of each kind of alert.
+_EVENTS = {"alert": "incident.raised", "reminder": "incident.reminder", "escalation": "incident.escalation"}
 
 
 @dataclass(frozen=True)
@@ -36,10 +49,68 @@ class Alert:
     attempt: int
 
 
+def kind(alert: Alert) -> str:
+    """``alert``, ``reminder`` or ``escalation``; rows queued before kinds existed are ``alert``."""
+    value = alert.payload.get("kind") or "alert"
+    return value if value in _EVENTS else "alert"
+
+
+def incident_link(alert: Alert) -> str:
+    """The incident's page in the governance view."""
+    return f"{get_settings().ui_base_url}{VIEW_PREFIX}/incidents/{alert.payload.get('incident_id', alert.incident_id)}"
+
+
+def ack_link(alert: Alert) -> str:
+    """The incident's page, scrolled to its acknowledge button."""
+    return f"{incident_link(alert)}#{ACK_ANCHOR}"
+
+
+def _hours(value: Any) -> str:
+    """Hours the French way: ``4``, ``1,5``."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else f"{number:g}".replace(".", ",")
+
+
+def _deadline(value: Any) -> str:
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%d/%m/%Y à %H:%M UTC")
+    except ValueError:
+        return str(value)
+
+
+def headline(alert: Alert) -> str:
+    """The first sentence of the alert: what happened, or what is due, and by whom."""
+    p = alert.payload
+    number = p.get("incident_id", alert.incident_id)
+    if kind(alert) == "reminder":
+        return (
+            f"Rappel : la notification à la CNIL de l'incident n°{number} (RGPD art. 33(1)) est due dans "
+            f"{_hours(p.get('threshold_hours', 0))} h, avant le {_deadline(p.get('notify_deadline'))}. "
+            "Aucune décision de notification n'est encore enregistrée : décidez s'il faut notifier la CNIL "
+            "et enregistrez la décision sur la page de l'incident."
+        )
+    if kind(alert) == "escalation":
+        return (
+            f"Escalade (niveau {p.get('level', 1)}) : l'incident n°{number} n'a pas été pris en compte depuis "
+            f"{_hours(p.get('after_hours', 0))} h (délai fixé : {_hours(p.get('ack_within_hours', 0))} h). "
+            "Vous êtes le contact d'escalade : prenez-le en compte ou faites-le prendre en compte."
+        )
+    return (
+        "Un incident de sécurité a été détecté par les garde-fous de la charte IA de la Métropole "
+        "(engagement Sûreté 2 : « toute corruption de données doit faire l'objet d'un incident de sécurité »)."
+    )
+
+
 def subject(alert: Alert) -> str:
+    """The e-mail subject: the kind of alert first, then the incident's number and title."""
     p = alert.payload
     number, title = p.get("incident_id", alert.incident_id), p.get("title", "incident de sécurité")
-    return f"[Charte IA – Sûreté] Incident n°{number} : {title}"
+    prefix = "[Charte IA – Sûreté]"
+    if kind(alert) == "reminder":
+        prefix += f" Rappel : notification CNIL due dans {_hours(p.get('threshold_hours', 0))} h –"
+    elif kind(alert) == "escalation":
+        prefix += f" Escalade : incident non pris en compte depuis {_hours(p.get('after_hours', 0))} h –"
+    return f"{prefix} Incident n°{number} : {title}"
 
 
 def _fields(alert: Alert) -> list[tuple[str, str]]:
@@ -122,11 +193,18 @@ def _facts_text(facts: dict[str, Any]) -> str:
 
 
 def _body_context(alert: Alert) -> dict[str, Any]:
-    return {"fields": _fields(alert), "incident_id": alert.incident_id, "idempotency_key": alert.idempotency_key}
+    return {
+        "headline": headline(alert),
+        "link": incident_link(alert),
+        "ack_link": ack_link(alert),
+        "fields": _fields(alert),
+        "incident_id": alert.incident_id,
+        "idempotency_key": alert.idempotency_key,
+    }
 
 
 def text_body(alert: Alert) -> str:
-    """The plain-text part: every Art. 33 field, the commands to acknowledge and resolve, the idempotency key."""
+    """The plain-text part: what happened, the links, every Art. 33 field, the commands, the idempotency key."""
     return render("incident_alert.txt", **_body_context(alert))
 
 
@@ -160,18 +238,27 @@ def webhook_body(alert: Alert) -> dict[str, Any]:
     """The JSON a webhook receives; ``idempotency_key`` is also sent as a header."""
     return {
         "idempotency_key": alert.idempotency_key,
-        "event": "incident.raised",
+        "event": _EVENTS[kind(alert)],
+        "kind": kind(alert),
         "attempt": alert.attempt,
         "incident": alert.payload,
         "subject": subject(alert),
+        "link": incident_link(alert),
+        "ack_link": ack_link(alert),
     }
 
 
 __all__ = [
+    "ACK_ANCHOR",
     "IDEMPOTENCY_HEADER",
+    "VIEW_PREFIX",
     "Alert",
+    "ack_link",
     "email_message",
+    "headline",
     "html_body",
+    "incident_link",
+    "kind",
     "message_id",
     "subject",
     "text_body",

@@ -56,6 +56,8 @@ DEFAULT_LEASE = timedelta(minutes=5)
 
 @dataclass
 class RelayReport:
+    #: Reminder and escalation rows queued before this pass (:mod:`charter_guardrails.incidents.followup`).
+    queued: int = 0
     claimed: int = 0
     delivered: int = 0
     failed: int = 0
@@ -65,6 +67,7 @@ class RelayReport:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, other: RelayReport) -> None:
+        self.queued += other.queued
         self.claimed += other.claimed
         self.delivered += other.delivered
         self.failed += other.failed
@@ -75,6 +78,7 @@ class RelayReport:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
+            "queued": self.queued,
             "claimed": self.claimed,
             "delivered": self.delivered,
             "failed": self.failed,
