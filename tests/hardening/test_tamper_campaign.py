@@ -58,11 +58,16 @@ def test_campaign_plan_meets_the_issue() -> None:
 # a ledger populated through the public functions
 
 
+#: The Art. 33 decision recorded before an incident is resolved.
+_NO_RISK = "Faux positif ou données restaurées avant toute utilisation : aucun risque pour les personnes."
+
+
 def _populate(policies: dict[str, Any], data_dir: Path) -> None:
     from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
     from charter_guardrails.checks.integrity.manifest_registry import store_manifest
     from charter_guardrails.core.results import CheckResult
     from charter_guardrails.decision import model_registry as registry
+    from charter_guardrails.incidents.decisions import record_art33
     from charter_guardrails.incidents.incident import (
         BreachType,
         IncidentDraft,
@@ -116,8 +121,10 @@ def _populate(policies: dict[str, Any], data_dir: Path) -> None:
         transition_incident(
             session, incident_ids[0], IncidentStatus.ACKNOWLEDGED, actor="rssi", comment="pris en charge"
         )
+        record_art33(session, incident_ids[1], "not_required", actor="dpo", rationale=_NO_RISK)
         transition_incident(session, incident_ids[1], IncidentStatus.RESOLVED, actor="dpo", comment="faux positif")
     with ledger_session() as session:
+        record_art33(session, incident_ids[0], "not_required", actor="rssi", rationale=_NO_RISK)
         transition_incident(
             session, incident_ids[0], IncidentStatus.RESOLVED, actor="rssi", comment="données restaurées"
         )

@@ -53,6 +53,7 @@ def test_charte_ia_on_a_real_api_server(
         assert resolved.payload["comment"] == RESOLVE_COMMENT
         assert sorted(action for action, _ in events) == [
             "incident.acknowledged",
+            "incident.art33_decision",
             "incident.raised",
             "incident.raised",
             "incident.resolved",
@@ -159,6 +160,15 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         ).json()
         assert sorted(i["id"] for i in feed) == sorted([rows.incident_id, rows.pii_incident_id])
         assert all(i["time_left"]["seconds"] > 71 * 3600 and i["dpo_contact"] and i["nature"] for i in feed)
+        decided = client.post(
+            f"/api/incidents/{rows.pii_incident_id}/art33",
+            json={
+                "decision": "not_required",
+                "rationale": "Colonne purgée avant tout usage du modèle : risque improbable pour les usagers.",
+            },
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert decided.status_code == 200, decided.text
         done = client.post(
             f"/api/incidents/{rows.pii_incident_id}/resolve",
             json={"comment": RESOLVE_COMMENT},

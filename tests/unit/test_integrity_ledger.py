@@ -23,6 +23,7 @@ from charter_guardrails.core.errors import (
     DatasetFileMissing,
     DatasetFileUnreadable,
 )
+from charter_guardrails.incidents.decisions import record_art33
 from charter_guardrails.ledger import db
 from charter_guardrails.ledger.models import (
     AlertOutbox,
@@ -148,6 +149,14 @@ def test_corrupted_copy_exits_1_and_raises_a_complete_incident(ledger_url: str, 
     assert code == 0
     assert len(shown["alerts"]) == 2
     assert _run(capsys, "incidents", "ack", str(incident["id"]), "--by", "rssi")[1]["status"] == "acknowledged"
+    with ledger_session() as s:
+        record_art33(
+            s,
+            incident["id"],
+            "not_required",
+            actor="rssi",
+            rationale="Restored from a verified backup before any training run: no risk to the data subjects.",
+        )
     code, resolved = _run(
         capsys, "incidents", "resolve", str(incident["id"]), "--by", "rssi", "--comment", "restored from backup"
     )

@@ -215,7 +215,7 @@ def test_an_existing_ledger_gains_the_message_columns_and_keeps_its_rows(charter
 
         before, after = db.migrate(url)
 
-        assert (before, after) == ("0001", "0002")
+        assert (before, after) == ("0001", db.head_revision())
         columns = {c["name"]: c for c in inspect(engine).get_columns("check_results")}
         assert columns["message_id"]["nullable"]
         assert columns["message_params"]["nullable"]

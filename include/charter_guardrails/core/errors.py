@@ -10,6 +10,7 @@ The families decide what happens next, so callers catch a family rather than a l
 - :class:`DatasetReadError`: a dataset cannot be read as tabular data; checks turn it into a failed
   verdict that names the file, never a cell value.
 - :class:`ArtifactIntegrityError`: a model artifact changed since it was trained (an incident, not a retry).
+- :class:`IncidentDecisionRequired`: an incident cannot be resolved before its Art. 33 decision is recorded.
 
 This module imports only the standard library, so the light verify path can raise and catch all of them.
 """
@@ -94,6 +95,21 @@ class DatasetFileEmpty(DatasetFileError):
 
 class DatasetFileChanged(DatasetFileError):
     """The file changed while it was being hashed: the digest would describe no real state of it."""
+
+
+# A state the user must complete first: the CLI exits 1, the view answers 409.
+
+
+class IncidentDecisionRequired(CharterError):
+    """An incident cannot be resolved while its GDPR Art. 33 notification decision is open; the message
+    names the missing decision and the command and form that record it."""
+
+    def __init__(self, incident_id: int, message: str) -> None:
+        self.incident_id = incident_id
+        super().__init__(message)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"incident_id": self.incident_id, "missing": "art33_decision"}
 
 
 # Infrastructure: transient, retried.

@@ -49,10 +49,17 @@ def _iso(value: datetime) -> str:
 
 
 def row_digest(row: Base) -> str:
-    """SHA-256 over every column of an ORM row, in a backend-independent form."""
+    """SHA-256 over every column of an ORM row, in a backend-independent form.
+
+    Columns a migration added later (the model's ``__digest_optional__``) count only once they hold a
+    value, so that rows audited before the migration still verify.
+    """
+    optional: frozenset[str] = getattr(type(row), "__digest_optional__", frozenset())
     values = {}
     for column in row.__table__.columns:
         value = getattr(row, column.key)
+        if value is None and column.name in optional:
+            continue
         if isinstance(value, datetime):
             value = _iso(value)
         elif isinstance(value, float):

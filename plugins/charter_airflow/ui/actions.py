@@ -1,5 +1,6 @@
-"""What changes state (POST): acknowledging and resolving an incident, from the page's forms or the JSON API,
-and recording an attestation from the charter report's forms.
+"""What changes state (POST): acknowledging and resolving an incident and recording its GDPR Art. 33 and
+Art. 34 decisions, from the page's forms or the JSON API, and recording an attestation from the charter
+report's forms. The security-officer role that decides on notification is the operator role here.
 
 Every action needs :func:`~charter_airflow.ui.security.require_operator` (an attestation, also
 :func:`~charter_airflow.ui.security.require_governance`) and passes
@@ -14,11 +15,18 @@ from urllib.parse import urlencode
 
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.incidents.incident import IncidentStatus
-from fastapi import APIRouter, Body, Depends, Form, Request, status
+from fastapi import APIRouter, Body, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from charter_airflow.ui.pages import render_charter_report
-from charter_airflow.ui.queries import ATTESTATION_FIELDS, record_attestation, transition
+from charter_airflow.ui.pages import render_charter_report, render_incident
+from charter_airflow.ui.queries import (
+    ART33_FIELDS,
+    ART34_FIELDS,
+    ATTESTATION_FIELDS,
+    record_attestation,
+    record_decision,
+    transition,
+)
 from charter_airflow.ui.security import GovernanceDep, OperatorDep, check_csrf, require_reader
 
 router = APIRouter(dependencies=[Depends(require_reader)])
@@ -62,6 +70,67 @@ _transition_routes(
 _transition_routes(
     IncidentStatus.RESOLVED, form_path="resoudre", form_name="resolve_form", done="resolu", api_path="resolve"
 )
+
+
+def _decision_routes(article: str, *, form_path: str, fields: tuple[str, ...]) -> None:
+    """The form action and the API action that record the ``article`` decision; both need an operator and CSRF.
+
+    A refused decision shows the page again with what to correct (400); the API answers 400 with it.
+    """
+
+    @router.post(f"/incidents/{{incident_id}}/{form_path}", name=f"{article}_form", response_model=None)
+    def form_action(
+        request: Request,
+        user: OperatorDep,
+        incident_id: int,
+        decision: Annotated[str, Form()] = "",
+        notified_on: Annotated[str, Form()] = "",
+        authority: Annotated[str, Form()] = "",
+        reference: Annotated[str, Form()] = "",
+        rationale: Annotated[str, Form()] = "",
+        communicated_on: Annotated[str, Form()] = "",
+        channel: Annotated[str, Form()] = "",
+        ground: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> RedirectResponse | HTMLResponse:
+        check_csrf(request, user, csrf_token)
+        sent = {
+            "decision": decision,
+            "notified_on": notified_on,
+            "authority": authority,
+            "reference": reference,
+            "rationale": rationale,
+            "communicated_on": communicated_on,
+            "channel": channel,
+            "ground": ground,
+        }
+        form = {name: sent[name] for name in fields}
+        try:
+            record_decision(user, incident_id, article, form, from_form=True)
+        except ConfigError as exc:
+            return render_incident(
+                request,
+                user,
+                incident_id,
+                form={**form, "article": article},
+                error=f"Décision refusée : {exc}",
+                status_code=status.HTTP_400_BAD_REQUEST,
+            )
+        return _back_to_incident(request, incident_id, f"decision-{article}")
+
+    @router.post(f"/api/incidents/{{incident_id}}/{article}", name=f"api_{article}")
+    def api_action(
+        request: Request, user: OperatorDep, incident_id: int, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
+        check_csrf(request, user, None)
+        try:
+            return record_decision(user, incident_id, article, body or {})
+        except ConfigError as exc:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+
+
+_decision_routes("art33", form_path="decision-art33", fields=ART33_FIELDS)
+_decision_routes("art34", form_path="decision-art34", fields=ART34_FIELDS)
 
 
 @router.post("/rapport-charte/attestations", name="attest_form", response_model=None)

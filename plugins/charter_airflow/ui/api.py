@@ -148,11 +148,14 @@ def api_incidents(
 
 @router.get("/api/incidents/{incident_id}", name="api_incident")
 def api_incident(user: ReaderDep, incident_id: int) -> dict[str, Any]:
+    """Every Art. 33(3) field of an incident, and its GDPR Art. 33 and Art. 34 decisions."""
+    from charter_guardrails.incidents.decisions import decisions_dict
+
     with ledger_session() as session:
         row = session.get(Incident, incident_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no incident #{incident_id}")
-        return gov.incident_dict(row)
+        return {**gov.incident_dict(row), "decisions": decisions_dict(row)}
 
 
 @router.get("/api/executions", name="api_runs")

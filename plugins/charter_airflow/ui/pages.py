@@ -6,12 +6,12 @@ Pages only render what :mod:`charter_guardrails.reporting.governance` computes.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from charter_guardrails.ledger.models import Incident, ModelVersion
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
@@ -85,15 +85,74 @@ def incidents_page(request: Request, user: ReaderDep, statut: str | None = None)
     return page(request, "incidents.html", user, incidents=incidents, statut=statut)
 
 
-@router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
-def incident_page(request: Request, user: ReaderDep, incident_id: int, ok: str | None = None) -> HTMLResponse:
+# Declared before ``/incidents/{incident_id}``, which would otherwise take ``registre`` for an incident number.
+@router.get("/incidents/registre", name="incident_register")
+def incident_register(
+    user: ReaderDep,
+    debut: str | None = None,
+    fin: str | None = None,
+    kind: Annotated[str, Query(alias="format")] = "html",
+) -> Response:
+    """The register of breaches (GDPR Art. 33(5)) of the period, as an HTML, JSON or CSV download."""
+    from charter_guardrails.incidents.register import register_file_name, render_csv, render_html, render_json
+
+    if kind not in ("html", "json", "csv"):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "Format inconnu : choisissez html, json ou csv.")
+    register = queries.incident_register(debut, fin)
+    disposition = {"Content-Disposition": f'attachment; filename="{register_file_name(register)}.{kind}"'}
+    if kind == "json":
+        return Response(render_json(register), media_type="application/json", headers=disposition)
+    if kind == "csv":
+        # A byte-order mark, so that spreadsheets read the accents right.
+        body = render_csv(register).encode("utf-8-sig")
+        return Response(body, media_type="text/csv; charset=utf-8", headers=disposition)
+    return HTMLResponse(
+        render_html(register),
+        headers={**disposition, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"},
+    )
+
+
+def render_incident(
+    request: Request,
+    user: Any,
+    incident_id: int,
+    *,
+    ok: str | None = None,
+    form: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    """The incident page; after a refused decision, with the error and the form as it was sent."""
+    from charter_guardrails.incidents.decisions import ART33_LABELS, ART34_GROUND_LABELS, ART34_LABELS, decisions_dict
+
     with ledger_session() as session:
         row = session.get(Incident, incident_id)
         incident = gov.incident_dict(row) if row else None
+        decisions = decisions_dict(row) if row else None
         check_run = gov.find_check_run_for(session, row.use_case, row.run_id) if row and row.run_id else None
-    if incident is None:
+    if incident is None or decisions is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucun incident n°{incident_id}.")
-    return page(request, "incident.html", user, incident=incident, ok=ok, run_pk=check_run)
+    return page(
+        request,
+        "incident.html",
+        user,
+        status_code=status_code,
+        incident=incident,
+        decisions=decisions,
+        art33_labels=ART33_LABELS,
+        art34_labels=ART34_LABELS,
+        ground_labels=ART34_GROUND_LABELS,
+        today=datetime.now(UTC).date().isoformat(),
+        ok=ok,
+        run_pk=check_run,
+        form=form or {},
+        error=error,
+    )
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse, name="incident")
+def incident_page(request: Request, user: ReaderDep, incident_id: int, ok: str | None = None) -> HTMLResponse:
+    return render_incident(request, user, incident_id, ok=ok)
 
 
 @router.get("/manifestes", response_class=HTMLResponse, name="manifests")

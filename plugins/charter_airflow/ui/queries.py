@@ -1,5 +1,6 @@
 """What the view's routes read besides the governance read models: Airflow's pending approvals,
-the audit chain's state, the charter report of a period, incident transitions, attestations and model-card files."""
+the audit chain's state, the charter report of a period, incident transitions and GDPR decisions, the register of
+breaches, attestations and model-card files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.errors import ConfigError, IncidentDecisionRequired
 from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
@@ -129,10 +130,68 @@ def transition(user: Any, incident_id: int, to: IncidentStatus, comment: str | N
         with ledger_session() as session:
             row = transition_incident(session, incident_id, to, actor=actor_name(user), comment=comment)
             return gov.incident_dict(row)
+    except IncidentDecisionRequired as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, decision_required_message(exc.incident_id)) from exc
     except ConfigError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT if "cannot become" in str(exc) else status.HTTP_404_NOT_FOUND, str(exc)
         ) from exc
+
+
+def decision_required_message(incident_id: int) -> str:
+    """Why an incident cannot be resolved yet, and how to record what is missing (shown with the 409)."""
+    return (
+        f"Résolution refusée : la décision de notification à l'autorité de contrôle (RGPD art. 33) de l'incident "
+        f"n°{incident_id} est en attente (aucune décision, ou « à notifier » sans notification faite). "
+        f"Enregistrez-la d'abord avec le formulaire « Décision de notification (art. 33) » de la page de "
+        f"l'incident, l'API POST /api/incidents/{incident_id}/art33 ou la commande "
+        f"`charter incidents notify {incident_id} --decision notified|not_required … --by NOM`."
+    )
+
+
+#: The fields of each decision form, as the page names them.
+ART33_FIELDS = ("decision", "notified_on", "authority", "reference", "rationale")
+ART34_FIELDS = ("decision", "communicated_on", "channel", "ground")
+
+
+def record_decision(
+    user: Any, incident_id: int, article: str, form: dict[str, Any], *, from_form: bool = False
+) -> dict[str, Any]:
+    """Record the Art. 33 or Art. 34 decision sent by a form or the API, as ``user``; both decisions after it.
+
+    A form shows every field of every decision, so only the fields of the chosen decision are read from it;
+    the API refuses a field that does not apply.
+
+    :raises ConfigError: with what to correct; an unknown incident is a 404.
+    """
+    from charter_guardrails.incidents.decisions import decision_fields, decisions_dict, record_art33, record_art34
+    from charter_guardrails.ledger.models import Incident
+
+    fields = ART33_FIELDS if article == "art33" else ART34_FIELDS
+    values = {name: (str(form.get(name) or "").strip() or None) for name in fields}
+    decision = values.pop("decision") or ""
+    if from_form:
+        values = {name: value if name in decision_fields(article, decision) else None for name, value in values.items()}
+    with ledger_session() as session:
+        if session.get(Incident, incident_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucun incident n°{incident_id}.")
+        if article == "art33":
+            row = record_art33(session, incident_id, decision, actor=actor_name(user), **values)
+        else:
+            row = record_art34(session, incident_id, decision, actor=actor_name(user), **values)
+        return {"incident_id": row.id, **decisions_dict(row)}
+
+
+def incident_register(debut: str | None, fin: str | None) -> dict[str, Any]:
+    """The register of breaches of the period (default: the last six months); a bad period is a 400."""
+    from charter_guardrails.incidents.register import build_register
+
+    try:
+        start, end = gov.parse_period(debut, fin)
+    except ConfigError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    with ledger_session() as session:
+        return build_register(session, start, end)
 
 
 #: The fields of the attestation form, as the page names them.
