@@ -6,9 +6,10 @@ when an incident is not acknowledged in time. The DAG is active as soon as it is
 relay that waits for someone to unpause it would deliver nothing.
 
 E-mail goes through the Airflow SMTP provider when the connection ``smtp_default`` exists, else
-through ``CHARTER_SMTP_*``; webhooks through ``CHARTER_ALERT_WEBHOOK_URL``. Failed attempts are
-rescheduled with exponential backoff in the outbox itself, so the task succeeds while an SMTP
-server is down and the next runs retry.
+through ``CHARTER_SMTP_*``; signed webhooks, Matrix, Teams, Mattermost and syslog (SIEM) at the Airflow
+connections the policies' ``incidents.destinations`` name. Failed attempts are rescheduled with
+exponential backoff in the outbox itself, so the task succeeds while a destination is down and the
+next runs retry.
 """
 
 from __future__ import annotations

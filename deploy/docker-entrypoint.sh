@@ -8,7 +8,7 @@
 set -euo pipefail
 
 for name in CHARTER_SIGNING_KEY CHARTER_PUBLIC_KEY CHARTER_PSEUDONYMISATION_KEY \
-            CHARTER_SMTP_PASSWORD CHARTER_ALERT_WEBHOOK_URL; do
+            CHARTER_SMTP_PASSWORD; do
     file_var="${name}_FILE"
     file="${!file_var:-}"
     if [[ -n "$file" && -s "$file" ]]; then

@@ -56,7 +56,7 @@ def charter_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "CHARTER_REPORTS_DIR",
         "CHARTER_KEYS_DIR",
         "CHARTER_AUDIT_ANCHOR",
-        "CHARTER_ALERT_WEBHOOK_URL",
+        "CHARTER_UI_BASE_URL",
     ):
         monkeypatch.delenv(name, raising=False)
     init_keys()

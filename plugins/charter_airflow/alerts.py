@@ -1,7 +1,8 @@
 """The incident alert relay wired to Airflow: e-mail through an Airflow SMTP connection when it exists.
 
 The library's relay (``charter_guardrails.incidents.relay``) delivers the alert outbox with retries and
-idempotency; here it gets Airflow's SMTP provider as its e-mail sender, and a task for the
+idempotency, after :mod:`charter_guardrails.incidents.followup` has queued the due reminders and
+escalations; here it gets Airflow's SMTP provider as its e-mail sender, and a task for the
 ``incident_alert_relay`` DAG.
 """
 
@@ -62,10 +63,13 @@ def airflow_connection_exists(conn_id: str) -> bool:
 
 
 def alert_senders(conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
-    """E-mail through the Airflow SMTP provider when ``conn_id`` exists, else ``CHARTER_SMTP_*``; and the webhook."""
+    """E-mail through the Airflow SMTP provider when ``conn_id`` exists, else ``CHARTER_SMTP_*``; webhooks and chat
+    rooms at the Airflow connections their outbox rows name."""
     from charter_guardrails.incidents.senders import default_senders
 
-    senders: dict[str, Any] = dict(default_senders())
+    from charter_airflow.connections import airflow_connection
+
+    senders: dict[str, Any] = dict(default_senders(airflow_connection))
     if airflow_connection_exists(conn_id):
         senders["email"] = AirflowSmtpSender(conn_id)
     return senders
@@ -73,20 +77,32 @@ def alert_senders(conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
 
 @task(task_id="relay_alert_outbox", multiple_outputs=False)
 def relay_alert_outbox(*, smtp_conn_id: str = SMTP_CONN_ID) -> dict[str, Any]:
-    """Deliver every due outbox alert; failed attempts are rescheduled with backoff in the outbox itself.
+    """Queue due reminders and escalations, then deliver every due outbox alert.
+
+    Failed attempts are rescheduled with backoff in the outbox itself.
 
     :param smtp_conn_id: the Airflow SMTP connection to use when it exists.
     """
-    from charter_guardrails.incidents.relay import relay
+    from charter_guardrails.incidents.followup import queue_due_followups_safely
+    from charter_guardrails.incidents.relay import relay, utcnow
 
     configure_from_airflow()
+    followups = queue_due_followups_safely(now=utcnow())
     report = relay(alert_senders(smtp_conn_id))
+    report.queued = followups.queued
     log.info(
-        "alert relay: %s due, %s delivered, %s failed, %s dead, unsent channels %s",
+        "alert relay: %s queued (%s reminders, %s escalations), %s due, %s delivered, %s failed, %s dead, "
+        "unsent channels %s",
+        report.queued,
+        followups.reminders,
+        followups.escalations,
         report.claimed,
         report.delivered,
         report.failed,
         report.dead,
         report.unsent_channels,
     )
-    return report.to_json_dict()
+    if followups.error:
+        # The due alerts went out; fail the run so that the broken follow-ups are seen and retried.
+        raise RuntimeError(followups.error)
+    return {**report.to_json_dict(), "followups": followups.to_json_dict()}

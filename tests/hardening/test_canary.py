@@ -145,7 +145,7 @@ def canaries(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
     from charter_guardrails.core.settings import get_settings
     from charter_guardrails.ledger import db
 
-    from tests.unit.test_alerts_relay import Hooks
+    from tests.unit.test_alerts_relay import Hooks, policies_with_webhook
 
     url = f"sqlite:///{charter_home / 'ledger.db'}"
     monkeypatch.setenv("CHARTER_LEDGER_URL", url)
@@ -158,7 +158,7 @@ def canaries(charter_home: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Pa
     print(f"canary seed {seed} (replay with CHARTER_CANARY_SEED={seed})")
     generate(get_settings().data_dir, policies, rows=4000, canaries=values)
     hooks = Hooks()
-    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", hooks.url)
+    policies_with_webhook(charter_home.parent / "policies", monkeypatch, hooks.url)
     try:
         yield values, hooks
     finally:

@@ -32,7 +32,7 @@ from tests.hardening.support_faults import scaled
 
 # --- SIGKILL during incident writes ---------------------------------------------------------------
 
-#: Alert targets of citizen_requests: two e-mail recipients and the webhook.
+#: Alert targets of citizen_requests: two e-mail recipients and the signed webhook (``policies_with_webhook``).
 OUTBOX_PER_INCIDENT = 3
 HISTORY = 2  # incidents already in the ledger when a writer starts: the chain never starts at genesis
 
@@ -276,7 +276,9 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
     backend = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
     trials = scaled(200, 200) if backend == "sqlite" else scaled(60, 200)
     seed = int(os.environ.get("CHARTER_KILL_SEED", "20261128"))
-    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    from tests.unit.test_alerts_relay import policies_with_webhook
+
+    policies_with_webhook(tmp_path / "policies", monkeypatch, "http://127.0.0.1:9/charter-alerts")
     template = None
     db.reset_caches()
     if backend == "sqlite":
@@ -418,7 +420,9 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
 
     url = private_pg.create_database(f"ledger_{guardrail.split()[0].replace('-', '_')}_{mode}")
     monkeypatch.setenv("CHARTER_LEDGER_URL", url)
-    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    from tests.unit.test_alerts_relay import policies_with_webhook
+
+    policies_with_webhook(charter_home.parent / "policies", monkeypatch, "http://127.0.0.1:9/charter-alerts")
     db.migrate(url)
     _sample(rows=600)
     run_id = f"scheduled__restart-{mode}"
@@ -733,8 +737,9 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(
     from charter_guardrails.core.policy import load_policy
 
     from tests.e2e.support import register
+    from tests.unit.test_alerts_relay import policies_with_webhook
 
-    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/charter-alerts")
+    policies_with_webhook(charter_home.parent / "policies", monkeypatch, "http://127.0.0.1:9/charter-alerts")
     _sample(rows=scaled(1200, 4000))
     register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
     policy = load_policy("citizen_requests")

@@ -3,6 +3,7 @@ SQLite and PostgreSQL. Time is simulated: a two-and-a-half-hour outage runs in s
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import logging
@@ -20,6 +21,8 @@ from aiosmtpd.controller import Controller
 from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
 from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 from charter_guardrails.cli.main import main as charter
+from charter_guardrails.core.policy_models import AlertDestination, DestinationKind
+from charter_guardrails.incidents.connections import ConnectionInfo
 from charter_guardrails.incidents.incident import raise_incident
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER
 from charter_guardrails.incidents.relay import Backoff, relay, relay_once
@@ -30,6 +33,7 @@ from sqlalchemy import select
 
 PERSONAL_VALUES = ["Jeanne Dupont", "jeanne.dupont@example.fr", "06 12 34 56 78"]
 PASSWORD = "s3cr3t-Pa55word!"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"charter-relay-test-signing-key-32").decode()
 
 
 def free_port() -> int:
@@ -129,6 +133,40 @@ def _incidents(policies: dict, tmp_path: Path, n: int) -> list[int]:
     return ids
 
 
+def with_webhook(policies: dict, monkeypatch: pytest.MonkeyPatch, url: str) -> dict:
+    """The policies, with ``citizen_requests`` alerting a signed webhook at ``url`` through the connection
+    ``alerts_webhook`` (an ``AIRFLOW_CONN_*`` variable, as ``charter alerts relay`` reads it)."""
+    policy = policies["citizen_requests"]
+    destination = AlertDestination(kind=DestinationKind.WEBHOOK, conn_id="alerts_webhook")
+    incidents = policy.incidents.model_copy(update={"destinations": [destination]})
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_WEBHOOK",
+        json.dumps({"conn_type": "http", "password": WEBHOOK_SECRET, "extra": {"url": url}}),
+    )
+    return {**policies, "citizen_requests": policy.model_copy(update={"incidents": incidents})}
+
+
+def policies_with_webhook(folder: Path, monkeypatch: pytest.MonkeyPatch, url: str) -> Path:
+    """A copy of the policies folder in ``folder`` where every policy alerts the signed webhook at ``url`` (the
+    connection ``alerts_webhook``), made the policies folder (``CHARTER_POLICIES_DIR``) of the test."""
+    import shutil
+
+    import yaml
+    from charter_guardrails.core.settings import get_settings
+
+    shutil.copytree(get_settings().policies_dir, folder)
+    for path in folder.glob("*.yaml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document.setdefault("incidents", {})["destinations"] = [{"kind": "webhook", "conn_id": "alerts_webhook"}]
+        path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv("CHARTER_POLICIES_DIR", str(folder))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ALERTS_WEBHOOK",
+        json.dumps({"conn_type": "http", "password": WEBHOOK_SECRET, "extra": {"url": url}}),
+    )
+    return folder
+
+
 def _outbox() -> list[AlertOutbox]:
     with ledger_session() as session:
         return list(session.scalars(select(AlertOutbox).order_by(AlertOutbox.id)))
@@ -137,8 +175,7 @@ def _outbox() -> list[AlertOutbox]:
 def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
     ledger_url: str, policies, tmp_path: Path, monkeypatch, hooks: Hooks, caplog
 ) -> None:
-    monkeypatch.setenv("CHARTER_ALERT_WEBHOOK_URL", hooks.url)
-    incident_ids = _incidents(policies, tmp_path, 3)
+    incident_ids = _incidents(with_webhook(policies, monkeypatch, hooks.url), tmp_path, 3)
     rows = _outbox()
     assert len(rows) == 3 * 3
     assert Counter(r.channel for r in rows) == {"email": 6, "webhook": 3}
@@ -146,7 +183,7 @@ def test_outage_of_two_hours_every_alert_delivered_once_with_its_key(
     monkeypatch.setenv("CHARTER_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CHARTER_SMTP_PORT", str(port))
     senders = default_senders()
-    assert set(senders) == {"email", "webhook"}
+    assert set(senders) == {"email", "webhook", "matrix", "teams", "mattermost", "syslog"}
     t0 = datetime.now(UTC)
     clock = {"now": t0}
     mailbox = Mailbox(refuse=3)
@@ -302,9 +339,14 @@ def test_webhook_sender_posts_json_with_the_key(hooks: Hooks) -> None:
     from charter_guardrails.incidents.messages import Alert
 
     hooks.fail = 0
-    alert = Alert(1, 7, "webhook", hooks.url, "k" * 40, {"incident_id": 7, "breach_type": "integrity", "title": "t"}, 1)
-    WebhookSender().send(alert)
+    alert = Alert(
+        1, 7, "webhook", "alerts_webhook", "k" * 40, {"incident_id": 7, "breach_type": "integrity", "title": "t"}, 1
+    )
+    WebhookSender(lambda conn_id: ConnectionInfo(conn_id, password=WEBHOOK_SECRET, extra={"url": hooks.url})).send(
+        alert
+    )
     headers, body = hooks.received[0]
+    assert headers["webhook-id"] == "k" * 40
     assert headers[IDEMPOTENCY_HEADER] == "k" * 40
     assert body["idempotency_key"] == "k" * 40
     assert body["incident"]["incident_id"] == 7

@@ -577,3 +577,29 @@ def test_export_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for expected in ("--since DATE|DATETIME", "--until DATE|DATETIME", "--out FILE", "Elastic Common Schema"):
         assert expected in text
+
+
+def test_every_state_change_is_queued_for_the_siem_without_being_asked(
+    ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy file's syslog destinations get the raise, the acknowledgement, the decision and the
+    resolution of an incident: the incident code and the decisions queue them, nobody else has to."""
+    import yaml
+    from charter_guardrails.core.policy import load_policy
+
+    source = Path(__file__).resolve().parents[2] / "include" / "policies" / "citizen_requests.yaml"
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    data["incidents"]["destinations"] = [{"kind": "syslog", "conn_id": "siem_tcp"}, {"kind": "webhook", "conn_id": "h"}]
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    (folder / "citizen_requests.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("CHARTER_POLICIES_DIR", str(folder))
+    follow_incident(load_policy("citizen_requests"), 0, queue=False)
+    rows = syslog_rows()
+    assert sorted(r.payload["event.action"] for r in rows) == sorted(
+        ["incident.raised", "incident.acknowledged", "incident.art33_decision", "incident.resolved"]
+    )
+    assert {r.recipient for r in rows} == {"siem_tcp"}
+    with ledger_session() as session:
+        exported = {e["event.id"] for e in incident_events(session)}
+    assert {r.payload["event.id"] for r in rows} == exported, "the queued events are the chain's own"

@@ -27,44 +27,6 @@ COMMAND = "export"
 _MOMENT_HELP = "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM], UTC when no offset is given"
 
 
-def register(subparsers: Any) -> None:
-    """Add ``charter incidents export`` to the ``incidents`` group, whenever the group is created."""
-    group = subparsers.choices.get(GROUP)
-    if group is not None:
-        actions = _sub_commands(group)
-        if actions is not None:
-            add_export_command(actions)
-        return
-    add_parser = subparsers.add_parser
-
-    def add_parser_with_export(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser = add_parser(name, **kwargs)
-        if name == GROUP:
-            _export_with_sub_commands(parser)
-        return parser  # type: ignore[no-any-return]  # argparse's sub-parsers action is typed Any here
-
-    subparsers.add_parser = add_parser_with_export
-
-
-def _sub_commands(parser: argparse.ArgumentParser) -> Any:
-    """The group's sub-commands action, if it has made one."""
-    for action in parser._actions:  # argparse exposes a parser's sub-commands in no public attribute
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return None
-
-
-def _export_with_sub_commands(parser: Any) -> None:
-    add_subparsers = parser.add_subparsers
-
-    def add_subparsers_with_export(**kwargs: Any) -> Any:
-        actions = add_subparsers(**kwargs)
-        add_export_command(actions)
-        return actions
-
-    parser.add_subparsers = add_subparsers_with_export
-
-
 def add_export_command(actions: Any) -> None:
     """Add ``export`` to the sub-commands of the ``incidents`` group (once)."""
     if COMMAND in actions.choices:

@@ -7,12 +7,16 @@ Registered right after :mod:`.integrity` (modules register in name order), so ``
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 from datetime import datetime
 from typing import Any
 
+from charter_guardrails.cli.incident_decisions import register_incident_actions
+from charter_guardrails.cli.incident_export import add_export_command
 from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, add_json_flag, emit, table
-from charter_guardrails.core.errors import UsageError
+from charter_guardrails.core.errors import IncidentDecisionRequired, UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -37,6 +41,8 @@ def register(subparsers: Any) -> None:
         p.add_argument("--comment", help="why; recorded in the incident and the audit chain")
         add_json_flag(p)
         p.set_defaults(handler=_incidents_transition, to=action)
+    register_incident_actions(sub)
+    add_export_command(sub)
 
     alerts = subparsers.add_parser("alerts", help="incident alerts (outbox, relay)")
     alerts_sub = alerts.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
@@ -83,10 +89,13 @@ INCIDENT_FIELDS = (
 
 
 def incident_dict(incident: Any) -> dict[str, Any]:
+    from charter_guardrails.incidents.decisions import decisions_dict
+
     out = {}
     for name in INCIDENT_FIELDS:
         value = getattr(incident, name)
         out[name] = value.isoformat() if isinstance(value, datetime) else value
+    out["decisions"] = decisions_dict(incident)
     return out
 
 
@@ -187,20 +196,27 @@ def _incidents_transition(args: argparse.Namespace) -> int:
     from charter_guardrails.ledger.store import ledger_session
 
     to = IncidentStatus.ACKNOWLEDGED if args.to == "ack" else IncidentStatus.RESOLVED
-    with ledger_session() as session:
-        incident = transition_incident(session, args.incident_id, to, actor=args.by, comment=args.comment)
-        data = incident_dict(incident)
+    try:
+        with ledger_session() as session:
+            incident = transition_incident(session, args.incident_id, to, actor=args.by, comment=args.comment)
+            data = incident_dict(incident)
+    except IncidentDecisionRequired as exc:
+        # Not a usage error: the incident is there, a decision is owed first (exit 1).
+        if getattr(args, "json", False):
+            print(json.dumps({"error": "decision_required", "message": str(exc), **exc.to_json_dict()}))
+        print(f"charter: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     emit(args, data, f"incident #{data['id']} is {data['status']} (by {args.by})")
     return EXIT_OK
 
 
 def _alerts_relay(args: argparse.Namespace) -> int:
-    from charter_guardrails.incidents.followup import queue_due_followups
+    from charter_guardrails.incidents.followup import queue_due_followups_safely
     from charter_guardrails.incidents.relay import relay, relay_once, utcnow
     from charter_guardrails.incidents.senders import default_senders
 
     senders = default_senders()
-    followups = queue_due_followups(now=utcnow())
+    followups = queue_due_followups_safely(now=utcnow())
     report = relay_once(senders) if args.once else relay(senders)
     report.queued = followups.queued
     data = {**report.to_json_dict(), "followups": followups.to_json_dict()}
@@ -211,6 +227,8 @@ def _alerts_relay(args: argparse.Namespace) -> int:
             f"escalation(s)), {report.claimed} due, {report.delivered} delivered, "
             f"{report.failed} failed (retried later), {report.dead} dead"
         )
+        if followups.error:
+            text += f"\n{followups.error}"
         if followups.skipped_use_cases:
             text += (
                 f"\nreminders and escalations skipped for use case(s) {', '.join(followups.skipped_use_cases)}: "
@@ -227,7 +245,7 @@ def _alerts_relay(args: argparse.Namespace) -> int:
         return text
 
     emit(args, data, human)
-    return EXIT_OK if report.failed == 0 else EXIT_FAILED
+    return EXIT_OK if report.failed == 0 and followups.error is None else EXIT_FAILED
 
 
 def _alerts_status(args: argparse.Namespace) -> int:

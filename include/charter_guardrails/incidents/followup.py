@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from charter_guardrails.core.errors import CharterError, ConfigError
 from charter_guardrails.core.policy import UseCasePolicy, load_policy
+from charter_guardrails.incidents.decisions import art33_open
 from charter_guardrails.incidents.incident import IncidentStatus, incident_payload
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import AlertOutbox, Incident
@@ -66,6 +67,8 @@ class FollowupReport:
     escalations: int = 0
     superseded: int = 0
     skipped_use_cases: list[str] = field(default_factory=list)
+    #: Why the pass could not run (see :func:`queue_due_followups_safely`); None when it ran.
+    error: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class FollowupReport:
             "escalations": self.escalations,
             "superseded": self.superseded,
             "skipped_use_cases": self.skipped_use_cases,
+            "error": self.error,
         }
 
 
@@ -89,11 +93,6 @@ class Followup:
     fields: dict[str, Any]
 
 
-def _art33_open(incident: Incident) -> bool:
-    """True while no Art. 33 decision is recorded, or the decision is to notify."""
-    return getattr(incident, "art33_decision", None) in (None, "to_notify")
-
-
 def reminder_recipients(policy: UseCasePolicy) -> tuple[str, ...]:
     """The security officer (else the policy's alert recipients) and the DPO, each once."""
     officer = policy.incidents.security_officer
@@ -103,7 +102,7 @@ def reminder_recipients(policy: UseCasePolicy) -> tuple[str, ...]:
 
 def due_reminder_threshold(incident: Incident, policy: UseCasePolicy, now: datetime) -> int | None:
     """The most recent due threshold (hours before the deadline), or None: none due, or the decision is taken."""
-    if incident.status == IncidentStatus.RESOLVED.value or not _art33_open(incident):
+    if incident.status == IncidentStatus.RESOLVED.value or not art33_open(incident):
         return None
     due = [
         h
@@ -311,6 +310,17 @@ def queue_due_followups(
         return queue_followups(session, now=now, policies=policies)
 
 
+def queue_due_followups_safely(*, now: datetime, url: str | None = None) -> FollowupReport:
+    """:func:`queue_due_followups`, never raising: the relay runs it before delivering, and the alerts
+    already due must go out even when follow-ups cannot be queued. The report's ``error`` says so; the
+    caller fails after delivering, so that the failure is seen and the next run tries again."""
+    try:
+        return queue_due_followups(now=now, url=url)
+    except Exception as exc:
+        log.exception("reminders and escalations could not be queued")
+        return FollowupReport(error=f"{type(exc).__name__}: reminders and escalations not queued (see the log)")
+
+
 __all__ = [
     "ALERT",
     "ESCALATION",
@@ -322,6 +332,7 @@ __all__ = [
     "due_reminder_threshold",
     "followup_key",
     "queue_due_followups",
+    "queue_due_followups_safely",
     "queue_followups",
     "reminder_recipients",
 ]

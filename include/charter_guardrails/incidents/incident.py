@@ -12,7 +12,6 @@ task returns the existing incident instead of creating a second one.
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -24,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.policy import UseCasePolicy
+from charter_guardrails.incidents.siem import queue_siem_events, queue_siem_events_for
+from charter_guardrails.incidents.targets import alert_targets
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import AlertOutbox, Incident
 
@@ -89,6 +90,7 @@ def raise_incident(
         run_id=draft.run_id,
         payload={"breach_type": incident.breach_type, "dataset": draft.dataset},
     )
+    queue_siem_events(session, incident, "incident.raised", policy)
     return incident, True
 
 
@@ -142,14 +144,6 @@ def _queue_alerts(session: Session, policy: UseCasePolicy, incident: Incident) -
         )
 
 
-def alert_targets(policy: UseCasePolicy) -> list[tuple[str, str]]:
-    targets = [("email", r) for r in policy.alert_recipients]
-    webhook = os.environ.get("CHARTER_ALERT_WEBHOOK_URL")
-    if webhook:
-        targets.append(("webhook", webhook))
-    return targets
-
-
 def incident_payload(incident: Incident) -> dict[str, Any]:
     """What an alert carries: the Art. 33 fields, never a raw personal value."""
     return {
@@ -182,13 +176,21 @@ _TRANSITIONS = {
 def transition_incident(
     session: Session, incident_id: int, to: IncidentStatus, *, actor: str, comment: str | None = None
 ) -> Incident:
-    """Acknowledge or resolve an incident, recorded with who, when and why in the audit chain."""
+    """Acknowledge or resolve an incident, recorded with who, when and why in the audit chain.
+
+    :raises IncidentDecisionRequired: when resolving an incident whose GDPR Art. 33 decision is open
+        (:func:`~charter_guardrails.incidents.decisions.art33_open`).
+    """
+    from charter_guardrails.incidents.decisions import require_art33_decision
+
     incident = session.get(Incident, incident_id)
     if incident is None:
         raise ConfigError(f"no incident #{incident_id}; list them with `charter incidents list`")
     current = IncidentStatus(incident.status)
     if current not in _TRANSITIONS[to]:
         raise ConfigError(f"incident #{incident_id} is {current.value}; it cannot become {to.value}")
+    if to is IncidentStatus.RESOLVED:
+        require_art33_decision(incident)
     now = datetime.now(UTC)
     if to is IncidentStatus.ACKNOWLEDGED:
         incident.acknowledged_by, incident.acknowledged_at = actor, now
@@ -209,4 +211,5 @@ def transition_incident(
         run_id=incident.run_id,
         payload={"comment": comment},
     )
+    queue_siem_events_for(session, incident, f"incident.{to.value}")
     return incident

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from charter_guardrails.core.errors import DeliveryError
+from charter_guardrails.core.errors import ConfigError, DeliveryError
 from charter_guardrails.incidents.messages import Alert
 from charter_guardrails.incidents.senders import Sender
 
@@ -141,7 +141,9 @@ def _record(
         if row is None or row.status != "pending":
             return
         row.attempts = (row.attempts or 0) + 1
-        use_case = alert.payload.get("use_case")
+        # Alert payloads carry the use case and run at the top; SIEM events under their ECS labels.
+        use_case = alert.payload.get("use_case") or alert.payload.get("labels.use_case")
+        run_id = alert.payload.get("run_id") or alert.payload.get("labels.run_id")
         audit = {
             "incident_id": alert.incident_id,
             "outbox_id": alert.outbox_id,
@@ -157,7 +159,7 @@ def _record(
                 actor=ACTOR,
                 action="alert.delivered",
                 use_case=use_case,
-                run_id=alert.payload.get("run_id"),
+                run_id=run_id,
                 payload=audit,
             )
             return
@@ -174,7 +176,7 @@ def _record(
                 actor=ACTOR,
                 action="alert.dead",
                 use_case=use_case,
-                run_id=alert.payload.get("run_id"),
+                run_id=run_id,
                 payload={**audit, "last_error": row.last_error},
             )
         else:
@@ -207,7 +209,8 @@ def relay_once(
         error: str | None = None
         try:
             senders[alert.channel].send(alert)
-        except DeliveryError as exc:
+        except (DeliveryError, ConfigError) as exc:
+            # A destination that is down, or a connection to define: the message says which, never a secret.
             error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one broken sender must not stop the others; the row is retried
             error = f"{type(exc).__name__} in the {alert.channel} sender"

@@ -1,9 +1,10 @@
-"""Deliver one alert: e-mail through SMTP (``smtplib``) or an HTTP POST webhook (``httpx``).
+"""Deliver one alert: e-mail through SMTP (``smtplib``); signed webhooks (:mod:`.webhooks`) and chat rooms
+(:mod:`.chat`: Matrix/Tchap, Teams, Mattermost) at the address of the Airflow connection their outbox row names.
 
 Inside Airflow, ``charter_airflow`` provides a sender that goes through the SMTP provider's hook
-and the ``smtp_default`` connection; this library never imports Airflow.
+and the ``smtp_default`` connection, and Airflow's own connection resolver; this library never imports Airflow.
 
-A sender raises :class:`DeliveryError` on failure; its message never contains the SMTP password.
+A sender raises :class:`DeliveryError` on failure; its message never contains a password, a token or a URL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from charter_guardrails.core.errors import ConfigError, DeliveryError
-from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, Alert, email_message, webhook_body
+from charter_guardrails.incidents.chat import MatrixSender, MattermostSender, TeamsSender
+from charter_guardrails.incidents.connections import ConnectionResolver, env_connection
+from charter_guardrails.incidents.messages import Alert, email_message
+from charter_guardrails.incidents.webhooks import WebhookSender
 
 DEFAULT_FROM = "charte-ia@ampmetropole.example"
 
@@ -99,32 +103,38 @@ class SmtpSender:
             raise DeliveryError(f"SMTP {s.host}:{s.port} refused the recipient")
 
 
-class WebhookSender:
-    """POSTs the alert as JSON; any non-2xx answer is a failed attempt."""
+def default_senders(resolver: ConnectionResolver | None = None) -> dict[str, Sender]:
+    """A sender per channel: e-mail when ``CHARTER_SMTP_HOST`` is set, and every destination named by connection
+    (signed webhooks, Matrix, Teams, Mattermost, and SIEMs over syslog).
 
-    def __init__(self, timeout: float = 10.0) -> None:
-        self.timeout = timeout
+    :param resolver: resolves a destination's connection id when an alert is sent; Airflow's own inside
+        Airflow, ``AIRFLOW_CONN_<CONN_ID>`` variables (the default) on the command line.
+    """
+    resolve = resolver or env_connection
+    senders: dict[str, Sender] = {
+        "webhook": WebhookSender(resolve),
+        "matrix": MatrixSender(resolve),
+        "teams": TeamsSender(resolve),
+        "mattermost": MattermostSender(resolve),
+    }
+    # Imported here: the syslog module builds on this one's Sender protocol.
+    from charter_guardrails.incidents.syslog import SyslogRouter, sender_from_connection
 
-    def send(self, alert: Alert) -> None:
-        import httpx
-
-        try:
-            response = httpx.post(
-                alert.recipient,
-                json=webhook_body(alert),
-                timeout=self.timeout,
-                headers={IDEMPOTENCY_HEADER: alert.idempotency_key, "User-Agent": "charter-guardrails-relay"},
-            )
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook: {type(exc).__name__}") from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryError(f"webhook answered HTTP {response.status_code}")
-
-
-def default_senders() -> dict[str, Sender]:
-    """Senders configured by the environment: e-mail when ``CHARTER_SMTP_HOST`` is set, and the webhook."""
-    senders: dict[str, Sender] = {"webhook": WebhookSender()}
+    senders["syslog"] = SyslogRouter(lambda conn_id: sender_from_connection(resolve(conn_id)))
     settings = SmtpSettings.from_env()
     if settings is not None:
         senders["email"] = SmtpSender(settings)
     return senders
+
+
+__all__ = [
+    "DEFAULT_FROM",
+    "MatrixSender",
+    "MattermostSender",
+    "Sender",
+    "SmtpSender",
+    "SmtpSettings",
+    "TeamsSender",
+    "WebhookSender",
+    "default_senders",
+]

@@ -52,6 +52,7 @@ lower-case code word (``to_notify``, ``not_required``, the Art. 34(3) ground ``a
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ from charter_guardrails import __version__
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.settings import get_settings
 from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, Incident
+
+_log = logging.getLogger(__name__)
 
 #: The ECS version whose field names these events use.
 ECS_VERSION = "8.11.0"
@@ -322,6 +325,24 @@ def queue_siem_events(session: Session, incident: Incident, action: str, policy:
     return added
 
 
+def queue_siem_events_for(session: Session, incident: Incident, action: str) -> list[AlertOutbox]:
+    """:func:`queue_siem_events` with the policy of the incident's use case.
+
+    A state change must not fail because the policy file is broken or gone: the SIEM rows are then not
+    queued, with a warning naming the use case (the event stays in the audit chain and in
+    ``charter incidents export``).
+    """
+    from charter_guardrails.core.errors import CharterError
+    from charter_guardrails.core.policy import load_policy
+
+    try:
+        policy = load_policy(incident.use_case)
+    except CharterError as exc:
+        _log.warning("incident %s: no SIEM event queued for %s: %s", incident.id, action, exc)
+        return []
+    return queue_siem_events(session, incident, action, policy)
+
+
 __all__ = [
     "DECISION_FIELDS",
     "ECS_VERSION",
@@ -333,5 +354,6 @@ __all__ = [
     "incident_events",
     "incident_url",
     "queue_siem_events",
+    "queue_siem_events_for",
     "siem_idempotency_key",
 ]

@@ -36,6 +36,7 @@ from typing import Any
 
 from charter_guardrails import __version__
 from charter_guardrails.core.errors import ConfigError, DeliveryError
+from charter_guardrails.incidents.connections import ConnectionInfo
 from charter_guardrails.incidents.messages import Alert
 from charter_guardrails.incidents.senders import Sender
 
@@ -270,6 +271,23 @@ class SyslogRouter:
         sender.send(alert)
 
 
+def sender_from_connection(info: ConnectionInfo) -> SyslogSender:
+    """A :class:`SyslogSender` for a connection: host and port, and in ``extra`` the ``protocol``
+    (``udp``, ``tcp`` or ``tls``, the default), ``ca_file``, ``verify`` and ``enterprise_number``."""
+    extra = info.extra or {}
+    if not info.host:
+        raise ConfigError(f"connection {info.conn_id!r} has no host: give the SIEM's syslog host and port")
+    ca_file = extra.get("ca_file")
+    return SyslogSender(
+        info.host,
+        info.port,
+        str(extra.get("protocol", "tls")),
+        str(ca_file) if ca_file else None,
+        verify=str(extra.get("verify", "true")).lower() not in {"0", "false", "no"},
+        enterprise_number=int(extra.get("enterprise_number", DOCUMENTATION_ENTERPRISE_NUMBER)),
+    )
+
+
 __all__ = [
     "APP_NAME",
     "FACILITY_LOG_AUDIT",
@@ -280,5 +298,6 @@ __all__ = [
     "format_message",
     "octet_counted",
     "sd_element",
+    "sender_from_connection",
     "syslog_severity",
 ]
