@@ -349,7 +349,7 @@ def call_train(train_candidate: Callable[..., Any], run: StepRun) -> Checked:
 
 def call_evaluate(evaluate_candidate: Callable[..., Any], run: StepRun) -> Checked:
     """Candidate against production on the same held-out rows: performance, and fairness per group."""
-    from charter_guardrails.refresh.evaluation import check_fairness, check_performance
+    from charter_guardrails.refresh.evaluation_checks import check_fairness, check_performance
     from charter_guardrails.refresh.training import load_trained_model
 
     (candidate,) = run.inputs

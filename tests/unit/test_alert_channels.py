@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from charter_guardrails.core.policy_models import AlertDestination, DestinationKind
+from charter_guardrails.core.policy_incidents import AlertDestination, DestinationKind
 from charter_guardrails.incidents.chat import chat_text
 from charter_guardrails.incidents.connections import (
     ConnectionInvalid,

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
 from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 from charter_guardrails.cli.main import main as charter
-from charter_guardrails.core.policy_models import AlertDestination, DestinationKind
+from charter_guardrails.core.policy_incidents import AlertDestination, DestinationKind
 from charter_guardrails.incidents.connections import ConnectionInfo
 from charter_guardrails.incidents.incident import raise_incident
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER

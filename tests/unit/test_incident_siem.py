@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.errors import ConfigError, DeliveryError
-from charter_guardrails.core.policy_models import AlertDestination
+from charter_guardrails.core.policy_incidents import AlertDestination
 from charter_guardrails.incidents.decisions import record_art33
 from charter_guardrails.incidents.incident import BreachType, IncidentDraft, IncidentStatus, raise_incident
 from charter_guardrails.incidents.incident import transition_incident as transition

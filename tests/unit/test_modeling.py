@@ -23,12 +23,8 @@ from charter_guardrails.core.results import Verdict
 from charter_guardrails.readers.files import apply_types, read_dataset
 from charter_guardrails.refresh.artifacts import load_model
 from charter_guardrails.refresh.energy import EnergyMeasurement
-from charter_guardrails.refresh.evaluation import (
-    EvaluationReport,
-    check_fairness,
-    check_performance,
-    evaluate_candidate,
-)
+from charter_guardrails.refresh.evaluation import EvaluationReport, evaluate_candidate
+from charter_guardrails.refresh.evaluation_checks import check_fairness, check_performance
 from charter_guardrails.refresh.footprint import check_footprint
 from charter_guardrails.refresh.training import TrainedModel, load_trained_model, train_candidate
 from charter_guardrails.reporting.model_card import ModelCardFacts, write_model_card

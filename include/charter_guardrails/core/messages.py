@@ -62,8 +62,8 @@ CHECK_MESSAGE_MODULES: dict[str, tuple[str, ...]] = {
         "charter_guardrails.checks.quality.checks",
     ),
     "proportionality": ("charter_guardrails.checks.proportionality",),
-    "performance": ("charter_guardrails.refresh.evaluation",),
-    "fairness": ("charter_guardrails.refresh.evaluation",),
+    "performance": ("charter_guardrails.refresh.evaluation", "charter_guardrails.refresh.evaluation_checks"),
+    "fairness": ("charter_guardrails.refresh.evaluation_checks",),
     "footprint": ("charter_guardrails.refresh.footprint",),
     "drift": ("charter_guardrails.checks.quality.drift", "charter_guardrails.checks.quality.checks"),
 }

@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from charter_guardrails.core.errors import ConfigError, PolicyError
+from charter_guardrails.core.policy_incidents import IncidentPolicy
 from charter_guardrails.core.policy_models import (
     IDENTIFIER,
     Contact,
@@ -28,7 +29,6 @@ from charter_guardrails.core.policy_models import (
     EquityPolicy,
     FootprintPolicy,
     Identifier,
-    IncidentPolicy,
     LegalBasis,
     ModelSpec,
     Objective,

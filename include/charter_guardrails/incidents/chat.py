@@ -27,18 +27,17 @@ from urllib.parse import quote, urlsplit
 
 from charter_guardrails.core.errors import DeliveryError
 from charter_guardrails.incidents.connections import (
+    USER_AGENT,
     ConnectionInfo,
     ConnectionInvalid,
-    ConnectionResolver,
-    env_connection,
+    ConnectionSender,
+    check_http_status,
     http_url,
-    keep_urls_out_of_logs,
+    post_failed,
     require_password,
 )
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, Alert
 from charter_guardrails.reporting.vocabulary import breach_type_label, severity_label
-
-USER_AGENT = "charter-guardrails-relay"
 
 
 def _deadline(value: Any) -> str:
@@ -68,16 +67,7 @@ def chat_text(alert: Alert) -> str:
     return "\n".join(["[Charte IA – Sûreté]", *chat_lines(alert)])
 
 
-def _post_error(service: str, info: ConnectionInfo, exc: Exception) -> DeliveryError:
-    return DeliveryError(f"{service} (connection {info.conn_id}): {type(exc).__name__}")
-
-
-def _check_status(service: str, info: ConnectionInfo, status: int) -> None:
-    if not 200 <= status < 300:
-        raise DeliveryError(f"{service} (connection {info.conn_id}) answered HTTP {status}")
-
-
-class MatrixSender:
+class MatrixSender(ConnectionSender):
     """Sends the alert to a Matrix room (Tchap is Matrix) with the client-server API.
 
     ``PUT /_matrix/client/v3/rooms/{room}/send/m.room.message/{txnId}`` with the outbox row's idempotency key
@@ -86,11 +76,6 @@ class MatrixSender:
     transaction id itself (a counter or a random UUID), so it cannot give this guarantee: the call is made
     here with ``httpx``.
     """
-
-    def __init__(self, resolver: ConnectionResolver = env_connection, *, timeout: float = 10.0) -> None:
-        self.resolver = resolver
-        self.timeout = timeout
-        keep_urls_out_of_logs()
 
     def send(self, alert: Alert) -> None:
         import httpx
@@ -116,8 +101,8 @@ class MatrixSender:
         try:
             response = httpx.put(url, json=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise _post_error("Matrix", info, exc) from None
-        _check_status("Matrix", info, response.status_code)
+            raise post_failed("Matrix", info, exc) from None
+        check_http_status("Matrix", info, response.status_code)
 
 
 def teams_card(alert: Alert) -> dict[str, Any]:
@@ -146,7 +131,7 @@ def teams_card(alert: Alert) -> dict[str, Any]:
     }
 
 
-class TeamsSender:
+class TeamsSender(ConnectionSender):
     """Posts the alert as an Adaptive Card to a Teams channel's Workflows webhook.
 
     Apprise's Teams plugin (``workflows``) always calls ``https://`` and rebuilds the URL from its parts with its
@@ -154,11 +139,6 @@ class TeamsSender:
     over plain HTTP): the documented payload is posted here with ``httpx``. Teams has no idempotency key of its
     own; the key is sent as ``X-Idempotency-Key`` and shown in the card.
     """
-
-    def __init__(self, resolver: ConnectionResolver = env_connection, *, timeout: float = 10.0) -> None:
-        self.resolver = resolver
-        self.timeout = timeout
-        keep_urls_out_of_logs()
 
     def send(self, alert: Alert) -> None:
         import httpx
@@ -169,8 +149,8 @@ class TeamsSender:
         try:
             response = httpx.post(url, json=teams_card(alert), headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise _post_error("Teams", info, exc) from None
-        _check_status("Teams", info, response.status_code)
+            raise post_failed("Teams", info, exc) from None
+        check_http_status("Teams", info, response.status_code)
 
 
 def mattermost_apprise_url(info: ConnectionInfo) -> str:
@@ -189,16 +169,11 @@ def mattermost_apprise_url(info: ConnectionInfo) -> str:
     return f"{scheme}://charte-ia@{parts.hostname}{port}{path}/{quote(key, safe='')}?image=no"
 
 
-class MattermostSender:
+class MattermostSender(ConnectionSender):
     """Posts the alert to a Mattermost incoming webhook with apprise (which accepts any host and port).
 
     Mattermost has no idempotency key for incoming webhooks; the key is in the message's last line.
     """
-
-    def __init__(self, resolver: ConnectionResolver = env_connection, *, timeout: float = 10.0) -> None:
-        self.resolver = resolver
-        self.timeout = timeout
-        keep_urls_out_of_logs()
 
     def send(self, alert: Alert) -> None:
         import apprise
@@ -211,7 +186,7 @@ class MattermostSender:
         try:
             delivered = bool(notifier.notify(body=chat_text(alert), timeout=self.timeout))
         except Exception as exc:  # noqa: BLE001 - any failure of the library is one failed attempt
-            raise _post_error("Mattermost", info, exc) from None
+            raise post_failed("Mattermost", info, exc) from None
         if not delivered:
             raise DeliveryError(
                 f"Mattermost (connection {info.conn_id}) did not accept the message (unreachable or refused)"

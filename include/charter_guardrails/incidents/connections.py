@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.errors import ConfigError, DeliveryError
 
 #: Airflow's prefix of connection environment variables.
 ENV_PREFIX = "AIRFLOW_CONN_"
@@ -196,6 +196,31 @@ def keep_urls_out_of_logs() -> None:
         logger = logging.getLogger(name)
         if logger.level < level:  # its own level: a lower root level (a debug session) must not reopen it
             logger.setLevel(level)
+
+
+#: How the relay names itself to the services it posts to.
+USER_AGENT = "charter-guardrails-relay"
+
+
+class ConnectionSender:
+    """Base of the senders that deliver at an Airflow connection: the resolver that names the connection's
+    address and secret at send time, the request timeout, and HTTP client logs that never show a URL."""
+
+    def __init__(self, resolver: ConnectionResolver = env_connection, *, timeout: float = 10.0) -> None:
+        self.resolver = resolver
+        self.timeout = timeout
+        keep_urls_out_of_logs()
+
+
+def post_failed(service: str, info: ConnectionInfo, exc: Exception) -> DeliveryError:
+    """A failed attempt: the service, the connection and the kind of error; never the URL or the secret."""
+    return DeliveryError(f"{service} (connection {info.conn_id}): {type(exc).__name__}")
+
+
+def check_http_status(service: str, info: ConnectionInfo, status: int) -> None:
+    """A non-2xx answer is a failed attempt, retried by the relay."""
+    if not 200 <= status < 300:
+        raise DeliveryError(f"{service} (connection {info.conn_id}) answered HTTP {status}")
 
 
 def http_url(info: ConnectionInfo) -> str:

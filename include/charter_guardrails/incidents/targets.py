@@ -13,7 +13,7 @@ queued by :func:`charter_guardrails.incidents.siem.queue_siem_events`.
 from __future__ import annotations
 
 from charter_guardrails.core.policy import UseCasePolicy
-from charter_guardrails.core.policy_models import DestinationKind
+from charter_guardrails.core.policy_incidents import DestinationKind
 
 
 def alert_targets(policy: UseCasePolicy) -> list[tuple[str, str]]:

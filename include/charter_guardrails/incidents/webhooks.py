@@ -27,18 +27,19 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from charter_guardrails.core.errors import DeliveryError
 from charter_guardrails.incidents.connections import (
+    USER_AGENT,
     ConnectionInvalid,
     ConnectionResolver,
+    ConnectionSender,
+    check_http_status,
     env_connection,
     http_url,
-    keep_urls_out_of_logs,
+    post_failed,
     require_password,
 )
 from charter_guardrails.incidents.messages import IDEMPOTENCY_HEADER, Alert, webhook_body
 
-USER_AGENT = "charter-guardrails-relay"
 SIGNING_KEY_FORM = "the signing secret in the 'whsec_<base64>' form of the Standard Webhooks specification"
 
 
@@ -66,7 +67,7 @@ def signed_request(
     return body.encode("utf-8"), headers
 
 
-class WebhookSender:
+class WebhookSender(ConnectionSender):
     """POSTs an alert, signed, to the webhook its outbox row names by connection id."""
 
     def __init__(
@@ -76,10 +77,8 @@ class WebhookSender:
         timeout: float = 10.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.resolver = resolver
-        self.timeout = timeout
+        super().__init__(resolver, timeout=timeout)
         self.clock = clock
-        keep_urls_out_of_logs()
 
     def send(self, alert: Alert) -> None:
         import httpx
@@ -91,9 +90,8 @@ class WebhookSender:
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=self.timeout)
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"webhook (connection {info.conn_id}): {type(exc).__name__}") from None
-        if not 200 <= response.status_code < 300:
-            raise DeliveryError(f"webhook (connection {info.conn_id}) answered HTTP {response.status_code}")
+            raise post_failed("webhook", info, exc) from None
+        check_http_status("webhook", info, response.status_code)
 
 
 __all__ = ["SIGNING_KEY_FORM", "WebhookSender", "signed_request"]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from charter_guardrails.core.engagements import engagement_by_id, load_engagements
+from charter_guardrails.core.engagements import Engagement, engagement_by_id, load_engagements
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import AuditEvent
@@ -85,6 +85,35 @@ def _text(name: str, value: str, *, minimum: int = 1, maximum: int = MAX_FIELD_C
     return value
 
 
+def _attestable(engagement_id: str) -> Engagement:
+    """The engagement, if it is one that needs an attestation; a ``ConfigError`` saying which do otherwise."""
+    try:
+        engagement = engagement_by_id(engagement_id)
+    except KeyError:
+        raise ConfigError(
+            f"{engagement_id!r} is not an engagement of the charter; "
+            f"engagements that need an attestation: {', '.join(attestable_engagements())}"
+        ) from None
+    if not engagement.needs_attestation:
+        raise ConfigError(
+            f"{engagement_id} is an automated engagement: its evidence is the results of its controls and its "
+            f"sources, not an attestation; engagements that need one: {', '.join(attestable_engagements())}"
+        )
+    return engagement
+
+
+def _check_days(attested_on: date, expires_on: date, today: date) -> None:
+    if isinstance(attested_on, datetime) or isinstance(expires_on, datetime):
+        raise ConfigError("attestation dates are days (a date), not instants")
+    if attested_on > today:
+        raise ConfigError(f"the attestation date {attested_on} is in the future; record it on or after that day")
+    if expires_on <= attested_on:
+        raise ConfigError(
+            f"the attestation expires on {expires_on}, not after the day it was given ({attested_on}); "
+            "give an expiry date after the attestation date"
+        )
+
+
 def record_attestation(
     session: Session,
     *,
@@ -108,31 +137,11 @@ def record_attestation(
     :param recorded_by: who records it (the audit event's actor); by default ``attested_by``.
     :raises ConfigError: with what to correct.
     """
-    try:
-        engagement = engagement_by_id(engagement_id)
-    except KeyError:
-        raise ConfigError(
-            f"{engagement_id!r} is not an engagement of the charter; "
-            f"engagements that need an attestation: {', '.join(attestable_engagements())}"
-        ) from None
-    if not engagement.needs_attestation:
-        raise ConfigError(
-            f"{engagement_id} is an automated engagement: its evidence is the results of its controls and its "
-            f"sources, not an attestation; engagements that need one: {', '.join(attestable_engagements())}"
-        )
+    engagement = _attestable(engagement_id)
     statement = _text("statement", statement, minimum=MIN_STATEMENT_CHARS, maximum=MAX_STATEMENT_CHARS)
     document_ref = _text("document reference", document_ref)
     attested_by = _text("attested_by (the person who attests)", attested_by)
-    if isinstance(attested_on, datetime) or isinstance(expires_on, datetime):
-        raise ConfigError("attestation dates are days (a date), not instants")
-    today = today or datetime.now(UTC).date()
-    if attested_on > today:
-        raise ConfigError(f"the attestation date {attested_on} is in the future; record it on or after that day")
-    if expires_on <= attested_on:
-        raise ConfigError(
-            f"the attestation expires on {expires_on}, not after the day it was given ({attested_on}); "
-            "give an expiry date after the attestation date"
-        )
+    _check_days(attested_on, expires_on, today or datetime.now(UTC).date())
     actor = (recorded_by or attested_by).strip() or attested_by
     event = append_event(
         session,

@@ -311,6 +311,31 @@ def _status(
     return STATUS_NOT_EVALUATED, ["aucun résultat de ses contrôles ni autre preuve sur la période"]
 
 
+def _engagement_entries(period: _PeriodEvidence, chain: dict[str, Any] | None, day: date) -> list[dict[str, Any]]:
+    """Each engagement with its evidence, its status and reasons, and the attestation shown for it."""
+    current = current_attestations(period.attestations, day)
+    latest = latest_attestations(period.attestations, day)
+    entries = []
+    for eng in load_engagements():
+        assessment = _Assessment(evidence={}, found=[], gaps=[])
+        _check_evidence(eng, period, assessment)
+        _source_evidence(eng, period, chain, assessment)
+        valid = current.get(eng.id)
+        shown = valid or latest.get(eng.id)
+        status, reasons = _status(eng, assessment, valid, latest.get(eng.id))
+        entries.append(
+            {
+                **eng.to_json_dict(),
+                "needs_attestation": eng.needs_attestation,
+                "status": status,
+                "status_reasons": reasons,
+                "attestation": _attestation_dict(shown, day) if shown and eng.needs_attestation else None,
+                "evidence": assessment.evidence,
+            }
+        )
+    return entries
+
+
 def charter_report(
     session: Session,
     *,
@@ -344,27 +369,7 @@ def charter_report(
       ``attesté`` with the attestation alone; ``non évalué`` with neither.
     """
     period = _period_evidence(session, start, end)
-    day = last_day(end)
-    current = current_attestations(period.attestations, day)
-    latest = latest_attestations(period.attestations, day)
-    engagements = []
-    for eng in load_engagements():
-        assessment = _Assessment(evidence={}, found=[], gaps=[])
-        _check_evidence(eng, period, assessment)
-        _source_evidence(eng, period, chain, assessment)
-        valid = current.get(eng.id)
-        shown = valid or latest.get(eng.id)
-        status, reasons = _status(eng, assessment, valid, latest.get(eng.id))
-        engagements.append(
-            {
-                **eng.to_json_dict(),
-                "needs_attestation": eng.needs_attestation,
-                "status": status,
-                "status_reasons": reasons,
-                "attestation": _attestation_dict(shown, day) if shown and eng.needs_attestation else None,
-                "evidence": assessment.evidence,
-            }
-        )
+    engagements = _engagement_entries(period, chain, last_day(end))
     statuses = [e["status"] for e in engagements]
     return {
         "title": "Rapport de la charte IA — Métropole Aix-Marseille-Provence",
