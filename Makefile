@@ -60,8 +60,12 @@ test-dags: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening); ledger tests on SQLite and PostgreSQL
-	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25
+# Test files are spread over one pytest-xdist worker per core (a file stays on one worker, so its module
+# fixtures are built once); each worker has its own Airflow home, and ledger tests their own database.
+TEST_WORKERS ?= auto
+
+test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening) on every core; prints the 25 slowest
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings
 	$(BIN)/airflow standalone

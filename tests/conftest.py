@@ -15,17 +15,22 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-# Tests never touch the Airflow metadata of `make run`: one fresh AIRFLOW_HOME per test session,
-# set before anything imports airflow (its configuration is read at import time).
-# (Guarded: a test module that imports ``tests.conftest`` by name must not make a second home.)
-_AIRFLOW_HOME = Path(os.environ.get("CHARTER_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="charter-test-airflow-"))
-os.environ["CHARTER_TEST_AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+# Tests never touch the Airflow metadata of `make run`: one fresh AIRFLOW_HOME per test session and,
+# under pytest-xdist, per worker (workers inherit the controller's environment, so the variable that
+# remembers the home is named after the worker). It is set before anything imports airflow (its
+# configuration is read at import time). Guarded: a test module that imports ``tests.conftest`` by
+# name must not make a second home.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_HOME_VAR = f"CHARTER_TEST_AIRFLOW_HOME_{_WORKER.upper()}" if _WORKER else "CHARTER_TEST_AIRFLOW_HOME"
+_AIRFLOW_HOME = Path(os.environ.get(_HOME_VAR) or tempfile.mkdtemp(prefix=f"charter-test-airflow-{_WORKER or 'main'}-"))
+os.environ[_HOME_VAR] = str(_AIRFLOW_HOME)
 os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -150,10 +155,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: its counts go to the controller's summary
+        workeroutput["ledger_backends"] = dict(_backends)
     if os.environ.get("CHARTER_TEST_KEEP_AIRFLOW_HOME"):
         print(f"\nAirflow home kept for inspection: {_AIRFLOW_HOME}")
         return
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: add a finished worker's ledger backend counts to the controller's."""
+    _backends.update(getattr(node, "workeroutput", {}).get("ledger_backends", {}))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

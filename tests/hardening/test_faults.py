@@ -245,6 +245,8 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
         except AssertionError as exc:
             failure = f"trial {trial} (seed {seed}), after {len(committed)} reported commits: {exc}"
             break
+        if not result["incidents"]:  # the machine got slower since the timing: widen the window, or no kill lands late
+            window = min(window * 1.25, 2.0)
         stats["trials"] += 1
         stats["incidents committed"] += result["incidents"]
         stats["killed inside a write"] += result["in_write"]
