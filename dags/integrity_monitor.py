@@ -1,7 +1,12 @@
-"""``integrity_monitor``: re-verify every registered dataset against its signed manifest, every hour.
+"""``integrity_monitor``: re-verify every registered dataset against its signed manifest, every hour,
+and the ledger's audit chain.
 
-A mismatch fails its mapped task without retry and raises a security incident (Sûreté 2);
+A dataset mismatch fails its mapped task without retry and raises a security incident (Sûreté 2);
 the ``incident_alert_relay`` DAG then delivers the alerts.
+
+The audit chain is verified every hour from its last signed verification on, and in full by the first
+run of each day (UTC), which finds an edit made before that verification too. A broken chain fails the
+task without retry.
 """
 
 from __future__ import annotations
@@ -40,3 +45,19 @@ with DAG(
         return guardrail_tasks.verify_registered_dataset(use_case=use_case, dataset=dataset, path=path, context=context)
 
     verify_dataset_integrity.expand_kwargs(list_registered_datasets())
+
+    @task(task_id="verify_audit_chain")
+    def verify_audit_chain() -> dict[str, Any]:
+        """The audit chain: incremental every hour, in full once a day; fail without retry when it is broken."""
+        from airflow.sdk.exceptions import AirflowFailException
+        from charter_airflow.runtime import configure_from_airflow
+        from charter_guardrails.ledger.audit_verify import scheduled_verification
+
+        configure_from_airflow()
+        verification = scheduled_verification()
+        outcome = verification.summary()
+        if not verification.report.ok:
+            raise AirflowFailException(outcome["message"])
+        return outcome
+
+    verify_audit_chain()

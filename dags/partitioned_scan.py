@@ -61,13 +61,21 @@ with DAG(
                 "chunk_size": plan["chunk_size"],
                 "algorithm": plan["algorithm"],
                 "free_text_columns": free_text,
+                "national_identifiers": list(policy.privacy.national_identifiers),
+                "phone_region": policy.privacy.phone_region,
             }
             for name in plan["partitions"]
         ]
 
     @task(task_id="hash_partition")
     def hash_partition(
-        name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]
+        name: str,
+        directory: str,
+        chunk_size: int,
+        algorithm: str,
+        free_text_columns: list[str],
+        national_identifiers: list[str],
+        phone_region: str,
     ) -> dict[str, Any]:
         from charter_airflow import partitions
 
@@ -78,11 +86,23 @@ with DAG(
 
     @task(task_id="scan_partition")
     def scan_partition(
-        name: str, directory: str, chunk_size: int, algorithm: str, free_text_columns: list[str]
+        name: str,
+        directory: str,
+        chunk_size: int,
+        algorithm: str,
+        free_text_columns: list[str],
+        national_identifiers: list[str],
+        phone_region: str,
     ) -> dict[str, Any]:
         from charter_airflow import partitions
 
-        return partitions.scan_partition(directory, name, free_text_columns=free_text_columns)
+        return partitions.scan_partition(
+            directory,
+            name,
+            free_text_columns=free_text_columns,
+            national_identifiers=national_identifiers,
+            phone_region=phone_region,
+        )
 
     @task(task_id="combine")
     def combine(hashes: list[dict[str, Any]], scans: list[dict[str, Any]]) -> dict[str, Any]:

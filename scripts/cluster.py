@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from charter_demo.local_airflow import LocalAirflow, free_port, running_from_pid_dir, stop_pid_dir  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
-USERS = {"admin": ("admin", "admin"), "reviewer": ("op", "reviewer")}
+#: ``karim.haddad`` is an approver of the sample policies: the admin triggers a refresh, he answers it (four eyes).
+USERS = {"admin": ("admin", "admin"), "reviewer": ("op", "reviewer"), "karim.haddad": ("user", "karim")}
 
 
 def create_database(pg: str, name: str) -> bool:

@@ -46,6 +46,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+#: How many times a request answered 500 "Database error" (a lock wait that timed out) is sent.
+DATABASE_ERROR_RETRIES = 5
+
+
 class AirflowRestClient:
     """A small client for the Airflow 3 public API (``/api/v2``), authenticated as one user."""
 
@@ -64,7 +68,14 @@ class AirflowRestClient:
         self._http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, "/api/v2" + path, **kwargs)
+        # On the SQLite metadata database the scheduler, the dag-processor and the api-server write in turn;
+        # on a busy machine the api-server's wait for the lock can time out, and it answers 500 "Database error"
+        # with its transaction rolled back. That request is sent again; any other error is the caller's.
+        for _ in range(DATABASE_ERROR_RETRIES):
+            response = self._http.request(method, "/api/v2" + path, **kwargs)
+            if not (response.status_code == 500 and "Database error" in response.text):
+                break
+            time.sleep(1)
         if response.status_code >= 400:
             raise AirflowRestError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -145,6 +156,18 @@ class AirflowRestClient:
                 json=body,
             )
         )
+
+    def _xcom_path(self, dag_id: str, run_id: str, task_id: str, key: str) -> str:
+        return f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/{quote(key)}"
+
+    def get_xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """The value of one XCom entry, as stored (JSON values decoded)."""
+        value = self._call("GET", self._xcom_path(dag_id, run_id, task_id, key))["value"]
+        return json.loads(value) if isinstance(value, str) else value
+
+    def set_xcom(self, dag_id: str, run_id: str, task_id: str, value: Any, key: str = "return_value") -> None:
+        """Rewrite one XCom entry, as any user allowed to edit the DAG's task instances can."""
+        self._call("PATCH", self._xcom_path(dag_id, run_id, task_id, key), json={"value": value, "map_index": -1})
 
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout

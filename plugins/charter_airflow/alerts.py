@@ -44,7 +44,8 @@ class AirflowSmtpSender:
                     custom_headers={
                         "Message-ID": message_id(alert),
                         IDEMPOTENCY_HEADER: alert.idempotency_key,
-                        "X-Charter-Incident": str(alert.incident_id),
+                        # an approval notice of a refresh has no incident
+                        **({"X-Charter-Incident": str(alert.incident_id)} if alert.incident_id is not None else {}),
                         "Content-Language": "fr",
                     },
                 )

@@ -275,13 +275,14 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
     ) as dag:
         step = guardrails(REFRESH_STEPS, path)
         decision = _gate_task(path)()
-        published = _publish_task(path, use_case)(step["train_candidate"])
+        published = _publish_task(path, use_case)()
         step["kill_switch"] >> step["verify_integrity"] >> step["scan_personal_data"] >> step["pseudonymise"]
         data_checks = [step["validate_quality"], step["check_representativeness"]]
         step["pseudonymise"] >> data_checks
         data_checks >> step["check_proportionality"]
         [step[name] for name in _GATE_AFTER] >> decision
-        decision >> _human_review(use_case) >> published
+        step["train_candidate"] >> published
+        decision >> _human_review(use_case, path) >> published
     return dag
 
 
@@ -300,15 +301,17 @@ def _gate_task(policy_file: Path) -> Any:
     return gate
 
 
-def _human_review(use_case: str) -> Any:
-    from airflow.providers.standard.operators.hitl import HITLOperator
+def _human_review(use_case: str, policy_file: Path) -> Any:
+    """The HITL form, assigned when it opens to the policy's approvers but the run's triggering user; its body is
+    the approver's brief, rendered then from the ledger's verdicts."""
     from airflow.sdk import Param
 
-    return HITLOperator(
+    from charter_airflow.review import PolicyReviewOperator
+
+    return PolicyReviewOperator(
         task_id="human_review",
+        policy_file=str(policy_file),
         subject=f"Charte IA : valider la mise à jour du modèle {use_case} ?",
-        body="{{ ti.xcom_pull(task_ids='gate')['body'] }}",
-        options=["Approve", "Override", "Reject"],
         params={"justification": Param("", type="string", description="obligatoire pour Override (≥ 20 caractères)")},
         retries=0,
     )
@@ -318,18 +321,14 @@ def _publish_task(policy_file: Path, use_case: str) -> Any:
     from airflow.sdk import Asset, task
 
     @task(task_id="publish", outlets=[Asset(model_asset_uri(use_case))])
-    def publish_model(candidate: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def publish_model(**context: Any) -> dict[str, Any]:
+        """Publish on the ledger's records only: the gate's verdicts, the candidate, the human answer."""
+        from charter_guardrails.decision.gate import REFRESH_CHECKS
+
         from charter_airflow import publish
         from charter_airflow.runtime import load_policy
 
-        ti = context["ti"]
-        return publish.publish(
-            load_policy(policy_file),
-            context,
-            gate_output=ti.xcom_pull(task_ids="gate"),
-            answer=ti.xcom_pull(task_ids="human_review"),
-            candidate=candidate,
-        )
+        return publish.publish(load_policy(policy_file), context, expected=REFRESH_CHECKS)
 
     return publish_model
 

@@ -279,14 +279,16 @@ def call_personal_data(check_personal_data: Callable[..., Any], run: StepRun) ->
 
 def call_pseudonymise(pseudonymise_frame: Callable[..., Any], run: StepRun) -> Checked:
     """Write the training-ready Parquet copy (identifiers keyed-hashed, free text masked); return its path."""
-    from charter_guardrails.checks.privacy.pseudonymise import write_frame
-    from charter_guardrails.core.keys import load_pseudonymisation_key
+    from charter_guardrails.checks.privacy.pseudonymise import copy_metadata, write_frame
+    from charter_guardrails.core.keys import KEY_DERIVATION_HKDF, pseudonymisation_key_for
     from charter_guardrails.readers.files import read_dataset
 
     spec = _dataset(run)
-    frame, report = pseudonymise_frame(read_dataset(spec, _file_of(run)), spec, load_pseudonymisation_key())
+    # The use case's own key: its pseudonyms cannot be joined with another use case's.
+    key = pseudonymisation_key_for(run.policy.id, KEY_DERIVATION_HKDF)
+    frame, report = pseudonymise_frame(read_dataset(spec, _file_of(run)), spec, key)
     target = work_dir(run.policy, run.context) / f"{spec.id}__pseudonymised.parquet"
-    write_frame(frame, target)
+    write_frame(frame, target, metadata=copy_metadata(run.policy.id, spec.id, KEY_DERIVATION_HKDF))
     log.info(
         "pseudonymised %s/%s: %d rows, hashed %s, masked %s, dropped %s -> %s",
         run.policy.id,
@@ -339,12 +341,16 @@ def call_proportionality(check_proportionality: Callable[..., Any], run: StepRun
 def call_train(train_candidate: Callable[..., Any], run: StepRun) -> Checked:
     """Train the candidate on the minimised frame only, measuring its energy (codecarbon, offline, FRA)."""
     import pandas as pd
+    from charter_guardrails.decision.review_records import record_candidate
+    from charter_guardrails.ledger.store import ledger_session
 
     (minimised,) = run.inputs
     artifact_dir = work_dir(run.policy, run.context) / "candidate"
-    return Checked(
-        output=train_candidate(run.policy, pd.read_parquet(minimised), artifact_dir=artifact_dir).to_json_dict()
-    )
+    candidate = train_candidate(run.policy, pd.read_parquet(minimised), artifact_dir=artifact_dir).to_json_dict()
+    # Publish loads the candidate through this ledger record (path and SHA-256), never through XCom.
+    with ledger_session() as session:
+        record_candidate(session, use_case=run.policy.id, run_id=run.run_id, candidate=candidate)
+    return Checked(output=candidate)
 
 
 def call_evaluate(evaluate_candidate: Callable[..., Any], run: StepRun) -> Checked:
@@ -359,15 +365,16 @@ def call_evaluate(evaluate_candidate: Callable[..., Any], run: StepRun) -> Check
 
 
 def _production_model(policy: UseCasePolicy) -> Any:
-    from charter_guardrails.decision.model_registry import production_version
+    from charter_guardrails.decision.model_registry import artifact_file, production_version
     from charter_guardrails.ledger.store import ledger_session
     from charter_guardrails.refresh.artifacts import load_model
 
     with ledger_session() as session:
         version = production_version(session, policy.id)
-        if version is None or not version.artifact_path or not version.artifact_sha256:
+        path = artifact_file(version) if version is not None else None  # stored relative to the models folder
+        if version is None or path is None or not version.artifact_sha256:
             return None
-        path, sha = version.artifact_path, version.artifact_sha256
+        sha = version.artifact_sha256
     return load_model(path, sha)  # refuses an artifact changed since it was published
 
 

@@ -56,11 +56,20 @@ def hash_partition(directory: str | Path, name: str, *, chunk_size: int, algorit
     return {"name": name, "merkle_root": digest.root, "size_bytes": digest.size, "leaf_count": len(digest.chunks)}
 
 
-def scan_options(free_text_columns: Iterable[str] = ()) -> Any:
-    """Exhaustive scan options: a sample drawn per partition would not add up to a sample of the whole."""
+def scan_options(
+    free_text_columns: Iterable[str] = (), national_identifiers: Iterable[str] = (), phone_region: str = "FR"
+) -> Any:
+    """Exhaustive scan options: a sample drawn per partition would not add up to a sample of the whole.
+    ``national_identifiers`` and ``phone_region``: the policy's ``privacy`` switches of the recognizers."""
     from charter_guardrails.checks.privacy.report import ScanOptions
 
-    return ScanOptions(mode="exhaustive", free_text_columns=frozenset(free_text_columns), n_process=1)
+    return ScanOptions(
+        mode="exhaustive",
+        free_text_columns=frozenset(free_text_columns),
+        n_process=1,
+        national_identifiers=frozenset(national_identifiers),
+        phone_region=phone_region,
+    )
 
 
 def _additive(report: Any) -> dict[str, Any]:
@@ -83,13 +92,21 @@ def _additive(report: Any) -> dict[str, Any]:
     return {"rows": report.rows, "columns": columns}
 
 
-def scan_partition(directory: str | Path, name: str, *, free_text_columns: Sequence[str] = ()) -> dict[str, Any]:
+def scan_partition(
+    directory: str | Path,
+    name: str,
+    *,
+    free_text_columns: Sequence[str] = (),
+    national_identifiers: Sequence[str] = (),
+    phone_region: str = "FR",
+) -> dict[str, Any]:
     """Personal data findings of one partition, as additive sums (no raw value)."""
     from charter_guardrails.checks.privacy.scanner import scan_frame
     from charter_guardrails.readers.files import read_parquet
 
     frame = read_parquet(Path(directory) / name)
-    return {"name": name, **_additive(scan_frame(frame, scan_options(free_text_columns), source=name))}
+    options = scan_options(free_text_columns, national_identifiers, phone_region)
+    return {"name": name, **_additive(scan_frame(frame, options, source=name))}
 
 
 def _findings(columns: Mapping[str, Any], rows: int) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,19 +22,23 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Airflow variables/connections that may hold the project's secrets, by environment variable.
-_SECRET_VARIABLES = {
-    "CHARTER_SIGNING_KEY": "charter_signing_key",
-    "CHARTER_PSEUDONYMISATION_KEY": "charter_pseudonymisation_key",
+#: Airflow Variables holding the project's keys, by environment variable: the current name first, then the name
+#: read before (deprecated). A current name carries a word of Airflow's sensitive list (``secret``), so that
+#: Airflow hides the value in the UI, the REST API and the task logs; the old names matched none.
+SECRET_VARIABLES = {
+    "CHARTER_SIGNING_KEY": ("charter_signing_key_secret", "charter_signing_key"),
+    "CHARTER_PSEUDONYMISATION_KEY": ("charter_pseudonymisation_key_secret", "charter_pseudonymisation_key"),
 }
 
 
 def configure_from_airflow() -> None:
-    """Fill the library's environment from Airflow when it is not set already.
+    """Fill the library's environment from Airflow when it is not set already, and mask every key it holds.
 
-    The ledger URL comes from the connection ``charter_ledger`` and the keys from the variables
-    ``charter_signing_key`` and ``charter_pseudonymisation_key`` (a secrets backend serves both).
-    Values are never logged.
+    The ledger URL comes from the connection ``charter_ledger`` and the keys from the Variables
+    ``charter_signing_key_secret`` and ``charter_pseudonymisation_key_secret`` (a secrets backend serves both;
+    the old names ``charter_signing_key`` and ``charter_pseudonymisation_key`` are still read, with a
+    deprecation warning). Every key, read here or given by the environment, is passed to Airflow's
+    ``mask_secret``: a task log that prints one shows ``***``. Values are never logged.
     """
     if not os.environ.get("CHARTER_LEDGER_URL"):
         try:
@@ -43,17 +48,45 @@ def configure_from_airflow() -> None:
             os.environ["CHARTER_LEDGER_URL"] = conn.get_uri()
         except Exception:  # noqa: BLE001, S110 - no connection configured: the embedded default applies
             pass
-    for env_name, variable in _SECRET_VARIABLES.items():
-        if os.environ.get(env_name):
-            continue
-        try:
-            from airflow.sdk import Variable
-
-            value = Variable.get(variable, default=None)
-        except Exception:  # noqa: BLE001 - no variable: the key files apply
-            value = None
+    for env_name, names in SECRET_VARIABLES.items():
+        value = os.environ.get(env_name) or _secret_variable(*names)
         if value:
             os.environ[env_name] = value
+            _mask(value)
+
+
+def _secret_variable(name: str, old_name: str) -> str | None:
+    """The Variable ``name``, else the deprecated ``old_name`` (with a warning that says how to move)."""
+    value = _variable(name)
+    if value:
+        return value
+    value = _variable(old_name)
+    if value:
+        message = (
+            f"the Airflow Variable {old_name!r} is deprecated: Airflow does not mask it (its name has no sensitive "
+            f"word). Rename it {name!r} (airflow variables set {name} ..., then delete {old_name})."
+        )
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+        log.warning(message)
+    return value
+
+
+def _variable(name: str) -> str | None:
+    try:
+        from airflow.sdk import Variable
+
+        value = Variable.get(name, default=None)
+    except Exception:  # noqa: BLE001 - no variable: the key files apply
+        return None
+    return str(value) if value else None
+
+
+def _mask(value: str) -> None:
+    """Ask Airflow to mask ``value`` and, for a PEM key, each line of its body: a log line may hold one line alone."""
+    from airflow.sdk.log import mask_secret
+
+    lines = [line.strip() for line in value.splitlines() if line.strip() and not line.startswith("-----")]
+    mask_secret([value, *lines])
 
 
 def run_ids(context: Mapping[str, Any]) -> tuple[str, str]:

@@ -40,9 +40,9 @@ def run(ctx: Any) -> None:
         claire.wait_for_dag(dag_refresh)
         claire.wait_for_dag(dag_inference)
 
-        # 1. A clean refresh, approved by a named approver through the HITL API.
+        # 1. A clean refresh triggered by karim, approved by another named approver (four eyes) through the HITL API.
         register("citizen_requests", "training", "citizen_requests/training.csv")
-        run_id = claire.trigger(dag_refresh)
+        run_id = karim.trigger(dag_refresh)
         claire.wait_for_hitl(dag_refresh, run_id, "human_review")
         claire.answer_hitl(dag_refresh, run_id, "human_review", "Approve")
         print(f"    approved {dag_refresh} run {run_id} as claire.martin through PATCH .../hitlDetails")
@@ -65,9 +65,10 @@ def run(ctx: Any) -> None:
             f"PII leak blocked at scan_personal_data (publish: {states.get('publish')})",
         )
 
-        # 3. The biased sample: representativeness fails, an approver overrides with a justification.
+        # 3. The biased sample: representativeness fails; an override approver who did not trigger the run
+        # overrides with a justification.
         register("citizen_requests", "training", "citizen_requests/training__biased.csv")
-        run_id = karim.trigger(dag_refresh, {"training_file": "citizen_requests/training__biased.csv"})
+        run_id = claire.trigger(dag_refresh, {"training_file": "citizen_requests/training__biased.csv"})
         karim.wait_for_hitl(dag_refresh, run_id, "human_review")
         karim.answer_hitl(dag_refresh, run_id, "human_review", "Override", {"justification": OVERRIDE_JUSTIFICATION})
         print("    overridden as karim.haddad with a written justification")

@@ -51,7 +51,13 @@ def test_tags_owner_retries(dagbag) -> None:
         for task in dag.tasks:
             assert task.owner, f"{dag_id}.{task.task_id} has no owner"
             assert task.owner != "airflow", f"{dag_id}.{task.task_id} has no owner"
-            if task.task_type not in ("ApprovalOperator", "HITLOperator", "HITLBranchOperator", "EmptyOperator"):
+            if task.task_type not in (
+                "ApprovalOperator",
+                "HITLOperator",
+                "HITLBranchOperator",
+                "PolicyReviewOperator",
+                "EmptyOperator",
+            ):
                 assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
 
 

@@ -82,16 +82,33 @@ def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
     _seed_production_version()
     with ledger_session() as s:
         suspend(s, "citizen_requests", actor="dpo", reason="signalement de la médiation")
+
+    # The inference DAG: no guardrail runs, the batch is quarantined, not used.
     register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
-    dag_run = _dag("citizen_requests_inference_guardrails").test()
-    states = _states(dag_run)
+    states = _states(_dag("citizen_requests_inference_guardrails").test())
     assert states["kill_switch"] == "failed"
     assert all(
         states[t] == "upstream_failed"
         for t in ("verify_integrity", "scan_personal_data", "validate_quality", "check_drift")
     )
-    assert states["route_batch"] == "failed"  # nothing passed: the batch is quarantined, not used
-    assert not list((e2e_home / "data" / "citizen_requests" / "accepted").glob("*"))  # none, or no folder at all
+    assert states["route_batch"] == "failed"
+    assert not (e2e_home / "data" / "citizen_requests" / "accepted").exists()  # created only for a passed batch
+
+    # The refresh DAG on clean data: nothing is trained, no human is asked, the suspended version stays.
+    register("citizen_requests", "training", "citizen_requests/training.csv")
+    states = _states(_dag("citizen_requests_model_refresh").test())
+    assert states["kill_switch"] == "failed"
+    assert states["verify_integrity"] == "upstream_failed"
+    assert states["train_candidate"] == "upstream_failed"
+    assert states["gate"] == "failed"
+    assert states["human_review"] == "upstream_failed"
+    assert states["publish"] == "upstream_failed"
+    state = ledger_state("citizen_requests")
+    assert state["versions"] == [(1, "production", "claire")]
+    refreshes = [r for r in state["runs"] if r[0] == "citizen_requests_model_refresh"]
+    assert len(refreshes) == 1
+    assert refreshes[0][1] == "blocked"
+    assert refreshes[0][2] == ["kill_switch"]
 
 
 def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> None:

@@ -63,11 +63,12 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
 
     claire, karim, viewer = airflow.client("claire.martin"), airflow.client("karim.haddad"), airflow.client("viewer")
 
-    # 1. Clean data: every guardrail passes; the approver approves; v1 is published with its model card.
+    # 1. Clean data: every guardrail passes; the other approver approves; v1 is published with its model card.
     register("citizen_requests", "training", "citizen_requests/training.csv")
-    run_id = claire.trigger(DAG)
+    run_id = karim.trigger(DAG)
     detail = claire.wait_for_hitl(DAG, run_id, "human_review")
     assert detail["options"] == ["Approve", "Override", "Reject"]
+    assert [u["id"] for u in detail["assigned_users"]] == ["claire.martin"]  # not karim, who triggered it
     assert "Tous les garde-fous sont conformes" in detail["body"]
     assert "| fairness |" in detail["body"]
     with pytest.raises(AirflowRestError, match="HTTP 403"):  # a viewer cannot decide
@@ -87,7 +88,7 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
 
     # 2. Biased sample: representativeness and fairness fail; the approver rejects; nothing changes.
     register("citizen_requests", "training", "citizen_requests/training__biased.csv")
-    run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
+    run_id = claire.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
     detail = karim.wait_for_hitl(DAG, run_id, "human_review")
     assert "Override" in detail["body"]
     assert "representativeness" in detail["body"]
@@ -96,8 +97,9 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     assert _states(karim, run_id)["publish"] == "skipped"
     assert ledger_state("citizen_requests")["versions"] == [(1, "production", "claire.martin")]
 
-    # 3. The same sample, overridden with a written justification: v2 is published, the override audited.
-    run_id = karim.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
+    # 3. The same sample, overridden by an override approver with a written justification: v2 is published,
+    # the override audited.
+    run_id = claire.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
     karim.wait_for_hitl(DAG, run_id, "human_review")
     karim.answer_hitl(DAG, run_id, "human_review", "Override", {"justification": JUSTIFICATION})
     assert _finished(karim, airflow.home, run_id) == "success"

@@ -203,7 +203,11 @@ def entry_point(name: str, case: dict[str, Any], spec: dict[str, Any]) -> dict[s
     if name == "pseudonymise":
         output = Path(case["output"])
         result["output_exists"] = output.exists()
-        result["leftovers"] = sorted(p.name for p in output.parent.glob(output.name + "*") if p != output)
+        from charter_guardrails.checks.privacy.pseudonymise import COPY_RECORD_SUFFIX
+
+        record = output.with_name(output.name + COPY_RECORD_SUFFIX)  # the copy's key derivation, beside a CSV
+        result["record_exists"] = record.exists()
+        result["leftovers"] = sorted(p.name for p in output.parent.glob(output.name + "*") if p not in (output, record))
     return result
 
 

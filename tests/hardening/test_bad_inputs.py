@@ -289,6 +289,7 @@ def _assert_common(name: str, record: dict[str, Any]) -> None:
         if point == "pseudonymise":
             assert not call["leftovers"], f"{where}: partial output {call['leftovers']}"
             assert call["output_exists"] == (call["outcome"] == "ok"), where
+            assert call["record_exists"] == call["output_exists"], f"{where}: a copy without its key record"
 
 
 @pytest.mark.parametrize("name", _cases("data"))

@@ -657,7 +657,7 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
         return {
             "chosen_options": ["Override" if needs_override else "Approve"],
             "params_input": {"justification": "Échantillon réduit de l'essai, écarts connus et documentés."},
-            "responded_by_user": {"id": "claire.martin", "name": "claire.martin"},
+            "responded_by_user": {"id": "karim.haddad", "name": "karim.haddad"},  # an override approver
         }
 
     def task(table: dict[str, Any], name: str, context: dict[str, Any], *inputs: str) -> Any:
@@ -678,12 +678,8 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
         ("clean: evaluate", kept("evaluate", "train_candidate")),
         ("clean: footprint_gate", task(refresh, "footprint_gate", clean, "train_candidate", "evaluate")),
         ("clean: gate", lambda: keep("gate", publish.gate(policy, clean, REFRESH_CHECKS))),
-        (
-            "clean: publish",
-            lambda: publish.publish(
-                policy, clean, gate_output=outputs["gate"], answer=answer(), candidate=outputs["train_candidate"]
-            ),
-        ),
+        ("clean: human_review", lambda: _record_answer(policy, clean, answer())),
+        ("clean: publish", lambda: publish.publish(policy, clean, expected=REFRESH_CHECKS)),
         ("corrupted: kill_switch", task(refresh, "kill_switch", corrupt)),
         ("corrupted: verify_integrity", task(refresh, "verify_integrity", corrupt)),
         ("corrupted: gate", lambda: publish.gate(policy, corrupt, REFRESH_CHECKS)),
@@ -701,8 +697,28 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
     ]
 
 
-#: Not retried: training writes no ledger row and takes the longest (its retry is a new candidate in XCom).
-NOT_RETRIED = {"clean: train_candidate"}
+#: Not retried: training takes the longest and its retry is a new candidate; a retried approval form asks the
+#: approvers again, and their new answer is a new record.
+NOT_RETRIED = {"clean: train_candidate", "clean: human_review"}
+
+
+def _record_answer(policy: Any, context: dict[str, Any], answer: dict[str, Any]) -> None:
+    """What the review task does when the form is answered: record Airflow's HITL record in the ledger."""
+    from charter_airflow.runtime import run_ids
+    from charter_guardrails.decision.review_records import ReviewAnswer, record_answer
+    from charter_guardrails.ledger.store import ledger_session
+
+    user = answer["responded_by_user"]
+    recorded = ReviewAnswer(
+        responder_id=user["id"],
+        responder_name=user["name"],
+        choice=answer["chosen_options"][0],
+        justification=answer["params_input"]["justification"],
+    )
+    with ledger_session() as session:
+        record_answer(session, use_case=policy.id, run_id=run_ids(context)[1], answer=recorded)
+
+
 #: Not cleared after the run published: they read the production model, which that publish changed
 #: (the kill switch reports the production version; evaluate compares with it). Retried, they are identical.
 READS_PRODUCTION = {"clean: kill_switch", "clean: evaluate"}

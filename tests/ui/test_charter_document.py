@@ -286,7 +286,7 @@ def test_the_view_exports_the_document_as_pdf_and_html_for_a_reader(
     assert len(document["engagements"]) == 21
     assert document["chain_head"]["verified"] is True
 
-    assert client.get("/rapport-charte/export.pdf", params={"debut": "2026-13-01"}).status_code == 400
+    assert client.get("/rapport-charte/export.pdf", params={"debut": "2026-13-01"}).status_code == 422
 
 
 def test_the_views_pdf_export_is_signed_beside_the_clis_files_and_verifies_with_the_public_key(
@@ -329,7 +329,7 @@ def test_the_views_pdf_export_is_signed_beside_the_clis_files_and_verifies_with_
     # without the signing key the view serves no unsigned PDF
     refused = client.get("/rapport-charte/export.pdf", params={"debut": "2026-01-01", "fin": "2026-12-31"})
     assert refused.status_code == 503
-    assert "signing key" in refused.json()["detail"]
+    assert "clé de signature" in refused.json()["detail"]
 
 
 @pytest.mark.parametrize(

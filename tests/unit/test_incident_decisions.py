@@ -367,7 +367,7 @@ def test_the_migration_adds_the_decision_columns_and_matches_the_models(ledger_u
         command.downgrade(config, "0002")
     db.reset_caches()
     assert not names & {c["name"] for c in inspect(db.get_engine(ledger_url)).get_columns("incidents")}
-    assert db.migrate(ledger_url) == ("0002", "0003")
+    assert db.migrate(ledger_url) == ("0002", db.head_revision())
     columns = {c["name"]: c for c in inspect(db.get_engine(ledger_url)).get_columns("incidents")}
     assert names <= set(columns)
     assert all(columns[name]["nullable"] for name in names)

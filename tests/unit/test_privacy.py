@@ -414,7 +414,7 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(
 ) -> None:
     import base64
 
-    from charter_guardrails.core.keys import load_pseudonymisation_key
+    from charter_guardrails.core.keys import load_pseudonymisation_key, pseudonymisation_key_for
 
     caplog.set_level(logging.DEBUG)
     policy_file = get_settings().policies_dir / "citizen_requests.yaml"
@@ -430,13 +430,14 @@ def test_pseudonymise_is_keyed_deterministic_and_minimises(
     original = pd.read_csv(source, sep=";", dtype=str)
     out = pd.read_csv(charter_out, sep=";", dtype=str)
     assert list(out.columns) == [c.name for c in policy.training_dataset.columns]
-    key = load_pseudonymisation_key()
+    key = pseudonymisation_key_for(policy.id)  # the use case's own key, derived from the master key
     assert out["request_id"].tolist() == [pseudonym(key, v) for v in original["request_id"]]
     text = charter_out.read_text(encoding="utf-8")
     assert not [v for v in _raw_values(sample) if v in text]
     assert re.search(r"<PERSON_[0-9a-f]{10}>", text)
     assert re.search(r"<FR_PHONE_[0-9a-f]{10}>", text)
-    for secret in (base64.b64encode(key).decode(), key.hex()):
+    master = load_pseudonymisation_key()
+    for secret in (base64.b64encode(key).decode(), key.hex(), base64.b64encode(master).decode(), master.hex()):
         assert secret not in caplog.text
         assert secret not in text
     # deterministic: the same frame gives the same output, so joins on pseudonyms still work

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -14,13 +15,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from charter_guardrails.checks.quality.redaction import mask_value
+from charter_guardrails.checks.quality.redaction import mask_value, unexpected_counts
 from charter_guardrails.checks.quality.runner import _naive_utc, validate_file, validate_frame, validate_table
 from charter_guardrails.checks.quality.suites import gx_suite_json, load_suite
 from charter_guardrails.cli.main import main as charter
 from charter_guardrails.core.errors import SuiteError
 from charter_guardrails.core.policy import UseCasePolicy, policy_files
 from charter_guardrails.core.results import Verdict
+from charter_guardrails.core.settings import get_settings
+from charter_guardrails.core.stored_paths import from_stored
 from charter_guardrails.readers.files import apply_types, read_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -490,7 +493,6 @@ def test_planted_personal_values_never_leave(
     from charter_airflow.dag_factory import REFRESH_STEPS
     from charter_airflow.guardrail_tasks import run_step
     from charter_airflow.runtime import persist_and_gate
-    from charter_guardrails.core.settings import get_settings
 
     # a delivery inside the data folder: the Airflow steps refuse files outside it
     (get_settings().data_dir / "citizen_requests").mkdir(parents=True, exist_ok=True)
@@ -531,7 +533,9 @@ def test_planted_personal_values_never_leave(
     xcom = persist_and_gate(result, policy=policy, context=context, fail_on=())  # what the task returns for XCom
     with pytest.raises(AirflowFailException) as failure:  # the message the task would raise, were it a hard check
         persist_and_gate(result, policy=policy, context=context, fail_on=("fail",))
-    docs_dir = Path(result.report_path or "").parent
+    docs = from_stored(result.report_path, get_settings().reports_dir)  # the ledger stores it relative
+    assert docs is not None
+    docs_dir = docs.parent
     html = "\n".join(
         p.read_text(encoding="utf-8", errors="replace")
         for p in docs_dir.rglob("*")
@@ -550,6 +554,105 @@ def test_planted_personal_values_never_leave(
         for value in PLANTED:
             assert value not in text, f"planted personal value found in {where}"
     shutil.rmtree(docs_dir)
+
+
+# -- cost: what the runner asks of GX, how it writes Data Docs ---------------------------------
+
+
+def _same_key(frame: Any, columns: list[str], rows: int) -> Any:
+    """``rows`` rows that repeat the first row's compound key."""
+    for column in columns:
+        frame.loc[frame.index[1 : rows + 1], column] = frame[column].iloc[0]
+    return frame
+
+
+@pytest.mark.parametrize("use_case", ["citizen_requests", "waste_tonnage"])
+def test_basic_result_format_records_what_summary_did(
+    use_case: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner asks GX for BASIC, which skips the row indexes SUMMARY computes; the evidence is the same,
+    examples, their counts and their order included (masked for personal columns, tuples for compound keys)."""
+    from charter_guardrails.checks.quality import suite_run
+
+    policy = policies[use_case]
+    frame = _typed(policy, "training", sample / use_case / "training__quality_failure.csv")
+    if use_case == "waste_tonnage":
+        frame = _same_key(frame, ["commune", "week", "flux"], 30)
+    assert suite_run.RESULT_FORMAT["result_format"] == "BASIC"
+    basic = validate_frame(policy, "training", frame, data_docs=False)
+    monkeypatch.setattr(suite_run, "RESULT_FORMAT", {**suite_run.RESULT_FORMAT, "result_format": "SUMMARY"})
+    summary = validate_frame(policy, "training", frame, data_docs=False)
+    assert basic.evidence["expectations"] == summary.evidence["expectations"]
+    assert basic.summary == summary.summary
+    examples = [o["result"]["unexpected_examples"] for o in basic.evidence["expectations"] if not o["success"]]
+    assert len([e for e in examples if e]) >= 3
+    if use_case == "waste_tonnage":
+        compound = next(
+            o for o in basic.evidence["expectations"] if o["expectation"] == "expect_compound_columns_to_be_unique"
+        )
+        assert not compound["success"]
+        assert compound["result"]["unexpected_examples"][0]["count"] == 20  # 31 equal keys, GX returns 20
+
+
+def test_unexpected_counts_follow_gx() -> None:
+    assert unexpected_counts(["b", "a", "b", "c"]) == [
+        {"value": "b", "count": 2},
+        {"value": "a", "count": 1},
+        {"value": "c", "count": 1},
+    ]
+    assert unexpected_counts([{"x": 1, "y": "a"}, {"x": 1, "y": "a"}]) == [{"value": (1, "a"), "count": 2}]
+    # values GX cannot order get no counts from GX: tallied by their text, in the order of the list
+    assert unexpected_counts([2, "a"]) == [{"value": "2", "count": 1}, {"value": "a", "count": 1}]
+
+
+def _docs_text(result: Any, run: str) -> str:
+    docs = Path(result.report_path or "").parent
+    pages = sorted(p for p in docs.rglob("*.html"))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in pages)
+    return re.sub(r"\d{8}T\d{6}\.\d{6}Z|\d{4}-\d{2}-\d{2}[ T][\d:.]+|_run_time_sort': [\d.]+|" + run, "", text)
+
+
+def test_data_docs_compile_their_templates_once(
+    policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GX's views build a Jinja environment per page; the runner's views share compiled templates, so a
+    second run compiles nothing and writes the same pages."""
+    import jinja2
+
+    policy = policies["citizen_requests"]
+    frame = _typed(policy, "training", sample / "citizen_requests" / "training__quality_failure.csv")
+    first = validate_frame(policy, "training", frame, run_id="docs_first")
+    compiled: list[str | None] = []
+    original = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: Any, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(name)
+        return original(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    second = validate_frame(policy, "training", frame, run_id="docs_second")
+    assert compiled == []
+    assert "pigeon_voyageur" in _docs_text(second, "docs_second")  # the failing channel, with its value
+    assert _docs_text(first, "docs_first") == _docs_text(second, "docs_second")
+
+
+def test_template_cache_compiles_a_changed_template_again() -> None:
+    import jinja2
+    from charter_guardrails.checks.quality._gx_docs import TEMPLATE_CACHE
+
+    cache = type(TEMPLATE_CACHE)()
+    first = jinja2.Environment(
+        loader=jinja2.DictLoader({"page.j2": "one {{ x }}"}), bytecode_cache=cache, autoescape=True
+    )
+    assert first.get_template("page.j2").render(x=1) == "one 1"
+    second = jinja2.Environment(
+        loader=jinja2.DictLoader({"page.j2": "two {{ x }}"}), bytecode_cache=cache, autoescape=True
+    )
+    assert second.get_template("page.j2").render(x=1) == "two 1"
+    third = jinja2.Environment(
+        loader=jinja2.DictLoader({"page.j2": "two {{ x }}"}), bytecode_cache=cache, autoescape=True
+    )
+    assert third.get_template("page.j2").render(x=2) == "two 2"
 
 
 # -- CLI --------------------------------------------------------------------------------------
@@ -602,7 +705,9 @@ def test_cli_validate_records_in_the_ledger(ledger_url: str, sample: Path, capsy
     assert by_run["cli_ok"].verdict == "pass"
     assert by_run["cli_ok"].dag_id == "cli"
     assert by_run["cli_ok"].report_path.endswith("index.html")
-    assert Path(by_run["cli_ok"].report_path).is_file()
+    docs = from_stored(by_run["cli_ok"].report_path, get_settings().reports_dir)  # stored relative to the reports
+    assert docs is not None
+    assert docs.is_file()
 
 
 def test_cli_validate_table_and_usage(

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit
+
+if TYPE_CHECKING:
+    from charter_guardrails.ledger.audit_verify import Verification
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +47,15 @@ def register(subparsers: Any) -> None:
 
     audit = subparsers.add_parser("audit", help="the tamper-evident audit chain")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = audit_sub.add_parser("verify", help="verify the chain with the public key only (exit 1 if broken)")
+    verify = audit_sub.add_parser(
+        "verify",
+        help="verify the chain with the public key only, from the last signed verification on (exit 1 if broken)",
+    )
+    verify.add_argument(
+        "--full",
+        action="store_true",
+        help="re-check every event from the first one (the integrity monitor does it once a day)",
+    )
     add_json_flag(verify)
     verify.set_defaults(handler=_audit_verify)
     log = audit_sub.add_parser("log", help="print the latest audit events")
@@ -139,29 +150,62 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from charter_guardrails.ledger.audit import verify_chain
-    from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.ledger.audit_verify import run_verification
 
-    with ledger_session() as session:
-        report = verify_chain(session)
+    verification = run_verification(full=args.full, progress=_verify_progress)
+    report = verification.report
 
     def human() -> str:
         if report.ok:
-            return f"audit chain intact: {report.events} events, head {report.head_seq}, every head signed"
-        first = report.first_broken
-        assert first is not None  # noqa: S101 - a broken chain has a first broken event
-        lines = [
-            f"audit chain BROKEN: first broken event {first.seq}"
-            + (f" ({first.subject})" if first.subject else "")
-            + f": {first.reason}"
-        ]
-        lines += [f"  - event {p.seq}{' ' + p.subject if p.subject else ''}: {p.reason}" for p in report.problems[1:20]]
-        if len(report.problems) > 20:
-            lines.append(f"  ... and {len(report.problems) - 20} more")
+            lines = [f"audit chain intact: {report.events} events, head {report.head_seq}, every head signed"]
+        else:
+            first = report.first_broken
+            assert first is not None  # noqa: S101 - a broken chain has a first broken event
+            lines = [
+                f"audit chain BROKEN: first broken event {first.seq}"
+                + (f" ({first.subject})" if first.subject else "")
+                + f": {first.reason}"
+            ]
+            lines += [
+                f"  - event {p.seq}{' ' + p.subject if p.subject else ''}: {p.reason}" for p in report.problems[1:20]
+            ]
+            hidden = len(report.problems) - 20 + report.problems_omitted
+            if hidden > 0:
+                lines.append(f"  ... and {hidden} more")
+        lines.append(_verify_scope(verification))
         return "\n".join(lines)
 
-    emit(args, report.to_json_dict(), human)
+    emit(args, verification.to_json_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _verify_progress(rows: int, seconds: float) -> None:
+    import sys
+
+    print(f"audit verify: {rows:,} events read in {seconds:.0f} s ({rows / seconds:,.0f} rows/s)", file=sys.stderr)
+
+
+def _verify_scope(verification: Verification) -> str:
+    """What was verified this time, and the last full verification."""
+    report = verification.report
+    if report.mode == "full":
+        scope = f"full verification: {report.checked} events read in {report.seconds:.1f} s"
+    else:
+        since = f"after event {report.since_seq}" if report.since_seq else "from the first event"
+        scope = (
+            f"incremental verification: {report.checked} events {since}"
+            f" in {report.seconds:.1f} s (`--full` re-checks every event)"
+        )
+    if not verification.recorded:
+        scope += f"; not recorded: {verification.not_recorded}"
+    last = verification.last_full
+    if last is None:
+        return scope + "\nlast full verification: never; run `charter audit verify --full`"
+    result = (
+        "intact" if last["ok"] else f"BROKEN ({last['problems']} problem(s), first at event {last['first_broken']})"
+    )
+    forged = "" if last["authentic"] is not False else " - its record has an INVALID signature"
+    return scope + f"\nlast full verification: {last['at']}, {result}, {last['events']} events{forged}"
 
 
 def _audit_log(args: argparse.Namespace) -> int:

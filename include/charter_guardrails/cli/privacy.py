@@ -71,6 +71,15 @@ def _pick_dataset(policy: UseCasePolicy, file: Path, dataset_id: str | None) -> 
     return policy.training_dataset
 
 
+def _close_run(use_case: str, run_id: str) -> None:
+    """Close the command's run with its decision: no gate decides a command-line run, and the overview must not
+    show it as running forever."""
+    from charter_guardrails.ledger.store import decide_from_results, get_or_create_check_run, ledger_session
+
+    with ledger_session() as session:
+        decide_from_results(session, get_or_create_check_run(session, use_case=use_case, dag_id="cli", run_id=run_id))
+
+
 def _read_error(exc: Exception) -> int:
     _note(f"charter: error: {exc}")
     return EXIT_USAGE
@@ -83,14 +92,15 @@ def _scan(args: argparse.Namespace) -> int:
 
     run_id = args.run_id or f"cli__{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
     policy = load_policy(args.policy) if args.policy else None
+    dataset = _pick_dataset(policy, args.file, args.dataset) if policy is not None else None
     try:
-        frame, dataset = _read_for_scan(args, policy)
+        scan = _scan_file(args, policy, dataset)
     except DatasetReadError as exc:
         return _read_error(exc)
     if policy is None or dataset is None:
-        scan, outcome = _report_only(args, frame, run_id)
+        outcome = _report_only(args, scan, run_id)
     else:
-        scan, outcome = _judge(args, frame, policy, dataset, run_id)
+        outcome = _judge(scan, policy, dataset, run_id)
     _note(scan.guarantee)
     incident_id = None
     failed = outcome.result.verdict is Verdict.FAIL
@@ -98,6 +108,7 @@ def _scan(args: argparse.Namespace) -> int:
         from charter_guardrails.checks.privacy.verdict import persist_outcome
 
         incident_id, _ = persist_outcome(outcome, policy, dag_id="cli", run_id=run_id)
+        _close_run(policy.id, run_id)
     if args.json:
         print(json.dumps(_column_entries(scan, outcome), indent=2, ensure_ascii=False))
     else:
@@ -108,38 +119,40 @@ def _scan(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _read_for_scan(args: argparse.Namespace, policy: UseCasePolicy | None) -> tuple[Any, Dataset | None]:
-    """The frame to scan: in the policy's declared dialect, else in the dialect detected (and said)."""
-    from charter_guardrails.readers.files import read_any, read_dataset
+def _scan_file(args: argparse.Namespace, policy: UseCasePolicy | None, dataset: Dataset | None) -> Any:
+    """Scan the file as a stream (:mod:`~charter_guardrails.checks.privacy.stream`): in the policy's declared
+    dialect, else in the dialect detected (and said), as the policy asks or in the mode asked."""
+    from charter_guardrails.checks.privacy.report import ScanOptions
+    from charter_guardrails.checks.privacy.stream import scan_dataset, scan_file
+    from charter_guardrails.readers.files import detect_csv_dialect
 
-    if policy is None:
-        frame, dialect = read_any(args.file)
-        if dialect is not None:
-            _note(
-                f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
-                + (f" ({'; '.join(dialect.notes)})" if dialect.notes else "")
-            )
-        return frame, None
-    dataset = _pick_dataset(policy, args.file, args.dataset)
-    frame = read_dataset(dataset, args.file)
+    if policy is None or dataset is None:
+        options = ScanOptions(mode="exhaustive" if args.exhaustive else "sampling")
+        if args.file.suffix.lower() == ".parquet" or args.file.is_dir():
+            return scan_file(args.file, options, parquet=True, source=args.file.name)
+        dialect = detect_csv_dialect(args.file)
+        scan = scan_file(args.file, options, dialect=dialect.as_policy_dialect(), parquet=False, source=args.file.name)
+        _note(
+            f"assumed: separator {dialect.separator!r}, decimal {dialect.decimal!r}, encoding {dialect.encoding}"
+            + (f" ({'; '.join(dialect.notes)})" if dialect.notes else "")
+        )
+        return scan
+    options = ScanOptions.from_policy(policy.privacy, dataset, exhaustive=True if args.exhaustive else None)
+    scan = scan_dataset(dataset, args.file, options, source=args.file.name)
     _note(
         f"read as dataset {dataset.id!r} of {policy.id}: separator {dataset.csv.separator!r}, "
         f"encoding {dataset.csv.encoding} (declared by the policy)"
     )
-    return frame, dataset
+    return scan
 
 
-def _report_only(args: argparse.Namespace, frame: Any, run_id: str) -> tuple[Any, Any]:
+def _report_only(args: argparse.Namespace, scan: Any, run_id: str) -> Any:
     """Without a policy: what each column holds, a passing result, reports under ``_adhoc``."""
-    from charter_guardrails.checks.privacy.report import ScanOptions
     from charter_guardrails.checks.privacy.report_files import write_reports
-    from charter_guardrails.checks.privacy.scanner import scan_frame
     from charter_guardrails.checks.privacy.verdict import PersonalDataOutcome
     from charter_guardrails.core.catalogue import CATALOGUE, CheckName
     from charter_guardrails.core.results import CheckResult, Verdict
 
-    options = ScanOptions(mode="exhaustive" if args.exhaustive else "sampling")
-    scan = scan_frame(frame, options, source=args.file.name)
     with_pii = [c.name for c in scan.columns if c.findings]
     result = CheckResult(
         check=CheckName.PERSONAL_DATA,
@@ -151,23 +164,17 @@ def _report_only(args: argparse.Namespace, frame: Any, run_id: str) -> tuple[Any
     )
     outcome = PersonalDataOutcome(result=result, scan=scan, columns=[])
     write_reports(outcome, use_case="_adhoc", run_id=run_id, name=args.file.stem)
-    return scan, outcome
+    return outcome
 
 
-def _judge(
-    args: argparse.Namespace, frame: Any, policy: UseCasePolicy, dataset: Dataset, run_id: str
-) -> tuple[Any, Any]:
-    """With a policy: the scan as the policy asks, judged column by column, with its reports."""
-    from charter_guardrails.checks.privacy.report import ScanOptions
+def _judge(scan: Any, policy: UseCasePolicy, dataset: Dataset, run_id: str) -> Any:
+    """With a policy: the scan judged column by column, with its reports."""
     from charter_guardrails.checks.privacy.report_files import write_reports
-    from charter_guardrails.checks.privacy.scanner import scan_frame
     from charter_guardrails.checks.privacy.verdict import evaluate
 
-    options = ScanOptions.from_policy(policy.privacy, dataset, exhaustive=True if args.exhaustive else None)
-    scan = scan_frame(frame, options, source=args.file.name)
     outcome = evaluate(scan, policy, dataset, run_id=run_id)
     write_reports(outcome, use_case=policy.id, run_id=run_id)
-    return scan, outcome
+    return outcome
 
 
 def _column_entries(scan: Any, outcome: Any) -> list[dict[str, Any]]:

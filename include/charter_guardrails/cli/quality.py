@@ -63,11 +63,18 @@ def _policy(value: str) -> Any:
 
 
 def _record(policy: Any, result: Any, run_id: str) -> None:
-    from charter_guardrails.ledger.store import get_or_create_check_run, ledger_session, record_check_result
+    """Record the result and close the command's run with its decision (no gate decides a command-line run)."""
+    from charter_guardrails.ledger.store import (
+        decide_from_results,
+        get_or_create_check_run,
+        ledger_session,
+        record_check_result,
+    )
 
     with ledger_session() as session:
         run = get_or_create_check_run(session, use_case=policy.id, dag_id="cli", run_id=run_id)
         record_check_result(session, run, result, actor="cli")
+        decide_from_results(session, run, actor="cli")
 
 
 def _report(

@@ -1,4 +1,4 @@
-"""Secrets: the Ed25519 signing key and the pseudonymisation key.
+"""Secrets: the Ed25519 signing key and the pseudonymisation key (and the per-use-case keys derived from it).
 
 Resolution order, first found wins:
 
@@ -9,6 +9,12 @@ Resolution order, first found wins:
 
 Verification needs only the public key (``CHARTER_PUBLIC_KEY`` or ``signing_ed25519.pub``).
 Keys are never logged: errors name the variable or file, never the content.
+
+Pseudonyms are made with a key **per use case**, derived from the pseudonymisation (master) key with HKDF
+(RFC 5869, SHA-256, salt :data:`PSEUDONYM_KDF_SALT`, info ``b"charter-pseudonym:" + use case id``): the same
+person gets unrelated pseudonyms in two use cases, so two training copies cannot be joined on them, and one
+master key is still all there is to keep. The derivation is named (:data:`KEY_DERIVATION_HKDF`) and recorded
+with each copy; copies made before it existed were made with the master key itself (:data:`KEY_DERIVATION_MASTER`).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from charter_guardrails.core.errors import KeyError_
 from charter_guardrails.core.settings import get_settings
@@ -30,6 +37,16 @@ from charter_guardrails.core.settings import get_settings
 SIGNING_KEY_FILE = "signing_ed25519.pem"
 PUBLIC_KEY_FILE = "signing_ed25519.pub"
 PSEUDONYMISATION_KEY_FILE = "pseudonymisation.key"
+#: HKDF salt of the per-use-case pseudonymisation keys. Fixed and public (RFC 5869 allows a non-secret salt):
+#: changing it would change every pseudonym, so a new salt is a new derivation name, never an edit of this one.
+PSEUDONYM_KDF_SALT = b"charter-guardrails/pseudonymisation/hkdf-sha256/v1"
+#: HKDF ``info`` prefix; the use case id follows it.
+PSEUDONYM_KDF_INFO = b"charter-pseudonym:"
+#: The per-use-case key: HKDF-SHA256(master, salt, info + use case id), 32 bytes.
+KEY_DERIVATION_HKDF = "hkdf-sha256-v1"
+#: The master key itself: what every copy made before the per-use-case keys used.
+KEY_DERIVATION_MASTER = "master"
+KEY_DERIVATIONS = (KEY_DERIVATION_HKDF, KEY_DERIVATION_MASTER)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -197,3 +214,26 @@ def load_pseudonymisation_key(keys_dir: Path | None = None) -> bytes:
     if len(key) < 32:
         raise KeyError_(f"the pseudonymisation key in {source} is shorter than 32 bytes")
     return key
+
+
+def derive_use_case_key(master: bytes, use_case: str) -> bytes:
+    """The pseudonymisation key of ``use_case``: HKDF-SHA256 of the master key (see the module's docstring)."""
+    if not use_case:
+        raise KeyError_("a per-use-case pseudonymisation key needs the use case id")
+    hkdf = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=PSEUDONYM_KDF_SALT, info=PSEUDONYM_KDF_INFO + use_case.encode()
+    )
+    return hkdf.derive(master)
+
+
+def pseudonymisation_key_for(
+    use_case: str, derivation: str = KEY_DERIVATION_HKDF, keys_dir: Path | None = None
+) -> bytes:
+    """The key that pseudonymises ``use_case``'s data under ``derivation``: new copies use the default, a copy
+    made with the master key (:data:`KEY_DERIVATION_MASTER`) is matched with the master key."""
+    if derivation not in KEY_DERIVATIONS:
+        raise KeyError_(
+            f"unknown pseudonymisation key derivation {derivation!r}: use one of {', '.join(KEY_DERIVATIONS)}"
+        )
+    master = load_pseudonymisation_key(keys_dir)
+    return master if derivation == KEY_DERIVATION_MASTER else derive_use_case_key(master, use_case)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from charter_guardrails.core.errors import ConfigError, PolicyError
+from charter_guardrails.core.policy_approval import ApprovalPolicy, Approver
 from charter_guardrails.core.policy_incidents import IncidentPolicy
 from charter_guardrails.core.policy_models import (
     IDENTIFIER,
@@ -53,7 +54,10 @@ class UseCasePolicy(PolicySection):
     legal_basis: LegalBasis
     legal_basis_detail: str | None = None
     owner: Contact
-    approvers: list[Contact] = Field(min_length=1)
+    #: Who may approve a refresh; each answers the HITL form under their Airflow ``username``.
+    approvers: list[Approver] = Field(min_length=1)
+    #: Who may override, how long the form waits (see :mod:`charter_guardrails.core.policy_approval`).
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     alert_recipients: list[Email] = Field(min_length=1)
     dpo: Contact
     decision_support: bool
@@ -85,6 +89,7 @@ class UseCasePolicy(PolicySection):
                 f"objective.success_metric {self.objective.success_metric!r} differs from model.metric "
                 f"{self.model.metric!r}: the performance gate evaluates the model on its success metric"
             )
+        self._check_approvers()
         ids = [d.id for d in self.datasets]
         if len(set(ids)) != len(ids):
             raise ValueError(f"dataset ids must be unique, got {ids}")
@@ -101,6 +106,21 @@ class UseCasePolicy(PolicySection):
                 if group.column not in {c.name for c in dataset.columns}:
                     raise ValueError(f"equity group column {group.column!r} is not a column of dataset {dataset.id!r}")
         return self
+
+    def _check_approvers(self) -> None:
+        usernames = [a.username for a in self.approvers if a.username]
+        if len(set(usernames)) != len(usernames):
+            raise ValueError(f"an approver username is listed twice: {sorted(usernames)}")
+        unknown = sorted(set(self.approval.override_approvers) - set(usernames))
+        if unknown:
+            raise ValueError(
+                f"approval.override_approvers {unknown} are not the username of an approver: list them in approvers"
+            )
+
+    @property
+    def approver_usernames(self) -> list[str]:
+        """The Airflow user names of the approvers, in the policy's order."""
+        return [a.username for a in self.approvers if a.username]
 
     def dataset(self, dataset_id: str) -> Dataset:
         for dataset in self.datasets:

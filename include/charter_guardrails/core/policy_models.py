@@ -304,6 +304,20 @@ class PrivacyPolicy(PolicySection):
     #: In sampling mode: detect a PII rate of at least ``min_detectable_rate`` with ``confidence``.
     min_detectable_rate: float = Field(default=0.01, gt=0, lt=1)
     confidence: float = Field(default=0.99, gt=0, lt=1)
+    #: National identifiers of these countries are looked for besides the French ones (off by default:
+    #: their digits look like other references): BE national number, DE tax id, ES DNI/NIE, IT codice fiscale.
+    national_identifiers: list[Literal["BE", "DE", "ES", "IT"]] = Field(default_factory=list)
+    #: Region of phone numbers written without a country code (ISO 3166 alpha-2, as phonenumbers knows it).
+    phone_region: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+
+    @field_validator("phone_region")
+    @classmethod
+    def _known_phone_region(cls, value: str) -> str:
+        import phonenumbers
+
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown phone region {value!r}; use a region code phonenumbers knows, e.g. FR, BE, DE")
+        return value
 
 
 class QualityPolicy(PolicySection):

@@ -28,6 +28,9 @@ class Settings:
     data_url: str
     #: The address people open the Airflow UI at; alerts link to the governance view under it.
     ui_base_url: str = "http://localhost:8080"
+    #: Published model versions (``$CHARTER_HOME/models``): ``<use case>/v<n>.joblib`` and the card folder
+    #: ``<use case>/v<n>/``.
+    models_dir: Path = Path(".charter/models")
 
     @property
     def audit_anchor(self) -> Path:
@@ -49,4 +52,5 @@ def get_settings() -> Settings:
         reference_dir=Path(os.environ.get("CHARTER_REFERENCE_DIR", PROJECT_ROOT / "include" / "reference")).resolve(),
         data_url=os.environ.get("CHARTER_DATA_URL") or f"sqlite:///{home / 'data' / 'warehouse.db'}",
         ui_base_url=(os.environ.get("CHARTER_UI_BASE_URL") or "http://localhost:8080").rstrip("/"),
+        models_dir=home / "models",
     )

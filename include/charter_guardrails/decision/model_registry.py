@@ -2,11 +2,16 @@
 
 Every change is an audited row: publishing a version, approvals and overrides (who, when,
 why), suspending and resuming the production model.
+
+A version's files (artifact, model card) are stored relative to the models folder
+(``$CHARTER_HOME/models``, :mod:`charter_guardrails.core.stored_paths`); read them with
+:func:`artifact_file` and :func:`card_file`, which also accept the absolute paths of older rows.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,6 +21,8 @@ from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.messages import Template
 from charter_guardrails.core.results import CheckResult, Severity, Verdict
+from charter_guardrails.core.settings import get_settings
+from charter_guardrails.core.stored_paths import from_stored, to_stored
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.models import Approval, ModelVersion
 
@@ -115,9 +122,9 @@ def publish_version(
         run_id=run_id,
         status="production",
         metrics=metrics,
-        artifact_path=artifact_path,
+        artifact_path=_stored(artifact_path),
         artifact_sha256=artifact_sha256,
-        card_path=card_path,
+        card_path=_stored(card_path),
         approved_by=approved_by,
         suspended=False,
         created_at=datetime.now(UTC),
@@ -135,10 +142,39 @@ def publish_version(
     return version
 
 
+def _stored(path: str | Path | None) -> str | None:
+    """``path`` as a version stores it: relative to the models folder when it lies inside it."""
+    return to_stored(path, get_settings().models_dir)
+
+
+def artifact_file(version: ModelVersion) -> Path | None:
+    """The version's model artifact in the current models folder (an older row's absolute path as it is)."""
+    return from_stored(version.artifact_path, get_settings().models_dir)
+
+
+def card_file(version: ModelVersion) -> Path | None:
+    """The version's model card in the current models folder (an older row's absolute path as it is)."""
+    return from_stored(version.card_path, get_settings().models_dir)
+
+
 def set_card_path(session: Session, version: ModelVersion, card_path: str, actor: str) -> None:
-    if version.card_path == card_path:
-        return  # a retried publish wrote the same card
-    version.card_path = card_path
+    """Link the version to its model card (stored relative to the models folder), audited."""
+    set_model_files(session, version, card_path=card_path, artifact_path=version.artifact_path, actor=actor)
+
+
+def set_model_files(
+    session: Session,
+    version: ModelVersion,
+    *,
+    card_path: str | Path | None,
+    artifact_path: str | Path | None,
+    actor: str,
+) -> None:
+    """Link the version to its model card and artifact (stored relative to the models folder), in one audited change."""
+    card, artifact = _stored(card_path), _stored(artifact_path)
+    if (version.card_path, version.artifact_path) == (card, artifact):
+        return  # a retried publish wrote the same files
+    version.card_path, version.artifact_path = card, artifact
     append_event(
         session,
         actor=actor,

@@ -41,7 +41,8 @@ class Alert:
     """One outbox row to deliver, detached from the database session."""
 
     outbox_id: int
-    incident_id: int
+    #: ``None`` for an approval notice of a model refresh (:mod:`charter_guardrails.incidents.approval_notice`).
+    incident_id: int | None
     channel: str
     recipient: str
     idempotency_key: str
@@ -101,8 +102,17 @@ def headline(alert: Alert) -> str:
     )
 
 
+def _notice(alert: Alert) -> Any:
+    """The approval-notice module when ``alert`` is an approval notice, else ``None``."""
+    from charter_guardrails.incidents import approval_notice
+
+    return approval_notice if approval_notice.is_approval_notice(alert) else None
+
+
 def subject(alert: Alert) -> str:
     """The e-mail subject: the kind of alert first, then the incident's number and title."""
+    if notice := _notice(alert):
+        return str(notice.subject(alert))
     p = alert.payload
     number, title = p.get("incident_id", alert.incident_id), p.get("title", "incident de sécurité")
     prefix = "[Charte IA – Sûreté]"
@@ -205,11 +215,15 @@ def _body_context(alert: Alert) -> dict[str, Any]:
 
 def text_body(alert: Alert) -> str:
     """The plain-text part: what happened, the links, every Art. 33 field, the commands, the idempotency key."""
+    if notice := _notice(alert):
+        return str(notice.text_body(alert))
     return render("incident_alert.txt", **_body_context(alert))
 
 
 def html_body(alert: Alert) -> str:
     """The HTML part: the same fields in a table, every value escaped."""
+    if notice := _notice(alert):
+        return str(notice.html_body(alert))
     return render("incident_alert.html", **_body_context(alert))
 
 
@@ -227,7 +241,8 @@ def email_message(alert: Alert, *, sender: str) -> EmailMessage:
     msg["Date"] = formatdate(usegmt=True)
     msg["Message-ID"] = message_id(alert)
     msg[IDEMPOTENCY_HEADER] = alert.idempotency_key
-    msg["X-Charter-Incident"] = str(alert.incident_id)
+    if alert.incident_id is not None:
+        msg["X-Charter-Incident"] = str(alert.incident_id)
     msg["Content-Language"] = "fr"
     msg.set_content(text_body(alert))
     msg.add_alternative(html_body(alert), subtype="html")
@@ -236,6 +251,8 @@ def email_message(alert: Alert, *, sender: str) -> EmailMessage:
 
 def webhook_body(alert: Alert) -> dict[str, Any]:
     """The JSON a webhook receives; ``idempotency_key`` is also sent as a header."""
+    if notice := _notice(alert):
+        return dict(notice.webhook_body(alert))
     return {
         "idempotency_key": alert.idempotency_key,
         "event": _EVENTS[kind(alert)],

@@ -7,7 +7,9 @@ database (``CHARTER_AUDIT_ANCHOR``), so that cutting the tail of the chain is de
 Events about a row of an audited table carry that row's digest: an edit of the row made
 behind the ledger's back no longer matches its last event.
 
-:func:`verify_chain` needs only the public key(s).
+Verification needs only the public key(s): :func:`verify_chain` checks the whole chain, streaming
+(:mod:`~charter_guardrails.ledger.audit_stream`); :mod:`~charter_guardrails.ledger.audit_verify` checks
+only what was appended since the last signed verification, and records verifications.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from charter_guardrails.core import keys
 from charter_guardrails.core.settings import get_settings
-from charter_guardrails.ledger.models import AUDITED_MODELS, AuditCheckpoint, AuditEvent, Base
+from charter_guardrails.ledger.models import AuditCheckpoint, AuditEvent, Base
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x43484152  # "CHAR": serialises appends across workers on PostgreSQL
@@ -54,10 +57,20 @@ def row_digest(row: Base) -> str:
     Columns a migration added later (the model's ``__digest_optional__``) count only once they hold a
     value, so that rows audited before the migration still verify.
     """
-    optional: frozenset[str] = getattr(type(row), "__digest_optional__", frozenset())
+    return _digest(type(row), lambda column: getattr(row, column.key))
+
+
+def mapping_digest(model: type[Base], row: Mapping[Any, Any]) -> str:
+    """:func:`row_digest` of a row read with Core (``select(model.__table__)``), keyed by column: the same
+    digest as the ORM object, without building one (the verification streams plain rows)."""
+    return _digest(model, lambda column: row[column])
+
+
+def _digest(model: type[Base], value_of: Callable[[Any], Any]) -> str:
+    optional: frozenset[str] = getattr(model, "__digest_optional__", frozenset())
     values = {}
-    for column in row.__table__.columns:
-        value = getattr(row, column.key)
+    for column in model.__table__.columns:
+        value = value_of(column)
         if value is None and column.name in optional:
             continue
         if isinstance(value, datetime):
@@ -68,7 +81,32 @@ def row_digest(row: Base) -> str:
     return hashlib.sha256(canonical(values)).hexdigest()
 
 
-def event_hash(ev: AuditEvent) -> str:
+class EventFields(Protocol):
+    """What :func:`event_hash` reads: an :class:`AuditEvent` or a Core row of ``audit_events``."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def subject_type(self) -> str | None: ...
+    @property
+    def subject_id(self) -> str | None: ...
+    @property
+    def use_case(self) -> str | None: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def payload(self) -> Any: ...
+    @property
+    def prev_hash(self) -> str: ...
+
+
+def event_hash(ev: EventFields) -> str:
     body = {
         "seq": int(ev.seq),
         "ts": _iso(ev.ts),
@@ -173,6 +211,10 @@ def write_anchor(anchor: Path, head: dict[str, Any]) -> None:
     os.replace(tmp, anchor)
 
 
+#: Problems kept in a report: a chain rewritten from its first event would otherwise fill memory with them.
+MAX_PROBLEMS = 1000
+
+
 @dataclass
 class Problem:
     seq: int | None
@@ -183,15 +225,41 @@ class Problem:
         return {"seq": self.seq, "subject": self.subject, "reason": self.reason}
 
 
+def _problem_order(problem: Problem) -> tuple[bool, int]:
+    return (problem.seq is None, problem.seq or 0)
+
+
 @dataclass
 class ChainReport:
+    """What a verification found. ``events`` counts the events the verified chain holds (for an incremental
+    verification: those up to its starting point plus the ``checked`` ones read after it)."""
+
     events: int = 0
     head_seq: int | None = None
+    head_hash: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: full | incremental, and the event after which an incremental verification started (0: the genesis).
+    mode: str = "full"
+    since_seq: int = 0
+    checked: int = 0
+    seconds: float = 0.0
+    #: Problems left out beyond :data:`MAX_PROBLEMS` (the ones with the lowest event numbers are kept).
+    problems_omitted: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.problems_omitted
+
+    def add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+        if len(self.problems) > 2 * MAX_PROBLEMS:
+            self.trim()
+
+    def trim(self) -> None:
+        """Sort the problems by event and keep the first :data:`MAX_PROBLEMS`."""
+        self.problems.sort(key=_problem_order)
+        self.problems_omitted += max(0, len(self.problems) - MAX_PROBLEMS)
+        del self.problems[MAX_PROBLEMS:]
 
     @property
     def first_broken(self) -> Problem | None:
@@ -202,131 +270,31 @@ class ChainReport:
         first = self.first_broken
         return {
             "ok": self.ok,
+            "mode": self.mode,
             "events": self.events,
             "head_seq": self.head_seq,
+            "since_seq": self.since_seq,
+            "checked": self.checked,
+            "seconds": round(self.seconds, 3),
             "first_broken": first.to_json_dict() if first else None,
             "problems": [p.to_json_dict() for p in self.problems],
+            "problems_omitted": self.problems_omitted,
         }
 
 
 def verify_chain(
-    session: Session, public_keys: dict[str, Any] | None = None, *, anchor: Path | None = None
+    session: Session,
+    public_keys: dict[str, Any] | None = None,
+    *,
+    anchor: Path | None = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> ChainReport:
-    """Check links, hashes, signed heads, the anchor file and the audited rows."""
-    public_keys = public_keys if public_keys is not None else keys.load_trusted_public_keys()
-    report = ChainReport()
-    try:
-        _verify_into(report, session, public_keys, anchor)
-    except (ValueError, TypeError, AttributeError, LookupError) as exc:
-        # e.g. text that is not a timestamp in SQLite's ts column: the ORM cannot even read the row back
-        report.problems.append(
-            Problem(
-                None,
-                f"the ledger holds a value it cannot read back ({type(exc).__name__}: "
-                f"{str(exc)[:160]}): written outside the ledger",
-            )
-        )
-    report.problems.sort(key=lambda p: (p.seq is None, p.seq or 0))
-    return report
+    """Check the whole chain: links, hashes, signed heads, the anchor file and the audited rows.
 
+    Streams the events in order with bounded memory (:func:`~charter_guardrails.ledger.audit_stream.scan`);
+    ``progress(rows, seconds)`` is called about every 10 s on a long chain. Records nothing: see
+    :func:`charter_guardrails.ledger.audit_verify.run_verification` for that.
+    """
+    from charter_guardrails.ledger.audit_stream import Start, scan
 
-def _verify_into(report: ChainReport, session: Session, public_keys: dict[str, Any], anchor: Path | None) -> None:
-    hashes: dict[int, str] = {}
-    last_subject_event: dict[tuple[str, str], AuditEvent] = {}
-    expected_seq, prev = 1, GENESIS
-    for ev in session.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
-        report.events += 1
-        if ev.seq != expected_seq:
-            kind = "missing (deleted)" if ev.seq > expected_seq else "out of order"
-            report.problems.append(
-                Problem(expected_seq, f"event {expected_seq} is {kind}; next stored event is {ev.seq}")
-            )
-        elif ev.prev_hash != prev:
-            report.problems.append(
-                Problem(ev.seq, "prev_hash does not match the previous event (reordered, inserted or deleted)")
-            )
-        if event_hash(ev) != ev.hash:
-            report.problems.append(Problem(ev.seq, "content does not match its hash (edited)"))
-        hashes[ev.seq] = ev.hash
-        if ev.subject_type and ev.subject_id:
-            last_subject_event[(ev.subject_type, ev.subject_id)] = ev
-        expected_seq, prev = ev.seq + 1, ev.hash
-    report.head_seq = expected_seq - 1 if report.events else None
-
-    checkpoints = list(session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)))
-    for cp in checkpoints:
-        key = public_keys.get(cp.key_id)
-        if key is None:
-            report.problems.append(Problem(cp.seq, f"signed head {cp.seq} uses unknown key {cp.key_id}"))
-        elif not keys.verify_signature(checkpoint_message(cp.seq, cp.head_hash), cp.signature, key):
-            report.problems.append(Problem(cp.seq, f"signature of head {cp.seq} is invalid"))
-        if hashes.get(cp.seq) != cp.head_hash:
-            report.problems.append(Problem(cp.seq, f"signed head {cp.seq} does not match the stored event"))
-    if report.head_seq is not None and (not checkpoints or checkpoints[-1].seq != report.head_seq):
-        signed = checkpoints[-1].seq if checkpoints else None
-        report.problems.append(
-            Problem((signed or 0) + 1, f"events after the last signed head ({signed}) are not signed")
-        )
-    # append_event signs every head: an event without its signed head lost it behind the ledger's back
-    signed_seqs = {cp.seq for cp in checkpoints}
-    last_signed = checkpoints[-1].seq if checkpoints else 0
-    for seq in sorted(s for s in hashes if s < last_signed and s not in signed_seqs):
-        report.problems.append(Problem(seq, f"the signed head of event {seq} is missing (deleted)"))
-
-    _verify_anchor(report, hashes, public_keys, anchor or get_settings().audit_anchor)
-    _verify_subjects(session, report, last_subject_event)
-
-
-def _verify_anchor(report: ChainReport, hashes: dict[int, str], public_keys: dict[str, Any], anchor: Path) -> None:
-    if not anchor.exists():
-        return
-    try:
-        head = json.loads(anchor.read_text())
-        seq, head_hash = int(head["seq"]), str(head["hash"])
-    except (OSError, ValueError, KeyError, TypeError):
-        report.problems.append(Problem(None, f"the anchor file {anchor} is unreadable"))
-        return
-    key = public_keys.get(head.get("key_id", ""))
-    if key is None or not keys.verify_signature(checkpoint_message(seq, head_hash), head.get("signature", ""), key):
-        report.problems.append(Problem(None, f"the anchor file {anchor} has an invalid signature"))
-    elif seq not in hashes:
-        first_missing = (report.head_seq or 0) + 1
-        report.problems.append(
-            Problem(
-                first_missing,
-                f"events {first_missing} to {seq} are missing: the chain ends before its signed anchor (truncated)",
-            )
-        )
-    elif hashes[seq] != head_hash:
-        report.problems.append(Problem(seq, f"event {seq} differs from the signed anchor"))
-
-
-def _verify_subjects(session: Session, report: ChainReport, last_events: dict[tuple[str, str], AuditEvent]) -> None:
-    seen: set[tuple[str, str]] = set()
-    for table, model in AUDITED_MODELS.items():
-        for row in session.scalars(select(model)):
-            row_id = row.id  # type: ignore[attr-defined]  # audited models have an id; Base declares none
-            ident = (table, str(row_id))
-            seen.add(ident)
-            ev = last_events.get(ident)
-            if ev is None:
-                report.problems.append(
-                    Problem(
-                        None,
-                        "row is not recorded in the audit chain (inserted outside the ledger)",
-                        f"{table}#{row_id}",
-                    )
-                )
-            elif (ev.payload if isinstance(ev.payload, dict) else {}).get("row_digest") != row_digest(row):
-                report.problems.append(
-                    Problem(
-                        ev.seq,
-                        "row differs from its last audited state (edited outside the ledger)",
-                        f"{table}#{row_id}",
-                    )
-                )
-    for ident, ev in last_events.items():
-        if ident[0] in AUDITED_MODELS and ident not in seen and not ev.action.endswith(".deleted"):
-            report.problems.append(
-                Problem(ev.seq, "audited row no longer exists (deleted outside the ledger)", f"{ident[0]}#{ident[1]}")
-            )
+    return scan(session, Start(), public_keys, anchor=anchor, progress=progress)

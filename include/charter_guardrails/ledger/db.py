@@ -22,6 +22,9 @@ from charter_guardrails.core.errors import LedgerNotMigrated, LedgerUnavailable
 from charter_guardrails.core.settings import get_settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Execution option of a connection whose transaction only reads: on SQLite it begins with a deferred
+#: ``BEGIN`` (a WAL snapshot that lets writers go on) instead of ``BEGIN IMMEDIATE``.
+READ_SNAPSHOT = "charter_read_snapshot"
 _ENGINES: list[Engine] = []
 
 
@@ -62,7 +65,8 @@ def _engine_for(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # a transaction that only reads (a long audit verification) takes a snapshot, not the write lock
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_SNAPSHOT) else "BEGIN IMMEDIATE")
 
         _ENGINES.append(engine)
         return engine

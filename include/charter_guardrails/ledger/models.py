@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -244,12 +245,16 @@ class Incident(Base):
 
 
 class AlertOutbox(Base):
-    """Alerts to deliver. Written in the incident's transaction; a relay delivers them at least once."""
+    """Alerts to deliver. Written in the incident's transaction; a relay delivers them at least once.
+
+    An approval notice of a model refresh (``payload["kind"]`` ``approval_requested`` or
+    ``approval_timed_out``) has no incident.
+    """
 
     __tablename__ = "alert_outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str] = mapped_column(Text)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -306,6 +311,8 @@ class AuditEvent(Base):
     """Append-only, hash-chained: ``hash = SHA-256(canonical(event) ‖ prev_hash)``."""
 
     __tablename__ = "audit_events"
+    #: The last event of each audited row is found through this index, without reading the whole chain.
+    __table_args__ = (Index("ix_audit_events_subject", "subject_type", "subject_id", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     ts: Mapped[datetime] = mapped_column()
@@ -330,6 +337,39 @@ class AuditCheckpoint(Base):
     signature: Mapped[str] = mapped_column(Text)
     key_id: Mapped[str] = mapped_column(String(32))
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditVerification(Base):
+    """A signed verification of the audit chain: how far (``seq``, ``head_hash``), how (``full`` or
+    ``incremental``), when and with what result.
+
+    An incremental verification starts after the latest one that passed, once its signature and the
+    event at its ``seq`` are checked again; the view shows the latest ``full`` one. Signed with the
+    ledger's Ed25519 key over every column but ``id``, ``signature`` and ``key_id``, so it verifies with
+    the public key only and an edit behind the ledger's back is seen.
+    """
+
+    __tablename__ = "audit_verifications"
+    __table_args__ = (
+        Index("ix_audit_verifications_ok_seq", "ok", "seq"),
+        Index("ix_audit_verifications_mode_verified_at", "mode", "verified_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: full | incremental
+    mode: Mapped[str] = mapped_column(String(16))
+    #: The last event verified (0 for an empty chain) and its hash.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    #: Events read by this verification, the problems it found and the first broken event.
+    events: Mapped[int] = mapped_column(BigInteger)
+    problems: Mapped[int] = mapped_column(Integer)
+    first_broken: Mapped[int | None] = mapped_column(BigInteger)
+    seconds: Mapped[float] = mapped_column(Float)
+    verified_at: Mapped[datetime] = mapped_column()
+    signature: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(32))
 
 
 AUDITED_MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion)}

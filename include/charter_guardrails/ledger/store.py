@@ -1,5 +1,9 @@
 """Writing to and reading from the ledger. Every write is idempotent on stable identifiers
 (use case, dataset, Airflow run id), so a retried or cleared task leaves the ledger as it was.
+
+Paths are stored relative to their folder (:mod:`charter_guardrails.core.stored_paths`): a result's report
+and a run's reports relative to ``CHARTER_REPORTS_DIR``, a dataset's location relative to ``CHARTER_DATA_DIR``,
+so that a state restored elsewhere keeps its links.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from charter_guardrails.core.catalogue import CheckName
 from charter_guardrails.core.messages import Message
-from charter_guardrails.core.results import CheckResult
+from charter_guardrails.core.results import CheckResult, Verdict
+from charter_guardrails.core.settings import get_settings
+from charter_guardrails.core.stored_paths import to_stored
 from charter_guardrails.ledger.audit import append_event
 from charter_guardrails.ledger.db import session_factory
 from charter_guardrails.ledger.models import Base, CheckResultRecord, CheckRun, DatasetRecord
@@ -58,7 +64,11 @@ def ensure_dataset(
         DatasetRecord,
         use_case=use_case,
         name=name,
-        defaults={"format": format, "location": location, "personal_data": personal_data},
+        defaults={
+            "format": format,
+            "location": to_stored(location, get_settings().data_dir) or location,
+            "personal_data": personal_data,
+        },
     )
     return row
 
@@ -81,7 +91,7 @@ def record_check_result(
         "message_params": result.message_params if result.message else None,
         "metrics": dict(result.metrics),
         "evidence": result.to_json_dict()["evidence"],
-        "report_path": result.report_path,
+        "report_path": to_stored(result.report_path, get_settings().reports_dir),
     }
     row, created = get_or_create(
         session,
@@ -154,6 +164,8 @@ def finish_check_run(
     reports: dict[str, Any] | None = None,
     actor: str = SYSTEM_ACTOR,
 ) -> CheckRun:
+    """Record the run's decision (and its report files, paths inside the reports folder stored relative to it)."""
+    reports = _stored_reports(reports)
     if (
         run.finished_at is not None
         and run.decision == decision
@@ -176,6 +188,27 @@ def finish_check_run(
         payload={"dag_id": run.dag_id, "decision": decision, "blocked_by": run.blocked_by},
     )
     return run
+
+
+def _stored_reports(reports: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run's report files as stored: a path string inside the reports folder relative to it, anything else as is."""
+    if not reports:
+        return reports
+    root = get_settings().reports_dir
+    return {
+        name: to_stored(value, root) if isinstance(value, str) and value else value for name, value in reports.items()
+    }
+
+
+def decide_from_results(session: Session, run: CheckRun, *, actor: str = SYSTEM_ACTOR) -> CheckRun:
+    """Close a run that no gate decides (a command-line check) with what its results say.
+
+    ``blocked`` by the checks that failed, else ``passed``; a later command on the same run decides it again
+    over all its results, so the overview never shows it as still running.
+    """
+    rows = session.scalars(select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id)).all()
+    failed = sorted({r.check for r in rows if r.verdict == Verdict.FAIL.value})
+    return finish_check_run(session, run, decision="blocked" if failed else "passed", blocked_by=failed, actor=actor)
 
 
 def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:

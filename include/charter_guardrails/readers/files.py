@@ -1,7 +1,7 @@
 """Readers for the datasets a policy declares: CSV in French dialects, Parquet, SQL tables.
 
 French public data is often ``;``-separated with decimal commas, in Latin-1/cp1252, sometimes
-with a UTF-8 BOM. :func:`detect_csv_dialect` says what it assumed; :func:`read_dataset` reads
+with a UTF-8 BOM. :func:`detect_csv_dialect` (:mod:`.dialect`) says what it assumed; :func:`read_dataset` reads
 with the dialect the policy declares. Unreadable input raises :class:`DatasetReadError`, whose
 ``kind`` classifies the problem; checks turn it into a failing verdict (bad data is a verdict).
 
@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import codecs
 import csv
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from charter_guardrails.core.errors import DatasetReadError
 from charter_guardrails.core.policy_models import ColumnType, CsvDialect, Dataset, DatasetFormat
 from charter_guardrails.core.settings import get_settings
+from charter_guardrails.readers.dialect import DetectedDialect, sniff_csv_dialect
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SNIFF_BYTES = 1 << 20
 #: Longest cell a dataset may hold (characters), the longest text the NER pipeline accepts (``nlp.max_length``).
 #: A citizen request is a few hundred characters; a cell of megabytes is a pasted document or an attack on the
 #: analysers (NER memory grows with the text), so it is refused (``too_large``) before any analyser sees it.
@@ -49,21 +50,6 @@ ARCHIVE_MAGIC = {
     b"\x28\xb5\x2f\xfd": "zstd",
     b"7z\xbc\xaf\x27\x1c": "7z",
 }
-
-
-@dataclass(frozen=True)
-class DetectedDialect:
-    separator: str
-    decimal: str
-    encoding: str
-    bom: bool
-    notes: list[str] = field(default_factory=list)
-
-    def as_policy_dialect(self) -> CsvDialect:
-        return CsvDialect(separator=self.separator, decimal=self.decimal, encoding=self.encoding)
-
-    def to_json_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _check_file(path: Path) -> None:
@@ -119,60 +105,46 @@ def _has_nul(path: Path, head: bytes, size: int) -> bool:
     return False
 
 
-def detect_encoding(sample: bytes) -> tuple[str, bool, list[str]]:
-    """(encoding, has_bom, notes). UTF-8 when the sample decodes, else cp1252 (a superset of Latin-1 used by Excel)."""
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig", True, ["UTF-8 byte-order mark found"]
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        decoder.decode(sample, final=False)  # a multi-byte character cut at the sample's end is fine
-        return "utf-8", False, []
-    except UnicodeDecodeError:
-        return "cp1252", False, ["not valid UTF-8: read as cp1252 (Windows Latin-1)"]
-
-
 def detect_csv_dialect(path: Path) -> DetectedDialect:
-    """Guess separator, decimal mark and encoding from the first MiB."""
+    """Guess separator, decimal mark and encoding from the first MiB (:func:`.dialect.sniff_csv_dialect`)."""
     _check_file(path)
-    with path.open("rb") as handle:
-        sample = handle.read(SNIFF_BYTES)
-    encoding, bom, notes = detect_encoding(sample)
-    text = sample.decode(encoding, errors="replace")
-    lines = text.splitlines()[:200]
-    if lines and len(sample) == SNIFF_BYTES:
-        lines = lines[:-1]  # the last line may be cut
-    sniff_text = "\n".join(lines)
-    try:
-        separator = csv.Sniffer().sniff(sniff_text, delimiters=";,\t|").delimiter
-    except csv.Error:
-        counts = {d: sniff_text.count(d) for d in ";,\t|"}
-        separator = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-        notes.append(f"separator guessed by frequency: {separator!r}")
-    decimal = "."
-    if separator != ",":
-        import re
+    return sniff_csv_dialect(path)
 
-        if re.search(
-            r"(^|[" + re.escape(separator) + r"])-?\d+,\d+($|[" + re.escape(separator) + r"])", sniff_text, re.M
-        ):
-            decimal = ","
-            notes.append("decimal comma found in numbers")
-    return DetectedDialect(separator=separator, decimal=decimal, encoding=encoding, bom=bom, notes=notes)
+
+def check_csv(path: Path, dialect: CsvDialect) -> str:
+    """The bounds checked before a CSV is parsed (present, not empty, not binary or an archive, not too wide);
+    returns the encoding to read it with (UTF-8 as ``utf-8-sig``: a BOM must not end up in a column name)."""
+    _check_file(path)
+    encoding = dialect.encoding
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"
+    _check_width(path, dialect, encoding)
+    return encoding
 
 
 def read_csv(
     path: Path, dialect: CsvDialect, *, usecols: list[str] | None = None, nrows: int | None = None
 ) -> pd.DataFrame:
     """Read a CSV as strings (types are applied by :func:`apply_types`), with clear errors."""
+    return next(iter_csv(path, dialect, usecols=usecols, nrows=nrows, chunk_rows=None))
+
+
+def iter_csv(
+    path: Path,
+    dialect: CsvDialect,
+    *,
+    chunk_rows: int | None = 50_000,
+    usecols: list[str] | None = None,
+    nrows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """The CSV as strings in frames of ``chunk_rows`` rows (one frame when ``None``), with clear errors and the
+    readers' bounds: a chunked read holds one chunk in memory, whatever the size of the file."""
     import pandas as pd
 
-    _check_file(path)
-    encoding = dialect.encoding
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a BOM must not end up in the first column's name
-    _check_width(path, dialect, encoding)
-    try:
-        frame = pd.read_csv(
+    encoding = check_csv(path, dialect)
+    with (
+        _csv_errors(path, dialect),
+        pd.read_csv(
             path,
             sep=dialect.separator,
             quotechar=dialect.quotechar,
@@ -185,7 +157,22 @@ def read_csv(
             engine="c",
             on_bad_lines="error",
             compression=None,  # never expand an archive because of its file name (see ARCHIVE_MAGIC)
-        )
+            chunksize=chunk_rows,
+            iterator=True,
+        ) as chunks,
+    ):
+        for chunk in chunks:
+            _check_shape(path, chunk, dialect)
+            yield chunk
+
+
+@contextmanager
+def _csv_errors(path: Path, dialect: CsvDialect) -> Iterator[None]:
+    """pandas' parsing errors as :class:`DatasetReadError` that say what is wrong and what to do."""
+    import pandas as pd
+
+    try:
+        yield
     except UnicodeDecodeError as exc:
         raise DatasetReadError(
             "encoding",
@@ -208,8 +195,6 @@ def read_csv(
         if "Usecols" in str(exc) or "usecols" in str(exc):
             raise DatasetReadError("schema", f"{path}: declared columns are missing: {exc}", path=str(path)) from None
         raise DatasetReadError("parse", f"{path}: cannot be parsed as CSV ({exc})", path=str(path)) from None
-    _check_shape(path, frame, dialect)
-    return frame
 
 
 def _check_width(path: Path, dialect: CsvDialect, encoding: str) -> None:
@@ -275,10 +260,23 @@ def _check_shape(path: Path, frame: pd.DataFrame, dialect: CsvDialect) -> None:
 def read_parquet(path: Path, *, columns: list[str] | None = None) -> pd.DataFrame:
     import pandas as pd
 
-    _check_file(path)
-    try:
-        _check_parquet_expansion(path)
+    check_parquet(path)
+    with parquet_errors(path):
         return pd.read_parquet(path, columns=columns)
+
+
+def check_parquet(path: Path) -> None:
+    """The bounds checked before any Parquet file is read: present, not empty, not a decompression bomb."""
+    _check_file(path)
+    with parquet_errors(path):
+        _check_parquet_expansion(path)
+
+
+@contextmanager
+def parquet_errors(path: Path) -> Iterator[None]:
+    """Any error of pyarrow on a broken file as a :class:`DatasetReadError` (its message names no value)."""
+    try:
+        yield
     except DatasetReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file

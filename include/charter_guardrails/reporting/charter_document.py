@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.messages import render_summary
 from charter_guardrails.ledger.models import (
     Approval,
@@ -54,7 +53,7 @@ def build_document(session: Session, start: datetime, end: datetime, now: dateti
     ``standing_failures``, ``not_evaluated``, ``attestations``) and ``chain_head``.
     """
     now = now or datetime.now(UTC)
-    chain = _chain_status(session)
+    chain, chain_head = chain_section(session)
     report = charter_report(session, start=start, end=end, chain=chain, now=now)
     engagements: list[dict[str, Any]] = report["engagements"]
     return {
@@ -71,7 +70,7 @@ def build_document(session: Session, start: datetime, end: datetime, now: dateti
             "not_evaluated": [_engagement_ref(e) for e in engagements if e["status"] == STATUS_NOT_EVALUATED],
             "attestations": attestation_risks(engagements),
         },
-        "chain_head": _chain_head(session, chain),
+        "chain_head": chain_head,
     }
 
 
@@ -242,21 +241,29 @@ def _standing_failures(session: Session, start: datetime, end: datetime) -> list
     ]
 
 
-def _chain_status(session: Session) -> dict[str, Any]:
-    """The audit chain verified with the public key(s); ``ok`` is ``None`` when it cannot be verified."""
-    from charter_guardrails.ledger.audit import verify_chain
+def chain_section(session: Session) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The audit chain's section of the document: its state (the charter report's ``audit_chain``) and its head
+    (``chain_head``), from an incremental verification bounded like a page's, with the last full verification."""
+    chain = _chain_status(session)
+    return chain, _chain_head(session, chain)
 
-    try:
-        report = verify_chain(session)
-    except (ConfigError, OSError, ValueError) as exc:
-        return {"ok": None, "events": None, "head_seq": None, "problems": [], "error": f"non vérifiable : {exc}"}
-    data = report.to_json_dict()
+
+def _chain_status(session: Session) -> dict[str, Any]:
+    """The audit chain verified with the public key(s) from its last signed verification on, a bounded number
+    of events (never the whole chain: that is the integrity monitor's daily run); ``ok`` is ``None`` when it
+    cannot be verified here."""
+    from charter_guardrails.ledger.audit_verify import chain_summary
+
+    data = chain_summary(session)
+    if data.get("error"):
+        data["error"] = f"non vérifiable : {data['error']}"
     data["problems"] = data["problems"][:20]
     return data
 
 
 def _chain_head(session: Session, chain: Mapping[str, Any]) -> dict[str, Any]:
-    """The last event of the audit chain when the document is built, its signed checkpoint, and the verification."""
+    """The last event of the audit chain when the document is built, its signed checkpoint, the verification, and
+    when the chain was last verified in full (and its result)."""
     last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).first()
     checkpoint = session.get(AuditCheckpoint, last.seq) if last is not None else None
     return {
@@ -269,6 +276,9 @@ def _chain_head(session: Session, chain: Mapping[str, Any]) -> dict[str, Any]:
         "events": chain.get("events"),
         "problems": len(chain.get("problems") or []),
         "error": chain.get("error"),
+        #: Verified from this event on (0: from the first one); the last full verification, or None.
+        "since_seq": chain.get("since_seq"),
+        "last_full_verification": chain.get("last_full"),
     }
 
 
@@ -278,6 +288,7 @@ __all__ = [
     "DOCUMENT_FORMAT",
     "attestation_risks",
     "build_document",
+    "chain_section",
     "engagement_label",
     "status_reasons",
 ]

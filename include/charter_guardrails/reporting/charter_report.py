@@ -17,6 +17,7 @@ from charter_guardrails.core.engagements import Engagement, EngagementKind, load
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.messages import render_summary
 from charter_guardrails.core.settings import get_settings
+from charter_guardrails.core.stored_paths import from_stored
 from charter_guardrails.ledger.models import Approval, AuditEvent, CheckResultRecord, CheckRun, Incident, ModelVersion
 from charter_guardrails.reporting.attestations import (
     ATTESTATION_ACTION,
@@ -205,8 +206,8 @@ def _check_evidence(eng: Engagement, period: _PeriodEvidence, out: _Assessment) 
 
 
 def _card_folder(card_path: str) -> Path:
-    path = Path(card_path)
-    return (path if path.is_absolute() else get_settings().home / path).parent
+    """The card's folder: stored relative to the models folder, or absolute in rows written before."""
+    return (from_stored(card_path, get_settings().models_dir) or Path(card_path)).parent
 
 
 def _has_ai_label(version: ModelVersion) -> bool:

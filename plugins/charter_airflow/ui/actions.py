@@ -4,8 +4,9 @@ report's forms. The security-officer role that decides on notification is the op
 
 Every action needs :func:`~charter_airflow.ui.security.require_operator` (an attestation, also
 :func:`~charter_airflow.ui.security.require_governance`) and passes
-:func:`~charter_airflow.ui.security.check_csrf`: forms carry the synchronizer token; API calls,
-authenticated by an ``Authorization`` header that no browser adds by itself, need none.
+:func:`~charter_airflow.ui.security.check_csrf`: forms carry the synchronizer token; API calls whose
+identity comes from a bearer token (a header no browser adds by itself) need none, and any request whose
+identity comes from the cookie needs it, whatever other headers it carries.
 """
 
 from __future__ import annotations

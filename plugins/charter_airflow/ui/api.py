@@ -4,10 +4,12 @@ report and model-card files."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from charter_guardrails.core.errors import ConfigError, ReportWriteError
+from charter_guardrails.core.stored_paths import confined
 from charter_guardrails.ledger.models import Incident, ModelVersion
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
@@ -15,11 +17,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import select
 
-from charter_airflow.ui import queries
+from charter_airflow.ui import files, queries
+from charter_airflow.ui.errors import period
 from charter_airflow.ui.security import ReaderDep, require_reader
-from charter_airflow.ui.templating import base_path, reports_dir
+from charter_airflow.ui.templating import base_path
 
 router = APIRouter(dependencies=[Depends(require_reader)])
+log = logging.getLogger(__name__)
 #: Files we did not write ourselves (Data Docs) are third-party HTML: sandboxed so that their scripts
 #: cannot act with the user's session.
 FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
@@ -27,13 +31,14 @@ FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": 
 
 @router.get("/modeles/{model_id}/fichiers/{name}", name="model_file")
 def model_file(user: ReaderDep, model_id: int, name: str) -> Response:
-    """A file of the model card's folder (card as HTML, AI label badge), nothing else."""
+    """A file of the model card's folder (card as HTML, AI label badge) inside the models folder, nothing else:
+    a ``card_path`` elsewhere (the keys, the audit anchor) serves nothing, whatever the ledger says."""
     with ledger_session() as session:
         row = session.get(ModelVersion, model_id)
-        folder = queries.card_dir(row.card_path) if row else None
-    target = (folder / name).resolve() if folder else None
-    if target is None or folder is None or target.parent != folder or not target.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
+        card_path = row.card_path if row else None
+    target = files.model_file(card_path, name)
+    if target is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable parmi les fichiers de la fiche modèle.")
     return FileResponse(target, headers=FILE_HEADERS)
 
 
@@ -41,10 +46,7 @@ def _charter_document(debut: str | None, fin: str | None) -> dict[str, Any]:
     """The committee's charter document of the period: one document for the HTML, JSON and PDF exports."""
     from charter_guardrails.reporting.charter_document import build_document
 
-    try:
-        start, end = gov.parse_period(debut, fin)
-    except ConfigError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    start, end = period(debut, fin)
     with ledger_session() as session:
         return build_document(session, start, end)
 
@@ -96,7 +98,8 @@ def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = No
     try:
         path, pdf = write_signed_pdf(doc, default_folder())
     except (ConfigError, ReportWriteError) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"PDF non signé, non servi : {exc}") from exc
+        log.warning("charter report PDF not signed: %s", exc)  # names the key file or folder: for the log only
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, _unsigned_pdf_message(exc)) from exc
     signature = f"{base_path(request)}/rapport-charte/fichiers/{signature_path(path).name}"
     return Response(
         pdf,
@@ -109,26 +112,48 @@ def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = No
     )
 
 
+def _unsigned_pdf_message(exc: Exception) -> str:
+    """Why no PDF was served, and who does what, without the server's paths (the log has them)."""
+    from charter_guardrails.core.errors import KeyError_
+
+    if isinstance(exc, KeyError_):
+        cause = (
+            "la clé de signature est absente ou illisible ; l'administrateur doit la fournir "
+            "(CHARTER_SIGNING_KEY, la Variable charter_signing_key_secret ou `charter keys init`)"
+        )
+    elif isinstance(exc, ReportWriteError):
+        cause = (
+            "le dossier des rapports n'accepte pas le fichier (plein ou en lecture seule) ; "
+            "l'administrateur doit le libérer"
+        )
+    else:
+        cause = (
+            "le document n'a pas pu être mis en page ; "
+            "l'administrateur trouvera la cause dans le journal de l'api-server"
+        )
+    return f"PDF non signé, donc non servi : {cause}. L'export HTML reste disponible."
+
+
 @router.get("/rapport-charte/fichiers/{file_name}", name="charter_report_file")
 def charter_report_file(user: ReaderDep, file_name: str) -> Response:
     """A file of the charter report's folder whose name is one the report's writer gives (a document or its
     signature), nothing else."""
     from charter_guardrails.reporting.report_files import default_folder, is_report_file_name
 
-    folder = default_folder().resolve()
-    target = folder / file_name
-    if not is_report_file_name(file_name) or not target.is_file() or target.resolve().parent != folder:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable.")
+    folder = default_folder()
+    target = confined(folder / file_name, folder) if is_report_file_name(file_name) else None
+    if target is None or target.parent != folder.resolve() or not target.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable parmi les rapports de la charte.")
     return FileResponse(target, headers=FILE_HEADERS)
 
 
 @router.get("/rapports/{path:path}", name="report_file")
 def report_file(user: ReaderDep, path: str) -> Response:
-    """Reports and Data Docs written under CHARTER_REPORTS_DIR, nothing outside it."""
-    root = reports_dir()
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "Rapport introuvable.")
+    """Reports and Data Docs written under CHARTER_REPORTS_DIR, nothing outside it, nothing in the keys or audit
+    folders even when the reports folder contains them."""
+    target = files.report_file(path)
+    if target is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "Rapport introuvable dans le dossier des rapports.")
     return FileResponse(target, headers=FILE_HEADERS)
 
 

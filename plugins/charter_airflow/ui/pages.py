@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from charter_airflow.ui import queries, templating
+from charter_airflow.ui import files, queries, templating
 from charter_airflow.ui.security import ReaderDep, can_govern, require_reader
 from charter_airflow.ui.templating import page
 
@@ -185,7 +185,7 @@ def model_page(request: Request, user: ReaderDep, model_id: int) -> HTMLResponse
         model = gov.model_dict(row) if row else None
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucune version de modèle n°{model_id}.")
-    card, label = queries.card_documents(model["card_path"])
+    card, label = files.card_documents(model["card_path"])
     return page(request, "model.html", user, model=model, card=card, label=label)
 
 

@@ -1,21 +1,18 @@
 """What the view's routes read besides the governance read models: Airflow's pending approvals,
 the audit chain's state, the charter report of a period, incident transitions and GDPR decisions, the register of
-breaches, attestations and model-card files."""
+breaches and attestations. The files the view serves are in :mod:`.files`."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from charter_guardrails.core.errors import ConfigError, IncidentDecisionRequired
 from charter_guardrails.incidents.incident import IncidentStatus, transition_incident
 from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
-from charter_guardrails.reporting.scrubbing import mask_personal_values, mask_tree
 from fastapi import HTTPException, status
 
 from charter_airflow.ui.security import actor_name
@@ -96,23 +93,22 @@ def add_airflow_pending(overviews: list[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def chain_status(session: Any) -> dict[str, Any]:
-    from charter_guardrails.ledger.audit import verify_chain
+    """The audit chain for a page: verified from the last signed verification on (a bounded number of events,
+    never the whole chain), with the last full verification (``last_full``), which the integrity monitor runs
+    once a day. ``ok`` is None with ``error`` when it cannot be verified within the request."""
+    from charter_guardrails.ledger.audit_verify import chain_summary
 
-    try:
-        report = verify_chain(session)
-    except (ConfigError, OSError, ValueError) as exc:
-        return {"ok": None, "events": None, "head_seq": None, "problems": [], "error": f"non vérifiable : {exc}"}
-    data = report.to_json_dict()
-    data["ok"] = not report.problems
+    data = chain_summary(session)
+    if data.get("error"):
+        data["error"] = f"non vérifiée : {data['error']}"
     return data
 
 
 def charter_report(debut: str | None, fin: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The charter report of the period and its verdicts per day; a bad period is a 400."""
-    try:
-        start, end = gov.parse_period(debut, fin)
-    except ConfigError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    """The charter report of the period and its verdicts per day; a bad period is a 422 that says what to type."""
+    from charter_airflow.ui.errors import period
+
+    start, end = period(debut, fin)
     with ledger_session() as session:
         report = gov.charter_report(session, start=start, end=end, chain=chain_status(session))
         days = gov.pass_rates(session, start=start, end=end)
@@ -183,13 +179,12 @@ def record_decision(
 
 
 def incident_register(debut: str | None, fin: str | None) -> dict[str, Any]:
-    """The register of breaches of the period (default: the last six months); a bad period is a 400."""
+    """The register of breaches of the period (default: the last six months); a bad period is a 422."""
     from charter_guardrails.incidents.register import build_register
 
-    try:
-        start, end = gov.parse_period(debut, fin)
-    except ConfigError as exc:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc
+    from charter_airflow.ui.errors import period
+
+    start, end = period(debut, fin)
     with ledger_session() as session:
         return build_register(session, start, end)
 
@@ -227,45 +222,3 @@ def record_attestation(user: Any, form: dict[str, str]) -> str:
             recorded_by=actor_name(user),
         )
     return attestation.engagement_id
-
-
-def card_dir(card_path: str | None) -> Path | None:
-    """The folder of a model card, if it lies under CHARTER_HOME (cards live in ``models/<use case>/v<n>``)."""
-    from charter_guardrails.core.settings import get_settings
-
-    if not card_path:
-        return None
-    settings = get_settings()
-    path = (Path(card_path) if Path(card_path).is_absolute() else settings.home / card_path).resolve()
-    if not (path.is_relative_to(settings.home) or path.is_relative_to(settings.reports_dir)) or not path.is_file():
-        return None
-    return path.parent
-
-
-def _read_card_file(p: Path, files: list[str]) -> dict[str, Any]:
-    text = p.read_text(encoding="utf-8", errors="replace")[:200_000]
-    doc: dict[str, Any] = {"path": p.name, "files": files}
-    if p.suffix == ".json":
-        try:
-            return {**doc, "json": mask_tree(json.loads(text))}
-        except ValueError:
-            pass
-    if p.suffix in (".md", ".txt"):
-        doc["text"] = mask_personal_values(text)
-    return doc
-
-
-def card_documents(card_path: str | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The model card and, next to it, the AI label (files whose name contains ``label``), masked."""
-    folder = card_dir(card_path)
-    if card_path is None:
-        return None, None
-    if folder is None:
-        return {"path": card_path, "missing": True, "files": []}, None
-    card = Path(card_path).name
-    names = sorted(p.name for p in folder.iterdir() if p.is_file())
-    label_files = [n for n in names if "label" in n]
-    card_files = [n for n in names if n not in label_files and n.rsplit(".", 1)[0] == card.rsplit(".", 1)[0]] or [card]
-    label_main = next((n for n in label_files if n.endswith(".json")), label_files[0] if label_files else None)
-    label = _read_card_file(folder / label_main, label_files) if label_main else None
-    return _read_card_file(folder / card, card_files), label

@@ -17,10 +17,14 @@ on it must prove it comes from one of our pages. Our forms carry a synchronizer 
 ``<issued-at>.<HMAC-SHA256(api secret, "charter-csrf|user|issued-at")>``, bound to the user and
 valid for :data:`CSRF_MAX_AGE`. A forged page cannot read it (same-origin policy) and cannot
 compute it (no secret); the cookie is also ``SameSite=Lax`` (set by Airflow), so a cross-site POST
-carries no identity at all, and a present ``Origin`` header must be our own. Requests
-authenticated by an ``Authorization`` header need no token: a browser never adds that header by
-itself. The token is not bound to the JWT value because Airflow refreshes the cookie during a
-session (JWTRefreshMiddleware), which would void open forms.
+carries no identity at all, and a present ``Origin`` header must be our own. A request whose
+identity came from an ``Authorization: Bearer`` token needs no CSRF token: a browser never adds
+that header by itself. What decides is where the identity came from, recorded by
+:func:`authenticated_user` from the same credentials Airflow's ``get_user`` reads, not whether some
+``Authorization`` header is present: a request that carries one Airflow ignores (an empty token,
+another scheme) and is authenticated by the cookie is checked like any cookie request. The token is
+not bound to the JWT value because Airflow refreshes the cookie during a session
+(JWTRefreshMiddleware), which would void open forms.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ import hmac
 import time
 from typing import Annotated, Any
 
-from airflow.api_fastapi.core_api.security import get_user
+from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
 
 #: A form stays valid for eight hours: a working day with the page left open.
 CSRF_MAX_AGE = 8 * 3600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
+#: Where :func:`authenticated_user` records the source of the request's identity (``"bearer"`` or ``"cookie"``).
+IDENTITY_SOURCE = "charter_identity_source"
 
 
 def _auth_manager() -> Any:
@@ -51,14 +58,29 @@ def _authorized_on_runs(user: Any, method: str) -> bool:
     return bool(_auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN, user=user))
 
 
-def require_reader(user: Annotated[Any, Depends(get_user)]) -> Any:
+def authenticated_user(
+    request: Request,
+    user: Annotated[Any, Depends(get_user)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Any:
+    """Airflow's user of the request, remembering where its identity came from.
+
+    ``get_user`` takes the identity from the ``Authorization: Bearer`` credentials that ``bearer_scheme``
+    parses when there are any, else from the JWT cookie; ``bearer`` is that same parsed value (FastAPI
+    resolves a dependency once per request), so the source recorded here is the one Airflow used.
+    """
+    setattr(request.state, IDENTITY_SOURCE, "bearer" if bearer is not None else "cookie")
+    return user
+
+
+def require_reader(user: Annotated[Any, Depends(authenticated_user)]) -> Any:
     """An authenticated Airflow user who may read DAG runs; 401 without identity, 403 without the right."""
     if not _authorized_on_runs(user, "GET"):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Accès refusé : il faut pouvoir lire les exécutions de DAG.")
     return user
 
 
-def require_operator(user: Annotated[Any, Depends(get_user)]) -> Any:
+def require_operator(user: Annotated[Any, Depends(authenticated_user)]) -> Any:
     """An authenticated user who may change DAG runs: acknowledges and resolves incidents."""
     if not _authorized_on_runs(user, "PUT"):
         raise HTTPException(
@@ -151,8 +173,9 @@ def _same_origin(request: Request) -> bool:
 
 
 def check_csrf(request: Request, user: Any, token: str | None) -> None:
-    """Refuse a cookie-authenticated state change without a valid token or from another origin."""
-    if request.headers.get("authorization", "").lower().startswith("bearer "):
+    """Refuse a state change without a valid token or from another origin, unless its identity came from a
+    bearer token. Fails closed: a request whose identity source is unknown is checked."""
+    if getattr(request.state, IDENTITY_SOURCE, None) == "bearer":
         return
     if not _same_origin(request):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Requête refusée : origine différente (CSRF).")

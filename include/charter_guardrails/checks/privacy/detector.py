@@ -1,8 +1,10 @@
-"""The bulk detector: the French pattern recognizers compiled once, planned per value, and their hits.
+"""The bulk detector: the pattern recognizers compiled once, planned per value, and their hits.
 
 Every value goes through the patterns its plan names (:meth:`Detector.plan`), with the recognizers'
-own scores, context words and stdnum checksums, so the scanner and Presidio's analyzer agree on what
-is an entity. NER runs in :mod:`~charter_guardrails.checks.privacy.ner_pool`.
+own scores, context words and checks, so the scanner and Presidio's analyzer agree on what is an
+entity. A detector holds the recognizers of one :class:`~.recognizers.RecognizerConfig` (the
+policy's national identifiers and default phone region): the list Presidio's analyzer is built
+from for that configuration. NER runs in :mod:`~charter_guardrails.checks.privacy.ner_pool`.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ import logging
 import re
 import unicodedata
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.privacy.prefilter import PREFILTER_RE, re2_superset
 from charter_guardrails.checks.privacy.report import Hit
+
+if TYPE_CHECKING:
+    from charter_guardrails.checks.privacy.recognizers import RecognizerConfig
+    from charter_guardrails.checks.privacy.report import ScanOptions
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +34,43 @@ CONTEXT_WINDOW = 48
 VECTORISE_FROM = 2000
 
 
-def _normalise(text: str) -> str:
+def normalise_context(text: str) -> str:
+    """Lower case, no accents, ``_-./`` as spaces: how context words and column names are compared."""
     text = unicodedata.normalize("NFKD", text.lower())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return re.sub(r"[_\-./]+", " ", text)
 
 
-class Detector:
-    """The French pattern recognizers compiled for bulk use, and the NER pipeline on demand.
+_normalise = normalise_context
 
-    It uses the recognizers' own patterns, scores, context words and stdnum checksums
-    (``is_valid``), so the scanner and Presidio's analyzer agree on what is an entity.
+
+class Detector:
+    """The pattern recognizers of one configuration compiled for bulk use, and the NER pipeline on demand.
+
+    It uses the recognizers' own patterns, scores, context words and checks (``is_valid``), so the
+    scanner and Presidio's analyzer agree on what is an entity.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, config: RecognizerConfig | None = None) -> None:
         from charter_guardrails.checks.privacy.analyzer import recognizer_instances
 
-        self.recognizers = recognizer_instances()
+        self.config = config
+        self.recognizers = recognizer_instances(config)
         self._patterns: list[tuple[Any, re.Pattern[str], float]] = []
-        self._context: dict[str, re.Pattern[str]] = {}
+        words_of: dict[str, set[str]] = {}
         for rec in self.recognizers:
             flags = getattr(rec, "global_regex_flags", None)
             flags = re.DOTALL | re.MULTILINE | re.IGNORECASE if flags is None else flags
             for pattern in rec.patterns:
                 self._patterns.append((rec, re.compile(pattern.regex, flags), pattern.score))
-            words = sorted({_normalise(w) for w in rec.context}, key=len, reverse=True)
-            entity = rec.supported_entities[0]
-            self._context[entity] = re.compile(r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in words) + r")")
+            words_of.setdefault(rec.supported_entities[0], set()).update(_normalise(w) for w in rec.context)
+        self._context: dict[str, re.Pattern[str]] = {
+            entity: re.compile(
+                r"(?<![a-z])(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")"
+            )
+            for entity, words in words_of.items()
+            if words
+        }
         self._strong = {
             rec.supported_entities[0]: bool(getattr(rec, "STRONG_CHECKSUM", False)) for rec in self.recognizers
         }
@@ -135,10 +151,12 @@ class Detector:
                     hits.append(Hit(entity, match.start(), match.end(), SUSPECT_SCORE, True))
                     continue
                 score = 1.0 if (valid and self._strong[entity]) else base
+                context = self._context.get(entity)
                 if score < 1.0 and (
                     entity in boosted
-                    or self._context[entity].search(
-                        _normalise(text[max(0, match.start() - CONTEXT_WINDOW) : match.start()])
+                    or (
+                        context is not None
+                        and context.search(_normalise(text[max(0, match.start() - CONTEXT_WINDOW) : match.start()]))
                     )
                 ):
                     score = min(1.0, score + CONTEXT_BOOST)
@@ -181,12 +199,23 @@ def merge_ner(pattern: list[Hit], ner: list[Hit]) -> list[Hit]:
     return sorted(pattern + extra, key=lambda h: h.start)
 
 
-_DETECTOR: Detector | None = None
+_DETECTORS: dict[RecognizerConfig | None, Detector] = {}
 
 
-def get_detector() -> Detector:
-    """The process-wide :class:`Detector` (its regexes compiled once)."""
-    global _DETECTOR
-    if _DETECTOR is None:
-        _DETECTOR = Detector()
-    return _DETECTOR
+def get_detector(config: RecognizerConfig | None = None) -> Detector:
+    """The process-wide :class:`Detector` of a recognizer configuration (its regexes compiled once);
+    ``None``: the default one (no national identifiers, phone region FR)."""
+    from charter_guardrails.checks.privacy.recognizers import DEFAULT_CONFIG
+
+    key = None if config == DEFAULT_CONFIG else config
+    detector = _DETECTORS.get(key)
+    if detector is None:
+        detector = _DETECTORS[key] = Detector(key)
+    return detector
+
+
+def scan_config(options: ScanOptions) -> RecognizerConfig:
+    """The recognizer configuration of a scan: its national identifiers and default phone region."""
+    from charter_guardrails.checks.privacy.recognizers import RecognizerConfig
+
+    return RecognizerConfig.of(options.national_identifiers, options.phone_region)

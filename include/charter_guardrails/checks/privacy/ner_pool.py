@@ -10,9 +10,13 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from charter_guardrails.checks.privacy.detector import get_detector, merge_ner
 from charter_guardrails.checks.privacy.report import Hit
+
+if TYPE_CHECKING:
+    from charter_guardrails.checks.privacy.recognizers import RecognizerConfig
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +108,15 @@ def _char_batches(pieces: Sequence[str], max_items: int, max_chars: int) -> Iter
         yield start, len(pieces)
 
 
-def _detect_chunk(task: tuple[list[str], list[int] | None, frozenset[str]]) -> list[list[Hit]]:
+def _detect_chunk(
+    task: tuple[list[str], list[int] | None, frozenset[str], RecognizerConfig | None],
+) -> list[list[Hit]]:
     """In a worker: the pattern pass (when planned) and NER on one chunk of distinct values, merged."""
-    values, plan, boosted = task
+    values, plan, boosted, config = task
     ner = ner_hits_here(values)
     if plan is None:
         return ner
-    pattern = get_detector().planned_hits(values, plan, boosted)
+    pattern = get_detector(config).planned_hits(values, plan, boosted)
     return [merge_ner(p, n) for p, n in zip(pattern, ner, strict=True)]
 
 
@@ -130,7 +136,12 @@ def _chunks(count: int, sizes: Iterable[int]) -> list[tuple[int, int]]:
 
 
 def detect_parallel(
-    values: Sequence[str], plan: Sequence[int] | None, boosted: frozenset[str], n_process: int, label: str
+    values: Sequence[str],
+    plan: Sequence[int] | None,
+    boosted: frozenset[str],
+    n_process: int,
+    label: str,
+    config: RecognizerConfig | None = None,
 ) -> list[list[Hit]]:
     """Pattern pass and NER in ``n_process`` forked workers, chunk by chunk, in order.
 
@@ -144,9 +155,9 @@ def detect_parallel(
     from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
 
     get_ner_pipeline()
-    get_detector()
+    get_detector(config)
     bounds = _chunks(len(values), map(len, values))
-    tasks = ((list(values[a:b]), None if plan is None else list(plan[a:b]), boosted) for a, b in bounds)
+    tasks = ((list(values[a:b]), None if plan is None else list(plan[a:b]), boosted, config) for a, b in bounds)
     out: list[list[Hit]] = []
     started = last = time.monotonic()
     with ProcessPoolExecutor(max_workers=n_process, mp_context=multiprocessing.get_context("fork")) as pool:

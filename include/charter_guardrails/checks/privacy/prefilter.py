@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 
-#: Values that could match any recognizer go through all the patterns, the others through none.
+#: Values that could match any recognizer go through all the patterns, the others through none: two
+#: digits (most identifiers), ``@``, seven upper-case characters (CNI, codice fiscale), a plate, ``+`` and a
+#: digit (phone numbers written ``+1 2 ...``), a digit, a dot and a digit (IPv4), hexadecimal digits around
+#: a colon or ``::`` (IPv6), a street address.
 PREFILTER = (
-    r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}"
+    r"\d\d|@|[0-9A-Z]{7}|[A-Z]{2}[- ]\d{3}|\+\d|\d\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]|::"
     r"|\d(?: ?(?:bis|ter|[A-D]))?,? (?i:rue|av|bd|bo|ch|al|im|pl|co|qu|ro|tr|sq|pa|es|mo|lo|r[eé]|vo|se|fa)"
 )
 PREFILTER_RE = re.compile(PREFILTER)

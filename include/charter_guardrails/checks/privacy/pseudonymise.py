@@ -2,9 +2,14 @@
 
 - **Minimisation**: columns the policy does not declare are dropped.
 - **Identifiers** (``role: identifier`` or ``pseudonymise: true``) become
-  HMAC-SHA256(key, value) in hex. The same value gives the same pseudonym in every table, so
-  joins still work; without the key the mapping cannot be recomputed (unlike a plain hash of a
-  phone number, which a dictionary attack reverses in seconds).
+  HMAC-SHA256(key, value) in hex. The same value gives the same pseudonym in every table of a use
+  case, so joins still work; without the key the mapping cannot be recomputed (unlike a plain hash
+  of a phone number, which a dictionary attack reverses in seconds).
+- **One key per use case**: the key is derived from the master key for the use case
+  (:func:`charter_guardrails.core.keys.pseudonymisation_key_for`, HKDF-SHA256), so a person's pseudonyms in
+  two use cases cannot be joined. Each copy records the derivation that made it (Parquet schema metadata
+  ``charter.pseudonymisation``, or ``<copy>.pseudonymisation.json`` beside a CSV); a copy without the record
+  was made with the master key, and :func:`key_for_copy` still matches values against it.
 - **Free text** (``role: free_text`` with ``pseudonymise: true``): every entity the scanner
   detects, suspects included (a NIR with a typo is still someone's NIR), is replaced through a
   presidio-anonymizer ``custom`` operator by ``<ENTITY_xxxxxxxxxx>``, a keyed short hash, so the
@@ -13,14 +18,15 @@
 HMAC comes from the standard library (``hmac`` + ``hashlib``): it is the same primitive as
 ``cryptography``'s ``HMAC``, implemented in C by OpenSSL as well, and it is about ten times
 faster per call on the millions of short values a column holds, because it does not build a
-Python context object per value. The key is read by :func:`charter_guardrails.core.keys.load_pseudonymisation_key`
-and never logged, returned or written.
+Python context object per value. The key is read by :func:`charter_guardrails.core.keys.pseudonymisation_key_for`
+and never logged or written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -30,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.privacy.report import Hit
 from charter_guardrails.checks.privacy.scanner import detect_values, distinct_values
+from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core.keys import KEY_DERIVATION_HKDF, KEY_DERIVATION_MASTER, pseudonymisation_key_for
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,6 +51,9 @@ TOKEN_HEX = 10
 #: A CSV cell starting with one of these is run as a formula by spreadsheet software (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?")
+#: Where a Parquet copy records how it was made (schema metadata key), and the suffix of a CSV copy's record.
+COPY_METADATA_KEY = b"charter.pseudonymisation"
+COPY_RECORD_SUFFIX = ".pseudonymisation.json"
 
 
 def pseudonym(key: bytes, value: str) -> str:
@@ -66,6 +77,8 @@ class PseudonymisationReport:
     masked_columns: list[str]
     missing_columns: list[str]
     masked_entities: dict[str, int] = field(default_factory=dict)
+    #: The key that made the copy (:data:`~charter_guardrails.core.keys.KEY_DERIVATIONS`), when a file was written.
+    key_derivation: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +89,7 @@ class PseudonymisationReport:
             "masked_columns": self.masked_columns,
             "missing_columns": self.missing_columns,
             "masked_entities": dict(sorted(self.masked_entities.items())),
+            "key_derivation": self.key_derivation,
         }
 
 
@@ -204,18 +218,38 @@ def neutralise_formula(value: Any) -> Any:
     return value
 
 
-def write_frame(frame: pd.DataFrame, path: Path, dialect: CsvDialect | None = None) -> None:
-    """Write CSV in the declared dialect (or Parquet by suffix), atomically.
+def copy_metadata(use_case: str, dataset: str, derivation: str = KEY_DERIVATION_HKDF) -> dict[str, str]:
+    """What a pseudonymised copy records about itself: whose data, and which key made its pseudonyms (never the key)."""
+    return {"use_case": use_case, "dataset": dataset, "key_derivation": derivation, "hash": "hmac-sha256"}
+
+
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + COPY_RECORD_SUFFIX)
+
+
+def write_frame(
+    frame: pd.DataFrame, path: Path, dialect: CsvDialect | None = None, *, metadata: dict[str, str] | None = None
+) -> None:
+    """Write CSV in the declared dialect (or Parquet by suffix), atomically, with the copy's ``metadata``.
 
     CSV output is for people too, who open it in a spreadsheet: text cells that would run as formulas are
     neutralised, and rows end with CRLF (RFC 4180), so that a cell holding a carriage return is quoted
-    instead of splitting its row.
+    instead of splitting its row. A CSV has no room for metadata: it goes to ``<file>.pseudonymisation.json``,
+    written first, so that a copy never sits beside another copy's record.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".parquet":
-        frame.to_parquet(tmp, index=False)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if metadata:
+            extra = {COPY_METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()}
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+        pq.write_table(table, tmp)
     else:
+        _write_record(_record_path(path), metadata)
         sep, decimal, encoding = (
             (dialect.separator, dialect.decimal, dialect.encoding) if dialect else (";", ",", "utf-8")
         )
@@ -231,15 +265,70 @@ def write_frame(frame: pd.DataFrame, path: Path, dialect: CsvDialect | None = No
     tmp.replace(path)
 
 
+def _write_record(record: Path, metadata: dict[str, str] | None) -> None:
+    if metadata is None:
+        record.unlink(missing_ok=True)  # a copy written without a record must not inherit an older one
+        return
+    tmp = record.with_name(record.name + ".tmp")
+    tmp.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(record)
+
+
+def read_copy_metadata(path: Path) -> dict[str, str] | None:
+    """The record of a pseudonymised copy (:func:`copy_metadata`), or ``None`` for a copy written without one."""
+    raw: bytes | str | None
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        raw = (pq.read_schema(path).metadata or {}).get(COPY_METADATA_KEY)
+    else:
+        record = _record_path(path)
+        raw = record.read_text(encoding="utf-8") if record.is_file() else None
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path.name}: its pseudonymisation record is not JSON; restore it or make the copy again"
+        ) from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise ConfigError(f"{path.name}: its pseudonymisation record is not an object of strings; make the copy again")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def key_for_copy(copy: Path, use_case: str) -> bytes:
+    """The key that made the pseudonyms of ``copy``, to pseudonymise a value as that copy did.
+
+    A copy records its derivation; a copy without a record was made before keys were derived per use case, with
+    the master key. A copy of another use case is refused: its pseudonyms are not ``use_case``'s.
+
+    :raises ConfigError: the copy belongs to another use case or its record is unreadable.
+    """
+    metadata = read_copy_metadata(copy)
+    if metadata is None:
+        return pseudonymisation_key_for(use_case, KEY_DERIVATION_MASTER)
+    if metadata.get("use_case") != use_case:
+        raise ConfigError(
+            f"{copy.name} is a pseudonymised copy of {metadata.get('use_case')!r}, not of {use_case!r}: "
+            "use the use case that made it"
+        )
+    return pseudonymisation_key_for(use_case, metadata.get("key_derivation", KEY_DERIVATION_MASTER))
+
+
 def pseudonymise_file(
-    policy: Any, dataset_id: str, source: Path, target: Path, *, key: bytes | None = None
+    policy: Any, dataset_id: str, source: Path, target: Path, *, derivation: str = KEY_DERIVATION_HKDF
 ) -> PseudonymisationReport:
-    """Read ``source`` as the policy declares the dataset, pseudonymise it, write ``target``."""
-    from charter_guardrails.core.keys import load_pseudonymisation_key
+    """Read ``source`` as the policy declares the dataset, pseudonymise it with the use case's key, write ``target``.
+
+    :param derivation: the key to use; the default, the use case's own key, is right for every new copy. The master
+        key (``master``) only extends a copy made before keys were derived per use case.
+    """
     from charter_guardrails.readers.files import read_dataset
 
     dataset = policy.dataset(dataset_id)
     frame = read_dataset(dataset, source)
-    out, report = pseudonymise_frame(frame, dataset, key if key is not None else load_pseudonymisation_key())
-    write_frame(out, target, dataset.csv)
+    out, report = pseudonymise_frame(frame, dataset, pseudonymisation_key_for(policy.id, derivation))
+    report.key_derivation = derivation
+    write_frame(out, target, dataset.csv, metadata=copy_metadata(policy.id, dataset.id, derivation))
     return report

@@ -25,6 +25,27 @@ def miss_probability(rate: float, n: int) -> float:
     return (1 - rate) ** n
 
 
+EXHAUSTIVE_GUARANTEE = "exhaustive: every distinct value of every column was analysed"
+
+
+def sampling_guarantee(options: ScanOptions, total: int, how: str = "") -> str:
+    """What a sampling scan of ``total`` rows guarantees; ``how`` says how the sample was drawn, when it matters.
+
+    It holds for a simple random sample of rows (uniform, without replacement): what :meth:`DataFrame.sample`,
+    the streaming scan's reservoir and its draw of Parquet row positions give."""
+    n = sample_size(options.min_detectable_rate, options.confidence)
+    if total <= n:
+        return (
+            f"sampling asked, but the table has {total} rows, no more than the sample size {n}: every row was scanned"
+        )
+    return (
+        f"sampling: {n} of {total} rows drawn at random{f' ({how})' if how else ''}; "
+        f"a column where at least {options.min_detectable_rate:.2%} "
+        f"of the rows hold an entity is found with probability at least "
+        f"{1 - miss_probability(options.min_detectable_rate, n):.6f} (asked: {options.confidence})"
+    )
+
+
 @dataclass(frozen=True)
 class ScanOptions:
     """How to scan. :meth:`from_policy` reads the policy's ``privacy`` section."""
@@ -39,6 +60,10 @@ class ScanOptions:
     #: spaCy processes for NER; ``None``: all cores for large inputs, one for small ones.
     n_process: int | None = None
     max_examples: int = 3
+    #: Countries whose national identifiers are looked for too (``privacy.national_identifiers``).
+    national_identifiers: frozenset[str] = frozenset()
+    #: Region of phone numbers written without a country code (``privacy.phone_region``).
+    phone_region: str = "FR"
 
     @classmethod
     def from_policy(
@@ -56,6 +81,8 @@ class ScanOptions:
             min_detectable_rate=privacy.min_detectable_rate,
             confidence=privacy.confidence,
             free_text_columns=free,
+            national_identifiers=frozenset(privacy.national_identifiers),
+            phone_region=privacy.phone_region,
         )
 
 

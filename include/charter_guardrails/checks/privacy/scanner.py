@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from charter_guardrails.checks.privacy.detector import VECTORISE_FROM, get_detector, merge_ner
+from charter_guardrails.checks.privacy.detector import VECTORISE_FROM, get_detector, merge_ner, scan_config
 from charter_guardrails.checks.privacy.masking import mask
 from charter_guardrails.checks.privacy.ner_pool import (
     NER_CHUNK_CHARS,
@@ -45,21 +45,28 @@ from charter_guardrails.checks.privacy.ner_pool import (
     ner_hits_here,
     ner_processes,
 )
+from charter_guardrails.checks.privacy.recognizers.date_of_birth_recognizer import column_rules
 from charter_guardrails.checks.privacy.report import (
+    EXHAUSTIVE_GUARANTEE,
     ColumnScan,
     EntityFinding,
     Hit,
     ScanOptions,
     ScanReport,
-    miss_probability,
     sample_size,
+    sampling_guarantee,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from charter_guardrails.checks.privacy.recognizers import RecognizerConfig
+
 log = logging.getLogger(__name__)
 
+#: Distinct values analysed together: the hits of a column of a million distinct messages would take hundreds
+#: of MB at once. Each value's hits do not depend on the others, so slicing changes no result.
+ANALYSE_SLICE = 100_000
 #: A column whose values have this many words (median) is free text.
 FREE_TEXT_MIN_WORDS = 4
 #: Words of at least two letters: "06 12 34 56 78" has none, "rue de la Paix" four.
@@ -82,24 +89,29 @@ def column_kind(name: str, values: Sequence[str], free_text_columns: Iterable[st
 
 
 def detect_values(
-    values: Sequence[str], kind: str, column_name: str = "", *, n_process: int | None = None
+    values: Sequence[str],
+    kind: str,
+    column_name: str = "",
+    *,
+    n_process: int | None = None,
+    config: RecognizerConfig | None = None,
 ) -> list[list[Hit]]:
     """Hits for each distinct value of one column (offsets into the value).
 
     Every value goes through the patterns its :meth:`Detector.plan` names; free-text and
     name-like columns also through NER, in worker processes for large inputs (which then run
-    the pattern pass on their chunk too).
+    the pattern pass on their chunk too). ``config``: which recognizers (:func:`.detector.scan_config`).
     """
     if not values:
         return []
-    detector = get_detector()
+    detector = get_detector(config)
     boosted = frozenset(detector.context_entities(column_name))
     plan = detector.plan(values)
     if kind not in ("free_text", "name_like"):
         return detector.planned_hits(values, plan, boosted)
     workers = ner_processes(values) if n_process is None else n_process
     if workers > 1:
-        return detect_parallel(values, plan, boosted, workers, column_name)
+        return detect_parallel(values, plan, boosted, workers, column_name, config)
     pattern = detector.planned_hits(values, plan, boosted)
     return [merge_ner(p, n) for p, n in zip(pattern, ner_hits_here(values), strict=True)]
 
@@ -160,14 +172,52 @@ class _Tally:
 
 def scan_column(name: str, series: pd.Series, options: ScanOptions) -> ColumnScan:
     """Scan one column (the rows given: all of them, or the sample)."""
-    rows = len(series)
     values, counts, non_null = distinct_values(series)
+    return scan_distinct(name, len(series), values, counts, non_null, options)
+
+
+def scan_distinct(
+    name: str, rows: int, values: Sequence[str], counts: Sequence[int], non_null: int, options: ScanOptions
+) -> ColumnScan:
+    """Scan one column given as its distinct non-empty values (most frequent first) and their row counts, out of
+    ``rows`` scanned rows: :func:`scan_column` on a Series, the streaming scan (:mod:`.stream`) on Arrow counts."""
     if not values:
         return ColumnScan(name, "empty", rows, 0, 0, notes=["empty or all-null column"])
     kind = column_kind(name, values, options.free_text_columns)
-    hits = detect_values(values, kind, name, n_process=options.n_process)
     found: dict[str, _Tally] = {}
     suspect: dict[str, _Tally] = {}
+    for start in range(0, len(values), ANALYSE_SLICE):  # the hits of one slice at a time: memory stays bounded
+        part, part_counts = values[start : start + ANALYSE_SLICE], counts[start : start + ANALYSE_SLICE]
+        hits = detect_values(part, kind, name, n_process=options.n_process, config=scan_config(options))
+        _tally(part, part_counts, hits, options, found, suspect)
+    # a column of birth dates is a property of the column, not of a value (see date_of_birth_recognizer)
+    more, more_suspects = column_rules(name, values, counts, rows, options, set(found))
+    notes = []
+    longest = max(len(v) for v in values)
+    if longest > 1_000_000:
+        notes.append(f"cells up to {longest} characters: NER read them in {NER_CHUNK_CHARS}-character pieces")
+    by_rows = lambda f: (-f.count, f.entity_type)  # noqa: E731 - a sort key, used twice below
+    return ColumnScan(
+        name,
+        kind,
+        rows,
+        non_null,
+        len(values),
+        findings=sorted([*(t.finding(e, rows) for e, t in found.items()), *more], key=by_rows),
+        suspects=sorted([*(t.finding(e, rows) for e, t in suspect.items()), *more_suspects], key=by_rows),
+        notes=notes,
+    )
+
+
+def _tally(
+    values: Sequence[str],
+    counts: Sequence[int],
+    hits: Sequence[Sequence[Hit]],
+    options: ScanOptions,
+    found: dict[str, _Tally],
+    suspect: dict[str, _Tally],
+) -> None:
+    """Add each value's best hit per entity to the column's tallies: found, or suspect below the threshold."""
     for value, count, value_hits in zip(values, counts, hits, strict=True):
         best: dict[str, Hit] = {}
         low: dict[str, Hit] = {}
@@ -180,39 +230,16 @@ def scan_column(name: str, series: pd.Series, options: ScanOptions) -> ColumnSca
         for entity, hit in low.items():
             if entity not in best:
                 suspect.setdefault(entity, _Tally()).add(count, value, hit, options.max_examples)
-    notes = []
-    longest = max(len(v) for v in values)
-    if longest > 1_000_000:
-        notes.append(f"cells up to {longest} characters: NER read them in {NER_CHUNK_CHARS}-character pieces")
-    by_rows = lambda f: (-f.count, f.entity_type)  # noqa: E731 - a sort key, used twice below
-    return ColumnScan(
-        name,
-        kind,
-        rows,
-        non_null,
-        len(values),
-        findings=sorted((t.finding(e, rows) for e, t in found.items()), key=by_rows),
-        suspects=sorted((t.finding(e, rows) for e, t in suspect.items()), key=by_rows),
-        notes=notes,
-    )
 
 
 def _rows_to_scan(frame: pd.DataFrame, options: ScanOptions) -> tuple[pd.DataFrame, str]:
     """The rows to scan (all of them, or a random sample) and the guarantee that choice gives."""
     if options.mode != "sampling":
-        return frame, "exhaustive: every distinct value of every column was analysed"
+        return frame, EXHAUSTIVE_GUARANTEE
     total = len(frame)
     n = sample_size(options.min_detectable_rate, options.confidence)
-    if total <= n:
-        return frame, (
-            f"sampling asked, but the table has {total} rows, no more than the sample size {n}: every row was scanned"
-        )
-    return frame.sample(n=n, random_state=options.seed), (
-        f"sampling: {n} of {total} rows drawn at random; "
-        f"a column where at least {options.min_detectable_rate:.2%} "
-        f"of the rows hold an entity is found with probability at least "
-        f"{1 - miss_probability(options.min_detectable_rate, n):.6f} (asked: {options.confidence})"
-    )
+    scanned = frame if total <= n else frame.sample(n=n, random_state=options.seed)
+    return scanned, sampling_guarantee(options, total)
 
 
 def scan_frame(frame: pd.DataFrame, options: ScanOptions | None = None, *, source: str = "dataframe") -> ScanReport:

@@ -57,6 +57,9 @@ _ALIASES = {
     "IBAN_CODE": {"FR_IBAN", "FR_RIB"},
     "FR_IBAN": {"IBAN_CODE"},
     "FR_RIB": {"IBAN_CODE", "FR_IBAN"},
+    # Presidio's DATE_TIME (any date) covers the birth dates the scanner names DATE_OF_BIRTH
+    "DATE_TIME": {"DATE_OF_BIRTH"},
+    "ES_DNI": {"ES_NIF"},  # the DNI is the NIF of Spanish citizens (Presidio's name)
 }
 
 
@@ -289,18 +292,21 @@ def check_personal_data(
     reports: bool = True,
     options: ScanOptions | None = None,
 ) -> PersonalDataOutcome:
-    """The check: read the dataset (or use ``frame``), scan it, judge it, write the reports.
+    """The check: scan the dataset (a file as a stream, in bounded memory) or ``frame``, judge it, write the reports.
 
     Unreadable data is a failing verdict, not an exception.
     """
+    from charter_guardrails.checks.privacy.stream import scan_dataset
     from charter_guardrails.core.errors import DatasetReadError
-    from charter_guardrails.readers.files import read_dataset
 
     dataset = policy.dataset(dataset_id)
     source = path.name if path else (dataset.path or dataset.table or dataset.id)
-    if frame is None:
+    options = options or ScanOptions.from_policy(policy.privacy, dataset, exhaustive=exhaustive)
+    if frame is not None:
+        scan = scan_frame(frame, options, source=str(source))
+    else:  # a file streams in bounded memory; an SQL table is read whole
         try:
-            frame = read_dataset(dataset, path)
+            scan = scan_dataset(dataset, path, options, source=str(source))
         except DatasetReadError as exc:
             scan = ScanReport(
                 source=str(source),
@@ -322,8 +328,6 @@ def check_personal_data(
                 dataset=dataset.id,
             )
             return PersonalDataOutcome(result=result, scan=scan, columns=[])
-    options = options or ScanOptions.from_policy(policy.privacy, dataset, exhaustive=exhaustive)
-    scan = scan_frame(frame, options, source=str(source))
     outcome = evaluate(scan, policy, dataset, run_id=run_id)
     if reports:
         try:

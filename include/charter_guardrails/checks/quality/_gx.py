@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 _QUIET = (
@@ -40,7 +38,7 @@ def gx() -> Any:
 
 
 def ephemeral_context() -> Any:
-    """A throw-away in-memory context: nothing is written unless we ask for Data Docs."""
+    """A throw-away in-memory context: nothing is written unless we ask for Data Docs (``_gx_docs``)."""
     gx_module = gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -54,34 +52,3 @@ def ephemeral_context() -> Any:
         analytics_enabled=False,
     )
     return gx_module.get_context(mode="ephemeral", project_config=config)
-
-
-def write_data_docs(
-    context: Any, validation: Any, target: Path, *, suite_name: str, run_name: str, batch_identifier: str
-) -> Path:
-    """Data Docs of one validation result (already redacted) in ``target``; its ``index.html``."""
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    target.mkdir(parents=True, exist_ok=True)
-    site = "charter"
-    context.add_data_docs_site(
-        site,
-        {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(target)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        },
-    )
-    key = ValidationResultIdentifier(
-        expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
-        run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
-        batch_identifier=batch_identifier,
-    )
-    validation.meta = {k: v for k, v in (validation.meta or {}).items() if k in ("great_expectations_version",)}
-    context.validation_results_store.set(key, validation)
-    context.build_data_docs(site_names=[site], resource_identifiers=[key])
-    return target / "index.html"

@@ -10,6 +10,7 @@ ledger, XCom and the Data Docs, so none of them can show a raw value.
 from __future__ import annotations
 
 import html
+from collections import Counter
 from typing import Any
 
 from charter_guardrails.core.policy_models import ColumnRole, Dataset, PersonalDataCategory
@@ -65,10 +66,7 @@ def redact_result(expectation_type: str, result: dict[str, Any], *, personal: bo
             out["observed_value"] = "<redacted: personal column>"
     counts = result.get("partial_unexpected_counts")
     if counts is None and result.get("partial_unexpected_list") is not None:
-        tally: dict[str, int] = {}
-        for v in result["partial_unexpected_list"]:
-            tally[str(v)] = tally.get(str(v), 0) + 1
-        counts = [{"value": k, "count": n} for k, n in tally.items()]
+        counts = unexpected_counts(result["partial_unexpected_list"])
     if counts:
         examples = counts[:MAX_EXAMPLES] if personal else counts[:10]
         out["unexpected_examples"] = [
@@ -78,6 +76,23 @@ def redact_result(expectation_type: str, result: dict[str, Any], *, personal: bo
         if personal:
             out["masked"] = True
     return out
+
+
+def unexpected_counts(values: list[Any]) -> list[dict[str, Any]]:
+    """The ``partial_unexpected_counts`` GX's SUMMARY format derives from ``partial_unexpected_list``, derived
+    here the same way (``great_expectations.expectations.expectation._format_map_output``): the values of a
+    multi-column expectation as tuples, most frequent first, ties by value. The runner asks GX for the BASIC
+    format, which has the same list but skips the row-index lists SUMMARY computes for every map expectation
+    and the runner never keeps. Where GX gives no counts (unhashable or unorderable values), the values are
+    tallied by their text, in the order of the list."""
+    items = [tuple(v.values()) for v in values] if values and isinstance(values[0], dict) else values
+    try:
+        return [{"value": k, "count": n} for k, n in sorted(Counter(items).most_common(), key=lambda x: (-x[1], x[0]))]
+    except TypeError:
+        tally: dict[str, int] = {}
+        for v in values:
+            tally[str(v)] = tally.get(str(v), 0) + 1
+        return [{"value": k, "count": n} for k, n in tally.items()]
 
 
 def _short(value: Any) -> Any:

@@ -60,8 +60,10 @@ PROBLEM_TEMPLATES = {
     "empty": EMPTY_DATASET,
 }
 
-#: GX result format: SUMMARY gives counts and up to 20 examples, which we mask or drop right after.
-RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
+#: GX result format: counts and up to 20 unexpected values, which we count, then mask or drop right after
+#: (``redaction.redact_result``). BASIC, not SUMMARY: SUMMARY adds the row indexes of the unexpected values,
+#: for which GX filters the whole frame once per map expectation, and the runner keeps no row index.
+RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 20}
 
 
 @dataclass
@@ -259,7 +261,7 @@ def _build_data_docs(
     context: Any, validation: Any, policy: UseCasePolicy, ds: Dataset, loaded: LoadedSuite, run_id: str | None
 ) -> Path:
     """Data Docs for this run only, from the already-redacted result."""
-    from charter_guardrails.checks.quality._gx import write_data_docs
+    from charter_guardrails.checks.quality._gx_docs import write_data_docs
 
     run_name = safe_run_name(run_id)
     target = get_settings().reports_dir / policy.id / run_name / "data_docs" / ds.id

@@ -25,7 +25,8 @@ class FrPhoneRecognizer(FrPatternRecognizer):
             rf"(?<![\w+])(?:\+|00)33{_SEP}(?:\(0\){_SEP})?[1-9](?:{_SEP}\d{{2}}){{4}}(?!\d)",
             0.8,
         ),
-        Pattern("FR phone national", rf"(?<![\w+])0[1-9](?:{_SEP}\d{{2}}){{4}}(?![\w])", 0.75),
+        # not right after a group of digits: "+39 02 1234 5678" is Italian, "5968 0716 7655 75" part of an IBAN
+        Pattern("FR phone national", rf"(?<![\w+])(?<!\d[ .\-\u00a0])0[1-9](?:{_SEP}\d{{2}}){{4}}(?![\w])", 0.75),
     ]
     CONTEXT: ClassVar[list[str]] = [
         "téléphone",
