@@ -81,6 +81,8 @@ def airflow(charter_home: Path, airflow_db: Path, tmp_path: Path) -> Iterator[An
     extra = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "CHARTER_LEDGER_URL": f"sqlite:///{charter_home / 'ledger.db'}",
+        # the task's careless INFO lines must reach its log whatever level the caller set (`make` sets WARNING)
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
     with LocalAirflow(home=airflow_db, users=USERS, extra_env=extra) as running:
         running.client("admin").wait_for_dag(DAG_ID)
