@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export CODECARBON_LOG_LEVEL := error
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv install run data test lint test-unit test-dags test-e2e schema airflow clean
+.PHONY: help venv install run data test lint test-unit test-dags test-e2e schema airflow clean bench-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ TEST_WORKERS ?= auto
 
 test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening) on every core; prints the 25 slowest
 	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile
+
+# CI runs the benchmarks at their smoke size after the tests: each must still run end to end, and prints its
+# figures (targets are judged at full size only, on a quiet machine).
+bench-smoke: $(STAMP) ## every benchmark at its CI size (a few minutes): integrity, personal data, quality, audit chain
+	BENCH_SIZE_MIB=16 BENCH_RUNS=1 $(MAKE) --no-print-directory bench-integrity
+	$(MAKE) --no-print-directory bench-pii-smoke bench-quality-smoke bench-audit-smoke
 
 airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings
 	$(BIN)/airflow standalone
