@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+
+
+@contextlib.contextmanager
+def smtp_catcher(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """A local SMTP server (aiosmtpd) behind Airflow's ``smtp_default`` connection; the messages it received."""
+    from aiosmtpd.controller import Controller
+
+    received: list[bytes] = []
+
+    class Catcher:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope.content)
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # E-mail goes through the Airflow SMTP provider's hook and the `smtp_default` connection.
+    monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
+    extra = {"disable_ssl": True, "disable_tls": True, "from_email": "alertes-charte@ampmetropole.example"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {**extra, "retry_limit": 0}}),
+    )
+    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield received
+    finally:
+        controller.stop()
 
 
 def register(use_case: str, dataset: str, relative: str) -> None:

@@ -5,12 +5,10 @@ DAG delivers to a real SMTP server (aiosmtpd) on loopback."""
 from __future__ import annotations
 
 import email
-import json
-import socket
 from email.policy import default as default_policy
 from typing import Any
 
-from tests.e2e.support import register
+from tests.e2e.support import register, smtp_catcher
 
 
 def _dag(dag_file: str, dag_id: str) -> Any:
@@ -45,7 +43,6 @@ def _xcom(dag_run: Any, task_id: str, map_index: int) -> Any:
 
 
 def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_home, monkeypatch) -> None:
-    from aiosmtpd.controller import Controller
     from charter_guardrails.ledger.models import AlertOutbox, Incident, ManifestVerification
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import select
@@ -82,40 +79,8 @@ def test_monitor_passes_intact_then_fails_corrupted_once_and_relay_delivers(e2e_
         ]
         assert {o.status for o in session.scalars(select(AlertOutbox))} == {"pending"}
 
-    received: list[bytes] = []
-
-    class Catcher:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            received.append(envelope.content)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        # E-mail goes through the Airflow SMTP provider's hook and the `smtp_default` connection.
-        monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
-        monkeypatch.setenv(
-            "AIRFLOW_CONN_SMTP_DEFAULT",
-            json.dumps(
-                {
-                    "conn_type": "smtp",
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "extra": {
-                        "disable_ssl": True,
-                        "disable_tls": True,
-                        "from_email": "alertes-charte@ampmetropole.example",
-                        "retry_limit": 0,
-                    },
-                }
-            ),
-        )
+    with smtp_catcher(monkeypatch) as received:
         relay_run = _dag("incident_alert_relay.py", "incident_alert_relay").test()
-    finally:
-        controller.stop()
     assert _state(_task_instances(relay_run)[("relay_alert_outbox", -1)]) == "success"
     with ledger_session() as session:
         outbox = session.scalars(select(AlertOutbox)).all()

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import email
 import hashlib
-import json
 import shutil
-import socket
 from collections.abc import Iterator
 from email.policy import default as default_policy
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import ledger_state, register
+from tests.e2e.support import ledger_state, register, smtp_catcher
 
 DAG = "citizen_requests_model_refresh"
 RELAY = "incident_alert_relay"
@@ -49,37 +47,9 @@ def policies_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
-    """A local SMTP server (aiosmtpd) behind Airflow's ``smtp_default`` connection; the messages it received."""
-    from aiosmtpd.controller import Controller
-
-    received: list[bytes] = []
-
-    class Catcher:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            received.append(envelope.content)
-            return "250 OK"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.delenv("CHARTER_SMTP_HOST", raising=False)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SMTP_DEFAULT",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": port,
-                "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "charte@example", "retry_limit": 0},
-            }
-        ),
-    )
-    controller = Controller(Catcher(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    """A local SMTP server behind Airflow's ``smtp_default`` connection; the messages it received."""
+    with smtp_catcher(monkeypatch) as received:
         yield received
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
