@@ -147,7 +147,7 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         assert foreign.status_code == 403
         tampered = client.post(
             f"/incidents/{rows.incident_id}/acquitter",
-            data={"comment": "x", "csrf_token": token.group(1)[:-2] + "00"},
+            data={"comment": "x", "csrf_token": _tampered(token.group(1))},
             cookies=cookies,
         )
         assert tampered.status_code == 403
@@ -341,3 +341,8 @@ def _browse(ui_server: ApiServer, rows: LedgerRows, browser: Any, artifacts: Pat
     page.screenshot(path=str(artifacts / "06-fiche-modele.png"))
     _report_fits_1280_pixels(ui_server, page, artifacts)
     page.close()
+
+
+def _tampered(token: str) -> str:
+    """The token with its last hex digit changed (always a different one: "...00" stays "...00" 1 time in 256)."""
+    return token[:-1] + ("1" if token[-1] == "0" else "0")
