@@ -37,10 +37,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: From this size on, the analysers (Presidio's recognizers, the NER model) load in a thread while the file is
-#: read, not after: pyarrow parses without the GIL, so on a large file those seconds hide behind the read. Meanwhile
-#: the interpreter switches threads every PRELOAD_SWITCH_SECONDS (not 5 ms), so that the loading thread, which
-#: holds the GIL for long stretches, delays the reading thread's hand-over between batches less.
+#: From this size on, the analysers (Presidio's recognizers, the NER model) load while the file is read, not after:
+#: in a forked process for a sampling scan (:mod:`.analyser_process`), else in a thread (an exhaustive scan's
+#: worker processes fork from this one, so the model must be here). For the thread, the interpreter switches
+#: every PRELOAD_SWITCH_SECONDS (not 5 ms), so that the loading thread, which holds the GIL for long stretches,
+#: delays the reading thread's hand-over between batches less.
 PRELOAD_FROM_BYTES = 64 << 20
 PRELOAD_SWITCH_SECONDS = 0.0005
 #: An exhaustive scan of a larger file (CSV bytes, or Parquet's uncompressed bytes) reads it once per group of
@@ -76,7 +77,7 @@ def scan_file(
     parquet = path.suffix.lower() == ".parquet" or path.is_dir() if parquet is None else parquet
     size = path.stat().st_size if path.is_file() else 0
     scans: list[ColumnScan] = []
-    with _preloading(size >= PRELOAD_FROM_BYTES) as loaded:
+    with _analysers(size >= PRELOAD_FROM_BYTES, options, started) as analyse:
         if not parquet:
             dialect = dialect or detect_csv_dialect(path).as_policy_dialect()
         groups, order = _column_groups(path, parquet, dialect, columns, options)
@@ -93,8 +94,7 @@ def scan_file(
                     arrow = read.arrow  # what pyarrow refused once, pandas reads on every pass
             finally:
                 progress.close()
-            loaded()
-            scans += _analyse(read, options, label, started)
+            scans += analyse(read, label)
     scans.sort(key=lambda c: order.get(c.name, len(order)))  # stable: one pass keeps the order of the file
     return _report(read, scans, options, source, started)
 
@@ -119,6 +119,37 @@ def _column_groups(
         loads[lightest] += weights[i]
     log.info("personal data scan of %s: %d columns read in %d passes", path.name, len(names), passes)
     return [[names[i] for i in sorted(group)] for group in groups if group], {n: i for i, n in enumerate(names)}
+
+
+@contextlib.contextmanager
+def _analysers(large: bool, options: ScanOptions, started: float) -> Iterator[Callable[[Read, str], list[ColumnScan]]]:
+    """What analyses a read: for a large file, a forked process that loads the analysers while this one reads
+    (:mod:`.analyser_process`), or else a thread that does; for a small one, this process after the read."""
+    from charter_guardrails.checks.privacy.analyser_process import AnalyserProcess, worth_a_process
+
+    if large and worth_a_process(options):
+        process = AnalyserProcess()
+        try:
+            yield lambda read, label: process.analyse(_sample_columns(read), read.scanned, options)
+        finally:
+            process.close()
+        return
+    with _preloading(large) as loaded:
+
+        def here(read: Read, label: str) -> list[ColumnScan]:
+            loaded()
+            return _analyse(read, options, label, started)
+
+        yield here
+
+
+def _sample_columns(read: Read) -> list[tuple[str, list[str], list[int], int]]:
+    """The read's distinct values as plain lists (a sample: a few hundred rows), to send to another process."""
+    columns = []
+    for i, name in enumerate(read.counts.names):
+        values, counts, non_null = read.counts.column(i)
+        columns.append((name, list(values), list(counts), non_null))
+    return columns
 
 
 @contextlib.contextmanager
