@@ -22,7 +22,7 @@ USER root
 # State folders exist in the image, owned by the airflow user, so that new named volumes mounted
 # on them inherit that ownership (Docker copies it on first mount).
 RUN mkdir -p /opt/charter/state/data /opt/charter/state/reports /opt/charter/state/keys /opt/charter/state/audit \
-             /opt/charter/state/tldextract \
+             /opt/charter/state/models /opt/charter/state/profiles /opt/charter/state/work /opt/charter/state/tldextract \
     && chmod 700 /opt/charter/state/keys \
     && chown -R airflow:0 /opt/charter
 USER airflow

@@ -24,6 +24,8 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    # a deployment verifies its datasets and its audit chain from the start, not once someone unpauses it
+    is_paused_upon_creation=False,
     default_args=DEFAULT_ARGS,
     tags=["charter", "integrity", "monitoring"],
     doc_md=__doc__,

@@ -12,7 +12,8 @@ set -euo pipefail
 log() { printf '[airflow-init] %s\n' "$*"; }
 
 log "Airflow $(airflow version)"
-mkdir -p "$CHARTER_DATA_DIR" "$CHARTER_REPORTS_DIR" "$CHARTER_KEYS_DIR" "$(dirname "$CHARTER_AUDIT_ANCHOR")"
+mkdir -p "$CHARTER_DATA_DIR" "$CHARTER_REPORTS_DIR" "$CHARTER_KEYS_DIR" "$(dirname "$CHARTER_AUDIT_ANCHOR")" \
+         "$CHARTER_HOME/models" "$CHARTER_HOME/profiles" "$CHARTER_HOME/work"
 
 log "migrating the Airflow metadata database"
 airflow db migrate

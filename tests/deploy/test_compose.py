@@ -19,6 +19,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -72,9 +73,18 @@ def raw_text() -> str:
     return (ROOT / "docker-compose.yaml").read_text(encoding="utf-8")
 
 
+#: The variables the compose file requires (no password has a default): what an operator's .env holds.
+REQUIRED_ENV = {
+    "AIRFLOW_DB_PASSWORD": "airflow-db-test",
+    "CHARTER_LEDGER_DB_PASSWORD": "ledger-db-test",
+    "POSTGRES_PASSWORD": "postgres-test",
+    "REDIS_PASSWORD": "redis-test",
+}
+
+
 @pytest.fixture(scope="module")
 def compose(raw_text: str) -> dict[str, Any]:
-    return interpolate(yaml.safe_load(raw_text), env={})
+    return interpolate(yaml.safe_load(raw_text), env=REQUIRED_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -160,9 +170,7 @@ def test_airflow_metadata_and_ledger_are_separate_databases(services: dict[str, 
     assert ledger.database == "charter_ledger"
     assert metadata.username != ledger.username
     assert env["AIRFLOW_CONN_CHARTER_LEDGER"] == env["CHARTER_LEDGER_URL"]
-    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis:") or env[
-        "AIRFLOW__CELERY__BROKER_URL"
-    ].startswith("redis://:@redis:")
+    assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis"
     init_sql = (ROOT / "deploy" / "postgres" / "init-databases.sh").read_text(encoding="utf-8")
     assert "CREATE DATABASE airflow" in init_sql
     assert "CREATE DATABASE charter_ledger" in init_sql
@@ -298,3 +306,148 @@ def test_every_service_the_docs_name_exists(services: dict[str, dict[str, Any]])
     readme = _services_named_in((ROOT / "README.md").read_text(encoding="utf-8"), re.compile(r"(?i)deploy"))
     for name in sorted(docs | readme):
         assert name in services, f"the docs name service {name}, which docker-compose.yaml does not define"
+
+
+# ------------------------------------------------------------------------------------------------
+# secure by default
+
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET(?!S_DIR)|TOKEN|_KEY\b")  # CHARTER_SECRETS_DIR is a folder
+
+
+def test_no_password_has_a_default(raw_text: str) -> None:
+    """Every secret variable is required (``${NAME:?message}``), and compose names it when it is missing."""
+    secret_uses = [m for m in _VAR.finditer(raw_text) if m.group("name") and _SECRET_NAME.search(m.group("name"))]
+    assert {m.group("name") for m in secret_uses} >= set(REQUIRED_ENV), "the scan found too little"
+    with_default = sorted({m.group(0) for m in secret_uses if m.group("op") != ":?"})
+    assert not with_default, f"secrets with a default or none required: {with_default}"
+    for name in REQUIRED_ENV:
+        env = {k: v for k, v in REQUIRED_ENV.items() if k != name}
+        with pytest.raises(AssertionError, match=rf"\${{{name}}} is required by the compose file: set {name}"):
+            interpolate(yaml.safe_load(raw_text), env=env)
+    assert not re.search(r"://[^:/@\s]*:[^$@\s]+@", raw_text), "a URL in the compose file carries a literal password"
+
+
+def _published(services: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(name, str(port)) for name, service in services.items() for port in service.get("ports") or []]
+
+
+def test_nothing_is_published_beyond_loopback_unless_asked(raw_text: str, services: dict[str, dict[str, Any]]) -> None:
+    published = _published(services)
+    assert {name for name, _ in published} >= {"airflow-apiserver", "mailpit", "flower"}
+    wide = [(name, port) for name, port in published if not port.startswith("127.0.0.1:")]
+    assert not wide, f"published on every interface by default: {wide}"
+    # an operator may publish the api-server elsewhere, on purpose
+    everywhere = "0.0.0.0"  # noqa: S104 - what an operator may ask for, behind a proxy
+    asked = interpolate(yaml.safe_load(raw_text), env={**REQUIRED_ENV, "CHARTER_API_ADDRESS": everywhere})
+    assert "0.0.0.0:8080:8080" in asked["services"]["airflow-apiserver"]["ports"]
+    for tool in ("mailpit", "flower"):
+        assert services[tool]["profiles"] == ["dev"], f"{tool} has no authentication: development profile only"
+
+
+def test_redis_requires_its_password(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    assert redis["environment"]["REDIS_PASSWORD"] == REQUIRED_ENV["REDIS_PASSWORD"]
+    assert "requirepass" in " ".join(redis["command"])
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    broker = services["airflow-worker"]["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+    assert broker == f"redis://:{REQUIRED_ENV['REDIS_PASSWORD']}@redis:6379/0"
+
+
+def test_alerts_have_one_source_of_smtp_settings_with_tls(services: dict[str, dict[str, Any]]) -> None:
+    for name in (*AIRFLOW_COMPONENTS, "airflow-init"):
+        env = services[name]["environment"]
+        assert "AIRFLOW_CONN_SMTP_DEFAULT" not in env, f"{name}: an smtp_default connection overrides CHARTER_SMTP_*"
+        assert env["CHARTER_SMTP_STARTTLS"] == "true"
+        assert env["CHARTER_SMTP_SSL"] == "false"
+
+
+def test_relay_and_monitor_dags_are_active_from_creation() -> None:
+    """A fresh deployment sends alerts and verifies integrity without anyone unpausing a DAG."""
+    for dag_file in ("incident_alert_relay.py", "integrity_monitor.py"):
+        tree = ast.parse((ROOT / "dags" / dag_file).read_text(encoding="utf-8"))
+        flags = [
+            kw.value.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            for kw in node.keywords
+            if kw.arg == "is_paused_upon_creation" and isinstance(kw.value, ast.Constant)
+        ]
+        assert flags == [False], f"{dag_file} is created paused"
+
+
+# ------------------------------------------------------------------------------------------------
+# shared state
+
+
+def missing_shared_state(services: dict[str, dict[str, Any]], volumes: set[str]) -> dict[str, list[str]]:
+    """Per Airflow service, the shared state folders it does not reach through a named volume."""
+    from charter_guardrails.core.settings import SHARED_STATE_DIRS
+
+    missing: dict[str, list[str]] = {}
+    for name in (*AIRFLOW_COMPONENTS, "airflow-init"):
+        service = services[name]
+        home = service["environment"]["CHARTER_HOME"]
+        mounts = [
+            str(v).split(":")[1].rstrip("/") for v in service.get("volumes") or [] if str(v).split(":")[0] in volumes
+        ]
+        lost = [
+            d
+            for d in SHARED_STATE_DIRS
+            if not any(f"{home}/{d}" == m or f"{home}/{d}".startswith(m + "/") for m in mounts)
+        ]
+        if lost:
+            missing[name] = lost
+    return missing
+
+
+def test_every_shared_state_folder_is_a_volume_of_every_airflow_service(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    volumes = set(compose["volumes"])
+    assert missing_shared_state(services, volumes) == {}
+    # the check has teeth: without the charter-work volume, every service loses its working copies
+    assert missing_shared_state(services, volumes - {"charter-work"}) == {
+        name: ["work"] for name in (*AIRFLOW_COMPONENTS, "airflow-init")
+    }
+
+
+def test_the_code_names_no_state_folder_outside_the_lists() -> None:
+    """A new folder of CHARTER_HOME must be declared shared (and mounted) or local: none is forgotten."""
+    from charter_guardrails.core.settings import LOCAL_STATE_DIRS, SHARED_STATE_DIRS
+
+    named: dict[str, str] = {}
+    for folder in ("include/charter_guardrails", "plugins/charter_airflow"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for match in re.finditer(r"\bhome\s*/\s*[\"']([\w.-]+)[\"']", path.read_text(encoding="utf-8")):
+                named[match.group(1)] = str(path.relative_to(ROOT))
+    assert {"work", "profiles", "models"} <= set(named), "the scan found too little"
+    # ledger.db: the embedded default's SQLite ledger; a deployment sets CHARTER_LEDGER_URL
+    undeclared = {
+        n: where for n, where in named.items() if n not in {*SHARED_STATE_DIRS, *LOCAL_STATE_DIRS, "ledger.db"}
+    }
+    assert not undeclared, (
+        f"state folders of CHARTER_HOME in neither SHARED_STATE_DIRS nor LOCAL_STATE_DIRS: {undeclared}"
+    )
+
+
+def test_an_unreadable_secret_file_stops_the_container_with_its_name(tmp_path: Path) -> None:
+    import subprocess
+
+    entrypoint = ROOT / "deploy" / "docker-entrypoint.sh"
+    readable = tmp_path / "pseudonymisation.key"
+    readable.write_text("c2VjcmV0LWtleS1mb3ItdGVzdHM=")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CHARTER_PSEUDONYMISATION_KEY_FILE": str(readable),
+        "CHARTER_NEXT_ENTRYPOINT": "/usr/bin/env",
+    }
+    done = subprocess.run(["bash", str(entrypoint)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "CHARTER_PSEUDONYMISATION_KEY=c2VjcmV0LWtleS1mb3ItdGVzdHM=" in done.stdout.splitlines()
+    unreadable = tmp_path / "signing_ed25519.pem"
+    unreadable.mkdir()  # there, but not a file it can read (the tests run as root, who reads any mode)
+    env["CHARTER_SIGNING_KEY_FILE"] = str(unreadable)
+    done = subprocess.run(["bash", str(entrypoint)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 78
+    assert f"the secret file {unreadable} (CHARTER_SIGNING_KEY_FILE) cannot be read" in done.stderr
+    assert "c2VjcmV0" not in done.stderr + done.stdout  # stopped before anything ran; no value printed

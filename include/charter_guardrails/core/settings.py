@@ -13,6 +13,16 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
+#: The folders of ``CHARTER_HOME`` that one process writes and another reads: a task's working copy (``work``)
+#: is read by the next task, maybe on another worker; the view reads ``models`` and ``reports``; a refresh
+#: reads the training ``profiles`` and the published ``models``; every process signs with ``keys`` and moves the
+#: ``audit`` anchor. A deployment puts each on storage that every Airflow process mounts: the compose test
+#: (tests/deploy/test_compose.py) checks docker-compose.yaml against this list, and that the code names no
+#: other folder of ``CHARTER_HOME`` but the caches of :data:`LOCAL_STATE_DIRS`.
+SHARED_STATE_DIRS: tuple[str, ...] = ("data", "reports", "keys", "audit", "models", "profiles", "work")
+#: Folders of ``CHARTER_HOME`` private to a process: the tldextract cache, rebuilt from its bundled snapshot.
+LOCAL_STATE_DIRS: tuple[str, ...] = ("tldextract",)
+
 
 @dataclass(frozen=True)
 class Settings:
