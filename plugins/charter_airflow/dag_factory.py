@@ -44,6 +44,7 @@ __all__ = [
     "build_policy_review_dag",
     "inference_asset_uri",
     "model_asset_uri",
+    "model_suspended_asset_uri",
     "policy_file_for",
 ]
 
@@ -197,6 +198,20 @@ def model_asset_uri(use_case: str) -> str:
     return f"charter://{use_case}/model"
 
 
+def model_suspended_asset_uri(use_case: str) -> str:
+    """The Asset the governance view updates when it suspends the production model (the kill switch)."""
+    return f"charter://{use_case}/model/suspended"
+
+
+def _reads_suspension(kill_switch: Any, use_case: str) -> None:
+    """Declare the suspension Asset as an inlet of the ``kill_switch`` task, the task that reads it: the DAG
+    declares it, so Airflow registers it and consumers may schedule on it. Not an outlet: the task does not
+    suspend anything."""
+    from airflow.sdk import Asset
+
+    kill_switch.operator.inlets = [Asset(model_suspended_asset_uri(use_case))]
+
+
 def inference_asset_uri(use_case: str) -> str:
     return f"charter://{use_case}/inference_batch"
 
@@ -274,6 +289,7 @@ def build_model_refresh_dag(policy_file: Path) -> Any:
         doc_md=build_model_refresh_dag.__doc__,
     ) as dag:
         step = guardrails(REFRESH_STEPS, path)
+        _reads_suspension(step["kill_switch"], use_case)
         decision = _gate_task(path)()
         published = _publish_task(path, use_case)()
         step["kill_switch"] >> step["verify_integrity"] >> step["scan_personal_data"] >> step["pseudonymise"]
@@ -353,6 +369,7 @@ def build_inference_dag(policy_file: Path) -> Any:
         doc_md=build_inference_dag.__doc__,
     ) as dag:
         step = guardrails(INFERENCE_STEPS, path)
+        _reads_suspension(step["kill_switch"], header["id"])
         checks = [step[s.task_id] for s in INFERENCE_STEPS if s.task_id != "kill_switch"]
         step["kill_switch"] >> checks
         checks >> _route_task(path)()

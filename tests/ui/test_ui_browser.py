@@ -76,6 +76,7 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         "model_id": rows.model_id,
         "path": "data_docs/citizen_requests/index.html",
         "name": "ai_label.svg",
+        "use_case": "waste_tonnage",
     }
     query = {"/ti": {"dag_id": BLOCKED_DAG, "run_id": BLOCKED_RUN, "task_id": "check_integrity"}}
     admin, viewer = ui_server.token("admin"), ui_server.token("viewer")

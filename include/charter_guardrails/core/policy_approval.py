@@ -18,6 +18,9 @@ from charter_guardrails.core.policy_models import Contact, PolicySection
 #: An Airflow user name (simple auth manager, FAB, Keycloak…): no spaces, no control characters.
 Username = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")]
 
+#: An Airflow role name as the auth manager names it (``op``, ``Admin``, ``Comité IA``…): printable, no line breaks.
+RoleName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
 #: How long a refresh waits for a human answer when the policy does not say.
 DEFAULT_RESPONSE_TIMEOUT = timedelta(days=7)
 
@@ -40,6 +43,10 @@ class ApprovalPolicy(PolicySection):
     #: The approvers (by ``username``) who may publish despite an overridable failed guardrail
     #: (``Override``, with a written justification). Empty: nobody may override.
     override_approvers: list[Username] = Field(default_factory=list)
+    #: Airflow roles whose members may suspend and resume the production model from the governance view,
+    #: besides those the auth manager lets create Asset events (``op`` and ``admin`` with the simple auth
+    #: manager). They still need the right to change DAG runs, as every action of the view. Empty: nobody else.
+    kill_switch_roles: list[RoleName] = Field(default_factory=list)
 
     @field_validator("response_timeout")
     @classmethod
@@ -49,4 +56,4 @@ class ApprovalPolicy(PolicySection):
         return value
 
 
-__all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ApprovalPolicy", "Approver", "Username"]
+__all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ApprovalPolicy", "Approver", "RoleName", "Username"]

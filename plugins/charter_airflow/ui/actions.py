@@ -2,6 +2,11 @@
 Art. 34 decisions, from the page's forms or the JSON API, and recording an attestation from the charter
 report's forms. The security-officer role that decides on notification is the operator role here.
 
+The kill switch suspends and resumes a use case's production model (:mod:`charter_guardrails.decision.model_registry`,
+as ``charter model suspend|resume`` does) with a written reason; besides the operator's right it needs the right
+to create Asset events or a role named in the policy (:func:`~charter_airflow.ui.queries.require_kill_switch`), and a
+suspension emits the use case's suspension Asset event.
+
 Every action needs :func:`~charter_airflow.ui.security.require_operator` (an attestation, also
 :func:`~charter_airflow.ui.security.require_governance`) and passes
 :func:`~charter_airflow.ui.security.check_csrf`: forms carry the synchronizer token; API calls whose
@@ -19,13 +24,15 @@ from charter_guardrails.incidents.incident import IncidentStatus
 from fastapi import APIRouter, Body, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from charter_airflow.ui.pages import render_charter_report, render_incident
+from charter_airflow.ui.pages import render_charter_report, render_incident, render_model
 from charter_airflow.ui.queries import (
     ART33_FIELDS,
     ART34_FIELDS,
     ATTESTATION_FIELDS,
     record_attestation,
     record_decision,
+    require_kill_switch,
+    switch_model,
     transition,
 )
 from charter_airflow.ui.security import GovernanceDep, OperatorDep, check_csrf, require_reader
@@ -174,3 +181,54 @@ def attest_form(
     return RedirectResponse(
         f"{request.scope.get('root_path', '')}/rapport-charte?{query}#engagement-{engagement_id}", status_code=303
     )
+
+
+def _model_of(use_case: str) -> int | None:
+    """The version whose page shows the kill switch of ``use_case``: the production one, else the latest."""
+    from charter_guardrails.decision.model_registry import production_version, versions
+    from charter_guardrails.ledger.store import ledger_session
+
+    with ledger_session() as session:
+        row = production_version(session, use_case) or next(reversed(versions(session, use_case)), None)
+        return row.id if row else None
+
+
+def _kill_switch_routes(*, suspend: bool, form_path: str, api_path: str) -> None:
+    """The form action and the API action that suspend (or resume) the production model of a use case."""
+
+    @router.post(f"/modeles/cas/{{use_case}}/{form_path}", name=f"{api_path}_model_form", response_model=None)
+    def form_action(
+        request: Request,
+        user: OperatorDep,
+        use_case: str,
+        reason: Annotated[str, Form()] = "",
+        csrf_token: Annotated[str, Form()] = "",
+    ) -> RedirectResponse | HTMLResponse:
+        check_csrf(request, user, csrf_token)
+        require_kill_switch(user, use_case)
+        try:
+            result = switch_model(user, use_case, suspend=suspend, reason=reason)
+        except HTTPException as exc:
+            model_id = _model_of(use_case)
+            if model_id is None:
+                raise
+            return render_model(
+                request, user, model_id, error=str(exc.detail), reason=reason, status_code=exc.status_code
+            )
+        event = result["asset_event"]
+        ok = "repris" if not suspend else ("suspendu" if event["emitted"] else "suspendu-sans-evenement")
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}/modeles/{result['id']}?ok={ok}#interrupteur", status_code=303
+        )
+
+    @router.post(f"/api/models/{{use_case}}/{api_path}", name=f"api_{api_path}_model")
+    def api_action(
+        request: Request, user: OperatorDep, use_case: str, body: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
+        check_csrf(request, user, None)
+        require_kill_switch(user, use_case)
+        return switch_model(user, use_case, suspend=suspend, reason=str((body or {}).get("reason") or ""))
+
+
+_kill_switch_routes(suspend=True, form_path="suspendre", api_path="suspend")
+_kill_switch_routes(suspend=False, form_path="reprendre", api_path="resume")

@@ -5,6 +5,7 @@ Pages only render what :mod:`charter_guardrails.reporting.governance` computes.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,10 +17,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from charter_airflow.ui import files, queries, templating
-from charter_airflow.ui.security import ReaderDep, can_govern, require_reader
+from charter_airflow.ui.security import ReaderDep, can_govern, may_stop_models, require_reader
 from charter_airflow.ui.templating import page
 
 router = APIRouter(dependencies=[Depends(require_reader)])
+log = logging.getLogger(__name__)
 
 
 @router.get("/", response_class=HTMLResponse, name="overview")
@@ -178,15 +180,58 @@ def models_page(request: Request, user: ReaderDep) -> HTMLResponse:
     return page(request, "models.html", user, models=models)
 
 
-@router.get("/modeles/{model_id}", response_class=HTMLResponse, name="model")
-def model_page(request: Request, user: ReaderDep, model_id: int) -> HTMLResponse:
+def may_stop(user: Any, use_case: str) -> bool:
+    """Whether to show the kill-switch forms: both rights the kill-switch routes ask for, in their order (the routes
+    check again). Fails closed: without an auth manager to ask (the app outside the api-server), no form."""
+    if not (bool(user) and templating.can_act(user)):
+        return False
+    try:
+        return may_stop_models(user, queries.kill_switch_roles(use_case))
+    except RuntimeError as exc:  # Airflow's "Auth Manager has not been initialized yet"
+        log.warning("kill-switch forms hidden: the auth manager cannot answer (%s)", exc)
+        return False
+
+
+def render_model(
+    request: Request,
+    user: Any,
+    model_id: int,
+    *,
+    ok: str | None = None,
+    error: str | None = None,
+    reason: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
+    """A model version's page; the production version's carries the kill switch (after a refused suspension or
+    resumption, with the error and the reason as it was sent)."""
+    from charter_airflow.dag_factory import model_suspended_asset_uri
+
     with ledger_session() as session:
         row = session.get(ModelVersion, model_id)
         model = gov.model_dict(row) if row else None
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucune version de modèle n°{model_id}.")
     card, label = files.card_documents(model["card_path"])
-    return page(request, "model.html", user, model=model, card=card, label=label)
+    production = model["status"] == "production"
+    return page(
+        request,
+        "model.html",
+        user,
+        status_code=status_code,
+        model=model,
+        card=card,
+        label=label,
+        kill_switch=production and may_stop(user, model["use_case"]),
+        suspension_asset=model_suspended_asset_uri(model["use_case"]),
+        ok=ok,
+        error=error,
+        reason=reason,
+    )
+
+
+@router.get("/modeles/{model_id}", response_class=HTMLResponse, name="model")
+def model_page(request: Request, user: ReaderDep, model_id: int, ok: str | None = None) -> HTMLResponse:
+    return render_model(request, user, model_id, ok=ok)
 
 
 def may_attest(user: Any) -> bool:

@@ -222,3 +222,121 @@ def record_attestation(user: Any, form: dict[str, str]) -> str:
             recorded_by=actor_name(user),
         )
     return attestation.engagement_id
+
+
+#: A suspension or a resumption says why in a sentence at least: the audit trail keeps it.
+KILL_SWITCH_MIN_REASON = 10
+KILL_SWITCH_MAX_REASON = 2000
+
+
+def kill_switch_roles(use_case: str) -> list[str]:
+    """The roles the use case's policy lets use the kill switch (``approval.kill_switch_roles``); none when the
+    use case has no readable policy."""
+    from charter_guardrails.core.errors import CharterError
+    from charter_guardrails.core.policy import load_policy
+
+    try:
+        return list(load_policy(use_case).approval.kill_switch_roles)
+    except CharterError as exc:
+        log.warning("kill switch of %r: no policy roles apply (%s)", use_case, type(exc).__name__)
+        return []
+
+
+def require_kill_switch(user: Any, use_case: str) -> None:
+    """403 unless ``user`` may suspend and resume the production model of ``use_case``."""
+    from charter_airflow.ui.security import may_stop_models
+
+    if not may_stop_models(user, kill_switch_roles(use_case)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Action refusée : suspendre ou reprendre le modèle de production demande le droit de créer des "
+            "événements d'Asset dans Airflow (rôles op et admin) ou un rôle nommé dans approval.kill_switch_roles "
+            f"de la politique de {use_case}.",
+        )
+
+
+def _valid_reason(reason: str | None, verb: str) -> str:
+    reason = (reason or "").strip()
+    if len(reason) < KILL_SWITCH_MIN_REASON or len(reason) > KILL_SWITCH_MAX_REASON:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"Motif refusé : pour {verb} le modèle, écrivez pourquoi en {KILL_SWITCH_MIN_REASON} à "
+            f"{KILL_SWITCH_MAX_REASON} caractères ; il est inscrit au journal d'audit.",
+        )
+    return reason
+
+
+def switch_model(user: Any, use_case: str, *, suspend: bool, reason: str | None) -> dict[str, Any]:
+    """Suspend or resume the production model of ``use_case`` as ``user`` (audited by the model registry); a
+    suspension then emits the use case's suspension Asset event.
+
+    :raises HTTPException: 400 for a missing or short reason, 409 when there is nothing to suspend or resume.
+    """
+    from charter_guardrails.decision import model_registry
+
+    verb = "suspendre" if suspend else "reprendre"
+    reason = _valid_reason(reason, verb)
+    with ledger_session() as session:
+        current = model_registry.production_version(session, use_case)
+        if current is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"{use_case} n'a pas de modèle en production : rien à {verb}."
+            )
+        if current.suspended == suspend:
+            state = "déjà suspendu" if suspend else "n'est pas suspendu"
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Le modèle en production de {use_case} (v{current.version}) {state} : rien à {verb}.",
+            )
+        change = model_registry.suspend if suspend else model_registry.resume
+        try:
+            version = change(session, use_case, actor=actor_name(user), reason=reason)
+        except ConfigError as exc:  # changed by someone else meanwhile
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        result = gov.model_dict(version)
+    result["asset_event"] = emit_suspension_event(user, use_case, result["version"]) if suspend else None
+    return result
+
+
+def emit_suspension_event(user: Any, use_case: str, version: int) -> dict[str, Any]:
+    """Record the suspension Asset event in Airflow's metadata database, as Airflow's ``POST /assets/events``
+    does; a failure is logged and reported (the suspension itself is already recorded in the ledger)."""
+    from charter_airflow.dag_factory import model_suspended_asset_uri
+
+    uri = model_suspended_asset_uri(use_case)
+    try:
+        _register_asset_event(user, uri, {"use_case": use_case, "version": version})
+    except Exception as exc:  # noqa: BLE001 - the suspension stands; the page says the event failed
+        log.warning("model of %s suspended, but the Asset event %s was not recorded: %s", use_case, uri, exc)
+        return {"uri": uri, "emitted": False}
+    return {"uri": uri, "emitted": True}
+
+
+def _register_asset_event(user: Any, uri: str, extra: dict[str, Any]) -> None:
+    """The event through Airflow's ``AssetManager``, creating (and activating) the Asset when no DAG declared it
+    yet (the ``kill_switch`` tasks declare it once the DAG processor parsed them)."""
+    from airflow.assets.manager import asset_manager
+    from airflow.configuration import conf
+    from airflow.models.asset import AssetActive, AssetModel
+    from airflow.serialization.definitions.assets import SerializedAsset
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    teams: set[str] = set()
+    if conf.getboolean("core", "multi_team"):
+        from airflow.api_fastapi.app import get_auth_manager
+
+        teams = set(get_auth_manager().get_authorized_teams(user=user))
+    with create_session() as session:
+        model = session.scalar(select(AssetModel).where(AssetModel.name == uri, AssetModel.uri == uri))
+        if model is None:
+            declared = SerializedAsset(name=uri, uri=uri, group="asset", extra={}, watchers=[])
+            (model,) = asset_manager.create_assets([declared], session=session)
+            session.flush()
+            session.add(AssetActive.for_asset(model))
+            session.flush()
+        event = asset_manager.register_asset_change(
+            asset=model, extra=extra, source_is_api=True, api_user_teams=teams, session=session
+        )
+        if event is None:
+            raise RuntimeError(f"Airflow recorded no event for the Asset {uri}")

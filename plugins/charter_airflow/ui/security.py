@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
@@ -125,6 +126,29 @@ def can_act(user: Any) -> bool:
 def can_govern(user: Any) -> bool:
     """Whether to show the governance forms to a user who may act (the route checks again)."""
     return _governs(user)
+
+
+def role_names(user: Any) -> frozenset[str]:
+    """The Airflow roles of ``user``, case-folded: the simple auth manager's one ``role``, the FAB auth manager's
+    ``roles`` (each with a ``name``). An auth manager that exposes neither gives none."""
+    names: set[str] = set()
+    role = getattr(user, "role", None)
+    if isinstance(role, str):
+        names.add(role)
+    for item in getattr(user, "roles", None) or ():
+        name = getattr(item, "name", item)
+        if isinstance(name, str):
+            names.add(name)
+    return frozenset(name.casefold() for name in names)
+
+
+def may_stop_models(user: Any, policy_roles: Iterable[str]) -> bool:
+    """Whether an operator may suspend and resume a production model (the kill switch): the right to create
+    Asset events (``is_authorized_asset(POST)``: ``op`` and ``admin`` with the simple auth manager), since a
+    suspension emits one, or one of ``policy_roles`` (the policy's ``approval.kill_switch_roles``)."""
+    if _auth_manager().is_authorized_asset(method="POST", user=user):
+        return True
+    return bool(role_names(user) & {name.casefold() for name in policy_roles})
 
 
 def _secret() -> bytes:
