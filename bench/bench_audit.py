@@ -3,8 +3,11 @@
 Builds a ledger of ``BENCH_EVENTS`` events (default 1,000,000; ``make bench-audit-smoke``: 20,000) on SQLite
 (``BENCH_DB=postgresql``: a throw-away database on the server of ``CHARTER_TEST_PG_ADMIN``), written in bulk:
 rows chained, hashed and signed exactly as ``append_event`` writes them (one event in ``SUBJECT_EVERY`` creates
-an approval and carries its row digest), inserted in batches rather than appended one by one, plus the anchor
-file. Then, each in its own process (peak RSS is that process's ``ru_maxrss``, from ``os.wait4``):
+an approval and carries its row digest; with ``BENCH_CHECK_RUNS=1``, the default, every other event records a
+check result of its run, one run per ten events, two PII findings on each personal-data result, and carries the
+run's composite digest as ``record_check_result`` does; ``BENCH_CHECK_RUNS=0`` leaves those events without
+subject or rows, as before check runs were audited), inserted in batches rather than appended one by one,
+plus the anchor file. Then, each in its own process (peak RSS is that process's ``ru_maxrss``, from ``os.wait4``):
 
 * plain read: every event and its signed head streamed and counted, nothing checked: the floor of any verification;
 * the verification as it was before checkpoints (ORM objects, a dict of every hash and of every subject's last
@@ -46,13 +49,75 @@ TARGET_RSS_MIB = 256
 TARGET_SECONDS = 1.0
 PG_ADMIN = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHECKS = ("integrity", "quality", "personal_data", "drift", "declaration", "proportionality", "performance")
+CHECK_RUNS = os.environ.get("BENCH_CHECK_RUNS", "1") == "1"
+
+
+def _keyed(model: Any, row: dict[str, Any]) -> dict[Any, Any]:
+    """A row keyed by column, as ``mapping_digest`` reads it."""
+    table = model.__table__
+    return {table.c[name]: value for name, value in row.items()}
+
+
+class Runs:
+    """The check runs of the bulk ledger, their results and findings, and each run's digest as it grows."""
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.ids = {"check_runs": 0, "check_results": 0, "pii_findings": 0}
+        self.rows: dict[str, list[dict[str, Any]]] = {name: [] for name in self.ids}
+        self.digest: Any = None
+
+    def _add(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
+        self.ids[table] += 1
+        row = {"id": self.ids[table], **row}
+        self.rows[table].append(row)
+        return row
+
+    def record(self, seq: int, ts: datetime, check: str) -> tuple[int, dict[str, Any]]:
+        """A result of ``check`` in the run of event ``seq``; (run id, what its event records of the run)."""
+        from charter_guardrails.ledger.audit_rows import RunDigest
+        from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, PiiFinding
+
+        key = f"run-{seq // 10}"
+        if key != self.key:
+            self.key = key
+            run = {"use_case": "citizen_requests", "dag_id": "refresh", "run_id": key, "started_at": ts}
+            run |= {"finished_at": None, "decision": None, "blocked_by": [], "reports": {}}
+            self.digest = RunDigest(_keyed(CheckRun, self._add("check_runs", run)))
+        result = {"check_run_id": self.ids["check_runs"], "check": check, "dataset": f"d{seq % 10}"}
+        result |= {"verdict": "pass", "severity": "info", "engagements": ["surete.2"], "summary": f"{check}: ok"}
+        result |= {"message_id": None, "message_params": None, "metrics": {"rows": 1000 + seq % 97}}
+        result |= {"evidence": {}, "report_path": None, "created_at": ts}
+        result_row = self._add("check_results", result)
+        self.digest.add_result(_keyed(CheckResultRecord, result_row))
+        for entity in ("FR_PHONE", "EMAIL_ADDRESS") if check == "personal_data" else ():
+            finding = {"check_result_id": result_row["id"], "column": "commentaire", "entity_type": entity}
+            finding |= {"count": 3 + seq % 5, "share": 0.003, "mean_score": 0.85, "max_score": 0.97}
+            finding |= {"masked_examples": ["06 ** ** ** 78"], "allowed": False}
+            self.digest.add_finding(_keyed(PiiFinding, self._add("pii_findings", finding)))
+        return self.ids["check_runs"], self.digest.state()
+
+    def flush(self, conn: Any) -> None:
+        from charter_guardrails.ledger.models import CheckResultRecord, CheckRun, PiiFinding
+        from sqlalchemy import insert
+
+        for name, model in (
+            ("check_runs", CheckRun),
+            ("check_results", CheckResultRecord),
+            ("pii_findings", PiiFinding),
+        ):
+            if self.rows[name]:
+                conn.execute(insert(model.__table__), self.rows[name])
+            self.rows[name] = []
 
 
 # ------------------------------------------------------------------------------------------------
 # building a ledger in bulk
 
 
-def _event_rows(seq: int, prev: str, approval_id: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _event_rows(
+    seq: int, prev: str, approval_id: int, runs: Runs | None = None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One event as ``append_event`` would store it, and the approval it creates (every SUBJECT_EVERY-th)."""
     from charter_guardrails.ledger.audit import event_hash, mapping_digest
     from charter_guardrails.ledger.models import Approval
@@ -80,6 +145,9 @@ def _event_rows(seq: int, prev: str, approval_id: int) -> tuple[dict[str, Any], 
         payload = {"check": check, "verdict": "pass", "dataset": "training", "metrics": {"rows": 1000 + seq % 97}}
         event |= {"actor": "charter-guardrails", "action": "check.recorded", "payload": payload}
         event |= {"subject_type": None, "subject_id": None}
+        if runs is not None:
+            run_id, state = runs.record(seq, ts, check)
+            event |= {"subject_type": "check_runs", "subject_id": str(run_id), "payload": payload | state}
     event["prev_hash"] = prev
     event["hash"] = event_hash(SimpleNamespace(**event))
     return event, approval
@@ -99,11 +167,12 @@ def build_ledger(url: str, events: int, anchor: Path) -> float:
     signing = keys.load_signing_key()
     kid = keys.key_id(signing.public_key())
     prev, approval_id, signature = GENESIS, 0, ""
+    runs = Runs() if CHECK_RUNS else None
     for low in range(1, events + 1, BATCH):
         rows, heads, approvals = [], [], []
         for seq in range(low, min(low + BATCH, events + 1)):
             approval_id += seq % SUBJECT_EVERY == 0
-            event, approval = _event_rows(seq, prev, approval_id)
+            event, approval = _event_rows(seq, prev, approval_id, runs)
             signature = base64.b64encode(signing.sign(checkpoint_message(seq, event["hash"]))).decode("ascii")
             rows.append(event)
             heads.append({"seq": seq, "head_hash": event["hash"], "signature": signature, "key_id": kid})
@@ -114,6 +183,8 @@ def build_ledger(url: str, events: int, anchor: Path) -> float:
         with engine.begin() as conn:
             if approvals:
                 conn.execute(insert(Approval.__table__), approvals)
+            if runs is not None:
+                runs.flush(conn)
             conn.execute(insert(AuditEvent.__table__), rows)
             conn.execute(insert(AuditCheckpoint.__table__), heads)
     write_anchor(anchor, {"seq": events, "hash": prev, "signature": signature, "key_id": kid})
@@ -179,7 +250,8 @@ def child_old() -> dict[str, Any]:
                 checkpoint_message(cp.seq, cp.head_hash), cp.signature, key
             )
             problems += hashes.get(cp.seq) != cp.head_hash
-        for table, model in AUDITED_MODELS.items():
+        for table in ("manifests", "incidents", "approvals", "model_versions"):  # what it audited
+            model = AUDITED_MODELS[table]
             for row in session.scalars(select(model)):
                 ev = last_subject.get((table, str(row.id)))  # type: ignore[attr-defined]
                 problems += ev is None or ev.payload.get("row_digest") != row_digest(row)
@@ -372,7 +444,8 @@ def main() -> int:
     backend = os.environ.get("BENCH_DB", "sqlite")
     workdir = Path(tempfile.mkdtemp(prefix="charter-bench-audit-", dir=os.environ.get("BENCH_DIR")))
     print(
-        f"audit chain benchmark: {events:,} events on {backend} (one in {SUBJECT_EVERY} creates an audited row),"
+        f"audit chain benchmark: {events:,} events on {backend} (one in {SUBJECT_EVERY} creates an audited row;"
+        f" check runs with results and findings: {'yes' if CHECK_RUNS else 'no'}),"
         f" {os.cpu_count()} cores, load average {os.getloadavg()} at start",
         flush=True,
     )

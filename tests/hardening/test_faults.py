@@ -179,7 +179,8 @@ def _check_after_kill(committed: list[str], begun: list[str]) -> dict[str, Any]:
     assert not partial, f"incidents without all their outbox rows, audit events or verdict: {partial}"
     assert runs == set(incidents), f"a verdict without its incident: {runs ^ set(incidents)}"
     assert set(incidents) <= {f"history-{i}" for i in range(HISTORY)} | set(begun), "an incident nobody wrote"
-    assert events == checkpoints == 2 * len(incidents), (events, checkpoints, len(incidents))
+    # per incident: its run started, its result, the incident, and one event per alert queued
+    assert events == checkpoints == (3 + OUTBOX_PER_INCIDENT) * len(incidents), (events, checkpoints, len(incidents))
     assert charter(["audit", "verify"]) == 0, "the audit chain does not verify after a SIGKILL"
     in_write = bool(begun) and (not committed or begun[-1] != committed[-1])
     return {
@@ -481,7 +482,7 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
             "verifications": ["data_changed"],
             "incidents": ["integrity"],
             "outbox": OUTBOX_PER_INCIDENT,
-            "events": ["check.recorded", "incident.raised"],
+            "events": [*["alert.queued"] * OUTBOX_PER_INCIDENT, "check.recorded", "incident.raised", "run.started"],
         }
         assert _run_rows(run_id) == expected
     else:
@@ -489,7 +490,7 @@ def test_postgres_restart_mid_transaction_fails_the_task_then_its_retry_records_
         rows = _run_rows(run_id)
         assert rows["results"] == [("personal_data", rows["results"][0][1])]
         assert rows["findings"] > 0
-        assert rows["events"] == ["check.recorded"]
+        assert rows["events"] == ["check.recorded", "findings.recorded", "run.started"]
         assert rows["incidents"] == []
     assert charter(["audit", "verify"]) == 0
 

@@ -2,11 +2,15 @@
 
 A ledger is populated through the library's public functions only: signed manifests registered and
 superseded (integrity), incidents raised, acknowledged and resolved (``incidents``), approvals,
-overrides, a kill switch pulled and released, model versions published (``registry``), check results.
+overrides, a kill switch pulled and released, model versions published (``registry``), check runs with
+their results and PII findings, alerts delivered, dead and pending (``support_tamper_rows``).
 Then each trial tampers with it *behind the library*, with plain SQL on its own connection, the way
 someone with write access to the database would: edit, delete, insert, reorder or truncate audit
 events, signed heads, incidents, manifests, approvals or model versions, up to rewriting the chain and
-re-signing it with a key of one's own. ``charter audit verify --json`` then runs with the public key
+re-signing it with a key of one's own; edit (a verdict flipped, a summary changed, a finding's count
+changed, an alert marked delivered), delete or insert check runs, results, findings and outbox rows.
+Every other trial tampers with the latter (``DECISION_TAMPERS``), so that at full size each backend
+runs at least 500 of them. ``charter audit verify --json`` then runs with the public key
 only (the private key is deleted and not in the environment) and must exit 1 with the chain reported
 broken. Detection must be 100 %.
 
@@ -36,6 +40,7 @@ import pytest
 from sqlalchemy import Connection, Table, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from tests.hardening import support_tamper_rows as decision_rows
 from tests.hardening.support_inputs import full_scale, run_cli
 
 SEED = 20260917
@@ -45,13 +50,19 @@ AUDITED = ("incidents", "manifests", "approvals", "model_versions")
 #: Dependent rows an attacker must remove first to delete an audited row (foreign keys).
 DEPENDENTS = {"incidents": ("alert_outbox", "incident_id"), "manifests": ("manifest_verifications", "manifest_id")}
 #: Unique columns that a copied or swapped row must not duplicate, and a value of each type no row holds.
-UNIQUE = {"incidents": "key", "audit_events": "hash", "model_versions": "version"}
+UNIQUE = {"incidents": "key", "audit_events": "hash", "model_versions": "version", **decision_rows.UNIQUE}
 SPARE = {"key": "swap-in-progress", "hash": "f" * 64, "version": -1}
+
+
+#: Tables whose rows a trial reads back and may tamper with.
+TABLES = ("audit_events", "audit_checkpoints", *AUDITED, *decision_rows.DECISION_TABLES)
 
 
 def test_campaign_plan_meets_the_issue() -> None:
     assert sum(TRIALS.values()) >= 500
     assert min(TRIALS.values()) >= 200
+    if full_scale():  # every other trial tampers with runs, results, findings or outbox rows
+        assert min(TRIALS.values()) // 2 >= 500
 
 
 # ------------------------------------------------------------------------------------------------
@@ -63,6 +74,12 @@ _NO_RISK = "Faux positif ou données restaurées avant toute utilisation : aucun
 
 
 def _populate(policies: dict[str, Any], data_dir: Path) -> None:
+    citizen, waste = policies["citizen_requests"], policies["waste_tonnage"]
+    _populate_chain(citizen, waste, data_dir)
+    decision_rows.populate(policies)
+
+
+def _populate_chain(citizen: Any, waste: Any, data_dir: Path) -> None:
     from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
     from charter_guardrails.checks.integrity.manifest_registry import store_manifest
     from charter_guardrails.core.results import CheckResult
@@ -82,7 +99,6 @@ def _populate(policies: dict[str, Any], data_dir: Path) -> None:
         record_check_result,
     )
 
-    citizen, waste = policies["citizen_requests"], policies["waste_tonnage"]
     data_dir.mkdir(parents=True, exist_ok=True)
     for version in range(2):  # the second registration supersedes the first
         for policy, dataset in ((citizen, "training"), (citizen, "inference"), (waste, "training")):
@@ -203,11 +219,11 @@ def _rows(conn: Connection, table: Table) -> list[dict[str, Any]]:
 def _dump(conn: Connection) -> str:
     """What the ledger reads back, canonical: a tamper that leaves it equal changed nothing."""
     tables = _tables()
-    return json.dumps(
-        {name: _rows(conn, tables[name]) for name in ("audit_events", "audit_checkpoints", *AUDITED)},
-        sort_keys=True,
-        default=str,
-    )
+    dump = {}
+    for name in TABLES:
+        excluded = decision_rows.excluded_columns(name)  # delivery bookkeeping: outside the chain by design
+        dump[name] = [{k: v for k, v in row.items() if k not in excluded} for row in _rows(conn, tables[name])]
+    return json.dumps(dump, sort_keys=True, default=str)
 
 
 def _mutate_str(value: str | None, rng: random.Random) -> str:
@@ -293,9 +309,10 @@ class Ledger:
 
     def __init__(self, conn: Connection) -> None:
         self.tables = _tables()
-        self.rows = {name: _rows(conn, self.tables[name]) for name in ("audit_events", "audit_checkpoints", *AUDITED)}
+        self.rows = {name: _rows(conn, self.tables[name]) for name in TABLES}
         self.events = self.rows["audit_events"]
         self.head = self.events[-1]["seq"]
+        self.draws = 0
 
 
 def _delete_with_dependents(conn: Connection, ledger: Ledger, table: str, ident: Any) -> None:
@@ -454,7 +471,8 @@ def row_edit(table: str) -> Callable[[Connection, Ledger, random.Random], str]:
     def tamper(conn: Connection, ledger: Ledger, rng: random.Random) -> str:
         t = ledger.tables[table]
         row = rng.choice(ledger.rows[table])
-        column = rng.choice([c.name for c in t.columns if c.name != _pk(t)])
+        excluded = decision_rows.excluded_columns(table)
+        column = rng.choice([c.name for c in t.columns if c.name != _pk(t) and c.name not in excluded])
         new = _value_for(t, column, row[column], rng)
         if column == UNIQUE.get(table):
             new = row[column] + 1000 if isinstance(row[column], int) else f"{row[column]}#forged"
@@ -483,8 +501,13 @@ def row_insert(table: str) -> Callable[[Connection, Ledger, random.Random], str]
             value = row[UNIQUE[table]]
             row[UNIQUE[table]] = value + 1000 if isinstance(value, int) else f"{value}:forged"
         if rng.random() < 0.5:  # an exact copy under a new id, or a copy with one field changed
+            excluded = decision_rows.excluded_columns(table)
             column = rng.choice(
-                [c.name for c in t.columns if c.name not in ("id", UNIQUE.get(table)) and not c.foreign_keys]
+                [
+                    c.name
+                    for c in t.columns
+                    if c.name not in ("id", UNIQUE.get(table)) and not c.foreign_keys and c.name not in excluded
+                ]
             )
             row[column] = _value_for(t, column, row[column], rng)
         conn.execute(insert(t).values(row))
@@ -517,7 +540,14 @@ def row_truncate(table: str) -> Callable[[Connection, Ledger, random.Random], st
     return tamper
 
 
+#: Tampers with check runs, their results and PII findings, and the alert outbox: every other trial.
+DECISION_TAMPERS: dict[str, Callable[[Connection, Ledger, random.Random], str]] = {
+    **decision_rows.TAMPERS,
+    **{f"{table}:edit": row_edit(table) for table in decision_rows.DECISION_TABLES},
+    **{f"{table}:insert": row_insert(table) for table in decision_rows.DECISION_TABLES},
+}
 TAMPERS: dict[str, Callable[[Connection, Ledger, random.Random], str]] = {
+    **DECISION_TAMPERS,
     "audit_events:edit": event_edit,
     "audit_events:delete": event_delete,
     "audit_events:insert": event_insert,
@@ -540,10 +570,23 @@ TAMPERS: dict[str, Callable[[Connection, Ledger, random.Random], str]] = {
 }
 
 
+def _check_populated(ledger: Ledger) -> None:
+    """The pristine ledger holds what the decision tampers need: findings, and alerts in every state."""
+    assert len(ledger.rows["check_runs"]) >= 2
+    assert len(ledger.rows["pii_findings"]) >= 3
+    assert {"delivered", "dead", "pending"} <= {r["status"] for r in ledger.rows["alert_outbox"]}
+
+
 def _tamper(conn: Connection, ledger: Ledger, rng: random.Random, original: str) -> tuple[str, str]:
-    """Draw and apply one tamper that changes what the ledger reads back; (class, what was done)."""
-    for _ in range(50):
-        name = rng.choice(sorted(TAMPERS))
+    """Draw and apply one tamper that changes what the ledger reads back; (class, what was done).
+
+    Every other draw is from :data:`DECISION_TAMPERS`, the others from the rest of :data:`TAMPERS`; within each,
+    the classes take turns (every class is drawn at the CI size), a refused draw is redrawn at random.
+    """
+    ledger.draws += 1
+    pool = sorted(DECISION_TAMPERS if ledger.draws % 2 else set(TAMPERS) - set(DECISION_TAMPERS))
+    for attempt in range(50):
+        name = pool[(ledger.draws // 2) % len(pool)] if attempt == 0 else rng.choice(pool)
         savepoint = conn.begin_nested()
         try:
             what = TAMPERS[name](conn, ledger, rng)
@@ -604,9 +647,10 @@ def _run_trials(
         elif code != 1 or report["ok"]:
             missed.append(f"{name} ({what}): NOT detected (exit {code})")
     seconds = time.perf_counter() - started
+    decision = sum(tally[name] for name in DECISION_TAMPERS)
     summary = (
         f"{backend}: {n} trials, {n - len(missed)} detected ({100 * (n - len(missed)) / n:.1f} %),"
-        f" {len(tally)} tamper classes, "
+        f" {decision} of them on check runs, results, findings or outbox rows, {len(tally)} tamper classes, "
         f"{seconds:.1f} s"
     )
     print(summary)
@@ -618,6 +662,7 @@ def _check(outcome: dict[str, Any], n: int) -> None:
         outcome["missed"][:30]
     )
     assert set(outcome["tally"]) == set(TAMPERS), f"classes never drawn: {sorted(set(TAMPERS) - set(outcome['tally']))}"
+    assert sum(outcome["tally"][name] for name in DECISION_TAMPERS) >= n // 2
 
 
 def test_tamper_campaign(
@@ -651,6 +696,7 @@ def test_tamper_campaign(
         monkeypatch.setenv("CHARTER_LEDGER_URL", trial_url)
         with create_engine(f"sqlite:///{pristine}").connect() as conn:
             ledger, original = Ledger(conn), _dump(conn)
+            _check_populated(ledger)
 
         def trial(rng: random.Random) -> tuple[str, str, int, dict[str, Any] | None, str]:
             db.reset_caches()
@@ -679,6 +725,7 @@ def test_tamper_campaign(
         engine = create_engine(ledger_url)
         with engine.connect() as conn:
             ledger, original = Ledger(conn), _dump(conn)
+            _check_populated(ledger)
             conn.rollback()
 
             def trial(rng: random.Random) -> tuple[str, str, int, dict[str, Any] | None, str]:

@@ -45,6 +45,10 @@ def register(subparsers: Any) -> None:
     add_json_flag(rotate)
     rotate.set_defaults(handler=_keys_rotate)
 
+    _register_audit(subparsers)
+
+
+def _register_audit(subparsers: Any) -> None:
     audit = subparsers.add_parser("audit", help="the tamper-evident audit chain")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_sub.add_parser(
@@ -58,6 +62,19 @@ def register(subparsers: Any) -> None:
     )
     add_json_flag(verify)
     verify.set_defaults(handler=_audit_verify)
+    seal = audit_sub.add_parser(
+        "seal",
+        help="record once in the chain the check runs and alerts a ledger held before they were audited "
+        "(needs the signing key; check the rows first)",
+    )
+    seal.add_argument(
+        "--all",
+        action="store_true",
+        dest="everything",
+        help="also seal unrecorded rows newer than the first audited row of their table (after checking them)",
+    )
+    add_json_flag(seal)
+    seal.set_defaults(handler=_audit_seal)
     log = audit_sub.add_parser("log", help="print the latest audit events")
     log.add_argument("--limit", type=int, default=20)
     add_json_flag(log)
@@ -177,6 +194,28 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     emit(args, verification.to_json_dict(), human)
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _audit_seal(args: argparse.Namespace) -> int:
+    from charter_guardrails.ledger.audit_seal import seal
+    from charter_guardrails.ledger.store import ledger_session
+
+    with ledger_session() as session:
+        report = seal(session, everything=args.everything)
+
+    def human() -> str:
+        lines = [f"sealed {n} row(s) of {table}" for table, n in report.sealed.items()]
+        lines += [
+            f"left {n} unrecorded row(s) of {table} newer than its first audited row (ids {report.left_ids[table]}"
+            f"{', ...' if n > len(report.left_ids[table]) else ''}): inserted outside the ledger? check them; "
+            "`charter audit seal --all` seals them too"
+            for table, n in report.left.items()
+            if n
+        ]
+        return "\n".join(lines)
+
+    emit(args, report.to_json_dict(), human)
+    return EXIT_OK if not any(report.left.values()) else EXIT_FAILED
 
 
 def _verify_progress(rows: int, seconds: float) -> None:

@@ -162,3 +162,7 @@ class ArtifactIntegrityError(CharterError):
         self.actual = actual
         found = "the file is missing" if actual is None else f"its SHA-256 is {actual}"
         super().__init__(f"{path}: model artifact refused, expected SHA-256 {expected} but {found}; it was not loaded")
+
+
+class LedgerTampered(CharterError):
+    """Rows a decision rests on differ from the audit chain's last record of them: the decision is refused."""

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.policy_incidents import DestinationKind
 from charter_guardrails.incidents.messages import Alert
+from charter_guardrails.ledger.audit_rows import outbox_event
 from charter_guardrails.ledger.models import AlertOutbox, utcnow
 
 REQUESTED = "approval_requested"
@@ -34,6 +35,8 @@ TIMED_OUT = "approval_timed_out"
 KINDS = frozenset({REQUESTED, TIMED_OUT})
 _EVENTS = {REQUESTED: "approval.requested", TIMED_OUT: "approval.timed_out"}
 _PREFIX = "[Charte IA – Validation]"
+#: Who the audit events of the queued notices name.
+ACTOR = "charter-guardrails"
 
 
 def notice_targets(policy: UseCasePolicy, usernames: list[str]) -> list[tuple[str, str]]:
@@ -74,6 +77,8 @@ def queue_approval_notice(
         session.add(row)
         rows.append(row)
     session.flush()
+    for row in rows:
+        outbox_event(session, row, actor=ACTOR, action="alert.queued", payload={"kind": kind})
     return rows
 
 

@@ -43,6 +43,7 @@ from charter_guardrails.core.policy import UseCasePolicy, load_policy
 from charter_guardrails.incidents.decisions import art33_open
 from charter_guardrails.incidents.incident import IncidentStatus, incident_payload
 from charter_guardrails.ledger.audit import append_event
+from charter_guardrails.ledger.audit_rows import outbox_event
 from charter_guardrails.ledger.models import AlertOutbox, Incident
 
 if TYPE_CHECKING:
@@ -188,6 +189,10 @@ def _queue(session: Session, incident: Incident, followup: Followup, now: dateti
             inserted.append(row_id)
     if not inserted:
         return
+    for row_id in inserted:
+        row = session.get(AlertOutbox, row_id)
+        if row is not None:
+            outbox_event(session, row, actor=ACTOR, action="alert.queued", payload={"kind": followup.kind})
     report.queued += len(inserted)
     if followup.kind == REMINDER:
         report.reminders += len(inserted)
@@ -240,19 +245,13 @@ def _supersede_stale(
         if not result.rowcount:
             continue  # a concurrent pass superseded it, or a relay recorded its delivery, since it was read
         report.superseded += 1
-        append_event(
+        session.refresh(row)  # the Core update left the loaded row stale: its event digests the row as stored
+        outbox_event(
             session,
+            row,
             actor=ACTOR,
             action="alert.superseded",
-            use_case=incident.use_case,
-            run_id=incident.run_id,
-            payload={
-                "incident_id": incident.id,
-                "outbox_id": row.id,
-                "idempotency_key": row.idempotency_key,
-                "kind": row.payload.get("kind"),
-                "incident_status": incident.status,
-            },
+            payload={"outbox_id": row.id, "kind": row.payload.get("kind"), "incident_status": incident.status},
         )
 
 

@@ -26,6 +26,7 @@ from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.incidents.siem import queue_siem_events, queue_siem_events_for
 from charter_guardrails.incidents.targets import alert_targets
 from charter_guardrails.ledger.audit import append_event
+from charter_guardrails.ledger.audit_rows import outbox_event
 from charter_guardrails.ledger.models import AlertOutbox, Incident
 
 #: GDPR Art. 33(1): notify the supervisory authority within 72 hours.
@@ -80,7 +81,7 @@ def raise_incident(
             session.flush()
     except IntegrityError:
         return session.scalars(select(Incident).where(Incident.key == key)).one(), False
-    _queue_alerts(session, policy, incident)
+    _queue_alerts(session, policy, incident, actor=actor)
     append_event(
         session,
         actor=actor,
@@ -127,10 +128,11 @@ def _new_incident(policy: UseCasePolicy, draft: IncidentDraft, key: str, *, dete
     )
 
 
-def _queue_alerts(session: Session, policy: UseCasePolicy, incident: Incident) -> None:
-    """One pending outbox row per alert target, due now; the relay delivers them."""
+def _queue_alerts(session: Session, policy: UseCasePolicy, incident: Incident, *, actor: str) -> None:
+    """One pending outbox row per alert target, due now, each with its audit event; the relay delivers them."""
+    rows = []
     for channel, recipient in alert_targets(policy):
-        session.add(
+        rows.append(
             AlertOutbox(
                 incident_id=incident.id,
                 channel=channel,
@@ -142,6 +144,9 @@ def _queue_alerts(session: Session, policy: UseCasePolicy, incident: Incident) -
                 next_attempt_at=incident.detected_at,
             )
         )
+    session.add_all(rows)
+    for row in rows:
+        outbox_event(session, row, actor=actor, action="alert.queued")
 
 
 def incident_payload(incident: Incident) -> dict[str, Any]:

@@ -64,6 +64,7 @@ from sqlalchemy.orm import Session
 from charter_guardrails import __version__
 from charter_guardrails.core.policy import UseCasePolicy
 from charter_guardrails.core.settings import get_settings
+from charter_guardrails.ledger.audit_rows import outbox_event
 from charter_guardrails.ledger.models import AlertOutbox, AuditEvent, Incident
 
 _log = logging.getLogger(__name__)
@@ -322,6 +323,8 @@ def queue_siem_events(session: Session, incident: Incident, action: str, policy:
         session.add(row)
         added.append(row)
     session.flush()
+    for row in added:
+        outbox_event(session, row, actor="charter-guardrails", action="alert.queued", payload={"siem_action": action})
     return added
 
 

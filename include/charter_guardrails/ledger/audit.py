@@ -5,7 +5,8 @@ prev_hash included)``. After every append the new head is signed with Ed25519 in
 ``audit_checkpoints``, and the signed head is also written to an anchor file outside the
 database (``CHARTER_AUDIT_ANCHOR``), so that cutting the tail of the chain is detected too.
 Events about a row of an audited table carry that row's digest: an edit of the row made
-behind the ledger's back no longer matches its last event.
+behind the ledger's back no longer matches its last event. A check run's digest also covers its results
+and their PII findings (:mod:`~charter_guardrails.ledger.audit_rows`).
 
 Verification needs only the public key(s): :func:`verify_chain` checks the whole chain, streaming
 (:mod:`~charter_guardrails.ledger.audit_stream`); :mod:`~charter_guardrails.ledger.audit_verify` checks
@@ -55,7 +56,8 @@ def row_digest(row: Base) -> str:
     """SHA-256 over every column of an ORM row, in a backend-independent form.
 
     Columns a migration added later (the model's ``__digest_optional__``) count only once they hold a
-    value, so that rows audited before the migration still verify.
+    value, so that rows audited before the migration still verify. Columns of the model's
+    ``__digest_excluded__`` (delivery bookkeeping that changes on every retry) never count.
     """
     return _digest(type(row), lambda column: getattr(row, column.key))
 
@@ -68,8 +70,11 @@ def mapping_digest(model: type[Base], row: Mapping[Any, Any]) -> str:
 
 def _digest(model: type[Base], value_of: Callable[[Any], Any]) -> str:
     optional: frozenset[str] = getattr(model, "__digest_optional__", frozenset())
+    excluded: frozenset[str] = getattr(model, "__digest_excluded__", frozenset())
     values = {}
     for column in model.__table__.columns:
+        if column.name in excluded:
+            continue
         value = value_of(column)
         if value is None and column.name in optional:
             continue
@@ -126,6 +131,16 @@ def checkpoint_message(seq: int, head_hash: str) -> bytes:
     return f"charter-audit-head:{seq}:{head_hash}".encode("ascii")
 
 
+def subject_digest(session: Session, subject: Base) -> dict[str, Any]:
+    """What an event about ``subject`` records of it: ``row_digest``, and for a check run (a model with
+    ``__digest_children__``) the composite digest of the run and its rows, with their counts."""
+    if getattr(type(subject), "__digest_children__", None):
+        from charter_guardrails.ledger.audit_rows import run_state
+
+        return run_state(session, int(subject.id))  # type: ignore[attr-defined]  # a check run has an id
+    return {"row_digest": row_digest(subject)}
+
+
 def append_event(
     session: Session,
     *,
@@ -139,13 +154,15 @@ def append_event(
     """Append an event in the caller's transaction. Commit makes it durable with the subject row."""
     payload = dict(payload or {})
     subject_type = subject_id = None
+    session.flush()  # ids and column defaults
+    if session.get_bind().dialect.name == "postgresql":
+        # Before the digest: a check run's digest reads its rows, and another transaction appending about the
+        # same run (a parallel task) has committed its rows once it releases the lock (READ COMMITTED).
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
     if subject is not None:
-        session.flush()  # ids and column defaults
         subject_type = subject.__tablename__
         subject_id = str(subject.id)  # type: ignore[attr-defined]  # audited models have an id; Base declares none
-        payload["row_digest"] = row_digest(subject)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
+        payload.update(subject_digest(session, subject))
     last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
     seq = (last.seq + 1) if last else 1
     ev = AuditEvent(

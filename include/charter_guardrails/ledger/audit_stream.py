@@ -4,7 +4,8 @@ Events are read in ``seq`` order as plain rows (Core ``select`` with ``yield_per
 on PostgreSQL), each joined with its signed head, and checked as they arrive: the link to the previous
 event, the event's own hash, the signature of its head. Only the previous hash is kept. The anchor file
 and the heads without an event are then checked with one query each, and the audited rows against the
-last event of each row, found by SQL (``ix_audit_events_subject``).
+last event of each row, found by SQL (``ix_audit_events_subject``); check runs with their results and
+findings, merged by run id (:mod:`~charter_guardrails.ledger.audit_rows`).
 
 Every read is bounded by the last event at the start (``H``), so that events appended meanwhile (their
 event and its signed head are written in one transaction) are neither half-seen nor reported as unsigned,
@@ -35,7 +36,7 @@ from charter_guardrails.ledger.audit import (
     event_hash,
     mapping_digest,
 )
-from charter_guardrails.ledger.models import AUDITED_MODELS, AuditCheckpoint, AuditEvent, Base
+from charter_guardrails.ledger.models import AUDITED_MODELS, AuditCheckpoint, AuditEvent, Base, CheckRun
 
 #: Rows fetched per round trip; memory is bounded by this, not by the chain's length.
 BATCH_ROWS = 2000
@@ -256,17 +257,18 @@ def _check_anchor(report: ChainReport, session: Session, public_keys: dict[str, 
         report.add(Problem(seq, f"event {seq} differs from the signed anchor"))
 
 
-def _last_events(table: str) -> Any:
-    """The last event of each row of ``table``, by SQL over ``ix_audit_events_subject``: (subject_id, seq,
-    action)."""
+def _last_events(table: str, since_seq: int = 0) -> Any:
+    """The last event of each row of ``table`` (with an event after ``since_seq``), by SQL over
+    ``ix_audit_events_subject``: (subject_id, seq, action, run_id)."""
     last = (
         select(_EVENTS.c.subject_id, func.max(_EVENTS.c.seq).label("seq"))
         .where(_EVENTS.c.subject_type == table, _EVENTS.c.subject_id.is_not(None), _EVENTS.c.subject_id != "")
+        .where(_EVENTS.c.seq > since_seq)
         .group_by(_EVENTS.c.subject_id)
         .subquery("last_seq")
     )
     return (
-        select(last.c.subject_id, _EVENTS.c.seq, _EVENTS.c.action)
+        select(last.c.subject_id, _EVENTS.c.seq, _EVENTS.c.action, _EVENTS.c.run_id)
         .join_from(last, _EVENTS, _EVENTS.c.seq == last.c.seq)
         .subquery("last_event")
     )
@@ -278,9 +280,17 @@ def verify_subjects(session: Session, report: ChainReport) -> None:
     Always over every row: an edit behind the ledger's back appends no event, so no position in the chain
     tells which rows changed. Streamed: one row and its last event at a time.
     """
+    from charter_guardrails.ledger.audit_rows import verify_runs
+
     for table, model in AUDITED_MODELS.items():
-        _verify_rows(session, report, table, model)
-        _verify_deleted(session, report, table, model)
+        if getattr(model, "__digest_children__", None):
+            # the run with its results and findings, merged by run id; in an incremental verification only the
+            # runs with an event after its start: those tables grow with the chain (see verify_runs)
+            verify_runs(session, report, report.since_seq)
+            _verify_deleted(session, report, table, model, report.since_seq)
+        else:
+            _verify_rows(session, report, table, model)
+            _verify_deleted(session, report, table, model)
 
 
 def _verify_rows(session: Session, report: ChainReport, table: str, model: type[Base]) -> None:
@@ -302,9 +312,7 @@ def _verify_rows(session: Session, report: ChainReport, table: str, model: type[
             mapping = row._mapping
             subject = f"{table}#{mapping[row_id]}"
             if mapping["_audit_seq"] is None:
-                report.add(
-                    Problem(None, "row is not recorded in the audit chain (inserted outside the ledger)", subject)
-                )
+                report.add(Problem(None, f"row is not recorded in the audit chain ({_unrecorded(table)})", subject))
                 continue
             payload = mapping["_audit_payload"]
             recorded = payload.get("row_digest") if isinstance(payload, dict) else None
@@ -318,22 +326,30 @@ def _verify_rows(session: Session, report: ChainReport, table: str, model: type[
                 )
 
 
-def _verify_deleted(session: Session, report: ChainReport, table: str, model: type[Base]) -> None:
+def _unrecorded(table: str) -> str:
+    from charter_guardrails.ledger.audit_rows import SEAL_HINT, SEALABLE
+
+    return SEAL_HINT if table in SEALABLE else "inserted outside the ledger"
+
+
+def _verify_deleted(session: Session, report: ChainReport, table: str, model: type[Base], since_seq: int = 0) -> None:
+    """Rows whose last event is not a deletion but which no longer exist (``since_seq``: with an event after it)."""
     # NOT IN a subquery: both databases build its set once (SQLite an ephemeral index, PostgreSQL a hashed
     # subplan), where NOT EXISTS on ``CAST(id)`` would scan the table once per subject.
     existing = select(cast(model.__table__.c.id, String))
-    last = _last_events(table)
+    last = _last_events(table, since_seq)
     stmt = (
-        select(last.c.subject_id, last.c.seq)
+        select(last.c.subject_id, last.c.seq, last.c.run_id)
         .where(last.c.subject_id.not_in(existing), ~last.c.action.endswith(".deleted"))
         .order_by(last.c.seq)
     )
     with closing(session.execute(stmt, execution_options={"yield_per": BATCH_ROWS})) as rows:
         for row in rows:
+            run = f"run {row.run_id}: " if table == CheckRun.__tablename__ else ""
             report.add(
                 Problem(
                     int(row.seq),
-                    "audited row no longer exists (deleted outside the ledger)",
+                    f"{run}audited row no longer exists (deleted outside the ledger)",
                     f"{table}#{row.subject_id}",
                 )
             )

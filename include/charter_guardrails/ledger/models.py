@@ -2,9 +2,10 @@
 ``migrations/versions``; a test fails when these models and the migrations drift apart.
 
 Rows never carry a raw personal value: PII findings hold counts and masked examples.
-Rows of the audited tables (manifests, incidents, approvals, model versions) are covered by
-the audit chain: each change appends an event with a digest of the row, so an edit made
-behind the ledger's back is detected by ``charter audit verify``.
+Rows of the audited tables (manifests, incidents, approvals, model versions, check runs, the alert
+outbox) are covered by the audit chain: each change appends an event with a digest of the row, so an
+edit made behind the ledger's back is detected by ``charter audit verify``. A check run's digest also
+covers its results and their PII findings (``__digest_children__``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,11 @@ class CheckRun(Base):
     """One guardrail run: a DAG run (or a CLI invocation) of one use case."""
 
     __tablename__ = "check_runs"
+    __audited__ = True
+    #: The run's digest covers, in canonical order, the row digests of its results and of their PII findings
+    #: (:mod:`charter_guardrails.ledger.audit_rows`): a verdict flipped in ``check_results`` or a finding
+    #: edited, deleted or inserted no longer matches the run's last event.
+    __digest_children__: ClassVar[tuple[str, ...]] = ("check_results", "pii_findings")
     __table_args__ = (UniqueConstraint("use_case", "dag_id", "run_id", name="uq_check_runs_run"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -252,6 +258,10 @@ class AlertOutbox(Base):
     """
 
     __tablename__ = "alert_outbox"
+    __audited__ = True
+    #: Delivery bookkeeping that changes on every attempt: left out of the row digest, so that a retry appends
+    #: no event. The status (pending, delivered, dead, superseded) and ``delivered_at`` are covered.
+    __digest_excluded__: ClassVar[frozenset[str]] = frozenset({"attempts", "next_attempt_at", "last_error"})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), index=True)
@@ -372,4 +382,6 @@ class AuditVerification(Base):
     key_id: Mapped[str] = mapped_column(String(32))
 
 
-AUDITED_MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion)}
+AUDITED_MODELS: dict[str, type[Base]] = {
+    m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion, CheckRun, AlertOutbox)
+}

@@ -73,15 +73,30 @@ def ensure_dataset(
     return row
 
 
-def get_or_create_check_run(session: Session, *, use_case: str, dag_id: str, run_id: str) -> CheckRun:
-    row, _ = get_or_create(session, CheckRun, use_case=use_case, dag_id=dag_id, run_id=run_id)
+def get_or_create_check_run(
+    session: Session, *, use_case: str, dag_id: str, run_id: str, actor: str = SYSTEM_ACTOR
+) -> CheckRun:
+    """The run of (use case, DAG, run id); a new run is recorded in the audit chain (``run.started``)."""
+    row, created = get_or_create(session, CheckRun, use_case=use_case, dag_id=dag_id, run_id=run_id)
+    if created:
+        append_event(
+            session,
+            actor=actor,
+            action="run.started",
+            subject=row,
+            use_case=use_case,
+            run_id=run_id,
+            payload={"dag_id": dag_id},
+        )
     return row
 
 
 def record_check_result(
     session: Session, run: CheckRun, result: CheckResult, *, actor: str = SYSTEM_ACTOR
 ) -> CheckResultRecord:
-    """Insert or replace the result of ``result.check`` on ``result.dataset`` for this run."""
+    """Insert or replace the result of ``result.check`` on ``result.dataset`` for this run.
+
+    Its event is about the run: it carries the digest of the run with all its results and findings."""
     values = {
         "verdict": result.verdict.value,
         "severity": result.severity.value,
@@ -112,6 +127,7 @@ def record_check_result(
         session,
         actor=actor,
         action="check.recorded",
+        subject=run,
         use_case=run.use_case,
         run_id=run.run_id,
         payload={
@@ -183,6 +199,7 @@ def finish_check_run(
         session,
         actor=actor,
         action="run.decided",
+        subject=run,
         use_case=run.use_case,
         run_id=run.run_id,
         payload={"dag_id": run.dag_id, "decision": decision, "blocked_by": run.blocked_by},
@@ -213,7 +230,12 @@ def decide_from_results(session: Session, run: CheckRun, *, actor: str = SYSTEM_
 
 def results_for_run(session: Session, run: CheckRun) -> list[CheckResult]:
     """The run's results, read back through :class:`CheckResult`: a row whose check is not in the catalogue,
-    or whose evidence does not fit its check's model, raises (the gate then fails closed)."""
+    or whose evidence does not fit its check's model, raises (the gate then fails closed), and so do rows that
+    differ from the audit chain's record of the run (:func:`.audit_rows.check_run_rows`)."""
+    from charter_guardrails.ledger.audit_rows import check_run_rows
+
+    session.flush()
+    check_run_rows(session, run.id, run.run_id)
     rows = session.scalars(
         select(CheckResultRecord).where(CheckResultRecord.check_run_id == run.id).order_by(CheckResultRecord.id)
     )

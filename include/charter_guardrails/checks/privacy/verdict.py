@@ -347,6 +347,7 @@ def record_findings(session: Session, result_row: Any, outcome: PersonalDataOutc
     """Insert the masked findings of a scan into ``pii_findings`` for a recorded result; return the row count."""
     from sqlalchemy import delete, select
 
+    from charter_guardrails.ledger.audit_rows import run_changed
     from charter_guardrails.ledger.models import PiiFinding
 
     verdicts = {c.column: c for c in outcome.columns}
@@ -375,6 +376,8 @@ def record_findings(session: Session, result_row: Any, outcome: PersonalDataOutc
     for values in rows:
         session.add(PiiFinding(check_result_id=result_row.id, **values))
     session.flush()
+    # an audit event about the run, after the flush, in the same transaction: its digest covers these findings
+    run_changed(session, result_row.check_run_id, action="findings.recorded", payload={"findings": len(rows)})
     return len(rows)
 
 
