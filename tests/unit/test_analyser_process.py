@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -120,3 +121,24 @@ def test_only_a_sampling_scan_from_a_process_without_the_model_forks() -> None:
     get_ner_pipeline()  # this process holds the model now: analysing here costs nothing more
     assert not worth_a_process(ScanOptions(mode="sampling"))
     assert not worth_a_process(ScanOptions(mode="exhaustive"))
+
+
+def test_a_large_csv_is_searched_for_nul_bytes_once_per_version(tmp_path: Path) -> None:
+    """Detecting the dialect and reading both refuse a file with NUL bytes; a file of gigabytes is searched once,
+    and again only once it changed."""
+    from charter_guardrails.core.errors import DatasetReadError
+    from charter_guardrails.readers import files
+
+    path = tmp_path / "demandes.csv"
+    _people(2_000).to_csv(path, sep=";", index=False)
+    before = files._nul_in_file.cache_info()
+    dialect = files.detect_csv_dialect(path).as_policy_dialect()
+    files.check_csv(path, dialect)
+    after = files._nul_in_file.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    time.sleep(0.05)  # past the file system's clock tick: the change moves the modification time
+    with path.open("r+b") as handle:  # a NUL deep in the file, far past the first 4 KiB
+        handle.seek(path.stat().st_size - 10)
+        handle.write(b"\x00")
+    with pytest.raises(DatasetReadError, match="NUL bytes"):
+        files.check_csv(path, dialect)

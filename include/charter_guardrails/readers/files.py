@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
+import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,12 +99,25 @@ def _has_nul(path: Path, head: bytes, size: int) -> bool:
         return True
     if size <= len(head):
         return False
-    with path.open("rb") as handle:
-        handle.seek(len(head))
-        while block := handle.read(1 << 20):
-            if b"\x00" in block:
-                return True
-    return False
+    stat = path.stat()
+    return _nul_in_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _nul_in_file(path: str, size: int, mtime_ns: int, inode: int) -> bool:
+    """Whether the file holds a NUL byte: read once per version of a file (its size, modification time and inode
+    are part of the key), although detecting the dialect and reading check it both. Searched in a memory map, so
+    that a file of gigabytes is not copied through Python's buffers."""
+    del size, mtime_ns, inode  # the cache key only
+    with open(path, "rb") as handle:
+        try:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return mapped.find(b"\x00") >= 0
+        except (OSError, ValueError):  # not mappable (a pipe, a special file): read it block by block
+            while block := handle.read(1 << 20):
+                if b"\x00" in block:
+                    return True
+            return False
 
 
 def detect_csv_dialect(path: Path) -> DetectedDialect:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.privacy.report import ScanOptions, ScanReport
 from charter_guardrails.checks.privacy.report_files import report_dir, write_reports
-from charter_guardrails.checks.privacy.scanner import scan_frame
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.messages import Message, Template, joined
 from charter_guardrails.core.policy_models import DatasetRole
@@ -303,6 +302,8 @@ def check_personal_data(
     source = path.name if path else (dataset.path or dataset.table or dataset.id)
     options = options or ScanOptions.from_policy(policy.privacy, dataset, exhaustive=exhaustive)
     if frame is not None:
+        from charter_guardrails.checks.privacy.scanner import scan_frame  # Presidio and spaCy: only to scan here
+
         scan = scan_frame(frame, options, source=str(source))
     else:  # a file streams in bounded memory; an SQL table is read whole
         try:
