@@ -127,14 +127,14 @@ def test_a_large_csv_is_searched_for_nul_bytes_once_per_version(tmp_path: Path) 
     """Detecting the dialect and reading both refuse a file with NUL bytes; a file of gigabytes is searched once,
     and again only once it changed."""
     from charter_guardrails.core.errors import DatasetReadError
-    from charter_guardrails.readers import files
+    from charter_guardrails.readers import files, nul_bytes
 
     path = tmp_path / "demandes.csv"
     _people(2_000).to_csv(path, sep=";", index=False)
-    before = files._nul_in_file.cache_info()
+    before = nul_bytes._nul_in_file.cache_info()
     dialect = files.detect_csv_dialect(path).as_policy_dialect()
     files.check_csv(path, dialect)
-    after = files._nul_in_file.cache_info()
+    after = nul_bytes._nul_in_file.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
     time.sleep(0.05)  # past the file system's clock tick: the change moves the modification time
     with path.open("r+b") as handle:  # a NUL deep in the file, far past the first 4 KiB

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import functools
-import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from charter_guardrails.core.errors import DatasetReadError
 from charter_guardrails.core.policy_models import ColumnType, CsvDialect, Dataset, DatasetFormat
 from charter_guardrails.core.settings import get_settings
 from charter_guardrails.readers.dialect import DetectedDialect, sniff_csv_dialect
+from charter_guardrails.readers.nul_bytes import has_nul
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,38 +85,11 @@ def _check_file(path: Path) -> None:
     if (
         path.suffix.lower() != ".parquet"
         and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-        and _has_nul(path, head, size)
+        and has_nul(path, head, size)
     ):
         raise DatasetReadError(
             "binary", f"{path}: contains NUL bytes, so it is not a text CSV; check the export", path=str(path)
         )
-
-
-def _has_nul(path: Path, head: bytes, size: int) -> bool:
-    """NUL bytes anywhere in the file, not only in its head (a NUL deep in a cell is as wrong as one in the header)."""
-    if b"\x00" in head:
-        return True
-    if size <= len(head):
-        return False
-    stat = path.stat()
-    return _nul_in_file(str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-
-
-@functools.lru_cache(maxsize=64)
-def _nul_in_file(path: str, size: int, mtime_ns: int, inode: int) -> bool:
-    """Whether the file holds a NUL byte: read once per version of a file (its size, modification time and inode
-    are part of the key), although detecting the dialect and reading check it both. Searched in a memory map, so
-    that a file of gigabytes is not copied through Python's buffers."""
-    del size, mtime_ns, inode  # the cache key only
-    with open(path, "rb") as handle:
-        try:
-            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                return mapped.find(b"\x00") >= 0
-        except (OSError, ValueError):  # not mappable (a pipe, a special file): read it block by block
-            while block := handle.read(1 << 20):
-                if b"\x00" in block:
-                    return True
-            return False
 
 
 def detect_csv_dialect(path: Path) -> DetectedDialect:
