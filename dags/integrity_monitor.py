@@ -11,6 +11,7 @@ task without retry.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,9 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    # a deployment verifies its datasets and its audit chain from the start, not once someone unpauses it
-    is_paused_upon_creation=False,
+    # A deployment verifies its datasets and its audit chain from the start, not once someone unpauses it. The
+    # local harness (make run, the tests' Airflow processes) runs only the DAGs it unpauses, and says so here.
+    is_paused_upon_creation=os.environ.get("CHARTER_INTEGRITY_MONITOR_PAUSED", "false").lower() == "true",
     default_args=DEFAULT_ARGS,
     tags=["charter", "integrity", "monitoring"],
     doc_md=__doc__,

@@ -91,6 +91,7 @@ class LocalAirflow:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 # Only the DAGs a caller unpauses (wait_for_dag) run: scheduled ones must not compete for the ledger.
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "CHARTER_INTEGRITY_MONITOR_PAUSED": "true",  # active at creation in a deployment (dags/)
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
                     f"{u}:{role}" for u, (role, _) in self.users.items()
                 ),

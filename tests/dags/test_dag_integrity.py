@@ -78,3 +78,15 @@ print(json.dumps({{"elapsed": elapsed, "heavy": [m for m in {HEAVY!r} if m in sy
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], f"{dag_file.name} imports {result['heavy']} at parse time"
     assert result["elapsed"] <= 2.0, f"{dag_file.name} took {result['elapsed']:.2f} s to parse"
+
+
+def test_relay_and_monitor_are_active_from_creation(dagbag, monkeypatch) -> None:
+    """A fresh deployment sends alerts and verifies integrity without anyone unpausing a DAG; the local harness
+    (make run, the tests' Airflow processes) keeps the monitor paused and runs it itself."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    assert dagbag.dags["incident_alert_relay"].is_paused_upon_creation is False
+    assert dagbag.dags["integrity_monitor"].is_paused_upon_creation is False
+    monkeypatch.setenv("CHARTER_INTEGRITY_MONITOR_PAUSED", "true")
+    harness = DagBag(dag_folder=str(ROOT / "dags" / "integrity_monitor.py"))
+    assert harness.dags["integrity_monitor"].is_paused_upon_creation is True

@@ -361,20 +361,6 @@ def test_alerts_have_one_source_of_smtp_settings_with_tls(services: dict[str, di
         assert env["CHARTER_SMTP_SSL"] == "false"
 
 
-def test_relay_and_monitor_dags_are_active_from_creation() -> None:
-    """A fresh deployment sends alerts and verifies integrity without anyone unpausing a DAG."""
-    for dag_file in ("incident_alert_relay.py", "integrity_monitor.py"):
-        tree = ast.parse((ROOT / "dags" / dag_file).read_text(encoding="utf-8"))
-        flags = [
-            kw.value.value
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Call)
-            for kw in node.keywords
-            if kw.arg == "is_paused_upon_creation" and isinstance(kw.value, ast.Constant)
-        ]
-        assert flags == [False], f"{dag_file} is created paused"
-
-
 # ------------------------------------------------------------------------------------------------
 # shared state
 
