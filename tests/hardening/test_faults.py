@@ -277,7 +277,7 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
     from tests.conftest import ROOT
 
     backend = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
-    trials = scaled(200, 200) if backend == "sqlite" else scaled(60, 200)
+    trials = scaled(120, 200) if backend == "sqlite" else scaled(60, 200)
     seed = int(os.environ.get("CHARTER_KILL_SEED", "20261128"))
     from tests.unit.test_alerts_relay import policies_with_webhook
 
