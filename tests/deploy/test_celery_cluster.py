@@ -24,7 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
-MODEL_REFRESH, POLICY_REVIEW = "citizen_requests_model_refresh", "citizen_requests_policy_review"
+MODEL_REFRESH = "citizen_requests_model_refresh"
 
 # About 4 minutes on an idle 2-core machine; the bound leaves room for a loaded one.
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -41,15 +41,11 @@ def _cluster(state: Path, *args: str, env: dict[str, str], timeout: float = 300)
     )
 
 
-def _dag_to_run(client) -> str:
-    """The model refresh when the use case builds it; the policy review before that DAG existed.
-
-    Both come from ``dags/citizen_requests.py``: once the dag-processor has parsed the policy review,
-    the model refresh is there too if that file builds it.
-    """
-    client.wait_for_dag(POLICY_REVIEW, timeout=180)
-    dag_ids = {d["dag_id"] for d in client._call("GET", "/dags", params={"limit": 100})["dags"]}
-    return MODEL_REFRESH if MODEL_REFRESH in dag_ids else POLICY_REVIEW
+def _refresh_dag(client) -> str:
+    """The model refresh of citizen_requests, parsed by the cluster's dag-processor: the test fails without it (it
+    does not fall back to another DAG)."""
+    client.wait_for_dag(MODEL_REFRESH, timeout=180)
+    return MODEL_REFRESH
 
 
 @pytest.fixture
@@ -106,13 +102,13 @@ def cluster(tmp_path: Path):
 
 def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(cluster) -> None:
     import psycopg
+    from charter_airflow.dag_factory import REFRESH_STEPS
     from charter_demo.local_airflow import AirflowRestClient, AirflowRestError
 
     info, env = cluster
     client = AirflowRestClient(info["base_url"], "admin", info["users"]["admin"])
     try:
-        dag_id = _dag_to_run(client)
-        client.wait_for_dag(dag_id, timeout=60)
+        dag_id = _refresh_dag(client)
         if dag_id == MODEL_REFRESH:
             # A delivery of the training data is registered (signed manifest) before a refresh uses it.
             data = Path(info["charter_home"]) / "data" / "citizen_requests" / "training.csv"
@@ -150,7 +146,7 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
     states = {ti["task_id"]: ti["state"] for ti in instances}
     assert state == "success", f"{dag_id} ended {state}: {states}"
 
-    # Every task ran on a Celery worker of this cluster, through this cluster's queue.
+    # Every task ran on a Celery worker of this cluster, through this cluster's queue, and both workers took tasks.
     workers = {f"charter-worker-{i}@{socket.gethostname()}" for i in (1, 2)}
     ran = [ti for ti in instances if ti["state"] == "success"]
     assert ran, states
@@ -159,6 +155,7 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
             f"{ti['task_id']} ran on {ti['hostname']!r}, not on a Celery worker {sorted(workers)}"
         )
         assert ti["queue"] == info["queue"]
+    assert {ti["hostname"] for ti in ran} == workers, {ti["task_id"]: ti["hostname"] for ti in ran}
 
     # Each worker loaded the personal data analysers once, before forking its pool, and reaps its
     # task processes as soon as they exit (celery_config.py, task_reaping.py).
@@ -176,7 +173,7 @@ def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(c
         assert row[1] == "citizen_requests"
         checks = {c for (c,) in conn.execute('SELECT "check" FROM check_results WHERE check_run_id = %s', (row[0],))}
     assert checks, "the run has no check results in the ledger"
-    if dag_id == MODEL_REFRESH:
-        assert {"integrity", "personal_data"} & {c.split(".")[0] for c in checks} or len(checks) >= 5, checks
-        assert states.get("publish") == "success"
-        assert states.get("human_review") == "success"
+    # every guardrail of the refresh recorded its result
+    assert checks == {check.value for step in REFRESH_STEPS for check in step.checks}, checks
+    assert states.get("publish") == "success"
+    assert states.get("human_review") == "success"
