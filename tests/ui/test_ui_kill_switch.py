@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -267,9 +268,14 @@ def server_without_asset_events(
 
     home = tmp_path / "airflow-broken-assets"
     home.mkdir()
-    shutil.copyfile(airflow_db / "airflow.db", home / "airflow.db")
-    with sqlite3.connect(home / "airflow.db") as db:
+    # SQLite's backup API: a consistent copy even while another process writes the original (a file copy is not)
+    with (
+        closing(sqlite3.connect(airflow_db / "airflow.db")) as source,
+        closing(sqlite3.connect(home / "airflow.db")) as db,
+    ):
+        source.backup(db)
         db.execute("DROP TABLE asset_event")
+        db.commit()
     monkeypatch.setitem(charte_server.USERS, "op", EXTRA_USERS["op"])
     url, _ = ui_ledger
     with api_server(home, {"CHARTER_HOME": str(charter_home), "CHARTER_LEDGER_URL": url}, migrate=False) as server:

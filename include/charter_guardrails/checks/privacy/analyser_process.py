@@ -15,6 +15,7 @@ loaded the NER model already. Elsewhere the analysis runs in the calling process
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -95,6 +96,10 @@ class AnalyserProcess:
 
 def _serve(conn: Connection) -> None:
     """In the forked process: load the analysers, analyse the one sample received, answer, and end."""
+    # No cyclic garbage collection here: it would finalise objects inherited from the reading process, such as a
+    # pooled SQLite connection, whose close in this process could roll back a journal the reading process owns.
+    # This process is short-lived and ends with os._exit; reference counting frees the rest.
+    gc.disable()
     try:
         import charter_guardrails.checks.privacy.scanner  # noqa: F401 - Presidio, spaCy and the recognizers
         from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
