@@ -307,7 +307,10 @@ def emit_suspension_event(user: Any, use_case: str, version: int) -> dict[str, A
     try:
         _register_asset_event(user, uri, {"use_case": use_case, "version": version})
     except Exception as exc:  # noqa: BLE001 - the suspension stands; the page says the event failed
-        log.warning("model of %s suspended, but the Asset event %s was not recorded: %s", use_case, uri, exc)
+        # the exception's type only: a database error's text can name the server, its user and the parameters
+        log.warning(
+            "model of %s suspended, but the Asset event %s was not recorded (%s)", use_case, uri, type(exc).__name__
+        )
         return {"uri": uri, "emitted": False}
     return {"uri": uri, "emitted": True}
 
