@@ -68,8 +68,9 @@ def main() -> int:
     pdfs = sorted(out.glob("*.pdf"))
     code = code or (charter(["report", "verify", str(pdfs[-1])]) if pdfs else 1)
     print(
-        f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db;"
-        " start the UI with `make airflow`."
+        f"\nDone in {time.monotonic() - started:.0f} s. Ledger: {os.environ['CHARTER_HOME']}/ledger.db.\n"
+        "Review these runs in the governance view: `make ui`, then open http://127.0.0.1:8080/charte/"
+        " (the Airflow UI with every DAG: `make airflow`)."
     )
     if ctx.unexpected:
         print("UNEXPECTED OUTCOMES:\n  " + "\n  ".join(ctx.unexpected), file=sys.stderr)
