@@ -76,6 +76,11 @@ class AirflowRestClient:
         body = {"logical_date": None, "conf": dict(conf or {})}
         return str(self._call("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
 
+    def run_ids(self, dag_id: str) -> list[str]:
+        """The ids of the DAG's runs, oldest first (a run triggered from the CLI or the UI, too)."""
+        data = self._call("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "run_after", "limit": 100})
+        return [str(run["dag_run_id"]) for run in data["dag_runs"]]
+
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self._call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"])
 

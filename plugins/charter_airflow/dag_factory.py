@@ -144,6 +144,7 @@ REFRESH_STEPS = (
         task_id="train_candidate",
         function="charter_guardrails.refresh.training:train_candidate",
         call=call_train,
+        checks=(CheckName.TRAINING,),
         inputs=("check_proportionality",),
     ),
     GuardrailStep(

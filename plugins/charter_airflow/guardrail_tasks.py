@@ -339,18 +339,24 @@ def call_proportionality(check_proportionality: Callable[..., Any], run: StepRun
 
 
 def call_train(train_candidate: Callable[..., Any], run: StepRun) -> Checked:
-    """Train the candidate on the minimised frame only, measuring its energy (codecarbon, offline, FRA)."""
+    """Train the candidate on the minimised frame only, measuring its energy (codecarbon, offline, FRA).
+
+    The ``training`` verdict is recorded either way. A team's ``model.trainer`` that failed (import, exception,
+    undeclared column, bad result, time limit) fails the task once recorded (the check is not overridable).
+    """
     import pandas as pd
     from charter_guardrails.decision.review_records import record_candidate
     from charter_guardrails.ledger.store import ledger_session
+    from charter_guardrails.refresh.training_check import check_training
 
     (minimised,) = run.inputs
     artifact_dir = work_dir(run.policy, run.context) / "candidate"
-    candidate = train_candidate(run.policy, pd.read_parquet(minimised), artifact_dir=artifact_dir).to_json_dict()
-    # Publish loads the candidate through this ledger record (path and SHA-256), never through XCom.
-    with ledger_session() as session:
-        record_candidate(session, use_case=run.policy.id, run_id=run.run_id, candidate=candidate)
-    return Checked(output=candidate)
+    trained = check_training(train_candidate, run.policy, pd.read_parquet(minimised), artifact_dir=artifact_dir)
+    if trained.model is not None:
+        # Publish loads the candidate through this ledger record (path and SHA-256), never through XCom.
+        with ledger_session() as session:
+            record_candidate(session, use_case=run.policy.id, run_id=run.run_id, candidate=trained.candidate)
+    return Checked(recorded=(Recorded(trained.result),), output=trained.candidate or None)
 
 
 def call_evaluate(evaluate_candidate: Callable[..., Any], run: StepRun) -> Checked:

@@ -17,7 +17,7 @@ def test_hard_steps_come_from_the_catalogue() -> None:
     from charter_airflow.dag_factory import REFRESH_STEPS
 
     hard = {s.task_id for s in REFRESH_STEPS if s.hard}
-    assert hard == {"kill_switch", "verify_integrity", "scan_personal_data", "check_proportionality"}
+    assert hard == {"kill_switch", "verify_integrity", "scan_personal_data", "check_proportionality", "train_candidate"}
 
 
 @pytest.mark.parametrize("table", ["DECLARATION_STEPS", "REFRESH_STEPS", "INFERENCE_STEPS"])

@@ -732,6 +732,7 @@ REFRESH_CHECKS = (
     "quality",
     "representativeness",
     "proportionality",
+    "training",
     "performance",
     "fairness",
     "footprint",

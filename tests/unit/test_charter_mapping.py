@@ -80,7 +80,7 @@ def test_every_automated_engagement_names_its_evidence() -> None:
     ("engagement", "controls", "sources"),
     [
         ("transparence.1", {"declaration"}, set()),
-        ("transparence.2", {"performance"}, {"audit"}),
+        ("transparence.2", {"training", "performance"}, {"audit"}),
         ("transparence.3", set(), {"model_cards"}),
         ("transparence.4", set(), {"ai_labels"}),
         ("equite.1", {"fairness", "performance"}, set()),
@@ -93,6 +93,7 @@ def test_every_automated_engagement_names_its_evidence() -> None:
         ("durabilite.1", {"footprint"}, set()),
         ("surete.1", {"personal_data"}, {"incidents"}),
         ("surete.2", {"integrity"}, {"incidents"}),
+        ("proportionnalite.1", {"declaration", "proportionality", "training"}, set()),
         ("proportionnalite.2", {"declaration", "performance"}, set()),
         ("proportionnalite.3", {"proportionality", "quality"}, set()),
     ],

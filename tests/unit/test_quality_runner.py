@@ -231,13 +231,18 @@ def test_only_error_severity_fails(policies: dict[str, UseCasePolicy], sample: P
     assert result.metrics["failed_error"] == 0
 
 
+def _typed_training(policy: UseCasePolicy, sample: Path) -> Any:
+    """The waste_tonnage training sample, typed as the policy declares it."""
+    return apply_types(
+        read_dataset(policy.training_dataset, sample / "waste_tonnage" / "training.csv"), policy.training_dataset
+    )[0]
+
+
 def test_parquet_file_is_validated(
     policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
 ) -> None:
     policy = policies["waste_tonnage"]
-    frame = apply_types(
-        read_dataset(policy.training_dataset, sample / "waste_tonnage" / "training.csv"), policy.training_dataset
-    )[0]
+    frame = _typed_training(policy, sample)
     frame.to_parquet(tmp_path / "training.parquet")
     assert validate_file(policy, "training", tmp_path / "training.parquet", data_docs=False).verdict is Verdict.PASS
     frame["population"] = frame["population"].astype("string")  # a changed type
@@ -247,6 +252,26 @@ def test_parquet_file_is_validated(
     problem = next(p for p in result.evidence["problems"] if p["kind"] == "type")
     assert problem["column"] == "population"
     assert "declared integer" in problem["message"]
+
+
+def test_parquet_date32_column_is_a_date(
+    policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path
+) -> None:
+    """pyarrow reads a Parquet ``date32`` column as ``datetime.date`` objects: a date column, not a changed type."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    policy = policies["waste_tonnage"]
+    frame = _typed_training(policy, sample)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    weeks = pa.array(frame["week"].dt.date.tolist(), type=pa.date32())
+    pq.write_table(table.set_column(table.schema.get_field_index("week"), "week", weeks), tmp_path / "dates.parquet")
+    assert validate_file(policy, "training", tmp_path / "dates.parquet", data_docs=False).verdict is Verdict.PASS
+    frame["week"] = frame["week"].dt.strftime("%Y-%m-%d").astype(object)  # dates stored as text: a changed type
+    frame.to_parquet(tmp_path / "text_dates.parquet")
+    result = validate_file(policy, "training", tmp_path / "text_dates.parquet", data_docs=False)
+    assert result.verdict is Verdict.FAIL
+    assert next(p for p in result.evidence["problems"] if p["kind"] == "type")["column"] == "week"
 
 
 # -- bad input --------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ def _register_audit(subparsers: Any) -> None:
 
 
 def _policy_validate(args: argparse.Namespace) -> int:
+    """Validate each file; a drafted policy's open TODOs are listed one per line, by key path (exit 2)."""
     from charter_guardrails.core.errors import PolicyError
     from charter_guardrails.core.policy import load_policy
 
@@ -100,6 +101,12 @@ def _policy_validate(args: argparse.Namespace) -> int:
         for r in results:
             if r["ok"]:
                 lines.append(f"ok       {r['file']} ({r['use_case']})")
+            elif r.get("todos"):
+                lines.extend(f"todo     {r['file']}: {t['key']}: {t['text']}" for t in r["todos"])
+                lines.append(
+                    f"invalid  {r['file']}: {len(r['todos'])} open TODO(s): replace each one with the value it asks "
+                    "for, then validate again"
+                )
             else:
                 lines.extend(f"invalid  {r['file']}: {e['key'] or '<file>'}: {e['reason']}" for e in r["errors"])
         return "\n".join(lines)

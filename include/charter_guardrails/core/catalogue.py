@@ -26,6 +26,7 @@ from charter_guardrails.core.evidence import (
     ProportionalityEvidence,
     QualityEvidence,
     RepresentativenessEvidence,
+    TrainingEvidence,
 )
 
 
@@ -39,6 +40,7 @@ class CheckName(StrEnum):
     QUALITY = "quality"
     REPRESENTATIVENESS = "representativeness"
     PROPORTIONALITY = "proportionality"
+    TRAINING = "training"
     PERFORMANCE = "performance"
     FAIRNESS = "fairness"
     FOOTPRINT = "footprint"
@@ -82,6 +84,8 @@ _SPECS = (
     CheckSpec(CheckName.QUALITY, True, QualityEvidence),
     CheckSpec(CheckName.REPRESENTATIVENESS, True, RepresentativenessEvidence),
     CheckSpec(CheckName.PROPORTIONALITY, False, ProportionalityEvidence),
+    # a candidate that did not train (or broke the trainer contract) has nothing a human could publish
+    CheckSpec(CheckName.TRAINING, False, TrainingEvidence),
     CheckSpec(CheckName.PERFORMANCE, True, PerformanceEvidence),
     CheckSpec(CheckName.FAIRNESS, True, FairnessEvidence),
     CheckSpec(CheckName.FOOTPRINT, True, FootprintEvidence),

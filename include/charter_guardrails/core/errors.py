@@ -166,3 +166,14 @@ class ArtifactIntegrityError(CharterError):
 
 class LedgerTampered(CharterError):
     """Rows a decision rests on differ from the audit chain's last record of them: the decision is refused."""
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a key path of the policy file: ``datasets[0].columns[2].role``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out

@@ -274,7 +274,32 @@ class DriftEvidence(Evidence):
     problems: list[DataProblem] = []
 
 
-# --- refresh: performance, fairness, footprint -------------------------------------------------------
+# --- refresh: training, performance, fairness, footprint ---------------------------------------------
+
+
+class TrainingEvidence(Evidence):
+    """How the candidate was trained (the built-in pipeline or the team's ``model.trainer``) and, when it
+    failed, what went wrong: exception types, a column name, a method name, never a data value."""
+
+    trainer: str
+    outcome: Literal[
+        "trained", "import_error", "raised", "undeclared_column", "bad_result", "not_picklable", "timed_out", "crashed"
+    ]
+    model_inputs: list[str]
+    label: str
+    timeout_s: float | None = None
+    duration_s: float | None = None
+    train_rows: int | None = None
+    #: the class of the object the trainer returned (a code name, e.g. ``Pipeline``)
+    estimator: str | None = None
+    artifact_sha256: str | None = None
+    error_type: str | None = None
+    #: the first line of the exception's message, cut at 200 characters, quoted values masked
+    error_first_line: str | None = None
+    #: the column the trainer asked for that is not in the frame it receives (a name, never a value)
+    column: str | None = None
+    missing_methods: list[str] = []
+    exit_code: int | None = None
 
 
 class PerformanceEvidence(Evidence):

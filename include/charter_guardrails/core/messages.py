@@ -62,6 +62,7 @@ CHECK_MESSAGE_MODULES: dict[str, tuple[str, ...]] = {
         "charter_guardrails.checks.quality.checks",
     ),
     "proportionality": ("charter_guardrails.checks.proportionality",),
+    "training": ("charter_guardrails.refresh.training_check",),
     "performance": ("charter_guardrails.refresh.evaluation", "charter_guardrails.refresh.evaluation_checks"),
     "fairness": ("charter_guardrails.refresh.evaluation_checks",),
     "footprint": ("charter_guardrails.refresh.footprint",),

@@ -2,7 +2,8 @@
 
 Rules are data, not code: a use case declares its purpose, legal basis, datasets and the
 thresholds of every guardrail here, and the DAG factory builds its pipelines from it.
-Unknown keys are errors, and every error names the file, the key path and the reason.
+Unknown keys are errors, and every error names the file, the key path and the reason. A value still
+marked ``TODO`` (a drafted policy, see ``charter init``) is refused, with the key path of each open TODO.
 
 :func:`load_policy` is the only loader: by use-case id from the policies folder, or from a file.
 The sections of the file (datasets, columns, thresholds) are in :mod:`charter_guardrails.core.policy_models`.
@@ -13,11 +14,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from charter_guardrails.core.errors import ConfigError, PolicyError
+from charter_guardrails.core.errors import ConfigError, PolicyError, key_path
 from charter_guardrails.core.policy_approval import ApprovalPolicy, Approver
 from charter_guardrails.core.policy_incidents import IncidentPolicy
 from charter_guardrails.core.policy_models import (
@@ -38,7 +40,6 @@ from charter_guardrails.core.policy_models import (
     QualityPolicy,
     Sourcing,
     TaskNature,
-    key_path,
     validation_reason,
 )
 from charter_guardrails.core.settings import get_settings
@@ -168,8 +169,59 @@ def load_policy(source: str | Path) -> UseCasePolicy:
     return policy
 
 
+#: A value still to be declared: a string that starts with this marker (``charter init`` writes them).
+TODO_MARKER = "TODO"
+
+
+class OpenTodos(PolicyError):
+    """A policy file still holds TODO markers; ``todos`` lists each one's key path and text."""
+
+    def __init__(self, path: Path, todos: list[tuple[str, str]]) -> None:
+        self.todos = todos
+        super().__init__(
+            path,
+            todos[0][0],
+            f"open TODO: {todos[0][1]}",
+            all_errors=[(key, f"open TODO: {text}") for key, text in todos],
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {**super().to_json_dict(), "todos": [{"key": key, "text": text} for key, text in self.todos]}
+
+
+def open_todos(document: object) -> list[tuple[str, str]]:
+    """(key path, text) of every string value starting with ``TODO`` in a parsed YAML document, in file order.
+
+    A drafted policy (``charter init``) marks what only a person can declare this way; it is refused until
+    each marker is replaced, before type validation, so that the TODO is what gets reported. The walk is
+    iterative and visits a mapping or list shared through YAML aliases once (under its first key path): a
+    "billion laughs" file of a few lines is not expanded."""
+    found: list[tuple[str, str]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, object]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith(TODO_MARKER):
+                found.append((path, text if len(text) <= 160 else text[:157] + "..."))
+            continue
+        if not isinstance(value, (dict, list)) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, dict):
+            children = [(f"{path}.{key}" if path else str(key), item) for key, item in value.items()]
+        else:
+            children = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+        stack.extend(reversed(children))
+    return found
+
+
 def _parse_policy_file(path: Path) -> UseCasePolicy:
     raw = _read_yaml_mapping(path)
+    todos = open_todos(raw)
+    if todos:
+        raise OpenTodos(path, todos)
     try:
         return UseCasePolicy.model_validate(raw)
     except ValidationError as exc:

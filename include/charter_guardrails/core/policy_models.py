@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -19,7 +20,9 @@ from charter_guardrails.core.settings import get_settings
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
-Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Annotated[str, Field(pattern=EMAIL)]
+TRAINER = r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$"
 
 
 class PolicySection(BaseModel):
@@ -373,17 +376,16 @@ class ModelSpec(PolicySection):
     min_gain: float = 0.0
     #: Held-out share for evaluation.
     test_size: float = Field(default=0.25, gt=0, lt=1)
+    #: The team's own ``package.module:function`` (docs/model_refresh.md), run in a child process, time-limited.
+    trainer: str | None = Field(default=None, pattern=TRAINER)
+    training_timeout: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
-def key_path(loc: tuple[Any, ...]) -> str:
-    """A pydantic error location as a key path of the policy file: ``datasets[0].columns[2].role``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+_PATTERN_REASONS = {
+    IDENTIFIER: "must be lower-case letters, digits and '_', starting with a letter (at most 63)",
+    EMAIL: "must be an e-mail address",
+    TRAINER: "must name a function as package.module:function",
+}
 
 
 def validation_reason(error: Any) -> str:
@@ -392,5 +394,7 @@ def validation_reason(error: Any) -> str:
         return "unknown key (not part of the policy schema; check the spelling)"
     if error["type"] == "missing":
         return "required key is missing"
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        return f"{error.get('input')!r} {_PATTERN_REASONS.get(pattern, f'must match {pattern}')}"
+    return str(error["msg"]).removeprefix("Value error, ")

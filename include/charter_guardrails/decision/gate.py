@@ -36,6 +36,7 @@ REFRESH_CHECKS = (
     CheckName.QUALITY,
     CheckName.REPRESENTATIVENESS,
     CheckName.PROPORTIONALITY,
+    CheckName.TRAINING,
     CheckName.PERFORMANCE,
     CheckName.FAIRNESS,
     CheckName.FOOTPRINT,

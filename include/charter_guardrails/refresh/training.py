@@ -4,6 +4,9 @@ The steps of :func:`train_candidate`: keep the labelled rows, split them (seeded
 classifiers), fit the pipeline of :mod:`charter_guardrails.refresh.features` while
 :mod:`charter_guardrails.refresh.energy` measures the fit, score on the held-out rows against the naive
 baseline, and write the artifact and the holdout (:mod:`charter_guardrails.refresh.artifacts`).
+With ``model.trainer``, the team's own function fits the model instead, in a child process
+(:mod:`charter_guardrails.refresh.custom_trainer`); the rest is the same. The ``training`` check of
+:mod:`charter_guardrails.refresh.training_check` turns its failures into verdicts.
 
 pandas and scikit-learn are imported inside functions so that task modules import fast.
 """
@@ -17,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from charter_guardrails.checks.proportionality import model_input_columns, sensitive_columns
 from charter_guardrails.core.policy import UseCasePolicy
-from charter_guardrails.core.policy_models import ColumnRole, Dataset
+from charter_guardrails.core.policy_models import ColumnRole, Dataset, ModelSpec
 from charter_guardrails.refresh.artifacts import ARTIFACT_NAME, HOLDOUT_NAME, load_model, save_holdout, save_model
 from charter_guardrails.refresh.energy import EnergyMeasurement, measure_energy
+from charter_guardrails.refresh.training_check import PHASE_PREDICT, raised
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,6 +63,10 @@ class TrainedModel:
     data_period: dict[str, str | None] = field(default_factory=dict)
     holdout: pd.DataFrame | None = None
     holdout_path: Path | None = None
+    #: ``model.trainer`` when the team's own function trained it; ``None`` for the built-in pipeline.
+    trainer: str | None = None
+    #: The class of the fitted model (``Pipeline`` for the built-in one), for the ``training`` result.
+    estimator: str = "Pipeline"
 
     def predict(self, frame: pd.DataFrame) -> Any:
         """Predictions for ``frame``; columns that are not model inputs are ignored."""
@@ -84,6 +92,8 @@ class TrainedModel:
             "classes": self.classes,
             "data_period": dict(self.data_period),
             "holdout_path": str(self.holdout_path) if self.holdout_path else None,
+            "trainer": self.trainer,
+            "estimator": self.estimator,
         }
 
 
@@ -120,6 +130,8 @@ def load_trained_model(data: dict[str, Any], *, with_holdout: bool = True) -> Tr
         data_period=dict(data.get("data_period") or {}),
         holdout=holdout,
         holdout_path=holdout_path,
+        trainer=data.get("trainer"),
+        estimator=str(data.get("estimator") or "Pipeline"),
     )
 
 
@@ -177,21 +189,26 @@ def train_candidate(
     :param dataset: the training dataset declaration; the policy's training dataset by default.
     :param write_holdout: also write the holdout to Parquet, for an evaluation in another task.
     :raises ValueError: when the frame cannot train the declared model (missing inputs, a single class, too few rows).
+    :raises TrainerFailure: the team's ``model.trainer`` failed (a verdict: see
+        :func:`charter_guardrails.refresh.training_check.check_training`).
     """
-    from charter_guardrails.refresh.features import build_pipeline
-
     dataset = dataset or policy.training_dataset
     spec = policy.model
     inputs = model_input_columns(policy, dataset)
     labelled = _labelled_rows(policy, frame, inputs)
     train, holdout, y_train = _split(policy, labelled, random_state)
-    pipeline = build_pipeline(policy, random_state=random_state, dataset=dataset)
-    energy = _fit(pipeline, train[inputs], y_train)
-    metrics, baseline, classes = _holdout_metrics(spec.kind, spec.target, pipeline, holdout, y_train)
-
     artifact_dir = Path(artifact_dir)
     artifact_path = artifact_dir / ARTIFACT_NAME
-    sha = save_model(pipeline, artifact_path)
+    if spec.trainer:
+        pipeline, energy, sha, estimator = _fit_custom(policy, train, y_train, inputs, random_state, artifact_path)
+        metrics, baseline, classes = _custom_holdout_metrics(spec, pipeline, holdout, y_train)
+    else:
+        from charter_guardrails.refresh.features import build_pipeline
+
+        pipeline, estimator = build_pipeline(policy, random_state=random_state, dataset=dataset), "Pipeline"
+        energy = _fit(pipeline, train[inputs], y_train)
+        metrics, baseline, classes = _holdout_metrics(spec.kind, spec.target, pipeline, holdout, y_train)
+        sha = save_model(pipeline, artifact_path)
     holdout_path = save_holdout(holdout, artifact_dir / HOLDOUT_NAME) if write_holdout else None
     return TrainedModel(
         use_case=policy.id,
@@ -213,7 +230,32 @@ def train_candidate(
         data_period=data_period(frame, dataset),
         holdout=holdout,
         holdout_path=holdout_path,
+        trainer=spec.trainer,
+        estimator=estimator,
     )
+
+
+def _fit_custom(
+    policy: UseCasePolicy, train: pd.DataFrame, y_train: pd.Series, inputs: list[str], random_state: int, path: Path
+) -> tuple[Any, EnergyMeasurement, str, str]:
+    """(model, energy, SHA-256, estimator class) from the team's trainer, given the declared inputs and label only."""
+    from charter_guardrails.refresh.custom_trainer import train_custom
+
+    target = policy.model.target
+    frame = train[inputs].reset_index(drop=True)
+    frame[target] = y_train.to_numpy()  # str for a classifier, float for a regressor: what the metrics compare
+    model, fit = train_custom(policy.model, frame, features=inputs, random_state=random_state, artifact_path=path)
+    return model, fit.energy, fit.sha256, fit.estimator
+
+
+def _custom_holdout_metrics(
+    spec: ModelSpec, model: Any, holdout: pd.DataFrame, y_train: pd.Series
+) -> tuple[dict[str, float], str | float, list[str] | None]:
+    """:func:`_holdout_metrics` of a team's model; its prediction failing is the trainer's verdict."""
+    try:
+        return _holdout_metrics(spec.kind, spec.target, model, holdout, y_train)
+    except Exception as exc:  # noqa: BLE001 - a team's model that cannot predict the holdout is its verdict
+        raise raised(str(spec.trainer), PHASE_PREDICT, exc) from None
 
 
 def _labelled_rows(policy: UseCasePolicy, frame: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
@@ -275,7 +317,9 @@ def _holdout_metrics(
     baseline: str | float
     if kind == "text_classifier":
         baseline = str(y_train.value_counts().sort_index().idxmax())
-        classes = [str(c) for c in pipeline.classes_]
+        # a team's classifier without ``classes_``: the classes it was trained on
+        known = getattr(pipeline, "classes_", None)
+        classes = [str(c) for c in (known if known is not None else sorted(y_train.unique()))]
     else:
         baseline = float(y_train.mean())
         classes = None

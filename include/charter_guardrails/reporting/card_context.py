@@ -76,7 +76,14 @@ def _metric_label(name: str) -> str:
 
 
 def _how_it_works(policy: UseCasePolicy, inputs: list[str]) -> str:
-    if policy.model.kind == "text_classifier":
+    if policy.model.trainer:
+        what = "une classe" if policy.model.kind == "text_classifier" else "une valeur numérique"
+        text = (
+            f"Le modèle est construit par la fonction d'entraînement de l'équipe ({policy.model.trainer}), "
+            f"à partir des seules colonnes déclarées : {', '.join(inputs)}. Il prédit {what} de "
+            f"« {policy.model.target} »; il est évalué, mesuré et publié comme les modèles intégrés."
+        )
+    elif policy.model.kind == "text_classifier":
         texts = {c.name for c in policy.training_dataset.columns_with_role(ColumnRole.FREE_TEXT)}
         others = [name for name in inputs if name not in texts]
         read = ", ".join(sorted(texts & set(inputs)))

@@ -146,6 +146,8 @@ def stored_type_problems(raw: pd.DataFrame, ds: Dataset) -> list[dict[str, Any]]
         if column.name in raw.columns and check is not None and not check(raw[column.name].dtype):
             if column.type is ColumnType.INTEGER and pd.api.types.is_float_dtype(raw[column.name].dtype):
                 continue  # integers with nulls are floats in many writers
+            if column.type is ColumnType.DATE and _stored_as_dates(raw[column.name]):
+                continue  # pyarrow reads a Parquet date32 column as datetime.date objects
             problems.append(
                 {
                     "kind": "type",
@@ -156,6 +158,13 @@ def stored_type_problems(raw: pd.DataFrame, ds: Dataset) -> list[dict[str, Any]]
                 }
             )
     return problems
+
+
+def _stored_as_dates(values: pd.Series) -> bool:
+    import datetime as dt
+
+    present = values.dropna()
+    return len(present) > 0 and bool(present.map(lambda v: isinstance(v, dt.date)).all())
 
 
 def validate_table(
