@@ -11,8 +11,14 @@ STAMP := $(VENV)/.installed
 # Local state of an install: ledger, keys, sample data, reports; Airflow under its own home.
 export CHARTER_HOME ?= $(CURDIR)/.charter
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+# The configuration the package does not ship: the checkout's policies, suites and reference distributions
+# (a deployment sets these, or `[charter] policies_dir` etc. in airflow.cfg; see docs/deployment.md).
+export CHARTER_POLICIES_DIR ?= $(CURDIR)/include/policies
+export CHARTER_EXPECTATIONS_DIR ?= $(CURDIR)/expectations
+export CHARTER_REFERENCE_DIR ?= $(CURDIR)/include/reference
 export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
-export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+# No plugins folder: the governance view's plugin comes from the project's `airflow.plugins` entry point (the
+# editable install of `make venv`); pointing the folder at plugins/ as well would load it twice.
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 export AIRFLOW__LOGGING__LOGGING_LEVEL ?= WARNING

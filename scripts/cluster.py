@@ -29,7 +29,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from charter_demo.local_airflow import LocalAirflow, free_port, running_from_pid_dir, stop_pid_dir  # noqa: E402
+from charter_demo.local_airflow import (  # noqa: E402
+    LocalAirflow,
+    checkout_config_env,
+    free_port,
+    running_from_pid_dir,
+    stop_pid_dir,
+)
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 #: ``karim.haddad`` is an approver of the sample policies: the admin triggers a refresh, he answers it (four eyes).
@@ -59,6 +65,7 @@ def cluster_env(args: argparse.Namespace, port: int) -> dict[str, str]:
     host = args.pg.split("://", 1)[1]
     charter_home = Path(args.charter_home).resolve()
     return {
+        **checkout_config_env(ROOT),
         "CHARTER_HOME": str(charter_home),
         "CHARTER_LEDGER_URL": f"postgresql://{host}/{args.ledger_db}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{host}/{args.metadata_db}",
@@ -66,7 +73,6 @@ def cluster_env(args: argparse.Namespace, port: int) -> dict[str, str]:
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{host}/{args.metadata_db}",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": f"charter-{port}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "32",
         "AIRFLOW__CORE__PARALLELISM": "32",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),

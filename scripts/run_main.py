@@ -20,10 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("CHARTER_HOME", str(ROOT / ".charter"))
 os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 sys.path.insert(0, str(ROOT / "scripts"))
+
+from charter_demo.local_airflow import checkout_config_env  # noqa: E402
+
+# The checkout's policies, suites and references (the package ships none), unless the caller set other folders.
+os.environ.update(checkout_config_env(ROOT))
 
 from scenarios import Context, step  # noqa: E402
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from charter_demo.local_airflow import checkout_config_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -35,9 +36,13 @@ os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
 os.environ.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ.setdefault("TLDEXTRACT_CACHE", str(ROOT / ".charter" / "tldextract"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The installed package holds no policy, suite or reference: the checkout's folders are the configuration of the
+# tests (the Makefile exports the same; set here too so that a direct `pytest` works).
+# A test that starts a process with a cleaned environment passes them on: ``env.update(CHECKOUT_CONFIG)``.
+CHECKOUT_CONFIG = checkout_config_env(ROOT)
+os.environ.update(CHECKOUT_CONFIG)
 
 pytest_plugins = ["pytester"]
 

@@ -21,14 +21,30 @@ from pathlib import Path
 from charter_demo.airflow_rest import AirflowRestClient, AirflowRestError
 
 __all__ = [
+    "CHECKOUT_CONFIG_DIRS",
     "AirflowRestClient",
     "AirflowRestError",
     "LocalAirflow",
+    "checkout_config_env",
     "free_port",
     "running_from_pid_dir",
     "stop_pid_dir",
     "worker_hostname",
 ]
+
+#: The checkout's configuration folders, relative to its root. The installed package holds no policy, suite or
+#: reference (``charter_guardrails.core.settings``): every process started from the checkout is given these.
+CHECKOUT_CONFIG_DIRS: dict[str, str] = {
+    "CHARTER_POLICIES_DIR": "include/policies",
+    "CHARTER_EXPECTATIONS_DIR": "expectations",
+    "CHARTER_REFERENCE_DIR": "include/reference",
+}
+
+
+def checkout_config_env(root: Path) -> dict[str, str]:
+    """The configuration folders of a run from the checkout at ``root``: the caller's variables, else its own."""
+    return {name: os.environ.get(name) or str(root / folder) for name, folder in CHECKOUT_CONFIG_DIRS.items()}
+
 
 #: Set in the environment of each local Celery worker to its node name (see :func:`worker_hostname`).
 WORKER_NAME_VARIABLE = "AIRFLOW_LOCAL_WORKER_NAME"
@@ -82,6 +98,7 @@ class LocalAirflow:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
+        """The processes' environment: this one's (the ``CHARTER_*`` folders included), then Airflow's settings."""
         env = dict(os.environ)
         passwords = self.home / "simple_auth_manager_passwords.json"
         env.update(

@@ -204,8 +204,13 @@ def test_image_versions_match_requirements(compose: dict[str, Any], services: di
         assert match.group(1) == airflow_pin, f"{image} does not match apache-airflow=={airflow_pin}"
         if match.group(2):
             assert int(requires.group(1)) <= int(match.group(2)) < int(requires.group(2))
-    assert "pip install --no-cache-dir -r /opt/charter/requirements.txt" in dockerfile
-    assert "pip install --no-cache-dir --no-deps -e /opt/charter" in dockerfile
+    # the final stage installs the wheel built by the first, constrained by the lock (locked versions)
+    assert re.search(r"^FROM \$\{AIRFLOW_IMAGE\} AS build$", dockerfile, re.M)
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/charter-wheel /tmp/charter-src" in dockerfile
+    final = final_stage(dockerfile)
+    assert "COPY --from=build /tmp/charter-wheel /tmp/charter-wheel" in final
+    wheel = r"pip install --no-cache-dir \S+ \S*charter_guardrails-\*\.whl\S* +-c /opt/charter/requirements.txt"
+    assert re.search(wheel, final.replace("\\\n", " "))
 
     postgres = re.fullmatch(r"postgres:(\d+)(?:[.-].*)?", services["postgres"]["image"])
     assert postgres, "Airflow 3.3 supports PostgreSQL 13 to 17"
@@ -218,6 +223,85 @@ def test_image_versions_match_requirements(compose: dict[str, Any], services: di
 
     assert int(pins["redis"].split(".")[0]) >= 5
     assert redis_client.__version__ == pins["redis"]
+
+
+#: Development tools: in requirements.txt (the lock `make venv` installs) and the `dev` extra, never in the image.
+DEV_TOOLS = frozenset(
+    {"pytest", "pytest-xdist", "pytest-timeout", "mypy", "ruff", "playwright", "hypothesis", "aiosmtpd"}
+)
+
+
+def final_stage(dockerfile: str) -> str:
+    """The instructions after the last ``FROM``: what the image is made of (earlier stages are discarded)."""
+    return re.split(r"^FROM\s", dockerfile, flags=re.M)[-1]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    return {canonicalize_name(Requirement(line).name) for line in requirements}
+
+
+def installed_in_final_stage(dockerfile: str) -> set[str]:
+    """The distributions the final stage's ``pip install`` commands ask for, directly or through the project.
+
+    A ``-r`` file is read from the checkout (``/opt/charter/x`` is ``x``); the project's wheel brings its
+    dependencies and those of the extras it names (pyproject.toml); ``-c`` constraints install nothing.
+    """
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    asked: set[str] = set()
+    for command in re.findall(r"pip install ([^&;|]*)", final_stage(dockerfile).replace("\\\n", " ")):
+        words = command.split()
+        for i, word in enumerate(words):
+            if words[i - 1] in ("-c", "--constraint") or word.startswith(('"$(', "$(", "-")):
+                continue
+            if words[i - 1] in ("-r", "--requirement"):
+                path = ROOT / word.removeprefix("/opt/charter/")
+                lines = [line.split("#")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+                asked |= _names([line for line in lines if line and not line.startswith("-")])
+            elif "charter_guardrails" in word or "charter-guardrails" in word:
+                extras = re.search(r"\[([\w,-]+)\]", word)
+                asked |= _names(project["dependencies"])
+                for extra in extras.group(1).split(",") if extras else []:
+                    asked |= _names(project["optional-dependencies"][extra])
+            else:
+                asked |= _names([word.strip("\"'")])
+    return asked
+
+
+def test_no_development_tool_is_installed_in_the_image() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    asked = installed_in_final_stage(dockerfile)
+    assert {"apache-airflow", "presidio-analyzer", "weasyprint", "psycopg"} <= asked, "the scan found too little"
+    assert not asked & DEV_TOOLS, f"development tools in the image: {sorted(asked & DEV_TOOLS)}"
+    # the check has teeth: the whole lock, the dev extra or a named tool in the final stage are caught
+    lock = dockerfile + "\nRUN pip install --no-cache-dir -r /opt/charter/requirements.txt\n"
+    assert installed_in_final_stage(lock) >= DEV_TOOLS
+    dev_extra = dockerfile.replace("[ui,celery,postgres,demo]", "[ui,dev]")
+    assert installed_in_final_stage(dev_extra) >= DEV_TOOLS
+    assert "pytest" in installed_in_final_stage(dockerfile + "RUN pip install --no-cache-dir pytest && true\n")
+    # ... but not in an earlier stage, which the image does not keep
+    build_stage = dockerfile.replace("AS build\n", "AS build\nRUN pip install --no-cache-dir ruff\n")
+    assert not installed_in_final_stage(build_stage) & DEV_TOOLS
+
+
+def test_the_image_reads_its_configuration_from_its_config_folder() -> None:
+    """Policies, suites and references are copied to the config folder the CHARTER_* folders name; no plugins folder."""
+    final = final_stage((ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    for variable, source in (
+        ("CHARTER_POLICIES_DIR", "include/policies"),
+        ("CHARTER_EXPECTATIONS_DIR", "expectations"),
+        ("CHARTER_REFERENCE_DIR", "include/reference"),
+    ):
+        folder = re.search(rf"\b{variable}=(\S+)", final)
+        assert folder, f"the image does not set {variable}"
+        assert f"COPY --chown=airflow:0 {source} {folder.group(1)}\n" in final
+    assert "PLUGINS_FOLDER" not in final, "the plugin comes from the wheel's entry point"
+    assert not re.search(r"^COPY .*\bplugins\b", final, re.M)
+    assert re.search(r"^COPY --chown=airflow:0 dags /opt/charter/dags$", final, re.M)
 
 
 def test_no_secret_is_baked_into_the_image() -> None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHECKOUT_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 8
 
@@ -130,6 +132,7 @@ def test_the_dag_maps_partitions_and_its_reduce_equals_the_single_task(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "AIRFLOW__DATABASE__"))}
     env.update(
         {
+            **CHECKOUT_CONFIG,
             "CHARTER_HOME": str(home),
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

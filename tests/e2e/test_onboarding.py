@@ -1,6 +1,7 @@
 """A team brings its own use case, as docs/onboarding.md walks it: ``charter init`` on a file that is not one of
 the sample datasets, the TODOs filled, the team's own scikit-learn pipeline as ``model.trainer``, and the refresh
-on real Airflow processes up to the approval form, with no other change.
+on real Airflow processes through the approval form to its first published model, then an inference batch
+guarded by the new use case's inference DAG, with no other change.
 
 The commands are read from the ``console`` blocks of docs/onboarding.md and run as written (in bash, with the
 test's ``CHARTER_*`` folders), so that the page and what is tested cannot drift apart.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import os
 import random
-import re
 import subprocess
 import sys
 import textwrap
@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.e2e.support import ledger_state, register
+from tests.onboarding_doc import doc_commands
 
-DOC = ROOT / "docs" / "onboarding.md"
 USE_CASE = "compostage"
 REFRESH = f"{USE_CASE}_model_refresh"
 REVIEW = f"{USE_CASE}_policy_review"
+INFERENCE = f"{USE_CASE}_inference_guardrails"
 COLUMNS = [
     "num_dossier",
     "commune",
@@ -78,21 +79,15 @@ DECLARED: dict[str, Any] = {
 }
 
 
-def doc_commands(step: str) -> list[str]:
-    """The ``$ `` lines of the ``console`` block that follows ``<!-- onboarding-step: STEP -->`` in the page."""
-    match = re.search(rf"<!-- onboarding-step: {step} -->\n```console\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
-    assert match, f"docs/onboarding.md has no console block for the step {step!r}"
-    return [line[2:] for line in match.group(1).splitlines() if line.startswith("$ ")]
-
-
-def write_requests(path: Path, rows: int = 1200, seed: int = 7) -> None:
+def write_requests(path: Path, rows: int = 1200, seed: int = 7, *, label: bool = True) -> None:
     """Requests for a home-composting grant: comma-separated, UTF-8 with a byte-order mark, a label that the
-    features explain, none of the sample datasets' columns."""
+    features explain, none of the sample datasets' columns; an inference batch has no label."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     rnd = random.Random(seed)
     communes = ["Aubagne", "Aix-en-Provence", "La Ciotat", "Martigues", "Vitrolles", "Istres", "Marignane"]
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(COLUMNS)
+        writer.writerow(COLUMNS if label else COLUMNS[:-1])
         for i in range(rows):
             habitat = rnd.choice(["maison", "appartement", "residence"])
             surface = round(rnd.uniform(20, 900) if habitat == "maison" else rnd.uniform(0, 40), 1)
@@ -101,7 +96,7 @@ def write_requests(path: Path, rows: int = 1200, seed: int = 7) -> None:
             day = date(2025, 1, 6) + timedelta(days=rnd.randint(0, 300))
             decision = "accordee" if score >= 2 else "refusee"
             row = [f"CMP-{100000 + i}", rnd.choice(communes), day.isoformat(), habitat, surface, people, decision]
-            writer.writerow(row)
+            writer.writerow(row if label else row[:-1])
 
 
 def fill_todos(policy_file: Path) -> None:
@@ -140,7 +135,9 @@ def team(e2e_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     return folders
 
 
-def test_a_team_use_case_from_init_to_the_approval_form(team: dict[str, Path], airflow_db: Path) -> None:
+def test_a_team_use_case_from_init_to_its_first_model_and_batch(
+    team: dict[str, Path], e2e_home: Path, airflow_db: Path
+) -> None:
     from charter_demo.local_airflow import LocalAirflow
     from charter_guardrails.core.policy import load_policy
     from charter_guardrails.decision.gate import REFRESH_CHECKS
@@ -171,16 +168,29 @@ def test_a_team_use_case_from_init_to_the_approval_form(team: dict[str, Path], a
         [run_id] = nadia.run_ids(REFRESH)
         detail = nadia.wait_for_hitl(REFRESH, run_id, "human_review", timeout=600)
         assert [u["id"] for u in detail["assigned_users"]] == ["nadia.benali"]
+        refresh_states = {t["task_id"]: t["state"] for t in nadia.task_instances(REFRESH, run_id)}
+        verdicts = _verdicts(run_id)
+
+        # The approver publishes the team's model; the inference DAG then guards a batch of the same shape.
+        nadia.answer_hitl(REFRESH, run_id, "human_review", "Approve")
+        assert nadia.wait_for_run(REFRESH, run_id) == "success"
         assert nadia.wait_for_run(REVIEW, review_run) == "success"
-        states = {t["task_id"]: t["state"] for t in nadia.task_instances(REFRESH, run_id)}
+        write_requests(e2e_home / "data" / USE_CASE / "inference_batch.csv", rows=300, seed=11, label=False)
+        register(USE_CASE, "inference", f"{USE_CASE}/inference_batch.csv")
+        nadia.wait_for_dag(INFERENCE)
+        batch_run = nadia.trigger(INFERENCE)
+        assert nadia.wait_for_run(INFERENCE, batch_run) == "success"
+        batch_states = {t["task_id"]: t["state"] for t in nadia.task_instances(INFERENCE, batch_run)}
         nadia.close()
 
-    assert states["train_candidate"] == "success"
-    assert states["gate"] == "success"
-    verdicts = _verdicts(run_id)
+    assert refresh_states["train_candidate"] == "success"
+    assert refresh_states["gate"] == "success"
     assert set(verdicts) == {check.value for check in REFRESH_CHECKS}  # every guardrail the gate expects
     assert all(v in ("pass", "warn") for v in verdicts.values()), verdicts
     assert verdicts["training"] == "pass"
+    assert ledger_state(USE_CASE)["versions"] == [(1, "production", "nadia.benali")]
+    assert batch_states["route_batch"] == "success"
+    assert all(state == "success" for state in batch_states.values()), batch_states
 
 
 def _verdicts(run_id: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CHECKOUT_CONFIG
 from tests.hardening.support_inputs import POLICY, corpus, full_scale
 
 MBC = corpus()
@@ -171,7 +172,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     }
     (work / "spec.json").write_text(json.dumps(spec))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHARTER_")}
-    env.update({"CHARTER_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update({**CHECKOUT_CONFIG, "CHARTER_HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"})
     results_path = work / "results.json"
     proc = subprocess.run(
         [

@@ -34,6 +34,8 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.conftest import CHECKOUT_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "include" / "policies" / "citizen_requests.yaml"
 SMTP_USER = "relais-charte"
@@ -102,6 +104,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory, smtp_server: int) -> dict[str,
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHARTER_", "AIRFLOW_CONN_"))}
     env.update(
         {
+            **CHECKOUT_CONFIG,
             "CHARTER_HOME": str(home),
             "PYTHONDONTWRITEBYTECODE": "1",
             "CHARTER_SMTP_HOST": "127.0.0.1",
