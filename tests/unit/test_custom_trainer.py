@@ -209,6 +209,27 @@ def test_a_team_pipeline_trains_saves_hashes_and_is_evaluated_like_the_built_in_
     assert check_footprint(policy, report.gain, model.energy).check == CheckName.FOOTPRINT
 
 
+def _train_in_pool(policy: UseCasePolicy, frame: pd.DataFrame, artifact_dir: str) -> tuple[bool, str, str]:
+    import multiprocessing
+
+    outcome = check_training(train_candidate, policy, frame, artifact_dir=Path(artifact_dir))
+    return multiprocessing.current_process().daemon, outcome.result.verdict.value, outcome.result.summary
+
+
+def test_a_trainer_runs_from_a_celery_pool_process(
+    trainers: Path, base_policy: UseCasePolicy, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Celery runs tasks in billiard pool processes, which multiprocessing marks daemonic: the trainer's child
+    process must start there too, and the flag stays as it was."""
+    import billiard
+
+    policy = _with_trainer(base_policy, f"{MODULE}:train")
+    with billiard.get_context("fork").Pool(1) as pool:
+        daemonic, verdict, summary = pool.apply(_train_in_pool, (policy, frame, str(tmp_path / "candidate")))
+    assert daemonic is True
+    assert verdict == "pass", summary
+
+
 def test_the_built_in_pipeline_records_a_passing_training_result(
     base_policy: UseCasePolicy, frame: pd.DataFrame, tmp_path: Path
 ) -> None:

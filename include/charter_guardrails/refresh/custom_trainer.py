@@ -116,14 +116,15 @@ def train_custom(
     :param artifact_path: where the child writes the model (joblib).
     :raises TrainerFailure: the trainer failed; its message says how and what to do.
     """
-    assert spec.trainer is not None  # noqa: S101 - the caller dispatches on it; narrows the type for mypy
+    if spec.trainer is None:
+        raise ValueError("train_custom needs a policy whose model names a trainer")
     context: Any = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     reader, writer = context.Pipe(duplex=False)
     job = (spec.trainer, spec.kind == "text_classifier", features, spec.target, random_state, str(artifact_path))
     child = context.Process(target=_child_main, args=(writer, frame, job), name="charter-trainer")
     limit = spec.training_timeout.total_seconds()
     started = time.monotonic()
-    child.start()
+    _start(child)
     writer.close()  # the parent only reads: EOF then means the child is gone
     report: Any = None
     try:
@@ -148,6 +149,25 @@ def train_custom(
         raise TrainerFailure(outcome, message, **evidence)
     fit = CustomFit(**report[1])
     return _reload(spec.trainer, artifact_path, fit), fit
+
+
+def _start(child: Any) -> None:
+    """Start ``child``, also from a daemonic process.
+
+    A Celery worker runs tasks in its pool's processes, which multiprocessing marks daemonic, and a daemonic
+    process may not start children: the rule exists so that no child outlives its parent. This child never
+    does: :func:`train_custom` always joins it, or kills it past the time limit. So the flag is lifted for
+    the start, and put back.
+    """
+    current = multiprocessing.current_process()
+    daemonic = bool(current.daemon)
+    if daemonic:
+        current._config["daemon"] = False  # type: ignore[attr-defined]
+    try:
+        child.start()
+    finally:
+        if daemonic:
+            current._config["daemon"] = True  # type: ignore[attr-defined]
 
 
 def _stop(child: Any, grace: float) -> None:
