@@ -5,12 +5,14 @@ the DAGs folder, or write the two lines it holds). Each policy file of ``[charte
 with the library's one loader, then its three DAGs are built by :mod:`charter_airflow.dag_factory`.
 
 A broken policy must not take the others down. Airflow records import errors per DAG *file*, and marks
-every DAG of a file with an import error as stale, so that none of them can run: raising for one policy
-would stop every use case of the folder. So an invalid policy (bad key, open ``TODO``, a file named apart
-from its ``id``) yields, for that use case only:
+every DAG of a file with an import error as stale, so that none of them can run: raising in the file that
+builds the DAGs would stop every use case of the folder. So an invalid policy (bad key, open ``TODO``, a
+file named apart from its ``id``) yields, for that use case only:
 
-* a DAG ``<file stem>_policy_invalid``, paused, whose description and documentation name the file, each
-  key path and the reason, and whose one task fails with the same message if someone runs it;
+* an Airflow import error, raised by a second DAG file that builds no DAG (:func:`raise_policy_errors`,
+  shipped as :mod:`charter_airflow.charter_policy_errors`): it names each invalid file, key path and reason;
+* a DAG ``<file stem>_policy_invalid``, paused, whose description and documentation say the same, and
+  whose one task fails with the same message if someone runs it, so the use case is seen in the DAG list;
 * an error in the DAG processor's log, with the same lines.
 
 ``charter policy validate`` reports the same errors before a file is deployed.
@@ -24,6 +26,8 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from charter_guardrails.core.errors import ConfigError
+
 from charter_airflow.dag_factory import (
     DEFAULT_ARGS,
     build_inference_dag,
@@ -31,7 +35,15 @@ from charter_airflow.dag_factory import (
     build_policy_review_dag,
 )
 
-__all__ = ["INVALID_SUFFIX", "PolicyProblem", "build_all", "invalid_dag_id", "policy_problems"]
+__all__ = [
+    "INVALID_SUFFIX",
+    "InvalidPolicies",
+    "PolicyProblem",
+    "build_all",
+    "invalid_dag_id",
+    "policy_problems",
+    "raise_policy_errors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +70,7 @@ def invalid_dag_id(policy_file: Path) -> str:
 
 def policy_problems(files: list[Path]) -> tuple[list[Path], list[PolicyProblem]]:
     """(the valid policy files, the problems of the others), each file validated by the library's loader."""
-    from charter_guardrails.core.errors import ConfigError, PolicyError
+    from charter_guardrails.core.errors import PolicyError
     from charter_guardrails.core.policy import load_policy
 
     valid: list[Path] = []
@@ -97,6 +109,27 @@ def build_all(namespace: MutableMapping[str, Any], policies_dir: Path | None = N
     for dag in built:
         namespace[dag.dag_id] = dag
     return [dag.dag_id for dag in built]
+
+
+class InvalidPolicies(ConfigError):
+    """The invalid policy files of the folder, each key path and reason on a line."""
+
+
+def raise_policy_errors(policies_dir: Path | None = None) -> None:
+    """Raise :class:`InvalidPolicies` naming every invalid policy file, key path and reason; nothing when all are valid.
+
+    Called by a DAG file that builds no DAG, so that Airflow shows the error in its import errors while the
+    DAGs of the valid policies, built by another file, still run.
+    """
+    from charter_guardrails.core.policy import policy_files
+
+    _, problems = policy_problems(policy_files(policies_dir))
+    if problems:
+        lines = [line for problem in problems for line in problem.lines()]
+        raise InvalidPolicies(
+            f"{len(problems)} policy file(s) build no DAG; fix each key, then check with `charter policy validate`:\n"
+            + "\n".join(lines)
+        )
 
 
 def _invalid_policy_dag(problem: PolicyProblem) -> Any:

@@ -10,7 +10,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_DAG_FILE = ROOT / "plugins" / "charter_airflow" / "charter_dags.py"
+SHIPPED = ROOT / "plugins" / "charter_airflow"
+#: The DAG files the package ships: the DAGs of the valid policies, and the import errors of the others.
+SHIPPED_DAG_FILES = ("charter_dags.py", "charter_policy_errors.py")
 THREE = ("policy_review", "model_refresh", "inference_guardrails")
 
 
@@ -36,8 +38,16 @@ def _bag(tmp_path: Path):
 
     dags = tmp_path / "dags"
     dags.mkdir(exist_ok=True)
-    shutil.copy(SHIPPED_DAG_FILE, dags / "charter_dags.py")
+    for name in SHIPPED_DAG_FILES:
+        shutil.copy(SHIPPED / name, dags / name)
     return DagBag(dag_folder=str(dags))
+
+
+def _import_error(bag) -> str:
+    """The one import error: the invalid policies', never the file that builds the valid use cases' DAGs."""
+    [(path, message)] = bag.import_errors.items()
+    assert path.endswith("charter_policy_errors.py")
+    return message
 
 
 def test_adding_a_policy_file_adds_its_three_dags(policies: Path, tmp_path: Path) -> None:
@@ -56,8 +66,11 @@ def test_a_broken_policy_stops_its_own_use_case_only(policies: Path, tmp_path: P
     broken = _policy(policies, "tonnage_sud", legal_basis="whim")
     bag = _bag(tmp_path)
 
-    assert bag.import_errors == {}, "an import error would make Airflow mark the valid use case's DAGs stale"
+    # Airflow shows the broken policy among its import errors, on the file that builds no DAG: an import error
+    # on charter_dags.py would make it mark the valid use case's DAGs stale.
+    assert f"{broken}: legal_basis: Input should be 'consent', 'contract'" in _import_error(bag)
     assert {f"tonnage_nord_{suffix}" for suffix in THREE} <= set(bag.dags)
+    assert all(bag.dags[f"tonnage_nord_{suffix}"].fileloc.endswith("charter_dags.py") for suffix in THREE)
     assert not [d for d in bag.dags if d.startswith("tonnage_sud_") and not d.endswith("_policy_invalid")]
     stand_in = bag.dags["tonnage_sud_policy_invalid"]
     assert "tonnage_sud.yaml" in stand_in.description
@@ -75,7 +88,7 @@ def test_a_file_named_apart_from_its_id_is_refused(policies: Path, tmp_path: Pat
     _policy(policies, "tonnage_nord")
     _policy(policies, "tonnage_copie", id="tonnage_nord")
     bag = _bag(tmp_path)
-    assert bag.import_errors == {}
+    assert f"{policies / 'tonnage_copie.yaml'}: id: declares 'tonnage_nord'" in _import_error(bag)
     assert {f"tonnage_nord_{suffix}" for suffix in THREE} <= set(bag.dags)
     stand_in = bag.dags["tonnage_copie_policy_invalid"]
     assert stand_in.description == (
@@ -87,6 +100,7 @@ def test_unreadable_yaml_names_the_file(policies: Path, tmp_path: Path) -> None:
     _policy(policies, "tonnage_nord")
     (policies / "cassé.yaml").write_text("id: [unclosed\n", encoding="utf-8")
     bag = _bag(tmp_path)
+    assert f"{policies / 'cassé.yaml'}: <file>: invalid YAML" in _import_error(bag)
     assert {f"tonnage_nord_{suffix}" for suffix in THREE} <= set(bag.dags)
     stand_in = bag.dags["cass__policy_invalid"]
     assert "cassé.yaml" in stand_in.description
