@@ -159,12 +159,15 @@ def _start(child: Any) -> None:
     does: :func:`train_custom` always joins it, or kills it past the time limit. So the flag is lifted for
     the start, and put back.
     """
+    from charter_guardrails.core.forking import inherited_objects_frozen
+
     current = multiprocessing.current_process()
     daemonic = bool(current.daemon)
     if daemonic:
         current._config["daemon"] = False  # type: ignore[attr-defined]
     try:
-        child.start()
+        with inherited_objects_frozen():  # the task's ledger connection is never finalised in the child
+            child.start()
     finally:
         if daemonic:
             current._config["daemon"] = True  # type: ignore[attr-defined]

@@ -43,28 +43,31 @@ class HashJob:
     def _fork(self, path: str | os.PathLike[str], kwargs: dict[str, Any]) -> None:
         import pickle
 
+        from charter_guardrails.core.forking import inherited_objects_frozen
+
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: hash, send the digest or the error, and leave without running any cleanup
-            code = 0
-            try:
-                os.close(read_fd)
+        with inherited_objects_frozen():  # the child ends inside: it never unfreezes
+            pid = os.fork()
+            if pid == 0:  # the child: hash, send the digest or the error, and leave without running any cleanup
+                code = 0
                 try:
-                    payload = pickle.dumps(("ok", hash_file(path, **kwargs)))
-                except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+                    os.close(read_fd)
                     try:
-                        payload = pickle.dumps(("error", exc))
-                    except Exception:  # noqa: BLE001 - an exception that cannot be pickled
-                        payload = pickle.dumps(
-                            ("error", DatasetFileUnreadable(f"dataset file {path} cannot be hashed: {exc}"))
-                        )
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(write_fd, view) :]
-            except BaseException:  # noqa: BLE001 - the parent sees the exit status and reports it
-                code = 1
-            finally:
-                os._exit(code)
+                        payload = pickle.dumps(("ok", hash_file(path, **kwargs)))
+                    except BaseException as exc:  # noqa: BLE001 - sent to the parent, which re-raises it
+                        try:
+                            payload = pickle.dumps(("error", exc))
+                        except Exception:  # noqa: BLE001 - an exception that cannot be pickled
+                            payload = pickle.dumps(
+                                ("error", DatasetFileUnreadable(f"dataset file {path} cannot be hashed: {exc}"))
+                            )
+                    view = memoryview(payload)
+                    while view:
+                        view = view[os.write(write_fd, view) :]
+                except BaseException:  # noqa: BLE001 - the parent sees the exit status and reports it
+                    code = 1
+                finally:
+                    os._exit(code)
         os.close(write_fd)
         self._pid, self._read_fd = pid, read_fd
 
