@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CHECKOUT_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 PG = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 MODEL_REFRESH = "citizen_requests_model_refresh"
@@ -63,6 +65,7 @@ def cluster(tmp_path: Path):
     env.update(
         {"CHARTER_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
     )
+    env.update(CHECKOUT_CONFIG)  # the checkout's policies, suites and references
     try:
         started = _cluster(
             state,
