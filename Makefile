@@ -28,7 +28,7 @@ export HF_HUB_OFFLINE := 1
 export CODECARBON_LOG_LEVEL := error
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv install run data test lint test-unit test-dags test-e2e schema airflow clean bench-smoke
+.PHONY: help venv install run data test test-deploy lint test-unit test-dags test-e2e schema airflow clean bench-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -70,8 +70,13 @@ test-e2e: $(STAMP)
 # fixtures are built once); each worker has its own Airflow home, and ledger tests their own database.
 TEST_WORKERS ?= auto
 
-test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening) on every core; prints the 25 slowest
-	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile
+test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening) on every core but the topology tests; prints the 25 slowest
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile -m "not topology"
+
+# The topology tests take minutes each: a fresh virtual environment installed from the wheel, the Celery cluster on
+# Redis and PostgreSQL. CI (.ci/run) runs them after make test, so that make test stays quick feedback.
+test-deploy: $(STAMP) ## the topology tests: the wheel in a fresh environment outside the checkout, the native Celery cluster
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=10 -n $(TEST_WORKERS) --dist loadfile -m topology
 
 # CI runs the benchmarks at their smoke size after the tests: each must still run end to end, and prints its
 # figures (targets are judged at full size only, on a quiet machine).

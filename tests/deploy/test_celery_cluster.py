@@ -29,7 +29,7 @@ PG = os.environ.get("CHARTER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:54
 MODEL_REFRESH = "citizen_requests_model_refresh"
 
 # About 4 minutes on an idle 2-core machine; the bound leaves room for a loaded one.
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.topology, pytest.mark.timeout(900)]
 
 
 def _cluster(state: Path, *args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -38,7 +38,7 @@ SOURCES = (
 )
 USE_CASE = "tonnage_test"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.timeout(900)]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
