@@ -74,8 +74,9 @@ test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, 
 	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile -m "not topology"
 
 # The topology tests take minutes each: a fresh virtual environment installed from the wheel, the Celery cluster on
-# Redis and PostgreSQL. CI (.ci/run) runs them after make test, so that make test stays quick feedback.
-test-deploy: $(STAMP) ## the topology tests: the wheel in a fresh environment outside the checkout, the native Celery cluster
+# Redis and PostgreSQL, a team's onboarding from `charter init` to its first batch on real Airflow processes.
+# CI (.ci/run) runs them after make test, so that make test stays quick feedback.
+test-deploy: $(STAMP) ## the topology tests: the wheel in a fresh environment, the native Celery cluster, a team's onboarding
 	$(BIN)/pytest tests -q -p no:cacheprovider --durations=10 -n $(TEST_WORKERS) --dist loadfile -m topology
 
 # CI runs the benchmarks at their smoke size after the tests: each must still run end to end, and prints its

@@ -25,6 +25,8 @@ import yaml
 from tests.e2e.support import ledger_state, register
 from tests.onboarding_doc import doc_commands
 
+#: Minutes of real Airflow processes: run by make test-deploy, which CI runs after make test.
+pytestmark = [pytest.mark.topology, pytest.mark.timeout(900)]
 USE_CASE = "compostage"
 REFRESH = f"{USE_CASE}_model_refresh"
 REVIEW = f"{USE_CASE}_policy_review"

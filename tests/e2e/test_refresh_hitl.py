@@ -86,23 +86,23 @@ def test_approve_reject_and_override(airflow, e2e_home: Path, capsys) -> None:
     assert label
     assert (card_dir / "ai_label.svg").read_text(encoding="utf-8").startswith("<svg")
 
-    # 2. Biased sample: representativeness and fairness fail; the approver rejects; nothing changes.
+    # 2 and 3. A biased sample, delivered to two refreshes that run at once: representativeness and fairness fail
+    # in both. The approver rejects the first, and nothing changes; an override approver overrides the second with
+    # a written justification: v2 is published, the override audited.
     register("citizen_requests", "training", "citizen_requests/training__biased.csv")
-    run_id = claire.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
-    detail = karim.wait_for_hitl(DAG, run_id, "human_review")
-    assert "Override" in detail["body"]
-    assert "representativeness" in detail["body"]
-    karim.answer_hitl(DAG, run_id, "human_review", "Reject")
-    karim.wait_for_run(DAG, run_id)
-    assert _states(karim, run_id)["publish"] == "skipped"
+    rejected, overridden = (
+        claire.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"}) for _ in range(2)
+    )
+    for run_id in (rejected, overridden):
+        detail = karim.wait_for_hitl(DAG, run_id, "human_review")
+        assert "Override" in detail["body"]
+        assert "representativeness" in detail["body"]
+    karim.answer_hitl(DAG, rejected, "human_review", "Reject")
+    karim.wait_for_run(DAG, rejected)
+    assert _states(karim, rejected)["publish"] == "skipped"
     assert ledger_state("citizen_requests")["versions"] == [(1, "production", "claire.martin")]
-
-    # 3. The same sample, overridden by an override approver with a written justification: v2 is published,
-    # the override audited.
-    run_id = claire.trigger(DAG, {"training_file": "citizen_requests/training__biased.csv"})
-    karim.wait_for_hitl(DAG, run_id, "human_review")
-    karim.answer_hitl(DAG, run_id, "human_review", "Override", {"justification": JUSTIFICATION})
-    assert _finished(karim, airflow.home, run_id) == "success"
+    karim.answer_hitl(DAG, overridden, "human_review", "Override", {"justification": JUSTIFICATION})
+    assert _finished(karim, airflow.home, overridden) == "success"
     state = ledger_state("citizen_requests")
     assert state["versions"] == [(1, "retired", "claire.martin"), (2, "production", "karim.haddad")]
     assert ("overridden", "karim.haddad") in state["approvals"]
