@@ -29,7 +29,7 @@ from charter_guardrails.refresh.evaluation import evaluate_candidate
 from charter_guardrails.refresh.evaluation_checks import check_fairness, check_performance
 from charter_guardrails.refresh.footprint import check_footprint
 from charter_guardrails.refresh.training import load_trained_model, train_candidate
-from charter_guardrails.refresh.training_check import check_training
+from charter_guardrails.refresh.training_check import check_training, first_line
 
 ROOT = Path(__file__).resolve().parents[2]
 CITIZEN = ROOT / "include" / "policies" / "citizen_requests.yaml"
@@ -266,6 +266,13 @@ def test_a_trainer_that_raises_fails_with_the_exception_type_and_no_data_value(
     assert "raised ValueError while training: could not convert string to float: '…'" in summary
     for value in ("Jean", "jean@", "row 12"):
         assert value not in summary
+
+
+def test_unquoted_personal_values_in_a_trainers_message_are_masked() -> None:
+    line = first_line(ValueError("row 12 of jeanne.dupontel@example.fr, tel 06 12 34 56 78: bad\nsecond line"))
+    assert "dupontel" not in line
+    assert "34 56" not in line
+    assert line.startswith("row 12 of j***@***, tel 06")
 
 
 def test_a_module_that_raises_when_imported_fails_without_its_values(

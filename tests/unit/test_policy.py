@@ -53,6 +53,17 @@ def test_unknown_key_names_file_and_key_path(tmp_path: Path) -> None:
     assert "unknown key" in str(err.value)
 
 
+def test_a_malformed_address_is_refused_without_being_repeated(tmp_path: Path) -> None:
+    """An e-mail address is personal data: the error names the key, not the value (it reaches import errors)."""
+    data = _citizen()
+    data["owner"]["email"] = "jeanne.dupontel@ampmetropole"
+    with pytest.raises(PolicyError) as err:
+        UseCasePolicy.from_file(_write(tmp_path, data))
+    assert err.value.key == "owner.email"
+    assert err.value.reason == "must be an e-mail address"
+    assert "dupontel" not in str(err.value)
+
+
 def test_missing_purpose(tmp_path: Path) -> None:
     data = _citizen()
     del data["purpose"]

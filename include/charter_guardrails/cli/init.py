@@ -44,8 +44,9 @@ def register(subparsers: Any) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     from charter_guardrails.core.errors import ConfigError, DatasetReadError
+    from charter_guardrails.core.policy import check_use_case_id
     from charter_guardrails.core.settings import get_settings
-    from charter_guardrails.onboarding.draft import check_use_case_id, draft_use_case, summary, write_drafts
+    from charter_guardrails.onboarding.draft import draft_use_case, summary, write_drafts
 
     check_use_case_id(args.use_case)
     settings = get_settings()

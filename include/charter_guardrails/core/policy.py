@@ -156,8 +156,7 @@ def load_policy(source: str | Path) -> UseCasePolicy:
     """
     if isinstance(source, Path):
         return _parse_policy_file(source)
-    if not re.fullmatch(IDENTIFIER, source):
-        raise ConfigError(f"invalid use case id {source!r}")
+    check_use_case_id(source)
     policies_dir = get_settings().policies_dir
     path = policies_dir / f"{source}.yaml"
     if not path.exists():
@@ -167,6 +166,14 @@ def load_policy(source: str | Path) -> UseCasePolicy:
     if policy.id != source:
         raise PolicyError(path, "id", f"declares use case {policy.id!r} but the file is named {path.name!r}")
     return policy
+
+
+def check_use_case_id(use_case: str) -> None:
+    """Refuse an id that is not a policy id: it names files, so no path may be smuggled in through it."""
+    if not re.fullmatch(IDENTIFIER, use_case):
+        raise ConfigError(
+            f"invalid use case id {use_case!r}: lower-case letters, digits and '_', starting with a letter"
+        )
 
 
 #: A value still to be declared: a string that starts with this marker (``charter init`` writes them).
@@ -198,22 +205,19 @@ def open_todos(document: object) -> list[tuple[str, str]]:
     "billion laughs" file of a few lines is not expanded."""
     found: list[tuple[str, str]] = []
     seen: set[int] = set()
-    stack: list[tuple[str, object]] = [("", document)]
+    stack: list[tuple[tuple[Any, ...], object]] = [((), document)]
     while stack:
-        path, value = stack.pop()
+        loc, value = stack.pop()
         if isinstance(value, str):
             text = value.strip()
             if text.startswith(TODO_MARKER):
-                found.append((path, text if len(text) <= 160 else text[:157] + "..."))
+                found.append((key_path(loc), text if len(text) <= 160 else text[:157] + "..."))
             continue
         if not isinstance(value, (dict, list)) or id(value) in seen:
             continue
         seen.add(id(value))
-        if isinstance(value, dict):
-            children = [(f"{path}.{key}" if path else str(key), item) for key, item in value.items()]
-        else:
-            children = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
-        stack.extend(reversed(children))
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend(reversed([((*loc, key), item) for key, item in items]))
     return found
 
 

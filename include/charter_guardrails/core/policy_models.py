@@ -381,10 +381,10 @@ class ModelSpec(PolicySection):
     training_timeout: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
-_PATTERN_REASONS = {
-    IDENTIFIER: "must be lower-case letters, digits and '_', starting with a letter (at most 63)",
+_PATTERN_REASONS = {  # an address is personal data: a malformed one is not repeated in the error
+    IDENTIFIER: "{input!r} must be lower-case letters, digits and '_', starting with a letter (at most 63)",
     EMAIL: "must be an e-mail address",
-    TRAINER: "must name a function as package.module:function",
+    TRAINER: "{input!r} must name a function as package.module:function",
 }
 
 
@@ -394,7 +394,7 @@ def validation_reason(error: Any) -> str:
         return "unknown key (not part of the policy schema; check the spelling)"
     if error["type"] == "missing":
         return "required key is missing"
-    if error["type"] == "string_pattern_mismatch":
-        pattern = str((error.get("ctx") or {}).get("pattern", ""))
-        return f"{error.get('input')!r} {_PATTERN_REASONS.get(pattern, f'must match {pattern}')}"
+    pattern = str((error.get("ctx") or {}).get("pattern", ""))
+    if error["type"] == "string_pattern_mismatch" and pattern in _PATTERN_REASONS:
+        return _PATTERN_REASONS[pattern].format(input=error.get("input"))
     return str(error["msg"]).removeprefix("Value error, ")

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from charter_guardrails.core.errors import ConfigError
-from charter_guardrails.core.policy import open_todos
-from charter_guardrails.core.policy_models import IDENTIFIER, ColumnRole, PersonalDataCategory
+from charter_guardrails.core.policy import check_use_case_id, open_todos
+from charter_guardrails.core.policy_models import ColumnRole, PersonalDataCategory
 from charter_guardrails.onboarding.columns import ColumnDraft, default_max_rows, draft_columns
 from charter_guardrails.onboarding.profile import FREE_TEXT_MIN_WORDS, FileProfile, Progress, profile_frame, read_file
 from charter_guardrails.onboarding.skeleton import DatasetPaths, policy_yaml
@@ -111,14 +111,6 @@ def draft_use_case(
         copy_command=copy_command,
         todos=open_todos(yaml.safe_load(policy_text)),
     )
-
-
-def check_use_case_id(use_case: str) -> None:
-    """Refuse an id that is not a policy id (it names the files written: no path may be smuggled in)."""
-    if not re.fullmatch(IDENTIFIER, use_case):
-        raise ConfigError(
-            f"invalid use case id {use_case!r}: lower-case letters, digits and '_', starting with a letter"
-        )
 
 
 def _quiet(_: str) -> None:

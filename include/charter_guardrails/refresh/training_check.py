@@ -85,10 +85,13 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message, quoted values masked, cut at :data:`MAX_ERROR_CHARS` characters.
 
     A team's exception message may quote a value of the data it trained on (``could not convert string to
-    float: '…'``): quoted literals become ``'…'`` and the rest of the message is dropped.
+    float: '…'``): quoted literals become ``'…'``, e-mails, phones, NIR and IBAN left unquoted are masked
+    (:func:`~charter_guardrails.reporting.scrubbing.mask_personal_values`), and the rest of the message is dropped.
     """
+    from charter_guardrails.reporting.scrubbing import mask_personal_values
+
     lines = str(exc).strip().splitlines()
-    line = _QUOTED.sub("'…'", lines[0] if lines else "")
+    line = mask_personal_values(_QUOTED.sub("'…'", lines[0] if lines else ""))
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
