@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import date
 
 import httpx
 from charte_ledger import LedgerRows
 from charte_server import ApiServer
 
 PREFIX = "/charte"
-TODAY = datetime.now(UTC).date().isoformat()
 RATIONALE = (
     "Fichier restauré depuis la sauvegarde vérifiée avant tout entraînement : risque improbable pour les usagers."
 )
@@ -25,6 +24,12 @@ RATIONALE = (
 def _art33_form(token: str | None = None, **changes: str) -> dict[str, str]:
     form = {"decision": "not_required", "rationale": RATIONALE, "authority": "CNIL", **changes}
     return {**form, "csrf_token": token} if token else form
+
+
+def _detected_on(client: httpx.Client, incident: int, headers: dict[str, str]) -> str:
+    """The day (UTC) the incident was detected, as the API gives it: a decision's date may not be earlier, and a
+    register of that day holds it, even when the test runs across midnight."""
+    return str(client.get(f"/api/incidents/{incident}", headers=headers).json()["detected_at"])[:10]
 
 
 def test_the_operator_records_both_decisions_before_resolving_and_downloads_the_register(
@@ -87,12 +92,13 @@ def test_the_operator_records_both_decisions_before_resolving_and_downloads_the_
 
         # The forms record both decisions, shown with who and when.
         # (the form's pre-filled authority is not read for a decision that takes none)
+        day = _detected_on(client, incident, as_viewer)
         done = client.post(f"/incidents/{incident}/decision-art33", data=_art33_form(csrf), cookies=cookies)
         assert done.status_code == 303
         assert done.headers["location"].endswith(f"/incidents/{incident}?ok=decision-art33")
         art34 = client.post(
             f"/incidents/{incident}/decision-art34",
-            data={"decision": "communicated", "communicated_on": TODAY, "channel": "courrier", "csrf_token": csrf},
+            data={"decision": "communicated", "communicated_on": day, "channel": "courrier", "csrf_token": csrf},
             cookies=cookies,
         )
         assert art34.status_code == 303
@@ -100,7 +106,7 @@ def test_the_operator_records_both_decisions_before_resolving_and_downloads_the_
         assert "notification non requise" in page
         assert "communiquée aux personnes concernées" in page
         assert page.count(", par admin le ") == 2
-        assert f"Communiquée le {datetime.now(UTC):%d/%m/%Y} par courrier" in page
+        assert f"Communiquée le {date.fromisoformat(day):%d/%m/%Y} par courrier" in page
 
         # The JSON API records a decision with a bearer token.
         api = client.post(
@@ -129,12 +135,13 @@ def test_the_operator_records_both_decisions_before_resolving_and_downloads_the_
 
         # The register of breaches, linked from the incidents list, downloads as CSV for a reader.
         assert "/incidents/registre" in client.get("/incidents", headers=as_viewer).text
+        first, last = sorted([day, _detected_on(client, rows.pii_incident_id, as_viewer)])
         download = client.get(
-            "/incidents/registre", params={"debut": TODAY, "fin": TODAY, "format": "csv"}, headers=as_viewer
+            "/incidents/registre", params={"debut": first, "fin": last, "format": "csv"}, headers=as_viewer
         )
         assert download.status_code == 200, download.text[:300]
         assert download.headers["content-type"].startswith("text/csv")
-        assert f'filename="registre-violations-{TODAY}-{TODAY}.csv"' in download.headers["content-disposition"]
+        assert f'filename="registre-violations-{first}-{last}.csv"' in download.headers["content-disposition"]
         register = {
             int(r["id"]): r for r in csv.DictReader(io.StringIO(download.content.decode("utf-8-sig")), delimiter=";")
         }

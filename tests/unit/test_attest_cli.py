@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from charter_guardrails.cli.main import main as charter
 
-TODAY = datetime.now(UTC).date()
+from tests.clock import in_days
+
 STATEMENT = "Plan de formation à l'IA adopté et deux sessions tenues pour les agents."
 
 
@@ -30,9 +30,9 @@ def _add(*extra: str, engagement: str = "maitrise_humaine.5", statement: str = S
 
 def test_attest_add_then_list(ledger_url: str, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
     monkeypatch.setenv("CHARTER_ACTOR", "secretariat-comite")
-    expires = (TODAY + timedelta(days=365)).isoformat()
+    expires = in_days(365).isoformat()
     capsys.readouterr()
-    assert charter([*_add("--expires", expires, "--on", (TODAY - timedelta(days=3)).isoformat()), "--json"]) == 0
+    assert charter([*_add("--expires", expires, "--on", in_days(-3).isoformat()), "--json"]) == 0
     added = json.loads(capsys.readouterr().out)
     assert added["engagement"] == "maitrise_humaine.5"
     assert added["attested_by"] == "Direction du numérique"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,8 @@ from charter_guardrails.ledger.models import AuditEvent, Base, Incident
 from charter_guardrails.ledger.store import ledger_session
 from sqlalchemy import inspect, select
 
-TODAY = datetime.now(UTC).date()
+from tests.clock import InDays, dated
+
 RATIONALE = "Données restaurées depuis la sauvegarde vérifiée avant toute utilisation : aucun risque pour les usagers."
 FORMULA_TITLE = '=HYPERLINK("https://attaquant.example";"cliquer")'
 
@@ -55,6 +56,19 @@ def _raise(policies: dict[str, object], run_id: str = "run-1", title: str = "Cor
         return incident.id
 
 
+def _detected_on(incident_id: int) -> date:
+    """The day the incident was detected: a decision's date may not be earlier, and a register of that day holds it
+    (a run that crosses midnight raises it on one day and runs the test's next lines on the next)."""
+    with ledger_session() as session:
+        incident = session.get(Incident, incident_id)
+        assert incident is not None
+        return incident.detected_at.replace(tzinfo=incident.detected_at.tzinfo or UTC).astimezone(UTC).date()
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+
+
 def _events(action: str) -> list[AuditEvent]:
     with ledger_session() as session:
         return list(session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.seq)))
@@ -62,6 +76,7 @@ def _events(action: str) -> list[AuditEvent]:
 
 def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(ledger_url: str, policies) -> None:
     incident_id = _raise(policies)
+    day = _detected_on(incident_id)
     with ledger_session() as session:
         incident = session.get(Incident, incident_id)
         assert incident is not None
@@ -71,7 +86,7 @@ def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(led
         assert art33_open(incident), "a notification that is owed keeps the decision open"
     with ledger_session() as session:
         incident = record_art33(
-            session, incident_id, "notified", actor="rssi", notified_on=TODAY, authority="CNIL", reference="NOT-42"
+            session, incident_id, "notified", actor="rssi", notified_on=day, authority="CNIL", reference="NOT-42"
         )
         assert not art33_open(incident)
         incident = record_art34(session, incident_id, "not_required", actor="dpo", ground="b")
@@ -81,7 +96,7 @@ def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(led
         assert incident is not None
         assert (incident.art33_decision, incident.art33_decided_by) == ("notified", "rssi")
         assert (incident.art33_notified_on, incident.art33_authority, incident.art33_reference) == (
-            TODAY,
+            day,
             "CNIL",
             "NOT-42",
         )
@@ -99,7 +114,7 @@ def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(led
         ("rssi", "notified", "to_notify"),
     ]
     assert (art33[1].payload["notified_on"], art33[1].payload["authority"], art33[1].payload["reference"]) == (
-        TODAY.isoformat(),
+        day.isoformat(),
         "CNIL",
         "NOT-42",
     )
@@ -111,7 +126,7 @@ def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(led
 @pytest.mark.parametrize(
     ("article", "decision", "fields", "message"),
     [
-        ("art33", "notified", {"notified_on": TODAY, "reference": "R-1"}, r"authority \(`--authority`\)"),
+        ("art33", "notified", {"notified_on": InDays(0), "reference": "R-1"}, r"authority \(`--authority`\)"),
         ("art33", "notified", {"authority": "CNIL", "reference": "R-1"}, r"notified_on \(`--on`\)"),
         ("art33", "not_required", {}, r"rationale \(`--rationale`\)"),
         ("art33", "not_required", {"rationale": "Pas de risque."}, "at least 50"),
@@ -121,12 +136,12 @@ def test_decisions_are_recorded_with_who_and_when_and_each_is_an_audit_event(led
         (
             "art33",
             "notified",
-            {"notified_on": TODAY + timedelta(days=2), "authority": "CNIL", "reference": "R"},
+            {"notified_on": InDays(2), "authority": "CNIL", "reference": "R"},
             "in the future",
         ),
         ("art34", "not_required", {}, r"ground \(`--ground`\)"),
         ("art34", "not_required", {"ground": "d"}, "choose one of: a, b, c"),
-        ("art34", "communicated", {"communicated_on": TODAY}, r"channel \(`--channel`\)"),
+        ("art34", "communicated", {"communicated_on": InDays(0)}, r"channel \(`--channel`\)"),
     ],
 )
 def test_a_decision_missing_a_field_is_refused_by_name_and_records_nothing(
@@ -135,7 +150,7 @@ def test_a_decision_missing_a_field_is_refused_by_name_and_records_nothing(
     incident_id = _raise(policies)
     record = record_art33 if article == "art33" else record_art34
     with pytest.raises(ConfigError, match=message), ledger_session() as session:
-        record(session, incident_id, decision, actor="rssi", **fields)  # type: ignore[operator]
+        record(session, incident_id, decision, actor="rssi", **dated(fields))  # type: ignore[operator]
     with ledger_session() as session:
         incident = session.get(Incident, incident_id)
         assert incident is not None
@@ -150,7 +165,14 @@ def test_who_decides_and_which_incident_are_checked(ledger_url: str, policies) -
     with pytest.raises(ConfigError, match="no incident #999"), ledger_session() as session:
         record_art33(session, 999, "to_notify", actor="rssi")
     with ledger_session() as session:
-        record_art34(session, incident_id, "communicated", actor="rssi", communicated_on=TODAY, channel="courrier")
+        record_art34(
+            session,
+            incident_id,
+            "communicated",
+            actor="rssi",
+            communicated_on=_detected_on(incident_id),
+            channel="courrier",
+        )
     with pytest.raises(ConfigError, match="cannot be undone"), ledger_session() as session:
         record_art34(session, incident_id, "not_required", actor="rssi", ground="a")
 
@@ -234,7 +256,15 @@ def test_the_commands_exit_0_when_recorded_1_when_resolving_too_early_and_2_on_b
 
     code, out, _ = _cli(
         capsys,
-        *("incidents", "notify", incident_id, "--decision", "notified", "--on", TODAY.isoformat()),
+        *(
+            "incidents",
+            "notify",
+            incident_id,
+            "--decision",
+            "notified",
+            "--on",
+            _detected_on(int(incident_id)).isoformat(),
+        ),
         *("--authority", "CNIL", "--reference", "NOT-7", "--by", "rssi", "--json"),
     )
     assert code == 0
@@ -250,7 +280,7 @@ def test_the_commands_exit_0_when_recorded_1_when_resolving_too_early_and_2_on_b
     assert json.loads(out)["status"] == "resolved"
 
     folder = tmp_path / "registre"
-    day = TODAY.isoformat()
+    day = _detected_on(int(incident_id)).isoformat()
     code, out, _ = _cli(capsys, "incidents", "register", "--from", day, "--to", day, "--out", str(folder), "--json")
     assert code == 0
     written = json.loads(out)
@@ -269,15 +299,16 @@ def test_the_register_of_a_period_holds_every_incident_with_its_decisions(ledger
     notified = _raise(policies, "run-1")
     not_required = _raise(policies, "run-2", FORMULA_TITLE)
     undecided = _raise(policies, "run-3", "-2+3 lignes modifiées")
+    day, last = _detected_on(notified), _detected_on(undecided)
     with ledger_session() as session:
-        record_art33(session, notified, "notified", actor="rssi", notified_on=TODAY, authority="CNIL", reference="N-1")
-        record_art34(session, notified, "communicated", actor="rssi", communicated_on=TODAY, channel="courrier")
+        record_art33(session, notified, "notified", actor="rssi", notified_on=last, authority="CNIL", reference="N-1")
+        record_art34(session, notified, "communicated", actor="rssi", communicated_on=last, channel="courrier")
         record_art33(session, not_required, "not_required", actor="dpo", rationale=RATIONALE)
         record_art34(session, not_required, "not_required", actor="dpo", ground="a")
         transition_incident(session, not_required, IncidentStatus.RESOLVED, actor="dpo", comment="restauré")
-    start = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC)
+    start = _day_start(day)
     with ledger_session() as session:
-        register = build_register(session, start, start + timedelta(days=1))
+        register = build_register(session, start, _day_start(last) + timedelta(days=1))
         earlier = build_register(session, start - timedelta(days=30), start)
     assert earlier["count"] == 0
     assert register["count"] == 3
@@ -290,7 +321,7 @@ def test_the_register_of_a_period_holds_every_incident_with_its_decisions(ledger
         "open": False,
         "decided_by": "rssi",
         "decided_at": None,
-        "notified_on": TODAY.isoformat(),
+        "notified_on": last.isoformat(),
         "authority": "CNIL",
         "reference": "N-1",
         "rationale": None,
@@ -328,8 +359,8 @@ def test_the_register_of_a_period_holds_every_incident_with_its_decisions(ledger
 
 
 def test_every_csv_cell_is_quoted_and_the_files_are_written(ledger_url: str, policies, tmp_path: Path) -> None:
-    _raise(policies, "run-1", "@SUM(A1:A9)")
-    start = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC)
+    day = _detected_on(_raise(policies, "run-1", "@SUM(A1:A9)"))
+    start = _day_start(day)
     with ledger_session() as session:
         register = build_register(session, start, start + timedelta(days=1))
     text = render_csv(register)
@@ -341,8 +372,8 @@ def test_every_csv_cell_is_quoted_and_the_files_are_written(ledger_url: str, pol
     assert len(next(csv.reader(io.StringIO(row), delimiter=";"))) == len(header.split(";"))
     paths = write_register(register, tmp_path / "out", ["csv", "json"])
     assert [p.name for p in paths] == [
-        f"registre-violations-{TODAY.isoformat()}-{TODAY.isoformat()}.csv",
-        f"registre-violations-{TODAY.isoformat()}-{TODAY.isoformat()}.json",
+        f"registre-violations-{day.isoformat()}-{day.isoformat()}.csv",
+        f"registre-violations-{day.isoformat()}-{day.isoformat()}.json",
     ]
     assert paths[0].read_bytes().decode("utf-8-sig") == text
     assert json.loads(paths[1].read_text(encoding="utf-8"))["count"] == 1
