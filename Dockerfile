@@ -47,10 +47,11 @@ RUN mkdir -p /opt/charter/state/data /opt/charter/state/reports /opt/charter/sta
 USER airflow
 
 # The wheel and its runtime dependencies (extras: the PDF, Celery workers, PostgreSQL, the sample data of
-# CHARTER_GENERATE_SAMPLE_DATA), at the locked versions; apache-airflow==3.3.2 is already in the base image.
+# CHARTER_GENERATE_SAMPLE_DATA, the FAB auth manager of the compose file), at the locked versions;
+# apache-airflow==3.3.2 is already in the base image.
 COPY --chown=airflow:0 requirements.txt /opt/charter/requirements.txt
 COPY --from=build /tmp/charter-wheel /tmp/charter-wheel
-RUN pip install --no-cache-dir "$(ls /tmp/charter-wheel/charter_guardrails-*.whl)[ui,celery,postgres,demo]" \
+RUN pip install --no-cache-dir "$(ls /tmp/charter-wheel/charter_guardrails-*.whl)[ui,celery,postgres,demo,fab,s3]" \
         -c /opt/charter/requirements.txt \
     && pip check
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # One-shot initialisation, run by the airflow-init service before any other Airflow component:
-#   1. Airflow metadata migrations (database "airflow");
-#   2. ledger migrations (database "charter_ledger");
-#   3. keys: from Docker secrets when the secret files are present and non-empty, otherwise
+#   1. Airflow metadata migrations (database "airflow"), FAB's tables included: `airflow db migrate` runs the
+#      FAB provider's database manager too, so no `airflow fab-db migrate` is needed;
+#   2. under the FAB auth manager, the project's roles (python -m charter_airflow.fab_roles) and the users of
+#      CHARTER_AIRFLOW_USERS (user:role), their passwords read from the airflow_users secret file by
+#      python -m charter_airflow.fab_users (never on a command line);
+#   3. ledger migrations (database "charter_ledger");
+#   4. keys: from Docker secrets when the secret files are present and non-empty, otherwise
 #      `charter keys init` once into the charter-keys volume (existing keys are kept);
-#   4. the state folders on the shared volumes (they belong to the Airflow user: the image creates
+#   5. the state folders on the shared volumes (they belong to the Airflow user: the image creates
 #      them, and Docker copies their ownership into new named volumes).
 # It is idempotent: running it again on an initialised deployment changes nothing.
 set -euo pipefail
@@ -17,6 +21,13 @@ mkdir -p "$CHARTER_DATA_DIR" "$CHARTER_REPORTS_DIR" "$CHARTER_KEYS_DIR" "$(dirna
 
 log "migrating the Airflow metadata database"
 airflow db migrate
+
+if [[ "${AIRFLOW__CORE__AUTH_MANAGER:-}" == *FabAuthManager* ]]; then
+    log "FAB: the project's roles and the users of CHARTER_AIRFLOW_USERS"
+    python -m charter_airflow.fab_roles
+    python -m charter_airflow.fab_users --users "${CHARTER_AIRFLOW_USERS:?set AIRFLOW_USERS (user:role,...)}" \
+        --passwords-file "${CHARTER_AIRFLOW_USERS_FILE:-/run/secrets/airflow_users}"
+fi
 
 log "migrating the charter ledger"
 charter ledger migrate

@@ -13,5 +13,5 @@ cluster-stop: $(STAMP) ## stop every process `make cluster` started
 cluster-status: $(STAMP) ## the processes of `make cluster` and the api-server's health
 	$(PY) scripts/cluster.py status --state-dir $(CLUSTER_STATE)
 
-bench-scale: $(STAMP) ## partitions mapped over 1 then 2 Celery workers: prints the speed-up (BENCH_SCALE_ROWS for a smoke size)
+bench-scale: $(STAMP) ## the partitioned personal-data guardrail over 1 then 2 Celery workers: map-phase speed-up and load average (BENCH_SCALE_ROWS for a smoke size)
 	$(PY) bench/bench_scale.py

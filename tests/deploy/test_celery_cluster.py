@@ -12,13 +12,16 @@ Redis at 127.0.0.1:6379 and PostgreSQL at 127.0.0.1:5432 are required (CI starts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,9 +53,11 @@ def _refresh_dag(client) -> str:
     return MODEL_REFRESH
 
 
-@pytest.fixture
-def cluster(tmp_path: Path):
-    """A started cluster: (cluster.json, environment of the cluster). Stopped and its databases dropped after."""
+@contextlib.contextmanager
+def native_cluster(tmp_path: Path, **config: str) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """A started cluster of 2 Celery workers on fresh PostgreSQL databases: (cluster.json, environment of the
+    cluster), with ``config`` over the checkout's policies, suites and references (e.g. another
+    ``CHARTER_POLICIES_DIR``). Stopped and its databases dropped after, also on failure."""
     from charter_demo.local_airflow import running_from_pid_dir, stop_pid_dir
 
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -65,23 +70,10 @@ def cluster(tmp_path: Path):
     env.update(
         {"CHARTER_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__UNIT_TEST_MODE": "False"}
     )
-    env.update(CHECKOUT_CONFIG)  # the checkout's policies, suites and references
+    env.update({**CHECKOUT_CONFIG, **config})
+    args = ["--workers", "2", "--charter-home", str(home), "--pg", PG]
     try:
-        started = _cluster(
-            state,
-            "start",
-            "--workers",
-            "2",
-            "--charter-home",
-            str(home),
-            "--pg",
-            PG,
-            "--metadata-db",
-            metadata_db,
-            "--ledger-db",
-            ledger_db,
-            env=env,
-        )
+        started = _cluster(state, "start", *args, "--metadata-db", metadata_db, "--ledger-db", ledger_db, env=env)
         assert started.returncode == 0, f"cluster start failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}"
         info = json.loads((state / "cluster.json").read_text())
         assert set(running_from_pid_dir(state)) == {
@@ -101,6 +93,13 @@ def cluster(tmp_path: Path):
         for name in (metadata_db, ledger_db):
             drop_database(PG, name)
         assert stopped.returncode == 0, stopped.stderr[-2000:]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """A started cluster on the checkout's configuration: (cluster.json, environment of the cluster)."""
+    with native_cluster(tmp_path) as started:
+        yield started
 
 
 def test_model_refresh_runs_on_celery_workers_and_lands_in_the_postgres_ledger(cluster) -> None:

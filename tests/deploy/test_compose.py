@@ -181,11 +181,42 @@ def test_airflow_metadata_and_ledger_are_separate_databases(services: dict[str, 
 def test_init_migrates_both_databases_and_initialises_keys_from_secrets() -> None:
     script = (ROOT / "deploy" / "airflow-init.sh").read_text(encoding="utf-8")
     assert "airflow db migrate" in script
+    # FAB: the roles after the migrations, then the users, their passwords read from the secret file
+    assert script.index("airflow db migrate") < script.index("python -m charter_airflow.fab_roles")
+    assert script.index("charter_airflow.fab_roles") < script.index("python -m charter_airflow.fab_users")
+    assert '--passwords-file "${CHARTER_AIRFLOW_USERS_FILE' in script
+    assert "--password " not in script, "a password on a command line"
+    assert "users create" not in script, "a password on a command line"
     assert "charter ledger migrate" in script
     assert "charter keys init" in script
     entrypoint = (ROOT / "deploy" / "docker-entrypoint.sh").read_text(encoding="utf-8")
     for name in ("CHARTER_SIGNING_KEY", "CHARTER_PUBLIC_KEY", "CHARTER_PSEUDONYMISATION_KEY"):
         assert name in entrypoint
+
+
+def test_the_deployment_runs_on_fab_with_the_project_auth_manager(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """FAB's auth manager, the project's subclass (it checks a HITL approver by name), installed in the image."""
+    from charter_airflow.auth import CharterFabAuthManager
+
+    for name in (*AIRFLOW_COMPONENTS, "airflow-init"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "charter_airflow.auth.CharterFabAuthManager", name
+        assert not [k for k in env if k.startswith("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER")], name
+    assert "FabAuthManager" in CharterFabAuthManager.__name__  # Airflow recognises FAB by this substring
+    init = services["airflow-init"]["environment"]
+    assert init["CHARTER_AIRFLOW_USERS_FILE"] == "/run/secrets/airflow_users"
+    assert "airflow_users" in services["airflow-init"]["secrets"]
+    from charter_airflow.fab_users import parse_users
+
+    assert set(parse_users(init["CHARTER_AIRFLOW_USERS"]).values()) <= {"Admin", "Charte approbateur"}
+    assert "fab" in re.findall(r"charter_guardrails-\*\.whl\)\[([\w,]+)\]", final_stage(_dockerfile()))[0].split(",")
+    assert "apache-airflow-providers-fab" in installed_in_final_stage(_dockerfile())
+
+
+def _dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text(encoding="utf-8")
 
 
 def test_image_versions_match_requirements(compose: dict[str, Any], services: dict[str, dict[str, Any]]) -> None:
@@ -280,7 +311,8 @@ def test_no_development_tool_is_installed_in_the_image() -> None:
     # the check has teeth: the whole lock, the dev extra or a named tool in the final stage are caught
     lock = dockerfile + "\nRUN pip install --no-cache-dir -r /opt/charter/requirements.txt\n"
     assert installed_in_final_stage(lock) >= DEV_TOOLS
-    dev_extra = dockerfile.replace("[ui,celery,postgres,demo]", "[ui,dev]")
+    dev_extra = dockerfile.replace("[ui,celery,postgres,demo,fab,s3]", "[ui,dev]")
+    assert dev_extra != dockerfile
     assert installed_in_final_stage(dev_extra) >= DEV_TOOLS
     assert "pytest" in installed_in_final_stage(dockerfile + "RUN pip install --no-cache-dir pytest && true\n")
     # ... but not in an earlier stage, which the image does not keep
@@ -355,8 +387,13 @@ def code_environment_variables() -> set[str]:
     return names
 
 
+#: Variables the code reads only as test hooks, never set in a deployment: ``charter retention apply`` pauses after
+#: recording its Nth deletion, so that a test can kill it there (docs/retention.md).
+TEST_HOOKS = frozenset({"CHARTER_RETENTION_PAUSE_AFTER"})
+
+
 def test_every_variable_the_code_reads_is_set(services: dict[str, dict[str, Any]]) -> None:
-    names = code_environment_variables()
+    names = code_environment_variables() - TEST_HOOKS
     assert {"CHARTER_HOME", "CHARTER_LEDGER_URL", "CHARTER_SIGNING_KEY"} <= names, "the scan found too little"
     for service in (*AIRFLOW_COMPONENTS, "airflow-init"):
         env = services[service]["environment"]

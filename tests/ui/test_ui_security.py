@@ -83,7 +83,8 @@ def test_every_get_route_renders_for_a_reader_with_strict_templates(
     from charte_ledger import populate_ledger
     from charte_server import fill_path
     from charter_airflow.ui.app import create_app
-    from charter_airflow.ui.security import require_operator, require_reader
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
+    from charter_airflow.ui.security import require_governance, require_operator, require_reader
     from charter_guardrails.ledger import db
     from fastapi.testclient import TestClient
 
@@ -94,7 +95,9 @@ def test_every_get_route_renders_for_a_reader_with_strict_templates(
     app = create_app()
     reader = SimpleNamespace(get_name=lambda: "viewer")
     app.dependency_overrides[require_reader] = lambda: reader
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     app.dependency_overrides[require_operator] = lambda: reader
+    app.dependency_overrides[require_governance] = lambda: reader  # the governance pages render too
     monkeypatch.setattr("charter_airflow.ui.templating.can_act", lambda user: False)
     monkeypatch.setattr("charter_airflow.ui.templating.issue_csrf_token", lambda user: "token")
     values = {
@@ -135,6 +138,7 @@ HTML = {"Accept": "text/html"}
 def view(ui_ledger: tuple[str, Any], charter_home: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The view in process on the filled ledger, as a reader who may act; CSRF tokens are real."""
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_operator, require_reader
     from fastapi.testclient import TestClient
 
@@ -142,6 +146,7 @@ def view(ui_ledger: tuple[str, Any], charter_home: Path, monkeypatch: pytest.Mon
     app = create_app()
     reader = SimpleNamespace(get_name=lambda: "admin")
     app.dependency_overrides[require_reader] = lambda: reader
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     app.dependency_overrides[require_operator] = lambda: reader
     monkeypatch.setattr("charter_airflow.ui.templating.can_act", lambda user: True)
     return SimpleNamespace(
