@@ -1,6 +1,7 @@
 """``charter hash`` and ``charter verify``.
 
-``charter incidents`` and ``charter alerts`` are in :mod:`.integrity_incidents`.
+``charter incidents`` and ``charter alerts`` are in :mod:`.integrity_incidents`; both commands without a FILE, on a
+``format: sql`` dataset's table, are in :mod:`.integrity_tables`.
 
 ``charter verify`` starts hashing the file before it imports the ledger, so that the start-up
 of SQLAlchemy overlaps the hashing on the other cores; nothing on that path imports pandas,
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from charter_guardrails.cli.main import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_json_flag, emit, message_in
+from charter_guardrails.core.errors import ConfigError
 
 MIB = 1024 * 1024
 
@@ -32,8 +34,20 @@ def _chunk_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 8M, 512K, 1048576)") from None
 
 
+def _file_or_uri(text: str) -> Path | str:
+    """A local path, or an object URI kept as text (a ``Path`` would fold its ``//``)."""
+    return text if "://" in text else Path(text)
+
+
 def _dataset_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="FILE", help="the dataset file, or a directory of Parquet files")
+    parser.add_argument(
+        "file",
+        type=_file_or_uri,
+        metavar="FILE",
+        nargs="?",
+        help="the dataset file, or a directory of Parquet files, or an object (s3://bucket/key) of an object "
+        "dataset's store (none for a format: sql dataset, its table, or an object dataset, its uri)",
+    )
     parser.add_argument(
         "--dataset",
         required=True,
@@ -48,7 +62,9 @@ def _dataset_args(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    hash_ = subparsers.add_parser("hash", help="register a signed Merkle manifest of a dataset file in the ledger")
+    hash_ = subparsers.add_parser(
+        "hash", help="register a signed Merkle manifest of a dataset file, or of a format: sql dataset's table"
+    )
     _dataset_args(hash_)
     hash_.add_argument(
         "--chunk-size",
@@ -56,13 +72,20 @@ def register(subparsers: Any) -> None:
         default=None,
         help="bytes per Merkle leaf (default: 8M, or less for files under 256M so that they get about 32 leaves)",
     )
+    hash_.add_argument(
+        "--rows-per-leaf",
+        type=int,
+        default=None,
+        metavar="N",
+        help="a table's rows per Merkle leaf: a change is localised to a key range of about N rows (default 10000)",
+    )
     hash_.add_argument("--algorithm", default="sha256", choices=["sha256", "sha512", "blake2b"])
     add_json_flag(hash_)
     hash_.set_defaults(handler=_hash, exit_promptly=True)
 
     verify = subparsers.add_parser(
         "verify",
-        help="check a dataset file against its signed manifest "
+        help="check a dataset file (or a format: sql dataset's table) against its signed manifest "
         "(exit 0 intact, 1 mismatch: an incident is raised, 2 usage)",
     )
     _dataset_args(verify)
@@ -73,22 +96,30 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(handler=_verify, exit_promptly=True)
 
 
-def _run_id(args: argparse.Namespace) -> str:
+def run_id_of(args: argparse.Namespace) -> str:
     return args.run_id or f"cli:{datetime.now(UTC).isoformat(timespec='microseconds')}"
 
 
 def _hash(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.integrity.manifest import build_manifest, sign_manifest
-    from charter_guardrails.checks.integrity.manifest_registry import parse_dataset_ref, store_manifest
+    from charter_guardrails.checks.integrity.manifest_registry import parse_dataset_ref
+    from charter_guardrails.cli.integrity_tables import hash_table_command, store_and_report
     from charter_guardrails.core.keys import load_signing_key
     from charter_guardrails.core.policy import load_policy
-    from charter_guardrails.ledger.store import ledger_session
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
     policy = load_policy(use_case)
-    policy.dataset(dataset)  # declared? (clear error otherwise)
+    spec = policy.dataset(dataset)  # declared? (clear error otherwise)
+    if isinstance(args.file, str) or (args.file is None and spec.is_object):
+        from charter_guardrails.cli.integrity_objects import hash_object_command
+
+        return hash_object_command(args, policy, dataset)
+    if args.file is None:
+        return hash_table_command(args, policy, dataset)
+    if args.rows_per_leaf is not None:
+        raise ConfigError("--rows-per-leaf is for a table; a file's leaves are --chunk-size bytes")
     key = load_signing_key()  # before hashing: a missing key should not cost a full pass
-    run_id = _run_id(args)
+    run_id = run_id_of(args)
     document = build_manifest(
         args.file,
         use_case=use_case,
@@ -98,36 +129,15 @@ def _hash(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
     )
     signed = sign_manifest(document, key)
-    with ledger_session() as session:
-        row = store_manifest(session, signed, policy=policy, dataset=dataset)
-        manifest_id = row.id
-    doc = signed.document
-    data = {
-        "manifest_id": manifest_id,
-        "dataset": doc["dataset"],
-        "file": doc["location"],
-        "size_bytes": doc["size_bytes"],
-        "row_count": doc["row_count"],
-        "merkle_root": doc["merkle_root"],
-        "leaves": doc["leaf_count"],
-        "chunk_size": doc["chunk_size"],
-        "algorithm": doc["algorithm"],
-        "schema_fingerprint": doc["schema_fingerprint"],
-        "key_id": signed.key_id,
-        "run_id": run_id,
-    }
-    if args.quiet and not args.json:
-        return EXIT_OK
-    emit(
-        args,
-        data,
-        lambda: (
-            f"registered manifest #{manifest_id} for {doc['dataset']}: {doc['file_name']}, {doc['size_bytes']} bytes, "
-            f"{doc['row_count'] if doc['row_count'] is not None else '?'} rows, {doc['leaf_count']} leaves, "
-            f"root {doc['merkle_root']} (signed by key {signed.key_id})"
-        ),
-    )
-    return EXIT_OK
+    facts = {"file": document["location"], "size_bytes": document["size_bytes"], "chunk_size": document["chunk_size"]}
+
+    def line(doc: dict[str, Any]) -> str:
+        rows = doc["row_count"] if doc["row_count"] is not None else "?"
+        return (
+            f"{doc['dataset']}: {doc['file_name']}, {doc['size_bytes']} bytes, {rows} rows, {doc['leaf_count']} leaves"
+        )
+
+    return store_and_report(args, signed, policy, dataset, run_id, facts, line)
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -135,11 +145,18 @@ def _verify(args: argparse.Namespace) -> int:
     from charter_guardrails.checks.integrity.hash_job import HashJob
     from charter_guardrails.checks.integrity.hashing import auto_chunk_size
     from charter_guardrails.checks.integrity.light_ledger import light_ledger_session
-    from charter_guardrails.checks.integrity.manifest import Outcome
     from charter_guardrails.checks.integrity.manifest_registry import active_manifest, parse_dataset_ref
     from charter_guardrails.checks.integrity.verification import ManifestSnapshot, verify_file
 
     use_case, dataset = parse_dataset_ref(args.dataset, args.use_case)
+    if isinstance(args.file, str) or (args.file is None and _is_object(use_case, dataset)):
+        from charter_guardrails.cli.integrity_objects import verify_object_command
+
+        return verify_object_command(args, use_case, dataset)
+    if args.file is None:
+        from charter_guardrails.cli.integrity_tables import verify_table_command
+
+        return verify_table_command(args, use_case, dataset)
     from charter_guardrails.cli import main as cli
 
     # Speculatively with the default chunk size; if the manifest says otherwise, the file is hashed again.
@@ -165,8 +182,21 @@ def _verify(args: argparse.Namespace) -> int:
         if job is not None:
             job.cancel()  # no-op once the digest is in
     verification = verify_file(args.file, manifest, use_case=use_case, dataset=dataset, digest=digest)
+    return report_verification(args, verification, manifest)
+
+
+def _is_object(use_case: str, dataset: str) -> bool:
+    from charter_guardrails.core.policy import load_policy
+
+    return load_policy(use_case).dataset(dataset).is_object
+
+
+def report_verification(args: argparse.Namespace, verification: Any, manifest: Any) -> int:
+    """Record the verdict (unless ``--no-record``), print it, and return the exit code of its outcome."""
+    from charter_guardrails.checks.integrity.manifest import Outcome
+
     incident_id = None
-    run_id = _run_id(args)
+    run_id = run_id_of(args)
     if not args.no_record:
         incident_id = _record(verification, manifest, run_id)
     data = {**verification.to_json_dict(), "run_id": None if args.no_record else run_id, "incident_id": incident_id}
@@ -221,9 +251,8 @@ def _record(verification: Any, manifest: Any, run_id: str) -> int | None:
             dataset_id = manifest.dataset_id
         else:
             assert policy is not None  # noqa: S101 - loaded above when there is no manifest
-            dataset_id = ensure_dataset_record(
-                session, policy, verification.dataset, Path(verification.path).resolve()
-            ).id
+            location = verification.path if verification.table else Path(verification.path).resolve()
+            dataset_id = ensure_dataset_record(session, policy, verification.dataset, location).id
         run = get_or_create_check_run(session, use_case=verification.use_case, dag_id="cli", run_id=run_id)
         record_check_result(session, run, result)
         record_verification(session, verification, dataset_id=dataset_id, run_id=run_id)

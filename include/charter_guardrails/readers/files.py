@@ -291,6 +291,8 @@ def _check_parquet_expansion(path: Path) -> None:
 
 
 def read_sql_table(table: str, url: str | None = None, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """The table whole, or a SELECT of ``columns`` (those the table has: a column it lacks is left out, as a file
+    lacking a declared column is read without it)."""
     import pandas as pd
     from sqlalchemy import create_engine, inspect
 
@@ -300,20 +302,32 @@ def read_sql_table(table: str, url: str | None = None, *, columns: list[str] | N
     engine = create_engine(url)
     try:
         schema, _, name = table.rpartition(".")
-        if not inspect(engine).has_table(name, schema=schema or None):
+        inspector = inspect(engine)
+        if not inspector.has_table(name, schema=schema or None):
             raise DatasetReadError("missing", f"table {table} does not exist in {redact_url(url)}")
+        if columns is not None:
+            present = {str(c["name"]) for c in inspector.get_columns(name, schema=schema or None)}
+            columns = [c for c in columns if c in present]
         return pd.read_sql_table(name, engine, schema=schema or None, columns=columns)
     finally:
         engine.dispose()
 
 
 def read_dataset(
-    dataset: Dataset, path: Path | None = None, *, data_dir: Path | None = None, sql_url: str | None = None
+    dataset: Dataset,
+    path: Path | None = None,
+    *,
+    data_dir: Path | None = None,
+    sql_url: str | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Read a declared dataset (or another file in its format, e.g. a variant) as declared by the policy."""
+    """Read a declared dataset (or another file in its format, e.g. a variant) as declared by the policy.
+
+    :param columns: for a table, the columns to SELECT (default: all); files are read whole.
+    """
     if dataset.format is DatasetFormat.SQL and path is None:
         assert dataset.table is not None  # noqa: S101 - the policy model requires a table for an SQL dataset
-        return read_sql_table(dataset.table, sql_url)
+        return read_sql_table(dataset.table, sql_url, columns=columns)
     target = path or dataset.resolve_path(data_dir)
     if dataset.format is DatasetFormat.PARQUET or target.suffix.lower() == ".parquet" or target.is_dir():
         return read_parquet(target)

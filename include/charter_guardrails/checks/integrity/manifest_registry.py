@@ -51,7 +51,8 @@ def load_policy(use_case: str) -> UseCasePolicy:
     return load(use_case)
 
 
-def ensure_dataset_record(session: Session, policy: UseCasePolicy, dataset: str, location: Path) -> DatasetRecord:
+def ensure_dataset_record(session: Session, policy: UseCasePolicy, dataset: str, location: str | Path) -> DatasetRecord:
+    """The ledger's row of ``dataset``; ``location`` is its file, or its table for ``format: sql``."""
     from charter_guardrails.ledger.store import ensure_dataset
 
     spec = policy.dataset(dataset)
@@ -100,7 +101,7 @@ def store_manifest(
     from charter_guardrails.ledger.models import Manifest
 
     doc = signed.document
-    record = ensure_dataset_record(session, policy, dataset, Path(doc["location"]))
+    record = ensure_dataset_record(session, policy, dataset, doc.get("location") or doc["table"])
     for old in session.scalars(select(Manifest).where(Manifest.dataset_id == record.id, Manifest.status == "active")):
         old.status = "superseded"
         append_event(

@@ -34,6 +34,14 @@ MANIFEST_EDITED = Template(
 UNKNOWN_KEY = Template("the manifest of %(dataset)s is signed by key %(key_id)s, which is not a trusted key")
 KEY_MISSING = Template("cannot verify %(dataset)s: no trusted public key")
 NO_MANIFEST = Template("no manifest registered for %(dataset)s: run `charter hash FILE --dataset %(dataset)s` first")
+TABLE_INTACT = Template("%(dataset)s: table %(table)s matches its signed manifest #%(manifest_id)s (%(rows)s rows)")
+TABLE_CHANGED = Template("%(dataset)s: table %(table)s differs from its signed manifest #%(manifest_id)s: %(change)s")
+SCHEMA_CHANGED = Template("the schema changed (%(changes)s)")
+RANGE_CHANGED = Template(
+    "key range %(index)s, %(key)s in [%(start)s, %(end)s): %(rows_registered)s row(s) registered, %(rows_now)s now"
+)
+MORE_RANGES = Template("%(change)s, and %(more)s more key range(s)")
+NO_TABLE_MANIFEST = Template("no manifest registered for %(dataset)s: run `charter hash --dataset %(dataset)s` first")
 
 MEASURES_TAKEN = [
     "rafraîchissement bloqué (refresh blocked)",
@@ -46,6 +54,7 @@ _INCIDENT_NATURE = {
     Outcome.MANIFEST_EDITED: "altération du manifeste : le document ne correspond plus à sa signature",
     Outcome.UNKNOWN_KEY: "manifeste signé par une clé inconnue ou non approuvée",
 }
+_TABLE_CHANGED = "altération des données : la table ne correspond plus à son manifeste signé"
 
 
 @dataclass
@@ -62,6 +71,8 @@ class Verification:
     row_count: int | None = None
     size_bytes: int | None = None
     seconds: float | None = None
+    #: a SQL table was verified (``path`` is its name), not a file
+    table: bool = False
 
     @property
     def intact(self) -> bool:
@@ -97,6 +108,8 @@ class Verification:
         ref = f"{self.use_case}.{self.dataset}"
         file = Path(self.path).name
         key_id = str(self.facts.get("key_id", ""))
+        if self.table and self.outcome in (Outcome.INTACT, Outcome.DATA_CHANGED, Outcome.NO_MANIFEST):
+            return self._table_message(ref)
         if self.outcome is Outcome.INTACT:
             return INTACT(dataset=ref, file=file, manifest_id=self.manifest_id, size_bytes=self.size_bytes)
         if self.outcome is Outcome.DATA_CHANGED:
@@ -124,16 +137,39 @@ class Verification:
         more = int(self.facts.get("changed_chunk_count", 1) or 1) - 1
         return MORE_CHUNKS(change=change, more=more) if more > 0 else change
 
+    def _table_message(self, ref: str) -> Message:
+        if self.outcome is Outcome.NO_MANIFEST:
+            return NO_TABLE_MANIFEST(dataset=ref)
+        table = Path(self.path).name
+        if self.outcome is Outcome.INTACT:
+            return TABLE_INTACT(dataset=ref, table=table, manifest_id=self.manifest_id, rows=self.row_count)
+        change: list[Message] = []
+        if self.facts.get("schema_changes"):
+            change.append(SCHEMA_CHANGED(changes=list(self.facts["schema_changes"])))
+        ranges = self.facts.get("changed_ranges") or []
+        if ranges:
+            first, key = ranges[0], ", ".join(self.facts.get("key_columns") or [])
+            bounds = {
+                e: "…" if first[e] is None else ", ".join(text for _tag, text in first[e]) for e in ("start", "end")
+            }
+            counts = {k: first[k] for k in ("index", "rows_registered", "rows_now")}
+            one = RANGE_CHANGED(key=key, **bounds, **counts)
+            change.append(MORE_RANGES(change=one, more=len(ranges) - 1) if len(ranges) > 1 else one)
+        return TABLE_CHANGED(dataset=ref, table=table, manifest_id=self.manifest_id, change=change or [ROOT_DIFFERS()])
+
     def to_check_result(self) -> CheckResult:
         """The verdict: pass when intact, fail otherwise (critical when it is evidence of corruption)."""
         from charter_guardrails.core.catalogue import CATALOGUE, CheckName
         from charter_guardrails.core.results import CheckResult, Severity, Verdict
 
         metrics: dict[str, float | int | None] = {
-            "size_bytes": self.size_bytes,
+            "size_bytes": None if self.table else self.size_bytes,
             "rows": self.row_count,
-            "changed_chunks": int(self.facts.get("changed_chunk_count", 0) or 0),
         }
+        if self.table:
+            metrics["changed_ranges"] = len(self.facts.get("changed_ranges") or [])
+        else:
+            metrics["changed_chunks"] = int(self.facts.get("changed_chunk_count", 0) or 0)
         if self.seconds:
             metrics["seconds"] = round(self.seconds, 4)
         return CheckResult(
@@ -161,7 +197,9 @@ class Verification:
             dataset=self.dataset,
             run_id=run_id,
             title=f"Corruption détectée sur {self.use_case}.{self.dataset} ({self.outcome.value})",
-            nature=_INCIDENT_NATURE[self.outcome],
+            nature=_TABLE_CHANGED
+            if self.table and self.outcome is Outcome.DATA_CHANGED
+            else _INCIDENT_NATURE[self.outcome],
             facts=self._evidence(),
             likely_consequences=(
                 "un modèle entraîné ou une inférence produite sur des données altérées (empoisonnement possible, "

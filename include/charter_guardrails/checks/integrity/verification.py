@@ -91,6 +91,22 @@ def _manifest_fault(manifest: ManifestSnapshot, ref: str, trusted_keys: dict[str
     return None
 
 
+def trust_fault(manifest: ManifestSnapshot, ref: str, trusted_keys: dict[str, Any] | None) -> _Finding | None:
+    """Why the manifest cannot be trusted (no key configured, unknown key, edited), or None when it can.
+
+    :param trusted_keys: public keys by key id (None: :func:`charter_guardrails.core.keys.load_trusted_public_keys`).
+    """
+    from charter_guardrails.core.errors import KeyError_
+    from charter_guardrails.core.keys import load_trusted_public_keys
+
+    if trusted_keys is None:
+        try:
+            trusted_keys = load_trusted_public_keys()
+        except KeyError_ as exc:
+            return Outcome.KEY_MISSING, f"cannot verify {ref}: {exc}", {"key_id": manifest.key_id}
+    return _manifest_fault(manifest, ref, trusted_keys)
+
+
 def _content_finding(comparison: Comparison, manifest: ManifestSnapshot, ref: str, path: Path) -> _Finding:
     """Intact, or where the file differs from what the manifest signed."""
     if comparison.intact:
@@ -128,8 +144,7 @@ def verify_file(
     """
     import time
 
-    from charter_guardrails.core.errors import KeyError_
-    from charter_guardrails.core.keys import load_trusted_public_keys
+    from charter_guardrails.core.errors import ManifestUnusable
 
     started = time.perf_counter()
     path = Path(path)
@@ -158,14 +173,14 @@ def verify_file(
                 {},
             )
         )
-    if trusted_keys is None:
-        try:
-            trusted_keys = load_trusted_public_keys()
-        except KeyError_ as exc:
-            return result((Outcome.KEY_MISSING, f"cannot verify {ref}: {exc}", {"key_id": manifest.key_id}))
-    fault = _manifest_fault(manifest, ref, trusted_keys)
+    fault = trust_fault(manifest, ref, trusted_keys)
     if fault is not None:
         return result(fault)
+    if manifest.document.get("kind") == "table":
+        raise ManifestUnusable(
+            f"the manifest of {ref} is a table's: verify the table itself (`charter verify --dataset {ref}`, "
+            "or the integrity step without a file)"
+        )
     comparison = compare_file(path, manifest.document, digest=digest, workers=workers)
     seconds = time.perf_counter() - started + (digest.seconds if digest is not None else 0.0)
     return result(_content_finding(comparison, manifest, ref, path), seconds)
