@@ -71,7 +71,7 @@ test-e2e: $(STAMP)
 TEST_WORKERS ?= auto
 
 test: $(STAMP) lint ui-deps ## lint, then every test tier (unit, dags, e2e, ui, deploy, hardening) on every core but the topology tests; prints the 25 slowest
-	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile -m "not topology"
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not topology"
 
 # The topology tests take minutes each: a fresh virtual environment installed from the wheel, the Celery cluster on
 # Redis and PostgreSQL, a team's onboarding from `charter init` to its first batch on real Airflow processes.
@@ -83,7 +83,7 @@ test-deploy: $(STAMP) ## the topology tests: the wheel in a fresh environment, t
 # figures (targets are judged at full size only, on a quiet machine).
 bench-smoke: $(STAMP) ## every benchmark at its CI size (a few minutes): integrity, personal data, quality, audit chain
 	BENCH_SIZE_MIB=16 BENCH_RUNS=1 $(MAKE) --no-print-directory bench-integrity
-	$(MAKE) --no-print-directory bench-pii-smoke bench-quality-smoke bench-audit-smoke
+	$(MAKE) --no-print-directory bench-pii-smoke bench-quality-smoke bench-audit-smoke bench-sources-smoke bench-objects-smoke
 
 airflow: $(STAMP) ## start the Airflow UI (airflow standalone) with the project's settings
 	$(BIN)/airflow standalone

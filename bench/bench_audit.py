@@ -262,6 +262,7 @@ def child_page() -> dict[str, Any]:
     """``GET /audit`` of the governance app through TestClient, after ``BENCH_APPEND`` more events."""
     import charter_airflow.ui.templating as templating
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_reader
     from fastapi.testclient import TestClient
 
@@ -269,6 +270,7 @@ def child_page() -> dict[str, Any]:
     templating.issue_csrf_token = lambda user: "bench"  # type: ignore[assignment]
     app = create_app()
     app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # a reader of every use case, as the auditors are
     client = TestClient(app)
     assert client.get("/audit").status_code == 200  # templates compiled, the appended events verified
     append(int(os.environ.get("BENCH_APPEND", "5")))

@@ -245,6 +245,24 @@ def _pg(url: str) -> str:
     return "postgresql+psycopg://" + url.split("://", 1)[1]
 
 
+def load_tonnages(conn: Any, rows: int, *, progress: bool = False) -> None:
+    """``tonnages``: ``rows`` synthetic rows, loaded by COPY in chunks of 500,000."""
+    chunk = 500_000
+    conn.execute(
+        "CREATE UNLOGGED TABLE tonnages (commune text, week timestamp, flux text, population bigint, "
+        "jours_feries bigint, pluie_mm double precision, tonnage_t double precision)"
+    )
+    with conn.cursor().copy("COPY tonnages FROM STDIN WITH (FORMAT csv)") as copy:
+        for start in range(0, rows, chunk):
+            buffer = io.StringIO()
+            synthetic(min(chunk, rows - start), start).to_csv(
+                buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S"
+            )
+            copy.write(buffer.getvalue())
+            if progress:
+                print(f"  loaded {min(start + chunk, rows):,} / {rows:,} rows", flush=True)
+
+
 def bench_postgres(rows: int) -> dict[str, Any]:
     import psycopg
 
@@ -255,18 +273,7 @@ def bench_postgres(rows: int) -> dict[str, Any]:
     try:
         started = time.perf_counter()
         with psycopg.connect(url) as conn:
-            conn.execute(
-                "CREATE UNLOGGED TABLE tonnages (commune text, week timestamp, flux text, population bigint, "
-                "jours_feries bigint, pluie_mm double precision, tonnage_t double precision)"
-            )
-            chunk = 500_000
-            with conn.cursor().copy("COPY tonnages FROM STDIN WITH (FORMAT csv)") as copy:
-                for start in range(0, rows, chunk):
-                    buffer = io.StringIO()
-                    synthetic(min(chunk, rows - start), start).to_csv(
-                        buffer, header=False, index=False, date_format="%Y-%m-%d %H:%M:%S"
-                    )
-                    copy.write(buffer.getvalue())
+            load_tonnages(conn, rows)
             conn.execute("ANALYZE tonnages")
         load_s = time.perf_counter() - started
         # the validation runs in its own process so that its peak RSS is not the loader's
@@ -300,7 +307,9 @@ def validate_table_child(url: str) -> None:
     started = time.perf_counter()
     result = validate_table(policy, "training", "tonnages", url=_pg(url), run_id="bench_pg")
     elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    # VmHWM: this process's own peak since exec (ru_maxrss would keep the loader's, the parent that forked it)
+    peak_kib = _status_kib("VmHWM")
+    peak = (peak_kib or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # Linux: KiB
     print(
         json.dumps(
             {

@@ -116,6 +116,17 @@ def ledger_url(request: pytest.FixtureRequest, charter_home: Path, monkeypatch: 
 
 
 @pytest.fixture
+def s3_bucket(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh versioned bucket on this process's loopback S3-compatible server (``tests/object_store.py``), and
+    the Airflow connection ``charter_s3`` to it in the environment."""
+    from tests.object_store import CONN_ID, Bucket, connection_json
+
+    bucket = Bucket.create()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(bucket.endpoint))
+    return bucket
+
+
+@pytest.fixture
 def policies() -> dict[str, object]:
     from charter_guardrails.core.policy import UseCasePolicy, policy_files
 
@@ -153,10 +164,23 @@ def tier_errors(items: list[pytest.Item], tests_dir: Path) -> list[str]:
     return errors
 
 
+#: The order test files are handed to the xdist workers (``make test`` passes ``--no-loadscope-reorder``, which
+#: keeps this order): the tiers whose files run real Airflow processes for minutes first, so that the many short
+#: unit files fill the gaps at the end instead of one long file running alone on one core while the other idles.
+SCHEDULE_ORDER = ("e2e", "hardening", "ui", "deploy", "dags", "unit")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     errors = tier_errors(items, ROOT / "tests")
     if errors:
         raise pytest.UsageError("test tiers:\n" + "\n".join(errors))
+    tests_dir = ROOT / "tests"
+
+    def rank(item: pytest.Item) -> int:
+        folder = item.path.relative_to(tests_dir).parts[0]
+        return SCHEDULE_ORDER.index(folder) if folder in SCHEDULE_ORDER else len(SCHEDULE_ORDER)
+
+    items.sort(key=rank)  # stable: the tests of a file keep their order
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

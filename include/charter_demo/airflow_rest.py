@@ -160,3 +160,20 @@ class AirflowRestClient:
                 return state
             time.sleep(2)
         raise AirflowRestError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
+
+    def asset_id(self, uri: str) -> int:
+        """The id of the Asset whose URI is ``uri`` (known once a DAG naming it has been parsed)."""
+        assets = self._call("GET", "/assets", params={"uri_pattern": uri, "limit": 100})["assets"]
+        for asset in assets:
+            if asset["uri"] == uri:
+                return int(asset["id"])
+        raise AirflowRestError(f"no asset {uri}: is a DAG that names it parsed?")
+
+    def post_asset_event(self, uri: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """Record an event of the Asset ``uri``, as an upstream system announces a delivery; its ``extra``."""
+        return dict(self._call("POST", "/assets/events", json={"asset_id": self.asset_id(uri), "extra": dict(extra)}))
+
+    def asset_events(self, uri: str) -> list[dict[str, Any]]:
+        """The events of the Asset ``uri``, oldest first."""
+        params = {"asset_id": self.asset_id(uri), "order_by": "timestamp", "limit": 100}
+        return list(self._call("GET", "/assets/events", params=params)["asset_events"])

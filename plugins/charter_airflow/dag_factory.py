@@ -16,21 +16,20 @@ from typing import Any
 
 from charter_guardrails.core.catalogue import CheckName
 
+from charter_airflow.batch_routing import accepted_batch_asset_uri, route_task
 from charter_airflow.guardrail_tasks import (
-    INTEGRITY_STEP,
     GuardrailStep,
     call_declaration,
     call_evaluate,
     call_file_check,
     call_footprint,
     call_kill_switch,
-    call_personal_data,
     call_proportionality,
-    call_pseudonymise,
     call_quality,
     call_train,
-    guardrail_task,
 )
+from charter_airflow.partitioned_guardrail import call_partitioned_personal_data, task_for
+from charter_airflow.pinned_steps import INTEGRITY_STEP, call_pseudonymise
 from charter_airflow.runtime import policy_file_for
 
 __all__ = [
@@ -39,6 +38,7 @@ __all__ = [
     "DEFAULT_ARGS",
     "INFERENCE_STEPS",
     "REFRESH_STEPS",
+    "accepted_batch_asset_uri",
     "build_inference_dag",
     "build_model_refresh_dag",
     "build_policy_review_dag",
@@ -93,10 +93,11 @@ DECLARATION_STEPS = (
 
 # The checks of a delivered file, declared once; each DAG binds them to the dataset role it checks.
 _INTEGRITY = replace(INTEGRITY_STEP, task_id="verify_integrity")
+# Planned, mapped over the partitions of the delivery, then merged into one result (partitioned_guardrail.py).
 _PERSONAL_DATA = GuardrailStep(
     task_id="scan_personal_data",
     function="charter_guardrails.checks.privacy.verdict:check_personal_data",
-    call=call_personal_data,
+    call=call_partitioned_personal_data,
     checks=(CheckName.PERSONAL_DATA,),
 )
 _QUALITY = GuardrailStep(
@@ -108,8 +109,11 @@ _QUALITY = GuardrailStep(
 
 
 def _on_delivery(role: str, file_param: str, *steps: GuardrailStep) -> tuple[GuardrailStep, ...]:
-    """``steps`` bound to the policy's dataset of ``role``, or to the delivery named by ``params[file_param]``."""
-    return tuple(replace(step, role=role, file_param=file_param) for step in steps)
+    """``steps`` bound to the policy's dataset of ``role``, or to the delivery named by ``params[file_param]``. The
+    first is the integrity step; the others hold the file to the bytes it verified (``pinned_steps``): each checks
+    it again first, unless it uses a verified copy (``pin="copy"``)."""
+    pins = (None, *(step.pin or "check" for step in steps[1:]))
+    return tuple(replace(s, role=role, file_param=file_param, pin=pin) for s, pin in zip(steps, pins, strict=True))
 
 
 #: ``<use_case>_model_refresh``: the guardrails of a training delivery and of its candidate, in DAG order.
@@ -124,6 +128,7 @@ REFRESH_STEPS = (
             task_id="pseudonymise",
             function="charter_guardrails.checks.privacy.pseudonymise:pseudonymise_frame",
             call=call_pseudonymise,
+            pin="copy",
         ),
         _QUALITY,
         GuardrailStep(
@@ -247,10 +252,11 @@ def _dag(
 
 
 def guardrails(steps: Iterable[GuardrailStep], policy_file: Path) -> dict[str, Any]:
-    """The tasks of ``steps`` in the current DAG, by task id; a step's inputs are its upstreams' outputs."""
+    """The tasks of ``steps`` in the current DAG, by task id; a step's inputs are its upstreams' outputs.
+    The partitioned personal-data step is a task group (plan, mapped scans, merge): ``>>`` links its ends."""
     outputs: dict[str, Any] = {}
     for step in steps:
-        outputs[step.task_id] = guardrail_task(step, policy_file)(*(outputs[name] for name in step.inputs))
+        outputs[step.task_id] = task_for(step, policy_file)(*(outputs[name] for name in step.inputs))
     return outputs
 
 
@@ -371,24 +377,8 @@ def build_inference_dag(policy_file: Path) -> Any:
     ) as dag:
         step = guardrails(INFERENCE_STEPS, path)
         _reads_suspension(step["kill_switch"], header["id"])
-        checks = [step[s.task_id] for s in INFERENCE_STEPS if s.task_id != "kill_switch"]
-        step["kill_switch"] >> checks
-        checks >> _route_task(path)()
+        # Integrity first: the other checks, and the routing, hold the batch to the bytes it verified.
+        checks = [step[s.task_id] for s in INFERENCE_STEPS if s.task_id not in {"kill_switch", "verify_integrity"}]
+        step["kill_switch"] >> step["verify_integrity"] >> checks
+        [step["verify_integrity"], *checks] >> route_task(path, header["id"])()
     return dag
-
-
-def _route_task(policy_file: Path) -> Any:
-    from airflow.sdk import TriggerRule, task
-
-    @task(task_id="route_batch", trigger_rule=TriggerRule.ALL_DONE)
-    def route_batch(**context: Any) -> dict[str, Any]:
-        from charter_guardrails.decision.gate import INFERENCE_CHECKS
-
-        from charter_airflow import publish
-        from charter_airflow.runtime import load_policy
-
-        return publish.route_batch(
-            load_policy(policy_file), context, role="inference", file_param="batch_file", expected=INFERENCE_CHECKS
-        )
-
-    return route_batch

@@ -22,13 +22,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from charter_guardrails.core.catalogue import CheckName
+from typing import TYPE_CHECKING, Any, Literal
 
 from charter_airflow.runtime import delivered_file, load_policy, persist_and_gate, run_ids, work_dir
 
 if TYPE_CHECKING:
+    from charter_guardrails.checks.integrity.pin import PinnedFile
+    from charter_guardrails.checks.integrity.table_verification import PinnedTable
     from charter_guardrails.core.policy import UseCasePolicy
     from charter_guardrails.core.policy_models import Dataset
     from charter_guardrails.core.results import CheckResult
@@ -61,6 +61,9 @@ class StepRun:
     #: the delivery the run asked for (``None``: the policy's own file), e.g. to validate a SQL table in place
     requested: str | None = None
     inputs: tuple[Any, ...] = ()
+    #: the bytes the run's integrity step verified, that ``file`` must still hold, or the rows of a table that a
+    #: ``"copy"`` step holds its copy to (``pinned_steps``)
+    pin: PinnedFile | PinnedTable | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class Checked:
 
     recorded: tuple[Recorded, ...] = ()
     output: Any = None
+    #: the pinned reference of the verified file, added to the task's XCom (the integrity step's)
+    pin: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, result: CheckResult, **kwargs: Any) -> Checked:
@@ -96,6 +101,8 @@ class GuardrailStep:
     :param role: the role of the policy's dataset it checks (``training`` or ``inference``), if any.
     :param file_param: the params key that names another delivery of that dataset.
     :param inputs: task ids whose return values it takes, in order.
+    :param pin: how it holds the delivered file to the bytes the run's integrity step verified (``pinned_steps``):
+        ``"check"`` checks the file before the call, ``"copy"`` lets the call use a verified copy.
     """
 
     task_id: str
@@ -105,6 +112,7 @@ class GuardrailStep:
     role: str | None = None
     file_param: str | None = None
     inputs: tuple[str, ...] = field(default=())
+    pin: Literal["check", "copy"] | None = None
 
     @property
     def hard(self) -> bool:
@@ -150,16 +158,21 @@ def run_step(
     :param path: the file to check; default the run's ``params[step.file_param]``, else the policy's file.
     :return: the task's XCom: the last CheckResult as a JSON-safe dict, or the call's output.
     """
+    from charter_airflow.pinned_steps import enforce_pin
+
     dataset = dataset or step.dataset_of(policy)
     requested = path or ((context.get("params") or {}).get(step.file_param) if step.file_param else None)
+    file = _delivered(dataset, context, requested)
     run = StepRun(
         policy=policy,
         context=context,
         run_id=run_ids(context)[1],
         dataset=dataset,
-        file=_delivered(dataset, context, requested),
+        file=file,
         requested=str(requested) if requested else None,
         inputs=tuple(inputs),
+        # refuses a file (or a table) changed since verified
+        pin=enforce_pin(step, policy=policy, context=context, file=file, dataset=dataset),
     )
     checked = step.call(resolve(step.function), run)
     xcom: Any = None
@@ -172,6 +185,8 @@ def run_step(
             extra=item.extra,
             fail_on=fail_on(item.result.check),
         )
+    if checked.pin is not None and isinstance(xcom, dict):
+        xcom = {**xcom, "pin": checked.pin}
     return checked.output if checked.output is not None else xcom
 
 
@@ -188,6 +203,8 @@ def _delivered(dataset: Dataset | None, context: Mapping[str, Any], requested: A
 
 def verify_registered_dataset(*, use_case: str, dataset: str, path: str | None, context: Mapping[str, Any]) -> Any:
     """The integrity step on one registered dataset of any use case (the monitor maps it over the registry)."""
+    from charter_airflow.pinned_steps import INTEGRITY_STEP
+
     policy = load_policy(use_case)
     return run_step(INTEGRITY_STEP, policy=policy, context=context, dataset=policy.dataset(dataset), path=path)
 
@@ -208,7 +225,17 @@ def list_registered_datasets() -> list[dict[str, Any]]:
             .where(Manifest.status == "active")
             .order_by(DatasetRecord.id)
         ).all()
-    return [{"use_case": r.use_case, "dataset": r.name, "path": (r.document or {}).get("location")} for r in rows]
+    return [{"use_case": r.use_case, "dataset": r.name, "path": _monitored(r.document or {})} for r in rows]
+
+
+def _monitored(document: dict[str, Any]) -> str | None:
+    """What the monitor verifies: the registered file, or the object by its URI (staged again from the store: its
+    manifest's location is the staged copy, which would say nothing of the object now)."""
+    registered_object = document.get("object")
+    if isinstance(registered_object, dict) and registered_object.get("uri"):
+        return str(registered_object["uri"])
+    location = document.get("location")
+    return str(location) if location else None
 
 
 # --- how each step calls its library function ---------------------------------------------------------------
@@ -238,33 +265,6 @@ def call_declaration(check_declaration: Callable[..., Any], run: StepRun) -> Che
     return Checked.of(check_declaration(run.policy))
 
 
-def call_integrity(verify_file: Callable[..., Any], run: StepRun) -> Checked:
-    """Sûreté 2: the file is exactly what was registered; a mismatch is an incident, in the result's transaction."""
-    from charter_guardrails.checks.integrity.manifest import Outcome
-    from charter_guardrails.checks.integrity.manifest_registry import (
-        active_manifest,
-        ensure_dataset_record,
-        record_verification,
-    )
-    from charter_guardrails.checks.integrity.verification import ManifestSnapshot
-    from charter_guardrails.core.errors import KeyError_
-    from charter_guardrails.ledger.store import ledger_session
-
-    policy, dataset, target = run.policy, _dataset(run).id, _file_of(run)
-    with ledger_session() as session:
-        row = active_manifest(session, policy.id, dataset)
-        manifest = ManifestSnapshot.of(row) if row is not None else None
-    verification = verify_file(target, manifest, use_case=policy.id, dataset=dataset)
-    if verification.outcome is Outcome.KEY_MISSING:
-        raise KeyError_(verification.summary)  # configuration: fix the key, then Airflow's retry succeeds
-
-    def record(session: Any, _check_run: Any, _row: Any) -> None:
-        dataset_id = manifest.dataset_id if manifest else ensure_dataset_record(session, policy, dataset, target).id
-        record_verification(session, verification, dataset_id=dataset_id, run_id=run.run_id)
-
-    return Checked.of(verification.to_check_result(), incident=verification.incident_draft(run.run_id), extra=record)
-
-
 def call_personal_data(check_personal_data: Callable[..., Any], run: StepRun) -> Checked:
     """Sûreté 1 and Proportionnalité 3: the verdict, its masked findings and, for a leak, the GDPR incident."""
     from charter_guardrails.checks.privacy.verdict import record_findings
@@ -277,31 +277,6 @@ def call_personal_data(check_personal_data: Callable[..., Any], run: StepRun) ->
     return Checked.of(outcome.result, incident=outcome.incident, extra=findings)
 
 
-def call_pseudonymise(pseudonymise_frame: Callable[..., Any], run: StepRun) -> Checked:
-    """Write the training-ready Parquet copy (identifiers keyed-hashed, free text masked); return its path."""
-    from charter_guardrails.checks.privacy.pseudonymise import copy_metadata, write_frame
-    from charter_guardrails.core.keys import KEY_DERIVATION_HKDF, pseudonymisation_key_for
-    from charter_guardrails.readers.files import read_dataset
-
-    spec = _dataset(run)
-    # The use case's own key: its pseudonyms cannot be joined with another use case's.
-    key = pseudonymisation_key_for(run.policy.id, KEY_DERIVATION_HKDF)
-    frame, report = pseudonymise_frame(read_dataset(spec, _file_of(run)), spec, key)
-    target = work_dir(run.policy, run.context) / f"{spec.id}__pseudonymised.parquet"
-    write_frame(frame, target, metadata=copy_metadata(run.policy.id, spec.id, KEY_DERIVATION_HKDF))
-    log.info(
-        "pseudonymised %s/%s: %d rows, hashed %s, masked %s, dropped %s -> %s",
-        run.policy.id,
-        spec.id,
-        report.rows,
-        report.hashed_columns,
-        report.masked_columns,
-        report.dropped_columns,
-        target,
-    )
-    return Checked(output=str(target))
-
-
 def call_quality(validate_file: Callable[..., Any], run: StepRun) -> Checked:
     """Équité 2: the dataset's suite; a passing training file also stores the drift reference profile."""
     from charter_guardrails.checks.quality.checks import profile_training
@@ -309,7 +284,10 @@ def call_quality(validate_file: Callable[..., Any], run: StepRun) -> Checked:
 
     policy, spec = run.policy, _dataset(run)
     if run.file is None:
-        return Checked.of(validate_table(policy, spec.id, None, run_id=run.run_id))
+        on_table = validate_table(policy, spec.id, None, run_id=run.run_id)
+        if not on_table.failed and spec.id == policy.training_dataset.id:
+            profile_training(policy)  # the profiled columns of the table, SELECTed (checks.profile_training)
+        return Checked.of(on_table)
     target = _file_of(run)
     result = validate_file(policy, spec.id, target, run_id=run.run_id)
     if not result.failed and spec.id == policy.training_dataset.id:
@@ -318,21 +296,31 @@ def call_quality(validate_file: Callable[..., Any], run: StepRun) -> Checked:
 
 
 def call_file_check(check_file: Callable[..., Any], run: StepRun) -> Checked:
-    """A check of one file (representativeness, drift), its result also written as a JSON report."""
+    """A check of one file (representativeness, drift), or of a ``format: sql`` dataset counted in its database
+    (no file), its result also written as a JSON report."""
     from charter_guardrails.checks.quality.checks import with_json_report
 
-    result = check_file(run.policy, _file_of(run), dataset=_dataset(run).id)
+    result = check_file(run.policy, run.file, dataset=_dataset(run).id)
     return Checked.of(with_json_report(result, run.policy, run.run_id))
 
 
 def call_proportionality(check_proportionality: Callable[..., Any], run: StepRun) -> Checked:
-    """Minimise the pseudonymised training data to what the purpose needs; training sees only that file."""
+    """Minimise the pseudonymised training data to what the purpose needs; training sees only that file.
+
+    Only the columns minimisation keeps are read (a Parquet column projection); the others are judged by name."""
     import pandas as pd
+    import pyarrow.parquet as pq
+    from charter_guardrails.checks.proportionality import minimised_columns
 
     (pseudonymised,) = run.inputs
-    frame = pd.read_parquet(pseudonymised)
-    minimised, result = check_proportionality(run.policy, run.policy.training_dataset, frame, as_of=datetime.now(UTC))
-    out = work_dir(run.policy, run.context) / "training.minimised.parquet"
+    policy = run.policy
+    received = list(pq.read_schema(pseudonymised).names)
+    needed = [c for c in minimised_columns(policy) if c in received]
+    frame = pd.read_parquet(pseudonymised, columns=needed)
+    minimised, result = check_proportionality(
+        policy, policy.training_dataset, frame, as_of=datetime.now(UTC), received=received
+    )
+    out = work_dir(policy, run.context) / "training.minimised.parquet"
     if not result.failed:  # nothing is written for training when minimisation failed
         minimised.to_parquet(out, index=False)
     return Checked(recorded=(Recorded(result),), output=str(out))
@@ -388,12 +376,3 @@ def call_footprint(check_footprint: Callable[..., Any], run: StepRun) -> Checked
     """Durabilité 1: is the gain worth the energy of the refresh?"""
     candidate, evaluation = run.inputs
     return Checked.of(check_footprint(run.policy, float(evaluation.get("gain") or 0.0), candidate.get("energy") or {}))
-
-
-#: The integrity step of the monitor (the refresh and inference DAGs declare theirs with a role and a file param).
-INTEGRITY_STEP = GuardrailStep(
-    task_id="verify_dataset_integrity",
-    function="charter_guardrails.checks.integrity.verification:verify_file",
-    call=call_integrity,
-    checks=(CheckName.INTEGRITY,),
-)

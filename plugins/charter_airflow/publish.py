@@ -137,7 +137,7 @@ def publish(policy: UseCasePolicy, context: Mapping[str, Any], *, expected: Iter
 
     decision = decide(run_results(policy, context), expected)
     answer, candidate = _ledger_records(policy, context)
-    actor = answer.responder_id or "charter-guardrails"
+    actor = answer.responder or "charter-guardrails"
     refusal = responder_refusal(policy, answer, triggering_user(context))
     if refusal:
         _refuse(policy, context, what="approval", actor=actor, reason=refusal)
@@ -344,24 +344,29 @@ def route_batch(
     from charter_guardrails.core.settings import get_settings
     from charter_guardrails.decision.gate import GateOutcome, decide
 
+    from charter_airflow.pinned_steps import accept_verified
+
     dataset = policy.datasets_with_role(DatasetRole(role))[0]
     source = delivered_file(dataset, context, file_param=file_param)
     decision = decide(run_results(policy, context), expected)
     _, run_id = run_ids(context)
-    if decision.outcome is GateOutcome.NEEDS_APPROVAL:
-        target = get_settings().data_dir / policy.id / "accepted" / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})
-        return {"decision": "passed", "batch": str(target)}
+    target = get_settings().data_dir / policy.id / "accepted" / source.name
+    if decision.outcome is GateOutcome.NEEDS_APPROVAL:  # the verified bytes only (else an integrity verdict)
+        if accept_verified(policy, context, source, target):
+            finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})
+            return {"decision": "passed", "batch": str(target)}
+        decision = decide(run_results(policy, context), expected)
     quarantine = get_settings().data_dir / policy.id / "quarantine" / f"{run_id.replace(':', '_')}__{source.name}"
     quarantine.parent.mkdir(parents=True, exist_ok=True)
     if source.exists():
         shutil.copyfile(source, quarantine)
+    reports = {"quarantine": str(quarantine)}
+    if dataset.is_object:  # the object itself leaves the deliveries, for the bucket's quarantine/ prefix
+        from charter_airflow.object_batches import quarantine_object
+
+        reports["quarantined_object"] = quarantine_object(dataset, context, file_param, run_id)
     incident_id = _quarantine_incident(policy, decision, dataset=dataset.id, run_id=run_id, quarantine=quarantine)
-    finish_run(
-        policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports={"quarantine": str(quarantine)}
-    )
+    finish_run(policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports=reports)
     raise AirflowFailException(
         f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; copy at {quarantine}"
     )

@@ -4,7 +4,9 @@
 form opens (so a policy edit applies to the next run without re-parsing anything):
 
 * the form is assigned to the approvers' Airflow user names, except the user who triggered the run
-  (four eyes): Airflow's API refuses anyone else's answer;
+  (four eyes): Airflow's API refuses anyone else's answer. A person is their user name in both auth managers:
+  the simple auth manager's user id is its name, and under FAB (whose id is the numeric ``ab_user.id``) the
+  project's auth manager, :class:`charter_airflow.auth.CharterFabAuthManager`, checks the name;
 * it waits ``approval.response_timeout`` (seven days by default), then answers ``Reject`` by itself;
 * the approvers are told that a decision waits, through the alert outbox
   (:mod:`charter_guardrails.incidents.approval_notice`);
@@ -67,7 +69,8 @@ class PolicyReviewOperator(HITLOperator):
                 f"{policy.approver_usernames or 'no approver username'} and the run was triggered by "
                 f"{triggered_by!r} (four eyes). Add another approver with a username to the policy."
             )
-        # The simple auth manager's user id and name are both the user name; is_authorized_hitl_task compares ids.
+        # id = name: the simple auth manager's is_authorized_hitl_task compares ids, which are user names;
+        # CharterFabAuthManager compares the responder's name (FAB's id is numeric).
         self.assigned_users = [HITLUser(id=name, name=name) for name in assigned]
         self.response_timeout = policy.approval.response_timeout
         self._open_form(policy, context, assigned, triggered_by)
@@ -140,5 +143,5 @@ class PolicyReviewOperator(HITLOperator):
         policy = load_policy(Path(self.policy_file))
         with ledger_session() as session:
             record_answer(session, use_case=policy.id, run_id=run_ids(context)[1], answer=answer)
-        log.info("approval of %s answered %s by %s", policy.id, answer.choice, answer.responder_id or "nobody")
+        log.info("approval of %s answered %s by %s", policy.id, answer.choice, answer.responder or "nobody")
         return result

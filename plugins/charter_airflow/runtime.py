@@ -118,12 +118,56 @@ def load_policy(source: Path | str) -> UseCasePolicy:
 def delivered_file(
     dataset: Dataset, context: Mapping[str, Any], *, file_param: str | None = None, path: str | None = None
 ) -> Path:
-    """The file a run checks: ``path``, else the run's ``params[file_param]``, else the policy's file.
+    """The file a run checks: ``path``, else the run's ``params[file_param]``, else the batch the asset event
+    that triggered the run names (:func:`batch_of_asset_events`), else the policy's file.
 
     A requested file is relative to the data folder (or absolute inside it); one that leaves it is refused.
     """
-    requested = path or ((context.get("params") or {}).get(file_param) if file_param else None)
-    return Path(dataset.delivery(str(requested) if requested else None))
+    return Path(dataset.delivery(path or requested_delivery(context, file_param)))
+
+
+def requested_delivery(context: Mapping[str, Any], file_param: str | None) -> str | None:
+    """The delivery a run asks for: its ``params[file_param]``, else the batch its asset event names."""
+    requested = (context.get("params") or {}).get(file_param) if file_param else None
+    requested = requested or batch_of_asset_events(context)
+    return str(requested) if requested else None
+
+
+#: The key of an asset event's ``extra`` that names the batch to check (``POST /api/v2/assets/events``).
+BATCH_EXTRA = "batch"
+
+
+def batch_of_asset_events(context: Mapping[str, Any]) -> str | None:
+    """The batch named by the asset events that triggered the run (``extra["batch"]``: a path relative to the
+    data folder, or a ``file://`` URI inside it); ``None`` for a run no event with a batch triggered.
+
+    Airflow gathers the events posted since the previous run into the next one. A run is about one batch: when
+    its events name several, it refuses them all, naming them, rather than check one and let the others pass.
+    """
+    from urllib.parse import unquote, urlparse
+
+    from charter_guardrails.core.errors import ConfigError
+
+    events = context.get("triggering_asset_events") or {}
+    named: list[str] = []
+    for asset in events:
+        for event in events[asset]:
+            batch = (getattr(event, "extra", None) or {}).get(BATCH_EXTRA)
+            if isinstance(batch, str) and batch.strip():
+                named.append(unquote(urlparse(batch).path) if batch.startswith("file://") else batch.strip())
+    batches = list(dict.fromkeys(named))
+    if len(batches) > 1:
+        raise ConfigError(
+            f"this run was triggered by asset events naming {len(batches)} batches ({', '.join(batches)}): Airflow "
+            "gathered events posted before the previous run ended. Each batch needs its own run: trigger the DAG "
+            "once per batch with the batch_file parameter"
+        )
+    return batches[0] if batches else None
+
+
+def safe_run_id(run_id: str) -> str:
+    """A run id as a file or key name: letters, digits, ``-``, ``_`` and ``.`` (``manual__2026-…T10_00_00``)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
 
 
 def work_dir(policy: UseCasePolicy, context: Mapping[str, Any]) -> Path:
@@ -131,8 +175,7 @@ def work_dir(policy: UseCasePolicy, context: Mapping[str, Any]) -> Path:
     from charter_guardrails.core.settings import get_settings
 
     _, run_id = run_ids(context)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    path = get_settings().home / "work" / policy.id / safe
+    path = get_settings().home / "work" / policy.id / safe_run_id(run_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,4 +1,5 @@
-"""model refresh: a clean refresh approved, a PII leak blocked, a biased sample overridden, a drifted batch quarantined.
+"""model refresh: a clean refresh approved, a PII leak blocked, a biased sample overridden, then two inference
+batches announced by asset events through the REST API: the clean one accepted, the drifted one quarantined.
 
 These run on real Airflow processes (api-server, scheduler, dag-processor; LocalExecutor on
 SQLite) because a human answers the approval through the same HITL REST API the UI uses.
@@ -25,6 +26,38 @@ def register(use_case: str, dataset: str, relative: str) -> None:
     code = charter(["hash", str(get_settings().data_dir / relative), "--dataset", f"{use_case}.{dataset}", "--quiet"])
     if code != 0:
         raise RuntimeError(f"could not register {relative} as {use_case}.{dataset} (exit {code})")
+
+
+def _post_batch(client: Any, dag_id: str, batch: str, timeout: float = 120) -> str:
+    """Post the asset event that announces ``batch``; the run the scheduler creates for it."""
+    import time
+
+    before = set(client.run_ids(dag_id))
+    client.post_asset_event("charter://citizen_requests/inference_batch", {"batch": batch})
+    print(f"    POST /api/v2/assets/events {{'batch': {batch!r}}}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [r for r in client.run_ids(dag_id) if r not in before]
+        if new:
+            return str(new[0])
+        time.sleep(1)
+    raise RuntimeError(f"no {dag_id} run within {timeout:.0f} s of the asset event for {batch}")
+
+
+#: The inference runs this make run started (their accepted_batch events are the ones it expects).
+inference_runs: set[str] = set()
+
+
+def _inference(ctx: Any, client: Any, dag_id: str, batch: str, *, accepted: bool) -> None:
+    """Register ``batch``, announce it by an asset event, and expect it accepted or quarantined."""
+    register("citizen_requests", "inference", f"citizen_requests/{batch}")
+    run_id = _post_batch(client, dag_id, f"citizen_requests/{batch}")
+    inference_runs.add(run_id)
+    state = client.wait_for_run(dag_id, run_id)
+    states = {t["task_id"]: t["state"] for t in client.task_instances(dag_id, run_id)}
+    outcome = "success" if accepted else "failed"
+    routed = "accepted" if accepted else "quarantined (route_batch failed on purpose)"
+    ctx.expect(state == outcome and states.get("route_batch") == outcome, f"{batch} posted as an asset event: {routed}")
 
 
 def run(ctx: Any) -> None:
@@ -55,6 +88,10 @@ def run(ctx: Any) -> None:
                 f"{version.approved_by if version else '?'}; model card {version.card_path if version else '-'}",
             )
 
+        # Inference batches are announced by an upstream system: an asset event posted through the REST API names
+        # each one. The clean batch passes every guardrail of the published model's inputs and emits accepted_batch.
+        _inference(ctx, claire, dag_inference, "inference_batch.csv", accepted=True)
+
         # 2. The PII-leak variant: blocked at the personal-data guardrail, nothing published.
         register("citizen_requests", "training", "citizen_requests/training__pii_leak.csv")
         run_id = claire.trigger(dag_refresh, {"training_file": "citizen_requests/training__pii_leak.csv"})
@@ -83,14 +120,16 @@ def run(ctx: Any) -> None:
         # Restore the clean delivery for what follows.
         register("citizen_requests", "training", "citizen_requests/training.csv")
 
-        # 4. A drifted inference batch: quarantined, with an incident.
-        register("citizen_requests", "inference", "citizen_requests/inference_batch__drifted.csv")
-        run_id = claire.trigger(dag_inference, {"batch_file": "citizen_requests/inference_batch__drifted.csv"})
-        state = claire.wait_for_run(dag_inference, run_id)
-        states = {t["task_id"]: t["state"] for t in claire.task_instances(dag_inference, run_id)}
+        # 4. The drifted batch, announced the same way: quarantined, with an incident; it emits nothing.
+        _inference(ctx, claire, dag_inference, "inference_batch__drifted.csv", accepted=False)
+        events = [  # this make run's (a rerun on the same Airflow home finds the earlier ones too)
+            e
+            for e in claire.asset_events("charter://citizen_requests/accepted_batch")
+            if e["extra"].get("run_id") in inference_runs
+        ]
         ctx.expect(
-            state == "failed" and states.get("check_drift") == "success" and states.get("route_batch") == "failed",
-            "drifted inference batch quarantined (route_batch failed on purpose)",
+            [e["extra"].get("batch") for e in events] == ["citizen_requests/accepted/inference_batch.csv"],
+            "one accepted_batch event, for the clean batch only: what downstream DAGs schedule on",
         )
         for client in (claire, karim):
             client.close()

@@ -87,6 +87,7 @@ def test_relay_and_monitor_are_active_from_creation(dagbag, monkeypatch) -> None
 
     assert dagbag.dags["incident_alert_relay"].is_paused_upon_creation is False
     assert dagbag.dags["integrity_monitor"].is_paused_upon_creation is False
+    assert dagbag.dags["charter_retention"].is_paused_upon_creation is False
     monkeypatch.setenv("CHARTER_INTEGRITY_MONITOR_PAUSED", "true")
     harness = DagBag(dag_folder=str(ROOT / "dags" / "integrity_monitor.py"))
     assert harness.dags["integrity_monitor"].is_paused_upon_creation is True

@@ -43,6 +43,8 @@ def test_the_refresh_dag_keeps_its_tasks_and_wiring() -> None:
         [
             "kill_switch",
             "verify_integrity",
+            "plan_personal_data_scan",
+            "scan_personal_data_partition",
             "scan_personal_data",
             "pseudonymise",
             "validate_quality",

@@ -1,7 +1,9 @@
 """A team brings its own use case, as docs/onboarding.md walks it: ``charter init`` on a file that is not one of
 the sample datasets, the TODOs filled, the team's own scikit-learn pipeline as ``model.trainer``, and the refresh
-on real Airflow processes through the approval form to its first published model, then an inference batch
-guarded by the new use case's inference DAG, with no other change.
+on real Airflow processes through the approval form to its first published model, then inference batches
+guarded by the new use case's inference DAG, with no other change than where the batches arrive: the team's
+inference deliveries land in a versioned bucket of an S3-compatible server on loopback (``tests/object_store.py``),
+and each is announced by an asset event posted through the REST API that names its object.
 
 The commands are read from the ``console`` blocks of docs/onboarding.md and run as written (in bash, with the
 test's ``CHARTER_*`` folders), so that the page and what is tested cannot drift apart.
@@ -15,6 +17,7 @@ import random
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.support import ledger_state, register
+from tests.e2e.support import ledger_state
 from tests.onboarding_doc import doc_commands
 
 #: Minutes of real Airflow processes: run by make test-deploy, which CI runs after make test.
@@ -81,9 +84,10 @@ DECLARED: dict[str, Any] = {
 }
 
 
-def write_requests(path: Path, rows: int = 1200, seed: int = 7, *, label: bool = True) -> None:
+def write_requests(path: Path, rows: int = 1200, seed: int = 7, *, label: bool = True, drifted: bool = False) -> None:
     """Requests for a home-composting grant: comma-separated, UTF-8 with a byte-order mark, a label that the
-    features explain, none of the sample datasets' columns; an inference batch has no label."""
+    features explain, none of the sample datasets' columns; an inference batch has no label. ``drifted``: only
+    houses, with gardens ten times larger than in training."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rnd = random.Random(seed)
     communes = ["Aubagne", "Aix-en-Provence", "La Ciotat", "Martigues", "Vitrolles", "Istres", "Marignane"]
@@ -91,8 +95,9 @@ def write_requests(path: Path, rows: int = 1200, seed: int = 7, *, label: bool =
         writer = csv.writer(out)
         writer.writerow(COLUMNS if label else COLUMNS[:-1])
         for i in range(rows):
-            habitat = rnd.choice(["maison", "appartement", "residence"])
+            habitat = "maison" if drifted else rnd.choice(["maison", "appartement", "residence"])
             surface = round(rnd.uniform(20, 900) if habitat == "maison" else rnd.uniform(0, 40), 1)
+            surface = surface * 10 if drifted else surface
             people = rnd.randint(1, 7)
             score = (surface > 150) + (people >= 3) + (habitat == "maison") + (rnd.random() < 0.15)
             day = date(2025, 1, 6) + timedelta(days=rnd.randint(0, 300))
@@ -137,9 +142,21 @@ def team(e2e_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dic
     return folders
 
 
+def deliveries_in(policy_file: Path, bucket: Any) -> None:
+    """The team's inference dataset becomes an object of ``bucket`` (its batches are delivered there)."""
+    from tests.object_store import CONN_ID
+
+    raw = yaml.safe_load(policy_file.read_text(encoding="utf-8"))
+    inference = next(d for d in raw["datasets"] if d["role"] == "inference")
+    inference.pop("path")
+    inference.update({"uri": bucket.uri("lots/latest.csv"), "conn_id": CONN_ID})
+    policy_file.write_text(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
 def test_a_team_use_case_from_init_to_its_first_model_and_batch(
-    team: dict[str, Path], e2e_home: Path, airflow_db: Path
+    team: dict[str, Path], e2e_home: Path, airflow_db: Path, s3_bucket: Any
 ) -> None:
+    from charter_airflow.dag_factory import accepted_batch_asset_uri, inference_asset_uri
     from charter_demo.local_airflow import LocalAirflow
     from charter_guardrails.core.policy import load_policy
     from charter_guardrails.decision.gate import REFRESH_CHECKS
@@ -157,6 +174,7 @@ def test_a_team_use_case_from_init_to_its_first_model_and_batch(
 
     fill_todos(policy_file)
     run_doc("deliver", team["work"], env)
+    deliveries_in(policy_file, s3_bucket)
     policy = load_policy(policy_file)
     assert policy.model.trainer == "compost_team.model:train"
     assert policy.training_dataset.column("num_dossier").role.value == "identifier"
@@ -177,12 +195,21 @@ def test_a_team_use_case_from_init_to_its_first_model_and_batch(
         nadia.answer_hitl(REFRESH, run_id, "human_review", "Approve")
         assert nadia.wait_for_run(REFRESH, run_id) == "success"
         assert nadia.wait_for_run(REVIEW, review_run) == "success"
-        write_requests(e2e_home / "data" / USE_CASE / "inference_batch.csv", rows=300, seed=11, label=False)
-        register(USE_CASE, "inference", f"{USE_CASE}/inference_batch.csv")
+        # Batches land in the bucket and are announced by asset events posted through the REST API, each naming
+        # its object: the DAG checks that object, not the policy's; a batch that passes is scored and emits the
+        # accepted_batch event, a drifted one is moved under quarantine/ and emits nothing.
         nadia.wait_for_dag(INFERENCE)
-        batch_run = nadia.trigger(INFERENCE)
-        assert nadia.wait_for_run(INFERENCE, batch_run) == "success"
-        batch_states = {t["task_id"]: t["state"] for t in nadia.task_instances(INFERENCE, batch_run)}
+        batches, versions = {}, {}
+        for name, drifted in (("lots/2026-12-05.csv", False), ("lots/2026-12-06.csv", True)):
+            local = team["work"] / name
+            write_requests(local, rows=300, seed=11, label=False, drifted=drifted)
+            versions[name] = s3_bucket.put(name, local)
+            register_object(s3_bucket.uri(name))
+            before = set(nadia.run_ids(INFERENCE))
+            nadia.post_asset_event(inference_asset_uri(USE_CASE), {"batch": s3_bucket.uri(name)})
+            run = _new_run(nadia, before)
+            batches[name] = (nadia.wait_for_run(INFERENCE, run), _states(nadia, run), _pinned(nadia, run))
+        accepted = nadia.asset_events(accepted_batch_asset_uri(USE_CASE))
         nadia.close()
 
     assert refresh_states["train_candidate"] == "success"
@@ -191,8 +218,61 @@ def test_a_team_use_case_from_init_to_its_first_model_and_batch(
     assert all(v in ("pass", "warn") for v in verdicts.values()), verdicts
     assert verdicts["training"] == "pass"
     assert ledger_state(USE_CASE)["versions"] == [(1, "production", "nadia.benali")]
-    assert batch_states["route_batch"] == "success"
-    assert all(state == "success" for state in batch_states.values()), batch_states
+    staged = f".objects/s3/{s3_bucket.name}"
+    clean_state, clean_tasks, clean_pin = batches["lots/2026-12-05.csv"]
+    assert clean_state == "success", clean_tasks
+    assert all(state == "success" for state in clean_tasks.values()), clean_tasks
+    # the posted object was verified (its staged copy, at the version delivered), not the policy's
+    assert clean_pin["path"] == f"{staged}/lots/2026-12-05.csv"
+    assert clean_pin["version_id"] == versions["lots/2026-12-05.csv"]
+    drifted_state, drifted_tasks, drifted_pin = batches["lots/2026-12-06.csv"]
+    assert drifted_state == "failed"
+    assert drifted_pin["path"] == f"{staged}/lots/2026-12-06.csv"
+    assert drifted_tasks["route_batch"] == "failed", drifted_tasks  # quarantined
+    decisions = [(decision, blocked) for dag, decision, blocked in ledger_state(USE_CASE)["runs"] if dag == INFERENCE]
+    assert [decision for decision, _ in decisions] == ["passed", "quarantined"]
+    assert "drift" in decisions[1][1], decisions  # gardens ten times larger (the suite's ranges fail as well)
+    assert list((e2e_home / "data" / USE_CASE / "quarantine").glob("*__2026-12-06.csv"))
+    assert accepted[0]["extra"]["not_scored"] is None, accepted[0]["extra"]  # scored by the team's model, v1
+    assert accepted[0]["extra"]["model_version"] == 1
+    # The bucket: the accepted batch with its predictions beside it; the drifted one moved under quarantine/.
+    keys = s3_bucket.keys()
+    assert "lots/2026-12-05.csv" in keys, keys
+    assert "lots/2026-12-05.predictions.parquet" in keys, keys
+    assert "lots/2026-12-06.csv" not in keys, keys
+    assert [k for k in keys if k.startswith("quarantine/lots/") and k.endswith("__2026-12-06.csv")], keys
+    assert [e["extra"]["batch"] for e in accepted] == [f"{USE_CASE}/accepted/2026-12-05.csv"]
+    assert accepted[0]["extra"]["object"] == s3_bucket.uri("lots/2026-12-05.csv")
+    assert accepted[0]["extra"]["version_id"] == versions["lots/2026-12-05.csv"]
+    assert accepted[0]["extra"]["predictions_object"] == s3_bucket.uri("lots/2026-12-05.predictions.parquet")
+    assert accepted[0]["extra"]["manifest_id"]
+    assert accepted[0]["source_dag_id"] == INFERENCE
+
+
+def _new_run(client: Any, before: set[str], timeout: float = 120) -> str:
+    """The run the scheduler creates for a posted asset event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [r for r in client.run_ids(INFERENCE) if r not in before]
+        if new:
+            return str(new[0])
+        time.sleep(1)
+    raise AssertionError(f"no {INFERENCE} run within {timeout:.0f} s of the asset event")
+
+
+def _states(client: Any, run_id: str) -> dict[str, str]:
+    return {t["task_id"]: t["state"] for t in client.task_instances(INFERENCE, run_id)}
+
+
+def _pinned(client: Any, run_id: str) -> dict[str, Any]:
+    """What the run's integrity step verified and pinned: the file (relative to the data folder), its version."""
+    return dict(client.get_xcom(INFERENCE, run_id, "verify_integrity")["pin"])
+
+
+def register_object(uri: str) -> None:
+    from charter_guardrails.cli.main import main as charter
+
+    assert charter(["hash", uri, "--dataset", f"{USE_CASE}.inference", "--quiet"]) == 0
 
 
 def _verdicts(run_id: str) -> dict[str, str]:

@@ -133,11 +133,50 @@ def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> No
     assert any(i[0] == "availability" for i in state["incidents"])
 
 
-def test_clean_inference_batch_is_passed_on(e2e_home) -> None:
+def test_clean_inference_batch_is_passed_on_and_scored_by_the_production_model(e2e_home) -> None:
+    import pandas as pd
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from charter_airflow.batch_routing import accepted_batch_asset_uri
+    from charter_airflow.runtime import load_policy
+    from charter_guardrails.ledger.models_predictions import PredictionBatch
+    from charter_guardrails.ledger.store import ledger_session
+    from sqlalchemy import select
+
+    from tests.published_model import publish, train
+
+    policy = load_policy("citizen_requests")
+    data = e2e_home / "data" / "citizen_requests"
+    publish(policy, train(policy, data / "training.csv", e2e_home / "candidate"))
     register("citizen_requests", "inference", "citizen_requests/inference_batch.csv")
     dag_run = _dag("citizen_requests_inference_guardrails").test()
     states = _states(dag_run)
     assert all(state == "success" for state in states.values()), states
-    assert (e2e_home / "data" / "citizen_requests" / "accepted" / "inference_batch.csv").exists()
+    assert (data / "accepted" / "inference_batch.csv").exists()
     runs = [r for r in ledger_state("citizen_requests")["runs"] if r[0] == "citizen_requests_inference_guardrails"]
     assert runs[-1][1] == "passed"
+
+    # Scored by v1: one prediction per batch row, the run named, the distribution in the ledger.
+    written = pd.read_parquet(data / "accepted" / "inference_batch.predictions.parquet")
+    assert len(written) == len(pd.read_csv(data / "inference_batch.csv", sep=";")) > 0
+    assert set(written["run_id"]) == {dag_run.run_id}
+    assert "request_id" not in written.columns
+    assert "message" not in written.columns
+    with ledger_session() as session:
+        [row] = session.scalars(select(PredictionBatch).where(PredictionBatch.run_id == dag_run.run_id)).all()
+        assert (row.status, row.model_version, row.rows) == ("scored", 1, len(written))
+        assert sum(row.distribution["counts"].values()) == len(written)
+    with create_session() as session:
+        extras = [
+            dict(e.extra or {})
+            for e in session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetModel.uri == accepted_batch_asset_uri("citizen_requests"))
+            )
+        ]
+    [extra] = [e for e in extras if e.get("run_id") == dag_run.run_id]
+    assert extra["batch"] == "citizen_requests/accepted/inference_batch.csv"
+    assert extra["predictions"] == "citizen_requests/accepted/inference_batch.predictions.parquet"
+    assert extra["model_version"] == 1
+    assert extra["not_scored"] is None

@@ -7,13 +7,16 @@ columns of both ``__pii_leak`` variants. Every DAG scenario then runs with ``dag
 * clean refresh, approved by a named approver;
 * blocked: PII leak (citizen requests and waste tonnage), corruption, quality failure (rejected);
 * overridden: the biased sample, with a written justification;
-* inference: a clean batch passed on, a drifted batch quarantined;
+* inference: a clean batch passed on and scored by the published model, a drifted batch quarantined;
 
 the alert relay delivers every incident to a real SMTP server and a real HTTP server on loopback.
 Then each canary is looked for, in its raw and normalised forms, in the task logs, the XCom table
 (and every other table of the Airflow metadata database), every column of every ledger table,
-the reports and Data Docs, the model cards and artifacts, the pseudonymised training data, the
-alert e-mails and webhook payloads, the exception messages of the tasks and the CLI's output.
+the reports and Data Docs, the model cards and artifacts, the pseudonymised training data, the predictions
+written beside the accepted batch, the alert e-mails and webhook payloads, the exception messages of the tasks
+and the CLI's output.
+Then the DPO's commands run on the same data: ``charter dsr find`` by e-mail, phone and NIR, and
+``charter dsr erase``; their output, log records and reports, and the ledger after them, are searched too.
 Zero occurrences is the only passing result.
 
 The input files hold the canaries by construction (and so do the accepted and quarantined copies
@@ -315,6 +318,8 @@ def test_canaries_never_leave_the_inputs(
         search.search_file("model cards and artifacts", path)
     for path in files_under(settings.home / "work"):
         search.search_file("pseudonymised and minimised training data", path)
+    for path in sorted(settings.data_dir.rglob("*.predictions.parquet")):  # beside the accepted batch, not input
+        search.search_file("predictions of accepted batches", path)
     for path in files_under(
         settings.home,
         exclude=[
@@ -351,6 +356,7 @@ def test_canaries_never_leave_the_inputs(
         "Data Docs",
         "model cards and artifacts",
         "pseudonymised and minimised training data",
+        "predictions of accepted batches",
         "alert e-mails",
         "webhook payloads",
         "exception messages",
@@ -362,10 +368,50 @@ def test_canaries_never_leave_the_inputs(
     for token in ("<PERSON_", "<FR_PHONE_", "<EMAIL_ADDRESS_", "<FR_NIR_", "<LOCATION_"):
         assert token in pseudonymised, f"no {token}… token in the pseudonymised training data"
 
+    started = time.perf_counter()
+    _data_subject_requests(values, search, capfd, caplog)
+    timings["data-subject requests"] = round(time.perf_counter() - started, 1)
+
     print(f"\ncanary scenarios (seconds): {timings}; searched characters per place: {search.searched}")
     assert not search.hits, "canary personal data found outside the inputs:\n" + "\n".join(
         str(h) for h in search.hits[:40]
     )
+
+
+def _data_subject_requests(values: Any, search: CanarySearch, capfd: Any, caplog: Any) -> None:
+    """The DPO's commands after the scenarios: ``charter dsr find`` by e-mail, phone and NIR locates the canary
+    person (in the inputs and the pseudonymised copies), ``charter dsr erase`` removes them, a second ``find`` finds
+    nothing and the audit chain still verifies; their output, log records, reports and the ledger join the search."""
+    from charter_guardrails.cli.main import main as charter
+    from charter_guardrails.core.settings import get_settings
+
+    capfd.readouterr()
+    first_record = len(caplog.records)
+    found = []
+    for kind, value in (("email", values.email), ("phone", values.phone), ("nir", values.nir)):
+        assert charter(["dsr", "find", "--identifier", value, "--type", kind, "--json"]) == 0, kind
+        found.append(json.loads(capfd.readouterr().out))
+        assert {p["kind"] for p in found[-1]["places"]} >= {"raw", "working_copy"}, found[-1]["places"]
+    request = ["--type", "email", "--request-id", "canary-erasure", "--json"]
+    assert charter(["dsr", "erase", "--identifier", values.email, *request, "--yes"]) == 0
+    erased = capfd.readouterr()
+    assert charter(["dsr", "find", "--identifier", values.email, "--type", "email"]) == 1
+    assert charter(["audit", "verify"]) == 0
+    again = capfd.readouterr()
+    search.search(
+        "CLI output",
+        "charter dsr find, erase",
+        json.dumps(found, ensure_ascii=False) + erased.out + erased.err + again.out + again.err,
+    )
+    search.search(
+        "task logs",
+        "log records of charter dsr",
+        "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records[first_record:]),
+    )
+    search.search("ledger", "every table, after the erasure", ledger_text())
+    for path in files_under(get_settings().reports_dir / "dsr"):
+        search.search_file("data-subject request reports", path)
+    assert search.searched.get("data-subject request reports", 0) > 0, "no data-subject request report"
 
 
 def test_canaries_never_reach_airflow_task_log_files(canaries, airflow_db: Path) -> None:

@@ -79,8 +79,13 @@ def _guardrail_write(session: Any, policy: Any, run_id: str) -> None:
     raise_incident(session, policy, _draft(run_id))
 
 
-def _writer(policy: Any, trial: int, out: int) -> None:
-    """The child: one guardrail write per transaction; say ``B`` before and ``C`` once committed."""
+def _writer(policy: Any, trial: int, out: int, *, hold_after_commit: int | None = None) -> None:
+    """The child: one guardrail write per transaction; say ``B`` before and ``C`` once committed.
+
+    :param hold_after_commit: after that many writes, commit one more and say ``H`` instead of ``C``, then wait to
+        be killed: the kill then lands between a commit and its report for certain (a random kill hits that
+        window, a few microseconds wide, only by luck).
+    """
     from charter_guardrails.ledger import db
     from charter_guardrails.ledger.store import ledger_session
     from sqlalchemy import text
@@ -96,6 +101,9 @@ def _writer(policy: Any, trial: int, out: int) -> None:
         os.write(out, f"B {run_id}\n".encode())
         with ledger_session() as session:
             _guardrail_write(session, policy, run_id)
+        if n == hold_after_commit:
+            os.write(out, b"H\n")
+            time.sleep(600)
         os.write(out, f"C {run_id}\n".encode())
         n += 1
 
@@ -221,16 +229,20 @@ def run_sigkill_campaign(url: str, trials: int, seed: int, template: str | None,
         _close_connections()  # no connection crosses the fork
         read_end, write_end = os.pipe()
         pid = os.fork()
+        hold = rng.randrange(3) if trial == trials - 1 else None  # the last trial kills after a commit, for sure
         if pid == 0:  # pragma: no cover - the child is killed, never returns
             try:
                 os.close(read_end)
-                _writer(policy, trial, write_end)
+                _writer(policy, trial, write_end, hold_after_commit=hold)
             finally:
                 os._exit(70)
         os.close(write_end)
         try:
             lines = _read_lines(read_end, until=b"R")
-            time.sleep(rng.uniform(0, window))
+            if hold is None:
+                time.sleep(rng.uniform(0, window))
+            elif "H" not in lines:  # the first read may have taken it already
+                lines += _read_lines(read_end, until=b"H")
             os.kill(pid, signal.SIGKILL)
             _, status = os.waitpid(pid, 0)
             lines += _read_lines(read_end)
@@ -277,7 +289,7 @@ def test_sigkill_during_incident_writes_loses_nothing_and_leaves_no_partial_row(
     from tests.conftest import ROOT
 
     backend = "sqlite" if ledger_url.startswith("sqlite") else "postgresql"
-    trials = scaled(120, 200) if backend == "sqlite" else scaled(60, 200)
+    trials = scaled(60, 200) if backend == "sqlite" else scaled(40, 200)
     seed = int(os.environ.get("CHARTER_KILL_SEED", "20261128"))
     from tests.unit.test_alerts_relay import policies_with_webhook
 

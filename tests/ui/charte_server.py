@@ -104,11 +104,17 @@ def _own_session_dying_with_parent() -> None:
 
 @contextmanager
 def api_server(
-    airflow_home: Path, charter_env: dict[str, str], *, migrate: bool = True, timeout: float = 240
+    airflow_home: Path,
+    charter_env: dict[str, str],
+    *,
+    migrate: bool = True,
+    timeout: float = 240,
+    airflow_env: dict[str, str] | None = None,
 ) -> Iterator[ApiServer]:
-    """Run ``airflow api-server`` until the block exits; always stopped (its whole process group)."""
+    """Run ``airflow api-server`` until the block exits; always stopped (its whole process group).
+    ``airflow_env`` overrides the server's Airflow settings (another auth manager, another database)."""
     port = free_port()
-    env = server_env(airflow_home, charter_env, port)
+    env = {**server_env(airflow_home, charter_env, port), **(airflow_env or {})}
     if migrate:
         migrate_airflow(env)
     airflow = Path(sys.executable).parent / "airflow"

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -71,3 +72,25 @@ def browser() -> Iterator[Any]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def view(ui_ledger: tuple[str, LedgerRows], airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The view on the filled ledger; ``as_role(role)`` makes the next requests come from a user of that role.
+    The auth manager's scope of each request reads the DAGs of Airflow's (migrated) metadata database."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from charter_airflow.ui import security
+    from charter_airflow.ui.app import create_app
+    from fastapi.testclient import TestClient
+
+    monkeypatch.setenv("AIRFLOW__API__SECRET_KEY", "charte-ia-tests-secret-key")
+    monkeypatch.setattr(security, "_auth_manager", SimpleAuthManager)
+    current = {"user": SimpleAuthManagerUser(username="admin", role="admin")}
+    app = create_app()
+    app.dependency_overrides[security.authenticated_user] = lambda: current["user"]
+
+    def as_role(role: str) -> None:
+        current["user"] = SimpleAuthManagerUser(username=role, role=role)
+
+    return SimpleNamespace(client=TestClient(app, raise_server_exceptions=False), as_role=as_role)

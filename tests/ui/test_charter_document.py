@@ -257,11 +257,13 @@ def test_the_view_exports_the_document_as_pdf_and_html_for_a_reader(
     ui_ledger: tuple[str, LedgerRows], tmp_path: Path
 ) -> None:
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_reader
     from fastapi.testclient import TestClient
 
     app = create_app()
     app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     client = TestClient(app)
 
     pdf = client.get("/rapport-charte/export.pdf", params={"debut": "2026-01-01", "fin": "2026-12-31"})
@@ -293,6 +295,7 @@ def test_the_views_pdf_export_is_signed_beside_the_clis_files_and_verifies_with_
     ui_ledger: tuple[str, LedgerRows], charter_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_reader
     from charter_guardrails.core.keys import PUBLIC_KEY_FILE, SIGNING_KEY_FILE
     from charter_guardrails.core.settings import get_settings
@@ -300,6 +303,7 @@ def test_the_views_pdf_export_is_signed_beside_the_clis_files_and_verifies_with_
 
     app = create_app()
     app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     client = TestClient(app)
     folder = get_settings().reports_dir / "charte"
     assert folder.is_relative_to(charter_home)
@@ -348,6 +352,7 @@ def test_the_report_files_route_serves_only_the_writers_files(
     ui_ledger: tuple[str, LedgerRows], charter_home: Path, path: str
 ) -> None:
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_reader
     from charter_guardrails.core.settings import get_settings
     from fastapi.testclient import TestClient
@@ -359,6 +364,7 @@ def test_the_report_files_route_serves_only_the_writers_files(
     (charter_home / "keys" / "x").write_text("secret", encoding="utf-8")
     app = create_app()
     app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     response = TestClient(app).get(path)
     assert response.status_code == 404
     assert "secret" not in response.text

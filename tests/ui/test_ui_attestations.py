@@ -7,7 +7,6 @@ The browser part runs a real ``airflow api-server`` (simple auth manager) and he
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ import pytest
 from charte_ledger import LedgerRows
 from charte_server import ApiServer, browser_login
 
+from tests.clock import in_days, today
+
 PREFIX = "/charte"
-TODAY = datetime.now(UTC).date()
-EXPIRES = (TODAY + timedelta(days=365)).isoformat()
 STATEMENT = "Sensibilisation aux biais des 14 agents des équipes de conception, le 12 novembre."
 DOCUMENT = "CR-CGN-2026-11"
 ATTESTED_BY = "Présidence du Comité de la Gouvernance Numérique"
@@ -30,8 +29,8 @@ def _form(**changes: str) -> dict[str, str]:
         "statement": STATEMENT,
         "document_ref": DOCUMENT,
         "attested_by": ATTESTED_BY,
-        "attested_on": TODAY.isoformat(),
-        "expires_on": EXPIRES,
+        "attested_on": today().isoformat(),
+        "expires_on": in_days(365).isoformat(),
         **changes,
     }
 
@@ -71,6 +70,7 @@ def test_an_expired_attestation_is_shown_as_expired_and_counts_as_missing(
 
     from charte_ledger import populate_ledger
     from charter_airflow.ui.app import create_app
+    from charter_airflow.ui.scope import EVERYTHING, bind_scope
     from charter_airflow.ui.security import require_reader
     from charter_guardrails.ledger import db
     from charter_guardrails.ledger.store import ledger_session
@@ -88,18 +88,19 @@ def test_an_expired_attestation_is_shown_as_expired_and_counts_as_missing(
             statement="Plan de formation adopté et trois sessions tenues pour les agents.",
             document_ref="PLAN-FORMATION-IA-2025",
             attested_by=ATTESTED_BY,
-            attested_on=TODAY - timedelta(days=400),
-            expires_on=TODAY - timedelta(days=35),
+            attested_on=in_days(-400),
+            expires_on=in_days(-35),
         )
     app = create_app()
     app.dependency_overrides[require_reader] = lambda: SimpleNamespace(get_name=lambda: "viewer")
+    app.dependency_overrides[bind_scope] = lambda: EVERYTHING  # the stubbed reader sees all
     monkeypatch.setattr("charter_airflow.ui.templating.can_act", lambda user: False)
     monkeypatch.setattr("charter_airflow.ui.templating.issue_csrf_token", lambda user: "token")
     page = TestClient(app).get("/rapport-charte", headers={"Accept": "text/html"})
     assert page.status_code == 200
     row = page.text.split('id="engagement-maitrise_humaine.5"', 1)[1].split("</tr>", 1)[0]
     assert '<span class="badge statut-ecarts">expirée</span>' in row
-    assert f"valable jusqu'au {TODAY - timedelta(days=35):%d/%m/%Y}" in row
+    assert f"valable jusqu'au {in_days(-35):%d/%m/%Y}" in row
     assert '<span class="badge statut statut-non-evalue">non évalué</span>' in row
     assert "attestation expirée le" in row
     assert "Attester un engagement" not in page.text, "the forms are for the governance role only"
@@ -153,14 +154,14 @@ def test_governance_attests_from_the_charter_report(
     form.locator("textarea[name='statement']").fill(STATEMENT)
     form.locator("input[name='document_ref']").fill(DOCUMENT)
     form.locator("input[name='attested_by']").fill(ATTESTED_BY)
-    form.locator("input[name='expires_on']").fill(EXPIRES)
+    form.locator("input[name='expires_on']").fill(in_days(365).isoformat())
     form.get_by_role("button", name="Enregistrer l'attestation de equite.3").click()
     page.locator("#confirmation").wait_for()
     row = page.locator("tr[data-engagement='equite.3']")
     assert row.locator(".statut").inner_text() == "attesté"
     cell = row.locator("td.attestation").inner_text()
     assert ATTESTED_BY in cell
-    assert f"valable jusqu'au {TODAY + timedelta(days=365):%d/%m/%Y}" in cell
+    assert f"valable jusqu'au {in_days(365):%d/%m/%Y}" in cell
     assert DOCUMENT in cell
     assert page.locator("tr[data-engagement='maitrise_humaine.5'] .statut").inner_text() == "non évalué"
     row.scroll_into_view_if_needed()

@@ -69,6 +69,8 @@ def test_charte_ia_on_a_real_api_server(
 def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
     """Anonymous, forged, read-only and cookie-without-CSRF requests are refused on every route; the API acts with a
     token."""
+    from charter_airflow.ui.security import require_governance
+
     routes = app_routes()
     values = {
         "run_pk": rows.blocked_run_pk,
@@ -92,7 +94,7 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
         signature = re.search(r"/fichiers/([^>]+)>", export.headers["link"])
         assert signature is not None, export.headers["link"]
         values["file_name"] = signature.group(1)
-        for method, path, _ in routes:
+        for method, path, route in routes:
             url = fill_path(path, values, query)
             anonymous = client.request(method, url)
             assert anonymous.status_code == 401, f"anonymous {method} {url} -> {anonymous.status_code}"
@@ -104,7 +106,7 @@ def _check_api_security(ui_server: ApiServer, rows: LedgerRows) -> None:
                 headers={"Authorization": f"Bearer {viewer}"},
                 **({"json": {"comment": "lecture seule"}} if method == "POST" and "/api/" in path else {}),
             )
-            if method == "POST":
+            if method == "POST" or any(d.call is require_governance for d in route.dependant.dependencies):
                 assert as_viewer.status_code == 403, f"viewer {method} {url} -> {as_viewer.status_code}"
             else:
                 assert as_viewer.status_code == 200, (

@@ -85,7 +85,7 @@ def test_every_automated_engagement_names_its_evidence() -> None:
         ("transparence.4", set(), {"ai_labels"}),
         ("equite.1", {"fairness", "performance"}, set()),
         ("equite.2", {"quality", "representativeness", "drift"}, set()),
-        ("maitrise_humaine.1", {"drift", "performance"}, set()),
+        ("maitrise_humaine.1", {"drift", "performance"}, {"predictions"}),
         ("maitrise_humaine.2", {"kill_switch"}, {"approvals", "overrides", "kill_switch"}),
         ("maitrise_humaine.3", {"declaration"}, set()),
         ("maitrise_humaine.4", set(), {"model_cards", "approvals"}),

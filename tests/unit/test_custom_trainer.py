@@ -87,9 +87,13 @@ def no_proba(frame, *, features, label, random_state):
 
 
 class Holder:
+    # A model holding what cannot be saved (an open connection, a GPU handle). Not a lambda: once dill is imported
+    # in the process (Airflow imports it), joblib's pure-Python pickler saves lambdas too.
     def __init__(self, model):
         self.model = model
-        self.transform = lambda x: x
+
+    def __reduce__(self):
+        raise TypeError("a Holder keeps an open handle and cannot be pickled")
 
     def predict(self, frame):
         return self.model.predict(frame)

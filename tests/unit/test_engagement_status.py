@@ -3,7 +3,7 @@ organisational engagements are kept only on a valid attestation. On SQLite and P
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from charter_guardrails.ledger.store import get_or_create_check_run, ledger_sess
 from charter_guardrails.reporting.attestations import list_attestations, record_attestation, valid_attestations
 from charter_guardrails.reporting.charter_report import STATUSES, charter_report, parse_period
 
+from tests.clock import InDays, dated, in_days, today
+
 ORGANISATIONAL = ("equite.3", "maitrise_humaine.5", "durabilite.2")
-TODAY = datetime.now(UTC).date()
 STATEMENT = "Session de sensibilisation aux biais tenue pour les équipes de conception."
 
 
@@ -37,8 +38,8 @@ def _attest(engagement: str, *, on: date | None = None, expires: date | None = N
             statement=STATEMENT,
             document_ref="CR-COMITE-2026-04",
             attested_by="Présidence du Comité",
-            attested_on=on or TODAY - timedelta(days=10),
-            expires_on=expires or TODAY + timedelta(days=365),
+            attested_on=on or in_days(-10),
+            expires_on=expires or in_days(365),
         )
 
 
@@ -86,32 +87,32 @@ def test_organisational_engagements_are_attested_only_with_a_valid_attestation(l
         assert entry["status"] == "attesté"
         assert entry["attestation"]["valid"] is True
         assert entry["attestation"]["attested_by"] == "Présidence du Comité"
-        assert entry["attestation"]["expires_on"] == (TODAY + timedelta(days=365)).isoformat()
+        assert entry["attestation"]["expires_on"] == in_days(365).isoformat()
         assert "attesté par Présidence du Comité" in entry["status_reasons"][0]
     assert after["equite.2"]["status"] == "contrôlé — conforme", "an attestation never stands for a control"
     with ledger_session() as session:
-        assert set(valid_attestations(session, TODAY)) == set(ORGANISATIONAL)
+        assert set(valid_attestations(session, today())) == set(ORGANISATIONAL)
 
 
 def test_an_expired_attestation_counts_as_missing_and_is_shown_as_expired(ledger_url: str) -> None:
-    _attest("equite.3", on=TODAY - timedelta(days=400), expires=TODAY - timedelta(days=30))
+    _attest("equite.3", on=in_days(-400), expires=in_days(-30))
     entry = _report()["equite.3"]
     assert entry["status"] == "non évalué"
     assert entry["attestation"]["valid"] is False
     assert entry["attestation"]["expired"] is True
     assert any("expirée" in r for r in entry["status_reasons"])
     with ledger_session() as session:
-        assert valid_attestations(session, TODAY) == {}
+        assert valid_attestations(session, today()) == {}
 
     # the same attestation, read over a period that ends before it expired, holds
-    past_end = TODAY - timedelta(days=60)
+    past_end = in_days(-60)
     past = _report(start=(past_end - timedelta(days=90)).isoformat(), end=past_end.isoformat())["equite.3"]
     assert past["status"] == "attesté"
 
 
 def test_an_attestation_given_after_the_period_does_not_count_for_it(ledger_url: str) -> None:
-    _attest("maitrise_humaine.5", on=TODAY - timedelta(days=5))
-    end = TODAY - timedelta(days=30)
+    _attest("maitrise_humaine.5", on=in_days(-5))
+    end = in_days(-30)
     entry = _report(start=(end - timedelta(days=60)).isoformat(), end=end.isoformat())["maitrise_humaine.5"]
     assert entry["status"] == "non évalué"
     assert entry["attestation"] is None
@@ -255,7 +256,7 @@ def test_the_mixed_engagement_without_attestation_is_in_gaps_for_the_missing_att
     assert entry["status"] == "contrôlé — écarts"
     assert "attestation du Comité manquante" in entry["status_reasons"]
 
-    _attest("durabilite.3", on=TODAY - timedelta(days=400), expires=TODAY - timedelta(days=1))
+    _attest("durabilite.3", on=in_days(-400), expires=in_days(-1))
     expired = _report({"ok": True})["durabilite.3"]
     assert expired["status"] == "contrôlé — écarts"
     assert "attestation du Comité manquante" in expired["status_reasons"]
@@ -270,8 +271,8 @@ def test_the_mixed_engagement_without_attestation_is_in_gaps_for_the_missing_att
         ({"statement": "Fait."}, "at least 20 characters"),
         ({"document_ref": "  "}, "document reference is empty"),
         ({"attested_by": ""}, "attested_by"),
-        ({"expires_on": TODAY - timedelta(days=10)}, "expiry date after the attestation date"),
-        ({"attested_on": TODAY + timedelta(days=1)}, "in the future"),
+        ({"expires_on": InDays(-10)}, "expiry date after the attestation date"),
+        ({"attested_on": InDays(2)}, "in the future"),
         ({"statement": "Formation tenue, contact : prenom.nom@example.fr pour la liste."}, "personal value"),
     ],
 )
@@ -281,12 +282,12 @@ def test_an_attestation_is_refused_with_what_to_correct(ledger_url: str, changes
         "statement": STATEMENT,
         "document_ref": "CR-COMITE-2026-04",
         "attested_by": "Présidence du Comité",
-        "attested_on": TODAY - timedelta(days=10),
-        "expires_on": TODAY + timedelta(days=365),
+        "attested_on": InDays(-10),
+        "expires_on": InDays(365),
         **changes,
     }
     with ledger_session() as session, pytest.raises(ConfigError, match=message):
-        record_attestation(session, **values)
+        record_attestation(session, **dated(values))
     with ledger_session() as session:
         assert list_attestations(session) == []
 
@@ -302,7 +303,7 @@ def test_an_attestation_is_a_signed_audit_event(ledger_url: str) -> None:
         assert event.actor == "Présidence du Comité"
         assert event.payload["engagement"] == "equite.3"
         assert event.payload["document_ref"] == "CR-COMITE-2026-04"
-        assert event.payload["expires_on"] == (TODAY + timedelta(days=365)).isoformat()
+        assert event.payload["expires_on"] == in_days(365).isoformat()
         assert verify_chain(session).ok
 
 
@@ -313,3 +314,35 @@ def test_a_run_refused_by_the_kill_switch_is_human_control_at_work(ledger_url: s
     assert engagements["maitrise_humaine.2"]["status"] == "contrôlé — conforme"
     assert engagements["maitrise_humaine.2"]["evidence"]["fail"] == 1
     assert engagements["surete.2"]["status"] == "contrôlé — écarts"
+
+
+def test_maitrise_humaine_1_counts_the_batches_the_model_in_service_scored(ledger_url: str) -> None:
+    """The model in use is watched on what it scores: scored and unscored batches, the largest drift of its
+    predictions between two batches; a batch left unscored (kill switch on) is not a gap."""
+    from charter_guardrails.ledger.models_predictions import PredictionBatch
+
+    assert _report()["maitrise_humaine.1"]["evidence"]["scored_batches"] == 0
+    with ledger_session() as session:
+        for n, (status, drift) in enumerate(
+            (("scored", None), ("scored", 0.31), ("not_scored", None), ("scored", 0.12))
+        ):
+            session.add(
+                PredictionBatch(
+                    use_case="citizen_requests",
+                    dag_id="citizen_requests_inference_guardrails",
+                    run_id=f"r{n}",
+                    batch=f"citizen_requests/accepted/lot{n}.csv",
+                    status=status,
+                    reason=None if status == "scored" else "kill_switch",
+                    model_version=1 if status == "scored" else None,
+                    rows=100,
+                    distribution={},
+                    drift=drift,
+                )
+            )
+    engagement = _report()["maitrise_humaine.1"]
+    evidence = engagement["evidence"]
+    assert (evidence["scored_batches"], evidence["not_scored_batches"]) == (3, 1)
+    assert evidence["max_prediction_drift"] == 0.31
+    assert engagement["status"] == "contrôlé — conforme"
+    assert any("3 lots notés par le modèle en service (citizen_requests)" in r for r in engagement["status_reasons"])

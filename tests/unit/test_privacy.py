@@ -155,7 +155,7 @@ def test_exhaustive_agrees_with_a_naive_pass_over_every_value() -> None:
     assert {"FR_PHONE", "FR_NIR", "EMAIL_ADDRESS", "PERSON", "LOCATION"} <= report.column("message").entity_types()
 
 
-def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors() -> None:
+def test_ner_encoder_computes_each_distinct_window_once_with_the_same_vectors() -> None:
     import numpy as np
     from charter_guardrails.checks.privacy.analyzer import get_ner_pipeline
 
@@ -174,7 +174,9 @@ def test_ner_encoder_computes_each_distinct_window_once_with_identical_vectors()
     docs = [nlp.make_doc(t) for t in texts]
     expected, got = stock.predict(docs), fast.predict(docs)
     assert [e.shape for e in expected] == [g.shape for g in got]
-    assert all(np.array_equal(e, g) for e, g in zip(expected, got, strict=True))
+    # Equal to float32 rounding: OpenBLAS may pick another kernel for the fewer rows of the distinct windows (its
+    # small-matrix path on some CPUs), which sums in another order; the entities are compared exactly elsewhere.
+    assert all(np.allclose(e, g, rtol=0, atol=1e-5) for e, g in zip(expected, got, strict=True))
     assert fast.predict([nlp.make_doc("")])[0].shape == (0, stock.get_dim("nO"))
 
 

@@ -139,6 +139,40 @@ def test_drift_on_sql_tables(
     assert clean.verdict is Verdict.PASS, clean.summary
     assert drifted.verdict is Verdict.FAIL
     assert "pluie_mm" in drifted.evidence["drifted"]
+    # In the database (GROUP BY, streamed): the same statistics, float for float, as the table read whole.
+    from charter_guardrails.checks.quality.drift_stats import TableStats
+    from sqlalchemy import create_engine
+
+    engine = create_engine(data_url)
+    try:
+        for name, whole in (("batch_clean", clean), ("batch_drifted", drifted)):
+            in_database = check_drift(policy, TableStats(engine, name), profile)
+            assert in_database.verdict is whole.verdict
+            assert in_database.evidence["features"] == whole.evidence["features"], name
+            assert in_database.metrics == whole.metrics
+    finally:
+        engine.dispose()
+
+
+def test_a_sql_inference_dataset_drifts_in_its_database(
+    data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = policies["waste_tonnage"]
+    stored = profile_training(policy, sample / "waste_tonnage" / "training.csv")
+    _load_table(_typed(policy, "inference", sample / "waste_tonnage" / "inference_batch__drifted.csv"), data_url, "lot")
+    monkeypatch.setenv("CHARTER_DATA_URL", data_url)
+    raw = policy.model_dump(mode="json")
+    inference = next(d for d in raw["datasets"] if d["role"] == "inference")
+    inference.update({"format": "sql", "table": "lot", "path": None})
+    on_table = UseCasePolicy.model_validate(raw)
+    result = drift_of_file(on_table, reference=stored)
+    assert result.verdict is Verdict.FAIL
+    assert "pluie_mm" in result.evidence["drifted"]
+    inference["table"] = "absent"
+    missing = drift_of_file(UseCasePolicy.model_validate(raw), reference=stored)
+    assert missing.verdict is Verdict.FAIL
+    assert "missing" in missing.summary
+    assert "table absent does not exist" in missing.summary
 
 
 def test_drift_bad_input(policies: dict[str, UseCasePolicy], sample: Path, tmp_path: Path, charter_home: Path) -> None:
@@ -210,6 +244,42 @@ def test_representativeness_on_sql_tables(
     biased = check_representativeness(policy, _typed_sql(policy, "training", "train_biased", data_url))
     assert biased.verdict is Verdict.FAIL
     assert biased.evidence["data_gaps"] == ["arrondissement=13216"]
+    assert any("disparate_impact" in report for report in biased.evidence["group_columns"])
+    # Counted by the database (GROUP BY): the same groups, shares, base rates and verdicts as the table read whole.
+    from charter_guardrails.checks.quality.group_counts import TableGroups
+    from sqlalchemy import create_engine
+
+    engine = create_engine(data_url)
+    try:
+        whole = {
+            "train_clean": check_representativeness(policy, _typed_sql(policy, "training", "train_clean", data_url))
+        }
+        whole["train_biased"] = biased
+        for name, expected in whole.items():
+            counted = check_representativeness(policy, TableGroups(engine, name))
+            assert counted.verdict is expected.verdict
+            assert counted.evidence == expected.evidence, name
+            assert counted.metrics == expected.metrics
+    finally:
+        engine.dispose()
+
+
+def test_a_sql_training_dataset_is_judged_on_counts_from_its_database(
+    data_url: str, policies: dict[str, UseCasePolicy], sample: Path, charter_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = policies["citizen_requests"]
+    _load_table(_typed(policy, "training", sample / "citizen_requests" / "training__biased.csv"), data_url, "appris")
+    monkeypatch.setenv("CHARTER_DATA_URL", data_url)
+    raw = policy.model_dump(mode="json")
+    training = next(d for d in raw["datasets"] if d["role"] == "training")
+    training.update({"format": "sql", "table": "appris", "path": None})
+    result = representativeness_of_file(UseCasePolicy.model_validate(raw))
+    assert result.verdict is Verdict.FAIL
+    assert result.evidence["data_gaps"] == ["arrondissement=13216"]
+    training["table"] = "absent"
+    missing = representativeness_of_file(UseCasePolicy.model_validate(raw))
+    assert missing.verdict is Verdict.FAIL
+    assert "table absent does not exist" in missing.summary
 
 
 def test_min_group_size_and_reference_errors(

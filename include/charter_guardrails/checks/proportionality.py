@@ -20,6 +20,7 @@ pandas is imported inside functions: task modules import this one at DAG parse t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -119,7 +120,12 @@ class _Retention:
 
 
 def check_proportionality(
-    policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, *, as_of: datetime
+    policy: UseCasePolicy,
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    *,
+    as_of: datetime,
+    received: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, CheckResult]:
     """Minimise a dataset to what the declared purpose needs, and say what was removed.
 
@@ -132,6 +138,8 @@ def check_proportionality(
     :param dataset: the declared dataset ``frame`` was read from (training or inference).
     :param frame: the data, typed with :func:`charter_guardrails.readers.files.apply_types`.
     :param as_of: the reference instant for retention (timezone-aware, e.g. the run's logical date).
+    :param received: every column the data has, when ``frame`` holds only those it needs (read with a column
+        projection of :func:`minimised_columns`): the others are judged by name, never read. Default: ``frame``'s.
     :returns: the minimised frame (only the columns of :func:`minimised_columns`, only rows in retention)
         and the check result. The frame's index is reset.
     :raises ValueError: if ``as_of`` is naive (a configuration error, not bad data).
@@ -141,7 +149,11 @@ def check_proportionality(
     found = _Findings()
     is_training = policy.model.target in {c.name for c in dataset.columns}
     purpose = _check_purpose(policy, found)
-    columns = _check_columns(policy, dataset, frame, is_training, found)
+    names = [str(c) for c in frame.columns] if received is None else [str(c) for c in received]
+    absent = sorted((set(minimised_columns(policy, dataset)) & set(names)) - {str(c) for c in frame.columns})
+    if absent:
+        raise ValueError(f"check_proportionality: frame lacks columns it received that minimisation keeps: {absent}")
+    columns = _check_columns(policy, dataset, names, is_training, found)
     minimised = frame.loc[:, columns.kept]
     # Proportionnalité 3, rows: the volume cap applies to what was received.
     if dataset.max_rows is not None and len(frame) > dataset.max_rows:
@@ -165,11 +177,10 @@ def _check_purpose(policy: UseCasePolicy, found: _Findings) -> str:
 
 
 def _check_columns(
-    policy: UseCasePolicy, dataset: Dataset, frame: pd.DataFrame, is_training: bool, found: _Findings
+    policy: UseCasePolicy, dataset: Dataset, received: list[str], is_training: bool, found: _Findings
 ) -> _Columns:
     """Proportionnalité 3, columns: only the declared columns the purpose needs are kept."""
     declared = [c.name for c in dataset.columns]
-    received = [str(c) for c in frame.columns]
     undeclared = sorted(c for c in received if c not in declared)
     if undeclared:
         found.warnings.append(UNDECLARED_DROPPED(count=len(undeclared)))

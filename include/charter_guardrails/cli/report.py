@@ -23,6 +23,20 @@ def _formats(value: str) -> list[str]:
     return list(dict.fromkeys(formats))
 
 
+def add_output_options(parser: argparse.ArgumentParser, folder: str) -> None:
+    """``--out``, ``--format`` and ``--json`` of a command that writes documents as HTML, JSON and PDF."""
+    parser.add_argument("--out", type=Path, metavar="DIR", help=f"folder to write into (default: {folder})")
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        type=_formats,
+        default=list(ALL_FORMATS),
+        metavar="LIST",
+        help="comma-separated formats among html,json,pdf (default: all three)",
+    )
+    add_json_flag(parser)
+
+
 def register(subparsers: Any) -> None:
     report = subparsers.add_parser("report", help="the charter report for the committee, signed; verify a report")
     sub = report.add_subparsers(dest="report_command", metavar="ACTION", required=True)
@@ -40,18 +54,7 @@ def register(subparsers: Any) -> None:
         "--from", dest="start", metavar="DATE", help="first day, YYYY-MM-DD (default: six months before --to)"
     )
     charter.add_argument("--to", dest="end", metavar="DATE", help="last day, included, YYYY-MM-DD (default: now)")
-    charter.add_argument(
-        "--out", type=Path, metavar="DIR", help="folder to write into (default: <CHARTER_REPORTS_DIR>/charte)"
-    )
-    charter.add_argument(
-        "--format",
-        dest="formats",
-        type=_formats,
-        default=list(ALL_FORMATS),
-        metavar="LIST",
-        help="comma-separated formats among html,json,pdf (default: all three)",
-    )
-    add_json_flag(charter)
+    add_output_options(charter, "<CHARTER_REPORTS_DIR>/charte")
     charter.set_defaults(handler=_charter)
 
     verify = sub.add_parser(

@@ -22,7 +22,9 @@ from charter_guardrails.core.results import PRINCIPLES
 ENGAGEMENTS_FILE = Path(__file__).with_name("engagements.yaml")
 
 #: Evidence the ledger keeps besides check results.
-SOURCES = frozenset({"approvals", "overrides", "kill_switch", "incidents", "audit", "model_cards", "ai_labels"})
+SOURCES = frozenset(
+    {"approvals", "overrides", "kill_switch", "incidents", "audit", "model_cards", "ai_labels", "predictions"}
+)
 
 
 class EngagementKind(StrEnum):

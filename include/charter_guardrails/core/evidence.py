@@ -105,6 +105,26 @@ class ChangedRange(_Part):
     file: str | None = None
 
 
+class ChangedKeyRange(_Part):
+    """A changed key range of a table: its bounds (key values with their type tags), its rows then and now."""
+
+    index: int
+    start: list[list[str]] | None
+    end: list[list[str]] | None
+    rows_registered: int
+    rows_now: int
+    change: str
+
+
+class StoredObject(_Part):
+    """An object in storage: where it is and the store's identity of its bytes (no credential, no content)."""
+
+    uri: str
+    size_bytes: int | None = None
+    version_id: str | None = None
+    etag: str | None = None
+
+
 class IntegrityEvidence(Evidence):
     """The verification outcome, then the facts that outcome has (key ids, roots, changed chunks)."""
 
@@ -124,6 +144,16 @@ class IntegrityEvidence(Evidence):
     actual_size_bytes: int | None = None
     files: dict[str, list[str]] | None = None
     schema_changed: bool | None = None
+    #: a SQL table: its key columns, its rows then and now, the schema changes and the changed key ranges
+    table: str | None = None
+    key_columns: list[str] | None = None
+    rows_registered: int | None = None
+    rows_now: int | None = None
+    schema_changes: list[str] | None = None
+    changed_ranges: list[ChangedKeyRange] | None = None
+    #: an object in storage: the version staged now, and the one its manifest registered when they differ
+    object: StoredObject | None = None
+    registered_object: StoredObject | None = None
 
 
 # --- personal data -----------------------------------------------------------------------------------

@@ -36,12 +36,14 @@ from charter_guardrails.core.policy_models import (
     ModelSpec,
     Objective,
     PolicySection,
-    PrivacyPolicy,
     QualityPolicy,
     Sourcing,
     TaskNature,
     validation_reason,
 )
+from charter_guardrails.core.policy_privacy import PrivacyPolicy
+from charter_guardrails.core.policy_register import RegisterPolicy
+from charter_guardrails.core.policy_storage import StoragePolicy
 from charter_guardrails.core.settings import get_settings
 
 
@@ -79,6 +81,8 @@ class UseCasePolicy(PolicySection):
     drift: DriftPolicy = Field(default_factory=DriftPolicy)
     footprint: FootprintPolicy = Field(default_factory=FootprintPolicy)
     incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    processing: RegisterPolicy = Field(default_factory=RegisterPolicy)
+    storage: StoragePolicy = Field(default_factory=StoragePolicy)
     tags: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")

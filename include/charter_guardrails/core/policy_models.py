@@ -13,9 +13,9 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from charter_guardrails.core.errors import ConfigError
+from charter_guardrails.core import dataset_paths
 from charter_guardrails.core.settings import get_settings
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
@@ -199,8 +199,16 @@ class Dataset(PolicySection):
     format: DatasetFormat
     #: File or directory, relative to the data folder (``CHARTER_DATA_DIR``). Never absolute, never ``..``.
     path: str | None = None
+    #: An object in storage instead of a file of the data folder: ``s3://bucket/key`` (or ``file:///path``).
+    #: It is staged under the data folder before the guardrails read it (``charter_guardrails.readers.objects``).
+    uri: str | None = None
+    #: The Airflow connection holding the credentials of ``uri`` (S3: access key, secret, ``endpoint_url``).
+    conn_id: str | None = None
     #: SQL table name, for ``format: sql``.
     table: str | None = None
+    #: The unique, non-null columns that order the table's rows for its integrity manifest (``format: sql``),
+    #: when the table has no primary key or the key is personal data.
+    order_by: list[str] | None = Field(default=None, min_length=1)
     csv: CsvDialect = Field(default_factory=CsvDialect)
     personal_data: bool
     #: Categories of data subjects (GDPR Art. 33(3)(a)), e.g. ``usagers``.
@@ -231,6 +239,11 @@ class Dataset(PolicySection):
             raise ValueError(f"suite {value!r} must be a file name in the expectations folder, without a directory")
         return value
 
+    @field_validator("uri")
+    @classmethod
+    def _object_uri(cls, value: str | None) -> str | None:
+        return dataset_paths.checked_uri(value)
+
     @field_validator("table")
     @classmethod
     def _plain_table_name(cls, value: str | None) -> str | None:
@@ -242,12 +255,15 @@ class Dataset(PolicySection):
     def _consistent(self) -> Dataset:
         if self.format is DatasetFormat.SQL and not self.table:
             raise ValueError("a dataset with format: sql needs a table")
-        if self.format is not DatasetFormat.SQL and not self.path:
-            raise ValueError(f"a dataset with format: {self.format.value} needs a path")
+        dataset_paths.check_one_source(self)
         names = [c.name for c in self.columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"columns declared twice: {duplicates}")
+        if self.order_by is not None and self.format is not DatasetFormat.SQL:
+            raise ValueError("order_by orders the rows of a table: only a dataset with format: sql has it; remove it")
+        if self.order_by and (set(self.order_by) - set(names) or len(set(self.order_by)) != len(self.order_by)):
+            raise ValueError(f"order_by {self.order_by} must name declared columns of the dataset, each once")
         if self.retention and self.retention.date_column not in names:
             raise ValueError(f"retention.date_column {self.retention.date_column!r} is not a declared column")
         if not self.personal_data:
@@ -260,6 +276,11 @@ class Dataset(PolicySection):
             raise ValueError("a personal dataset must name its categories of data_subjects (GDPR Art. 33(3)(a))")
         return self
 
+    @property
+    def is_object(self) -> bool:
+        """The dataset lives in object storage (``uri``) and is staged before it is read."""
+        return self.uri is not None
+
     def column(self, name: str) -> Column:
         for column in self.columns:
             if column.name == name:
@@ -269,58 +290,22 @@ class Dataset(PolicySection):
     def columns_with_role(self, *roles: ColumnRole) -> list[Column]:
         return [c for c in self.columns if c.role in roles]
 
+    def personal_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.personal_data is not PersonalDataCategory.NONE]
+
     def delivery(self, path: str | Path | None = None, data_dir: Path | None = None) -> Path:
         """This dataset's file, or another delivery of it at ``path``: relative to the data folder, or
-        absolute inside it. A path that leaves the data folder is refused, as in a policy file."""
-        if path is None or str(path) == "":
-            return self.resolve_path(data_dir)
-        root = (data_dir or get_settings().data_dir).resolve()
-        candidate = Path(path)
-        if candidate.is_absolute():
-            if not candidate.resolve().is_relative_to(root):
-                raise ConfigError(f"dataset {self.id!r}: {candidate} is outside the data folder {root}")
-            candidate = candidate.resolve().relative_to(root)
-        try:
-            other = Dataset.model_validate({**self.model_dump(mode="json"), "path": candidate.as_posix()})
-        except ValidationError as exc:
-            raise ConfigError(
-                f"dataset {self.id!r}: invalid delivery path {str(path)!r}: {validation_reason(exc.errors()[0])}"
-            ) from None
-        return other.resolve_path(data_dir)
+        absolute inside it; for an object, its staged copy. A path that leaves the data folder is refused."""
+        return dataset_paths.delivery_path(self, path, data_dir or get_settings().data_dir)
+
+    def object_uri(self, delivery: str | None = None) -> str:
+        """The object a run reads: ``delivery`` (an inference batch named by an asset event or the run's
+        parameters, which must be in the bucket of the dataset's ``uri``), else the dataset's ``uri``."""
+        return dataset_paths.object_uri(self, delivery)
 
     def resolve_path(self, data_dir: Path | None = None) -> Path:
-        """The dataset's file under the data folder; refuses to leave it (path traversal)."""
-        if self.path is None:
-            raise ConfigError(f"dataset {self.id!r} is a SQL table and has no path")
-        root = (data_dir or get_settings().data_dir).resolve()
-        target = (root / self.path).resolve()
-        if not target.is_relative_to(root):
-            raise ConfigError(f"dataset {self.id!r}: path {self.path!r} leaves the data folder {root}")
-        return target
-
-
-class PrivacyPolicy(PolicySection):
-    #: ``sampling`` (with a stated detection guarantee) or ``exhaustive`` (every distinct value).
-    scan_mode: Literal["sampling", "exhaustive"] = "sampling"
-    #: Minimum Presidio score to count a finding.
-    min_score: float = Field(default=0.5, ge=0, le=1)
-    #: In sampling mode: detect a PII rate of at least ``min_detectable_rate`` with ``confidence``.
-    min_detectable_rate: float = Field(default=0.01, gt=0, lt=1)
-    confidence: float = Field(default=0.99, gt=0, lt=1)
-    #: National identifiers of these countries are looked for besides the French ones (off by default:
-    #: their digits look like other references): BE national number, DE tax id, ES DNI/NIE, IT codice fiscale.
-    national_identifiers: list[Literal["BE", "DE", "ES", "IT"]] = Field(default_factory=list)
-    #: Region of phone numbers written without a country code (ISO 3166 alpha-2, as phonenumbers knows it).
-    phone_region: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
-
-    @field_validator("phone_region")
-    @classmethod
-    def _known_phone_region(cls, value: str) -> str:
-        import phonenumbers
-
-        if value not in phonenumbers.SUPPORTED_REGIONS:
-            raise ValueError(f"unknown phone region {value!r}; use a region code phonenumbers knows, e.g. FR, BE, DE")
-        return value
+        """The dataset's file under the data folder (an object's staged copy); refuses to leave it."""
+        return dataset_paths.resolved_path(self, data_dir or get_settings().data_dir)
 
 
 class QualityPolicy(PolicySection):
@@ -398,3 +383,12 @@ def validation_reason(error: Any) -> str:
     if error["type"] == "string_pattern_mismatch" and pattern in _PATTERN_REASONS:
         return _PATTERN_REASONS[pattern].format(input=error.get("input"))
     return str(error["msg"]).removeprefix("Value error, ")
+
+
+def __getattr__(name: str) -> object:
+    """``PrivacyPolicy`` lives in :mod:`.policy_privacy` (which imports this module); still importable from here."""
+    if name == "PrivacyPolicy":
+        from charter_guardrails.core.policy_privacy import PrivacyPolicy
+
+        return PrivacyPolicy
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -112,7 +112,7 @@ def publish_version(
         raise ConfigError(f"the production model of {use_case} is suspended: resume it before publishing a new version")
     number = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.use_case == use_case)) or 0) + 1
     if previous is not None:
-        previous.status = "retired"
+        previous.status, previous.retired_at = "retired", datetime.now(UTC)
         append_event(
             session, actor=approved_by, action="model.retired", subject=previous, use_case=use_case, run_id=run_id
         )

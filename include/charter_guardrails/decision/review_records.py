@@ -51,8 +51,19 @@ class ReviewAnswer(BaseModel):
     responded_at: datetime | None = None
 
     @property
+    def responder(self) -> str | None:
+        """Who answered, by user name: the one identity of a person in both auth managers.
+
+        The policy names its approvers by user name and the run's triggering user is a name
+        (``triggering_user_name``). Under the simple auth manager a user's id is its name; under FAB the id
+        is the numeric ``ab_user.id`` and the name its username, unique in both. The id stands in only for a
+        record that holds no name.
+        """
+        return self.responder_name or self.responder_id
+
+    @property
     def timed_out(self) -> bool:
-        return self.responder_id is None
+        return self.responder is None
 
 
 def _latest(session: Session, action: str, use_case: str, run_id: str) -> AuditEvent | None:
@@ -108,7 +119,7 @@ def record_answer(session: Session, *, use_case: str, run_id: str, answer: Revie
     """Record the answer of the approval form as Airflow's HITL record holds it."""
     append_event(
         session,
-        actor=answer.responder_id or ACTOR,
+        actor=answer.responder or ACTOR,
         action=APPROVAL_ANSWERED,
         use_case=use_case,
         run_id=run_id,
@@ -126,9 +137,11 @@ def responder_refusal(policy: UseCasePolicy, answer: ReviewAnswer, triggered_by:
     """Why the policy does not accept this responder's answer, or ``None`` when it does.
 
     Four eyes: the user who triggered the run cannot answer its approval. Only an approver listed in
-    the policy (by ``username``) can answer, and only an override approver can choose ``Override``.
+    the policy (by ``username``) can answer, and only an override approver can choose ``Override``. The
+    responder and ``triggered_by`` are compared by user name (:attr:`ReviewAnswer.responder`), never a
+    numeric id with a name.
     """
-    who = answer.responder_id
+    who = answer.responder
     if who is None:
         return None  # no answer: a rejection, whoever was asked
     if who not in policy.approver_usernames:

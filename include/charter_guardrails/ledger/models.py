@@ -315,6 +315,9 @@ class ModelVersion(Base):
     suspended_at: Mapped[datetime | None] = mapped_column()
     suspend_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When the version was retired (None for older rows: retention then reads the ``model.retired`` event).
+    retired_at: Mapped[datetime | None] = mapped_column()
+    __digest_optional__: ClassVar[frozenset[str]] = frozenset({"retired_at"})
 
 
 class AuditEvent(Base):
@@ -382,6 +385,8 @@ class AuditVerification(Base):
     key_id: Mapped[str] = mapped_column(String(32))
 
 
-AUDITED_MODELS: dict[str, type[Base]] = {
-    m.__tablename__: m for m in (Manifest, Incident, Approval, ModelVersion, CheckRun, AlertOutbox)
-}
+from charter_guardrails.ledger.models_predictions import PredictionBatch  # noqa: E402 - it needs Base
+from charter_guardrails.ledger.models_retention import DeletedFile, LegalHold  # noqa: E402 - they need Base
+
+_AUDITED = (Manifest, Incident, Approval, ModelVersion, CheckRun, AlertOutbox, LegalHold, DeletedFile, PredictionBatch)
+AUDITED_MODELS: dict[str, type[Base]] = {m.__tablename__: m for m in _AUDITED}

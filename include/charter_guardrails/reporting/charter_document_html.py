@@ -44,6 +44,9 @@ _OTHER_EVIDENCE = (
     ("model_versions", "versions de modèle"),
     ("model_cards", "fiches modèle"),
     ("ai_labels", "étiquettes IA"),
+    ("scored_batches", "lots notés par le modèle en service"),
+    ("not_scored_batches", "lots acceptés non notés"),
+    ("max_prediction_drift", "dérive maximale des prédictions (Jensen-Shannon)"),
 )
 
 

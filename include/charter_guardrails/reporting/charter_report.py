@@ -19,6 +19,7 @@ from charter_guardrails.core.messages import render_summary
 from charter_guardrails.core.settings import get_settings
 from charter_guardrails.core.stored_paths import from_stored
 from charter_guardrails.ledger.models import Approval, AuditEvent, CheckResultRecord, CheckRun, Incident, ModelVersion
+from charter_guardrails.ledger.models_predictions import PredictionBatch
 from charter_guardrails.reporting.attestations import (
     ATTESTATION_ACTION,
     Attestation,
@@ -27,6 +28,7 @@ from charter_guardrails.reporting.attestations import (
     list_attestations,
 )
 from charter_guardrails.reporting.ledger_rows import iso_utc
+from charter_guardrails.reporting.prediction_monitoring import prediction_evidence, scored_batches
 from charter_guardrails.reporting.scrubbing import mask_personal_values
 
 #: Approval decisions that set a failing guardrail aside (Maîtrise humaine 2).
@@ -73,6 +75,8 @@ class _PeriodEvidence:
     audit_count: int
     models: list[ModelVersion]
     attestations: list[Attestation]
+    #: the accepted inference batches scored (or not) by the model in service: aggregates only
+    predictions: list[PredictionBatch]
 
     @property
     def decisions(self) -> list[Approval]:
@@ -120,6 +124,7 @@ def _period_evidence(session: Session, start: datetime, end: datetime) -> _Perio
             )
         ),
         attestations=list_attestations(session),
+        predictions=scored_batches(session, start, end),
     )
 
 
@@ -251,6 +256,10 @@ def _source_evidence(eng: Engagement, period: _PeriodEvidence, chain: dict[str, 
             out.found.append(_plural(period.audit_count, "événement d'audit", "événements d'audit"))
         if chain is not None and chain.get("ok") is False:
             out.gaps.append("chaîne d'audit rompue")
+    if "predictions" in eng.sources:
+        evidence_of_batches, found = prediction_evidence(period.predictions)
+        out.evidence.update(evidence_of_batches)
+        out.found.extend(found)
     if "model_cards" in eng.sources or "ai_labels" in eng.sources:
         evidence["model_versions"] = len(period.models)
         if period.models:

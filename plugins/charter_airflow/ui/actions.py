@@ -35,9 +35,10 @@ from charter_airflow.ui.queries import (
     switch_model,
     transition,
 )
+from charter_airflow.ui.scope import bind_scope
 from charter_airflow.ui.security import GovernanceDep, OperatorDep, check_csrf, require_reader
 
-router = APIRouter(dependencies=[Depends(require_reader)])
+router = APIRouter(dependencies=[Depends(require_reader), Depends(bind_scope)])
 
 
 def _back_to_incident(request: Request, incident_id: int, ok: str) -> RedirectResponse:

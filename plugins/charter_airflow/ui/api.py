@@ -19,11 +19,16 @@ from sqlalchemy import select
 
 from charter_airflow.ui import files, queries
 from charter_airflow.ui.errors import period
+from charter_airflow.ui.scope import ScopeDep, bind_scope
 from charter_airflow.ui.security import ReaderDep, require_reader
 from charter_airflow.ui.templating import base_path
 
-router = APIRouter(dependencies=[Depends(require_reader)])
+router = APIRouter(dependencies=[Depends(require_reader), Depends(bind_scope)])
 log = logging.getLogger(__name__)
+RESTRICTED_PDF = (
+    "Le PDF signé de la charte couvre tous les cas d'usage : il est réservé au rôle de gouvernance. "
+    "Vos cas d'usage sont dans l'export HTML ou JSON."
+)
 #: Files we did not write ourselves (Data Docs) are third-party HTML: sandboxed so that their scripts
 #: cannot act with the user's session.
 FILE_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
@@ -84,7 +89,9 @@ def charter_report_json(user: ReaderDep, debut: str | None = None, fin: str | No
 
 
 @router.get("/rapport-charte/export.pdf", name="charter_report_pdf")
-def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = None, fin: str | None = None) -> Response:
+def charter_report_pdf(
+    user: ReaderDep, scope: ScopeDep, request: Request, debut: str | None = None, fin: str | None = None
+) -> Response:
     """The same document as the HTML export, laid out by WeasyPrint on A4 landscape pages and signed.
 
     The PDF and its ``.sig.json`` are written where ``charter report charter`` writes by default
@@ -94,6 +101,8 @@ def charter_report_pdf(user: ReaderDep, request: Request, debut: str | None = No
     from charter_guardrails.reporting.report_files import default_folder, write_signed_pdf
     from charter_guardrails.reporting.report_signing import signature_path
 
+    if scope.restricted:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, RESTRICTED_PDF)
     doc = _charter_document(debut, fin)
     try:
         path, pdf = write_signed_pdf(doc, default_folder())
@@ -135,23 +144,26 @@ def _unsigned_pdf_message(exc: Exception) -> str:
 
 
 @router.get("/rapport-charte/fichiers/{file_name}", name="charter_report_file")
-def charter_report_file(user: ReaderDep, file_name: str) -> Response:
+def charter_report_file(user: ReaderDep, scope: ScopeDep, file_name: str) -> Response:
     """A file of the charter report's folder whose name is one the report's writer gives (a document or its
-    signature), nothing else."""
+    signature), nothing else; none for a reader restricted to some use cases (the signed documents cover all)."""
     from charter_guardrails.reporting.report_files import default_folder, is_report_file_name
 
     folder = default_folder()
-    target = confined(folder / file_name, folder) if is_report_file_name(file_name) else None
+    served = is_report_file_name(file_name) and not scope.restricted
+    target = confined(folder / file_name, folder) if served else None
     if target is None or target.parent != folder.resolve() or not target.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Fichier introuvable parmi les rapports de la charte.")
     return FileResponse(target, headers=FILE_HEADERS)
 
 
 @router.get("/rapports/{path:path}", name="report_file")
-def report_file(user: ReaderDep, path: str) -> Response:
+def report_file(user: ReaderDep, scope: ScopeDep, path: str) -> Response:
     """Reports and Data Docs written under CHARTER_REPORTS_DIR, nothing outside it, nothing in the keys or audit
-    folders even when the reports folder contains them."""
-    target = files.report_file(path)
+    folders even when the reports folder contains them. A reader restricted to some use cases gets the files of
+    their use cases' folders (``<use_case>/<run>/…``, as the checks write them), nothing else."""
+    first = path.strip("/").split("/", 1)[0]
+    target = files.report_file(path) if not scope.restricted or scope.may_read(first) else None
     if target is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Rapport introuvable dans le dossier des rapports.")
     return FileResponse(target, headers=FILE_HEADERS)
@@ -199,9 +211,9 @@ def api_run(user: ReaderDep, run_pk: int) -> dict[str, Any]:
 
 
 @router.get("/api/vue-ensemble", name="api_overview")
-def api_overview(user: ReaderDep) -> list[dict[str, Any]]:
+def api_overview(user: ReaderDep, scope: ScopeDep) -> list[dict[str, Any]]:
     with ledger_session() as session:
-        overviews = [gov.use_case_overview(session, name) for name in gov.use_cases(session)]
+        overviews = [gov.use_case_overview(session, name) for name in scope.visible(gov.use_cases(session))]
     return queries.add_airflow_pending(overviews)
 
 

@@ -17,18 +17,26 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from charter_airflow.ui import files, queries, templating
+from charter_airflow.ui.scope import (
+    ScopeDep,
+    audit_events_filtered,
+    bind_scope,
+    current_scope,
+    unscoped,
+    use_case_of_dag,
+)
 from charter_airflow.ui.security import ReaderDep, can_govern, may_stop_models, require_reader
 from charter_airflow.ui.templating import page
 
-router = APIRouter(dependencies=[Depends(require_reader)])
+router = APIRouter(dependencies=[Depends(require_reader), Depends(bind_scope)])
 log = logging.getLogger(__name__)
 
 
 @router.get("/", response_class=HTMLResponse, name="overview")
-def overview(request: Request, user: ReaderDep, use_case: str | None = None) -> HTMLResponse:
+def overview(request: Request, user: ReaderDep, scope: ScopeDep, use_case: str | None = None) -> HTMLResponse:
     now = datetime.now(UTC)
     with ledger_session() as session:
-        names = gov.use_cases(session)
+        names = scope.visible(gov.use_cases(session))
         chosen = [use_case] if use_case in names else names
         overviews = [gov.use_case_overview(session, name, now) for name in chosen]
         days = gov.pass_rates(session, start=now - timedelta(days=30), end=now + timedelta(seconds=1))
@@ -64,8 +72,16 @@ def run_page(request: Request, user: ReaderDep, run_pk: int, tache: str | None =
 
 
 @router.get("/ti", response_class=HTMLResponse, name="task_instance")
-def task_instance(request: Request, user: ReaderDep, dag_id: str, run_id: str, task_id: str | None = None) -> Response:
-    """Target of the task-instance tab: the report of the run the task belongs to."""
+def task_instance(
+    request: Request, user: ReaderDep, scope: ScopeDep, dag_id: str, run_id: str, task_id: str | None = None
+) -> Response:
+    """Target of the task-instance tab: the report of the run the task belongs to. A run, or a use case's DAG,
+    outside the reader's scope is a 404."""
+    with unscoped(), ledger_session() as session:
+        found = gov.find_check_run(session, dag_id=dag_id, run_id=run_id)
+        use_case = found.use_case if found is not None else use_case_of_dag(dag_id)
+    if use_case is not None:
+        scope.require_read(use_case, "DAG")
     with ledger_session() as session:
         run = gov.find_check_run(session, dag_id=dag_id, run_id=run_id)
         report = gov.run_report(session, run.id) if run else None
@@ -138,6 +154,7 @@ def render_incident(
         request,
         "incident.html",
         user,
+        can_act=bool(user) and templating.can_act(user) and current_scope().may_act(incident["use_case"]),
         status_code=status_code,
         incident=incident,
         decisions=decisions,
@@ -168,7 +185,8 @@ def manifests_page(request: Request, user: ReaderDep) -> HTMLResponse:
 def audit_page(request: Request, user: ReaderDep, avant: int | None = None) -> HTMLResponse:
     with ledger_session() as session:
         chain = queries.chain_status(session)
-        events = gov.audit_events(session, limit=100, before=avant)
+        with audit_events_filtered():
+            events = gov.audit_events(session, limit=100, before=avant)
     return page(request, "audit.html", user, chain=chain, events=events)
 
 
@@ -181,9 +199,10 @@ def models_page(request: Request, user: ReaderDep) -> HTMLResponse:
 
 
 def may_stop(user: Any, use_case: str) -> bool:
-    """Whether to show the kill-switch forms: both rights the kill-switch routes ask for, in their order (the routes
-    check again). Fails closed: without an auth manager to ask (the app outside the api-server), no form."""
-    if not (bool(user) and templating.can_act(user)):
+    """Whether to show the kill-switch forms: the rights the kill-switch routes ask for, in their order (the routes
+    check again), the use case's included. Fails closed: without an auth manager to ask (the app outside the
+    api-server), no form."""
+    if not (bool(user) and templating.can_act(user) and current_scope().may_act(use_case)):
         return False
     try:
         return may_stop_models(user, queries.kill_switch_roles(use_case))
@@ -223,6 +242,7 @@ def render_model(
         label=label,
         kill_switch=production and may_stop(user, model["use_case"]),
         suspension_asset=model_suspended_asset_uri(model["use_case"]),
+        artifact_deletion=queries.artifact_deletion(model["use_case"], model["version"]),
         ok=ok,
         error=error,
         reason=reason,

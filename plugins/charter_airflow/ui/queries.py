@@ -15,6 +15,7 @@ from charter_guardrails.ledger.store import ledger_session
 from charter_guardrails.reporting import governance as gov
 from fastapi import HTTPException, status
 
+from charter_airflow.ui.scope import current_scope, unscoped
 from charter_airflow.ui.security import actor_name
 
 log = logging.getLogger(__name__)
@@ -119,8 +120,21 @@ def export_name(report: dict[str, Any]) -> str:
     return f"rapport-charte-{report['period']['start'][:10]}-{report['period']['end'][:10]}"
 
 
+def require_act_on_incident(incident_id: int) -> None:
+    """404 for an incident the reader may not see (or none), 403 for one of a use case they see but may not change."""
+    from charter_guardrails.ledger.models import Incident
+
+    with unscoped(), ledger_session() as session:
+        row = session.get(Incident, incident_id)
+        use_case = row.use_case if row is not None else None
+    if use_case is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Aucun incident n°{incident_id}.")
+    current_scope().require_act(use_case, f"Incident n°{incident_id}")
+
+
 def transition(user: Any, incident_id: int, to: IncidentStatus, comment: str | None) -> dict[str, Any]:
     """Move an incident to ``to`` as ``user``; an impossible move is a 409, an unknown incident a 404."""
+    require_act_on_incident(incident_id)
     comment = (comment or "").strip()[:2000] or None
     try:
         with ledger_session() as session:
@@ -163,6 +177,7 @@ def record_decision(
     from charter_guardrails.incidents.decisions import decision_fields, decisions_dict, record_art33, record_art34
     from charter_guardrails.ledger.models import Incident
 
+    require_act_on_incident(incident_id)
     fields = ART33_FIELDS if article == "art33" else ART34_FIELDS
     values = {name: (str(form.get(name) or "").strip() or None) for name in fields}
     decision = values.pop("decision") or ""
@@ -246,6 +261,7 @@ def require_kill_switch(user: Any, use_case: str) -> None:
     """403 unless ``user`` may suspend and resume the production model of ``use_case``."""
     from charter_airflow.ui.security import may_stop_models
 
+    current_scope().require_act(use_case, f"Cas d'usage {use_case}")
     if not may_stop_models(user, kill_switch_roles(use_case)):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -343,3 +359,15 @@ def _register_asset_event(user: Any, uri: str, extra: dict[str, Any]) -> None:
         )
         if event is None:
             raise RuntimeError(f"Airflow recorded no event for the Asset {uri}")
+
+
+def artifact_deletion(use_case: str, version: int) -> dict[str, Any] | None:
+    """When and under which rule retention deleted the artifact of ``use_case``'s version ``version``; None while
+    it is kept. The model page shows it, since the version's row (and its recorded SHA-256) outlives the file."""
+    from charter_guardrails.retention import deleted_artifact
+
+    with ledger_session() as session:
+        row = deleted_artifact(session, use_case, version)
+        if row is None:
+            return None
+        return {"deleted_at": row.deleted_at, "rule": row.rule, "path": row.path, "sha256": row.sha256}

@@ -83,13 +83,14 @@ def base_path(request: Request) -> str:
 def page(request: Request, template: str, user: Any, status_code: int = 200, **context: Any) -> HTMLResponse:
     """``template`` rendered for ``user`` (who may be ``None`` on an error page), with the view's headers."""
     context.setdefault("embedded", False)
+    # A page about one use case says whether the reader may act on it; the others, whether they may act at all.
+    context.setdefault("can_act", bool(user) and can_act(user))
     html = (
         environment()
         .get_template(template)
         .render(
             base=base_path(request),
             user=actor_name(user) if user else None,
-            can_act=bool(user) and can_act(user),
             csrf_token=issue_csrf_token(user) if user else "",
             csrf_field=CSRF_FIELD,
             report_link=files.report_link,

@@ -111,7 +111,7 @@ def get_ner_pipeline() -> Any:
     The parser, morphologizer and lemmatizer are not needed to find names and places and cost
     three quarters of the time. What is left is made cheaper without changing a single output
     (a test compares the entities with spaCy's stock pipeline, and :func:`distinct_windows_tok2vec`
-    gives bit-identical vectors):
+    gives the same vectors, to float32 rounding):
 
     - the NER's CNN (4 layers of 288 x 288 per token) runs its matrix products in NumPy's OpenBLAS,
       not thinc's BLIS (``NumpyOps(use_blis=False)``): a third of the CPU time on this hardware.
@@ -152,7 +152,9 @@ def distinct_windows_tok2vec(tok2vec: Any) -> Any | None:
     tokens, 3,700 distinct 3-token windows, ... 6,300 distinct 9-token windows: the matrix
     products run on those rows only. Each layer is the model's own (same weights, same Maxout and
     LayerNorm); only the bookkeeping is ours, and it lays the batch out as thinc does
-    (``flatten`` with ``pad`` zero rows around each doc), so the vectors are bit-identical.
+    (``flatten`` with ``pad`` zero rows around each doc), so the vectors are the same to float32 rounding:
+    bit-identical where OpenBLAS runs both shapes with one kernel, a few ulps apart where it picks its
+    small-matrix kernel for the fewer rows (it depends on the CPU).
     Prediction only: it has no backward pass.
     """
     from thinc.api import Model

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from charter_guardrails.core.policy_models import Dataset, PrivacyPolicy
+    from charter_guardrails.core.policy_models import Dataset
+    from charter_guardrails.core.policy_privacy import PrivacyPolicy
 
 ScanMode = Literal["sampling", "exhaustive"]
 
@@ -64,6 +65,9 @@ class ScanOptions:
     national_identifiers: frozenset[str] = frozenset()
     #: Region of phone numbers written without a country code (``privacy.phone_region``).
     phone_region: str = "FR"
+    #: A file with more rows is scanned in partitions of this many rows (``privacy.partition_rows``); ``None``:
+    #: whole, whatever its length (a frame, or a partition itself).
+    partition_rows: int | None = None
 
     @classmethod
     def from_policy(
@@ -83,7 +87,41 @@ class ScanOptions:
             free_text_columns=free,
             national_identifiers=frozenset(privacy.national_identifiers),
             phone_region=privacy.phone_region,
+            partition_rows=privacy.rows_per_partition,
         )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows ``[start, stop)`` of a dataset of ``total`` rows: partition ``index`` of ``count``.
+
+    In sampling mode a partition draws its proportional share of the sample, ``ceil(n * rows / total)`` rows,
+    with its own seed: the partitions' draws make a stratified sample of at least ``n`` rows, the same whether
+    the partitions are scanned in one process or one per worker (see :mod:`.partitioned` for its guarantee).
+    """
+
+    index: int
+    count: int
+    start: int
+    stop: int
+    total: int
+
+    @property
+    def rows(self) -> int:
+        return self.stop - self.start
+
+    def sample_size(self, options: ScanOptions) -> int:
+        n = sample_size(options.min_detectable_rate, options.confidence)
+        return min(self.rows, math.ceil(n * self.rows / self.total)) if self.total else 0
+
+    def seed(self, options: ScanOptions) -> int:
+        """The partition's seed, derived from the scan's seed and its index (numpy's ``SeedSequence``)."""
+        import numpy as np
+
+        return int(np.random.SeedSequence([options.seed, self.index]).generate_state(1)[0])
+
+    def to_json_dict(self) -> dict[str, int]:
+        return {"index": self.index, "count": self.count, "start": self.start, "stop": self.stop, "total": self.total}
 
 
 @dataclass

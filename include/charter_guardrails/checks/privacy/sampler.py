@@ -163,6 +163,29 @@ class Reservoir:
         return self._table
 
 
+class RowWindow:
+    """The rows ``[start, stop)`` of a stream of batches (counted from its first row), passed on to ``sink``: one
+    partition of a file read as a stream. Empty batches pass too (the first one gives the columns)."""
+
+    def __init__(self, sink: Reservoir | DistinctCounts, start: int, stop: int) -> None:
+        self.sink = sink
+        self.start, self.stop = start, stop
+        self.position = 0
+
+    @property
+    def done(self) -> bool:
+        """Every row of the window was seen: the reader may stop."""
+        return self.position >= self.stop
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        first, self.position = self.position, self.position + batch.num_rows
+        low, high = max(first, self.start), min(self.position, self.stop)
+        if not batch.num_rows:
+            self.sink.add(batch)
+        elif low < high:
+            self.sink.add(batch if high - low == batch.num_rows else batch.slice(low - first, high - low))
+
+
 class DistinctCounts:
     """Each column's distinct values with their row counts, over a stream of batches of the same columns.
 
@@ -188,6 +211,24 @@ class DistinctCounts:
             self._merged = [None] * len(self.names)
             self._pending = [[] for _ in self.names]
             self._pending_rows = [0] * len(self.names)
+
+    def start(self, names: Sequence[str], rows: int = 0) -> None:
+        """The columns (and the rows) of counts added column by column (:meth:`add_counted`), or of no row at all."""
+        self._start(list(names))
+        self.rows = rows
+
+    def add_counted(self, name: str, values: pa.Array, counts: pa.Array) -> None:
+        """Distinct non-null ``values`` of column ``name`` and their row counts, counted elsewhere (a database's
+        ``GROUP BY``): merged as a batch's counts are."""
+        import pyarrow as pa
+
+        i = self.names.index(name)
+        part = pa.table({"values": values, "counts": counts})
+        self._pending[i].append(part)
+        self._pending_rows[i] += part.num_rows
+        merged = self._merged[i]
+        if self._pending_rows[i] >= max(MERGE_FROM, merged.num_rows if merged is not None else 0):
+            self._merge(i)
 
     def add(self, batch: pa.RecordBatch) -> None:
         import pyarrow as pa

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from charter_guardrails.checks.privacy.ner_pool import PROGRESS_EVERY_SECONDS
 from charter_guardrails.checks.privacy.progress import ReadProgress
-from charter_guardrails.checks.privacy.report import ColumnScan, ScanOptions, ScanReport
+from charter_guardrails.checks.privacy.report import ColumnScan, ScanOptions, ScanReport, Window
 from charter_guardrails.checks.privacy.stream_read import Read, column_weights, read_csv, read_parquet
 
 if TYPE_CHECKING:
@@ -61,12 +61,14 @@ def scan_file(
     parquet: bool | None = None,
     source: str | None = None,
     columns: Sequence[str] | None = None,
+    window: Window | None = None,
 ) -> ScanReport:
     """Scan a CSV or Parquet file (or a folder of Parquet files) for personal data, read as a stream.
 
     ``dialect``: the CSV dialect (default: detected); ``parquet``: the format (default: from the suffix);
     ``columns``: read only these (default: all, as a scan for undeclared personal data needs). The report has the
-    shape of :func:`.scanner.scan_frame`'s: ``rows`` the rows of the file, ``scanned_rows`` those analysed.
+    shape of :func:`.scanner.scan_frame`'s: ``rows`` the rows of the file, ``scanned_rows`` those analysed;
+    ``window``: scan only these rows, one partition of the file (:mod:`.partitioned`).
     Unreadable input raises :class:`~charter_guardrails.core.errors.DatasetReadError`.
     """
     from charter_guardrails.readers.files import detect_csv_dialect
@@ -87,16 +89,16 @@ def scan_file(
             progress = ReadProgress(label, total_bytes=size if size and not parquet else None)
             try:
                 if parquet:
-                    read = read_parquet(path, options, group, progress)
+                    read = read_parquet(path, options, group, progress, window=window)
                 else:
                     assert dialect is not None  # noqa: S101 - detected above
-                    read = read_csv(path, dialect, options, group, progress, arrow=arrow)
+                    read = read_csv(path, dialect, options, group, progress, arrow=arrow, window=window)
                     arrow = read.arrow  # what pyarrow refused once, pandas reads on every pass
             finally:
                 progress.close()
             scans += analyse(read, label)
     scans.sort(key=lambda c: order.get(c.name, len(order)))  # stable: one pass keeps the order of the file
-    return _report(read, scans, options, source, started)
+    return scan_report(read, scans, options, source, started)
 
 
 def _column_groups(
@@ -138,7 +140,7 @@ def _analysers(large: bool, options: ScanOptions, started: float) -> Iterator[Ca
 
         def here(read: Read, label: str) -> list[ColumnScan]:
             loaded()
-            return _analyse(read, options, label, started)
+            return analyse_read(read, options, label, started)
 
         yield here
 
@@ -182,7 +184,7 @@ def _preloading(wanted: bool) -> Iterator[Callable[[], None]]:
         wait()
 
 
-def _analyse(read: Read, options: ScanOptions, source: str, started: float) -> list[ColumnScan]:
+def analyse_read(read: Read, options: ScanOptions, source: str, started: float) -> list[ColumnScan]:
     """Each column's distinct values through :func:`.scanner.scan_distinct`, one column at a time."""
     import pyarrow as pa
 
@@ -210,7 +212,7 @@ def _analyse(read: Read, options: ScanOptions, source: str, started: float) -> l
     return columns
 
 
-def _report(read: Read, columns: list[ColumnScan], options: ScanOptions, source: str, started: float) -> ScanReport:
+def scan_report(read: Read, columns: list[ColumnScan], options: ScanOptions, source: str, started: float) -> ScanReport:
     seconds = time.monotonic() - started
     log.info(
         "personal data scan of %s (%s, streamed): %d columns, %d of %d rows, %d columns with personal data, %.1f s",
@@ -236,13 +238,22 @@ def _report(read: Read, columns: list[ColumnScan], options: ScanOptions, source:
 
 def scan_dataset(dataset: Dataset, path: Path | None, options: ScanOptions, *, source: str) -> ScanReport:
     """A declared dataset (or another file in its format, e.g. a variant), as :func:`.readers.files.read_dataset`
-    reads it: a file streams through :func:`scan_file`; an SQL table is read and scanned by ``scan_frame``."""
-    from charter_guardrails.checks.privacy.scanner import scan_frame
+    reads it: a file streams through :func:`scan_file`; an SQL table is scanned in the database of the settings'
+    ``data_url`` by :func:`.table_scan.scan_table`."""
     from charter_guardrails.core.policy_models import DatasetFormat
-    from charter_guardrails.readers.files import read_dataset
 
     if dataset.format is DatasetFormat.SQL and path is None:
-        return scan_frame(read_dataset(dataset), options, source=source)
+        from sqlalchemy import create_engine
+
+        from charter_guardrails.checks.privacy.table_scan import scan_table
+        from charter_guardrails.core.settings import get_settings
+
+        assert dataset.table is not None  # noqa: S101 - the policy model requires a table for an SQL dataset
+        engine = create_engine(get_settings().data_url)
+        try:
+            return scan_table(engine, dataset.table, options, source=source)
+        finally:
+            engine.dispose()
     target = path or dataset.resolve_path()
     parquet = dataset.format is DatasetFormat.PARQUET or target.suffix.lower() == ".parquet" or target.is_dir()
     return scan_file(target, options, dialect=dataset.csv, parquet=parquet, source=source)

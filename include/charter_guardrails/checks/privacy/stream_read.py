@@ -26,10 +26,11 @@ from charter_guardrails.checks.privacy.progress import ReadProgress
 from charter_guardrails.checks.privacy.report import (
     EXHAUSTIVE_GUARANTEE,
     ScanOptions,
+    Window,
     sample_size,
     sampling_guarantee,
 )
-from charter_guardrails.checks.privacy.sampler import DistinctCounts, Reservoir, as_text
+from charter_guardrails.checks.privacy.sampler import DistinctCounts, Reservoir, RowWindow, as_text
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -68,19 +69,39 @@ class Read:
     arrow: bool = True
 
 
-def _sink(options: ScanOptions) -> Reservoir | DistinctCounts:
-    if options.mode == "sampling":
-        return Reservoir(sample_size(options.min_detectable_rate, options.confidence), options.seed)
-    return DistinctCounts()
+Sink = Reservoir | DistinctCounts | RowWindow
 
 
-def _kept(sink: Reservoir | DistinctCounts, options: ScanOptions, how: str) -> Read:
+def _sink(options: ScanOptions, window: Window | None = None) -> Sink:
+    """What keeps the rows to analyse; for a partition, its share of the sample (or its distinct values) only."""
+    if window is None:
+        if options.mode == "sampling":
+            return Reservoir(sample_size(options.min_detectable_rate, options.confidence), options.seed)
+        return DistinctCounts()
+    inner = (
+        Reservoir(window.sample_size(options), window.seed(options)) if options.mode == "sampling" else DistinctCounts()
+    )
+    return RowWindow(inner, window.start, window.stop)
+
+
+def _done(sink: Sink) -> bool:
+    """A partition's last row was read: the rest of the file is not."""
+    return isinstance(sink, RowWindow) and sink.done
+
+
+def _kept(sink: Sink, options: ScanOptions, how: str, window: Window | None = None) -> Read:
     """The rows to analyse as distinct counts: the sample's (counted now), or those counted while reading."""
+    if isinstance(sink, RowWindow):
+        sink = sink.sink
     if isinstance(sink, DistinctCounts):
         return Read(sink, sink.rows, sink.rows, EXHAUSTIVE_GUARANTEE)
     counts = DistinctCounts()
     if sink.table is not None:
         counts.add_table(sink.table)
+    if window is not None:
+        how = f"partition {window.index + 1} of {window.count}: its proportional share of the sample"
+        guarantee = f"sampling: {counts.rows} of {sink.rows_seen} rows drawn at random ({how})"
+        return Read(counts, sink.rows_seen, counts.rows, guarantee)
     return Read(counts, sink.rows_seen, counts.rows, sampling_guarantee(options, sink.rows_seen, how))
 
 
@@ -176,25 +197,32 @@ def read_csv(
     progress: ReadProgress,
     *,
     arrow: bool = True,
+    window: Window | None = None,
 ) -> Read:
-    """Read a CSV file as a stream, with pyarrow (unless ``arrow`` is false) or, where pyarrow refuses, pandas."""
+    """Read a CSV file as a stream, with pyarrow (unless ``arrow`` is false) or, where pyarrow refuses, pandas.
+
+    ``window``: keep only the rows of this partition (the file is read up to its last row)."""
     from charter_guardrails.readers.files import check_csv
 
     encoding = check_csv(path, dialect)
-    sink = _sink(options)
+    sink = _sink(options, window)
     try:
         if not arrow:
             raise _Refused("refused on a previous pass")
         for batch in _arrow_csv(path, dialect, encoding, columns, progress):
             sink.add(batch)
+            if _done(sink):
+                break
     except _Refused as exc:
         log.info("personal data scan of %s: read again with the pandas parser (pyarrow: %s)", path.name, exc)
         progress.restart()
-        sink = _sink(options)
+        sink = _sink(options, window)
         for batch in _pandas_csv(path, dialect, columns, progress):
             sink.add(batch)
+            if _done(sink):
+                break
         arrow = False
-    read = _kept(sink, options, CSV_SAMPLE)
+    read = _kept(sink, options, CSV_SAMPLE, window)
     read.arrow = arrow
     return read
 
@@ -256,16 +284,25 @@ def _data_columns(schema: pa.Schema, columns: Sequence[str] | None) -> list[str]
     return [name for name in schema.names if name not in index]
 
 
-def _sample_row_groups(file: pq.ParquetFile, names: list[str], options: ScanOptions, progress: ReadProgress) -> Read:
-    """A simple random sample of the file's rows, reading only the row groups that hold a drawn row."""
+def _sample_row_groups(
+    file: pq.ParquetFile, names: list[str], options: ScanOptions, progress: ReadProgress, window: Window | None
+) -> Read:
+    """A simple random sample of the file's rows (or of a partition's), reading only the row groups that hold a
+    drawn row."""
     import numpy as np
     import pyarrow as pa
 
     sizes = [file.metadata.row_group(g).num_rows for g in range(file.metadata.num_row_groups)]
     starts = np.cumsum([0, *sizes])
     total = int(starts[-1])
-    n = min(sample_size(options.min_detectable_rate, options.confidence), total)
-    drawn = np.sort(np.random.default_rng(options.seed).choice(total, size=n, replace=False))
+    if window is not None:  # the partition's share of the sample, among its rows
+        n = min(window.sample_size(options), window.rows)
+        rng = np.random.default_rng(window.seed(options))
+        drawn = np.sort(rng.choice(window.rows, size=n, replace=False)) + window.start
+        total = window.rows
+    else:
+        n = min(sample_size(options.min_detectable_rate, options.confidence), total)
+        drawn = np.sort(np.random.default_rng(options.seed).choice(total, size=n, replace=False))
     groups = np.searchsorted(starts, drawn, side="right") - 1
     counts = DistinctCounts()
     counts.add(pa.RecordBatch.from_pylist([], schema=pa.schema([(name, pa.string()) for name in names])))
@@ -282,10 +319,35 @@ def _sample_row_groups(file: pq.ParquetFile, names: list[str], options: ScanOpti
         f"positions drawn uniformly among all rows from the row counts of the footer; only the "
         f"{len(np.unique(groups))} of {len(sizes)} row groups holding a drawn row were read"
     )
+    if window is not None:
+        how = f"partition {window.index + 1} of {window.count}: its proportional share of the sample; {how}"
+        return Read(counts, total, n, f"sampling: {n} of {total} rows drawn at random ({how})")
     return Read(counts, total, n, sampling_guarantee(options, total, how))
 
 
-def read_parquet(path: Path, options: ScanOptions, columns: Sequence[str] | None, progress: ReadProgress) -> Read:
+def _window_groups(file: pq.ParquetFile, window: Window) -> tuple[list[int], Window]:
+    """The row groups holding a row of ``window``, and the window counted from the first of them."""
+    groups, first, start = [], None, 0
+    for g in range(file.metadata.num_row_groups):
+        stop = start + file.metadata.row_group(g).num_rows
+        if start < window.stop and stop > window.start:
+            groups.append(g)
+            first = start if first is None else first
+        start = stop
+    offset = first or 0
+    shifted = Window(window.index, window.count, window.start - offset, window.stop - offset, window.total)
+    return groups, shifted
+
+
+def read_parquet(
+    path: Path,
+    options: ScanOptions,
+    columns: Sequence[str] | None,
+    progress: ReadProgress,
+    *,
+    window: Window | None = None,
+) -> Read:
+    """Read a Parquet file (or a folder of them) as a stream; ``window``: keep only the rows of this partition."""
     import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
@@ -300,15 +362,23 @@ def read_parquet(path: Path, options: ScanOptions, columns: Sequence[str] | None
             progress.columns = len(names)
             progress.expect(rows=file.metadata.num_rows)
             if options.mode == "sampling":
-                return _sample_row_groups(file, names, options, progress)
-            batches: Iterator[pa.RecordBatch] = file.iter_batches(batch_size=BATCH_ROWS, columns=names)
+                return _sample_row_groups(file, names, options, progress, window)
+            groups = None
+            if window is not None:  # only the row groups of the partition are read
+                groups, window = _window_groups(file, window)
+            batches: Iterator[pa.RecordBatch] = file.iter_batches(
+                batch_size=BATCH_ROWS, columns=names, row_groups=groups
+            )
         else:  # a folder of Parquet files (partitions), as pandas reads it: a reservoir over all of them
             dataset = ds.dataset(path, format="parquet", partitioning="hive")
             names = _data_columns(dataset.schema, columns)
             progress.columns = len(names)
             batches = dataset.to_batches(columns=names, batch_size=BATCH_ROWS)
-        sink = _sink(options)
+        sink = _sink(options, window)
         for batch in batches:
             progress.advance(batch.num_rows)
             sink.add(pa.RecordBatch.from_arrays([as_text(c) for c in batch.columns], names=names))
-        return _kept(sink, options, "a seeded uniform reservoir sample of all the rows of the folder's files")
+            if _done(sink):
+                break
+        how = "a seeded uniform reservoir sample of all the rows of the folder's files"
+        return _kept(sink, options, how, window)

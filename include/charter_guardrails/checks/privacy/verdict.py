@@ -16,6 +16,7 @@ The JSON and HTML reports are written under ``<reports_dir>/<use_case>/<run>/`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -290,45 +291,42 @@ def check_personal_data(
     run_id: str | None = None,
     reports: bool = True,
     options: ScanOptions | None = None,
+    parts: Sequence[Mapping[str, Any]] | None = None,
 ) -> PersonalDataOutcome:
-    """The check: scan the dataset (a file as a stream, in bounded memory) or ``frame``, judge it, write the reports.
+    """The check: scan the dataset (a file as a stream, in bounded memory, partition by partition above
+    ``privacy.partition_rows``) or ``frame``, judge it, write the reports. ``parts``: the scans of its partitions
+    already done (:func:`.partitioned.scan_partition`, one mapped task each), merged instead of scanning.
 
     Unreadable data is a failing verdict, not an exception.
     """
-    from charter_guardrails.checks.privacy.stream import scan_dataset
+    from charter_guardrails.checks.privacy.partitioned import merge, scan_delivery
     from charter_guardrails.core.errors import DatasetReadError
 
     dataset = policy.dataset(dataset_id)
-    source = path.name if path else (dataset.path or dataset.table or dataset.id)
+    source = str(path.name if path else (dataset.path or dataset.table or dataset.id))
     options = options or ScanOptions.from_policy(policy.privacy, dataset, exhaustive=exhaustive)
-    if frame is not None:
-        from charter_guardrails.checks.privacy.scanner import scan_frame  # Presidio and spaCy: only to scan here
+    try:
+        if parts is not None:
+            scan = merge(parts, options, source=source)
+        elif frame is not None:
+            from charter_guardrails.checks.privacy.scanner import scan_frame  # Presidio and spaCy: only to scan here
 
-        scan = scan_frame(frame, options, source=str(source))
-    else:  # a file streams in bounded memory; an SQL table is read whole
-        try:
-            scan = scan_dataset(dataset, path, options, source=str(source))
-        except DatasetReadError as exc:
-            scan = ScanReport(
-                source=str(source),
-                mode="exhaustive",
-                rows=0,
-                scanned_rows=0,
-                min_score=policy.privacy.min_score,
-                columns=[],
-                guarantee="not scanned: the dataset could not be read",
-                seconds=0.0,
-            )
-            result = CheckResult(
-                check=CHECK,
-                verdict=Verdict.FAIL,
-                severity=Severity.ERROR,
-                engagements=list(ENGAGEMENTS),
-                message=UNREADABLE(kind=exc.kind),
-                evidence={"read_error": exc.to_json_dict()},
-                dataset=dataset.id,
-            )
-            return PersonalDataOutcome(result=result, scan=scan, columns=[])
+            scan = scan_frame(frame, options, source=source)
+        else:  # a file streams in bounded memory; an SQL table is scanned in its database
+            scan = scan_delivery(dataset, path, options, source=source)
+    except DatasetReadError as exc:
+        result = CheckResult(
+            check=CHECK,
+            verdict=Verdict.FAIL,
+            severity=Severity.ERROR,
+            engagements=list(ENGAGEMENTS),
+            message=UNREADABLE(kind=exc.kind),
+            evidence={"read_error": exc.to_json_dict()},
+            dataset=dataset.id,
+        )
+        guarantee = "not scanned: the dataset could not be read"
+        scan = ScanReport(source, "exhaustive", 0, 0, policy.privacy.min_score, [], guarantee, 0.0)
+        return PersonalDataOutcome(result=result, scan=scan, columns=[])
     outcome = evaluate(scan, policy, dataset, run_id=run_id)
     if reports:
         try:

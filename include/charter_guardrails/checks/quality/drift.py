@@ -21,10 +21,11 @@ The reference profile itself (what it stores and why no personal value is in it)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from charter_guardrails.checks.quality.drift_stats import BatchStats, FrameStats, NumericAccumulator, TableStats
 from charter_guardrails.checks.quality.reference_profile import (
-    MISSING,
     OTHER,
     bin_shares,
     build_reference_profile,
@@ -80,32 +81,32 @@ def psi(reference: list[float], batch: list[float]) -> float:
     return total
 
 
-def _numeric(feature: dict[str, Any], values: Any) -> dict[str, Any]:
-    import numpy as np
+def _numeric(feature: dict[str, Any], batch: BatchStats, name: str) -> dict[str, Any] | None:
+    """PSI and KS of a numeric feature (:class:`.drift_stats.NumericAccumulator`); None when it is empty."""
     from scipy.stats import kstwo
 
-    values = np.sort(np.asarray(values, dtype="float64"))
-    grid = np.asarray(feature["quantiles"], dtype="float64")
-    probs = np.linspace(0, 1, grid.size)
-    points = np.union1d(values, grid)
-    ref_cdf = np.interp(points, grid, probs, left=0.0, right=1.0)
-    batch_cdf = np.searchsorted(values, points, side="right") / values.size
-    statistic = float(np.max(np.abs(batch_cdf - ref_cdf)))
-    n, m = feature["n"], values.size
+    m = batch.numeric_total(name)
+    if not m:
+        return None
+    accumulator = NumericAccumulator(feature, m)
+    for values, counts in batch.numeric(name):
+        accumulator.add(values, counts)
+    statistic, shares = accumulator.result()
+    n = feature["n"]
     effective = max(1, round(n * m / (n + m)))
     pvalue = float(kstwo.sf(statistic, effective))
-    value_psi = psi(feature["shares"], bin_shares(values, feature["edges"]))
+    value_psi = psi(feature["shares"], shares)
     return {"psi": round(value_psi, 4), "ks_statistic": round(statistic, 4), "ks_pvalue": pvalue, "batch_n": int(m)}
 
 
-def _categorical(feature: dict[str, Any], series: Any) -> dict[str, Any]:
+def _categorical(feature: dict[str, Any], counted: dict[str, int]) -> dict[str, Any]:
     from scipy.spatial.distance import jensenshannon
     from scipy.stats import chi2_contingency
 
     reference = feature["counts"]
     batch: dict[str, int] = {}
-    for value, count in series.astype("string").fillna(MISSING).value_counts().items():
-        key = str(value) if str(value) in reference or not feature.get("pooled_rare") else OTHER
+    for value, count in counted.items():
+        key = value if value in reference or not feature.get("pooled_rare") else OTHER
         batch[key] = batch.get(key, 0) + int(count)
     categories = sorted(set(reference) | set(batch))
     ref_counts = [reference.get(c, 0) for c in categories]
@@ -122,34 +123,36 @@ def _categorical(feature: dict[str, Any], series: Any) -> dict[str, Any]:
     }
 
 
-def _text(feature: dict[str, Any], series: Any) -> dict[str, Any]:
-    texts = series.dropna().astype(str)
-    lengths = [float(len(words(t))) for t in texts]
+def _text(feature: dict[str, Any], texts: Iterable[str]) -> dict[str, Any]:
     vocabulary = set(feature["vocabulary_sha256_16"])
+    lengths: list[float] = []
     total = oov = 0
     for text in texts:
-        for token in words(text):
-            total += 1
-            oov += token_hash(token) not in vocabulary
+        tokens = words(text)
+        lengths.append(float(len(tokens)))
+        total += len(tokens)
+        oov += sum(token_hash(token) not in vocabulary for token in tokens)
     return {
         "length_psi": round(psi(feature["length_shares"], bin_shares(lengths, feature["length_edges"])), 4)
         if lengths
         else 0.0,
         "oov_share": round(oov / total, 4) if total else 0.0,
         "reference_oov_share": feature.get("reference_oov_share"),
-        "batch_n": len(texts),
+        "batch_n": len(lengths),
     }
 
 
 def check_drift(
     policy: UseCasePolicy,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | BatchStats,
     profile: dict[str, Any],
     *,
     dataset: str | None = None,
     profile_source: str | None = None,
 ) -> CheckResult:
-    """Compare a typed inference batch with the stored training profile."""
+    """Compare a typed inference batch (a DataFrame, or a table's :class:`.drift_stats.TableStats`) with the
+    stored training profile."""
+    batch = frame if isinstance(frame, FrameStats | TableStats) else FrameStats(frame)
     thresholds = policy.drift
     ds = (
         policy.dataset(dataset)
@@ -163,7 +166,7 @@ def check_drift(
     missing: list[str] = []
     reasons: dict[str, list[Message]] = {}
     for name, feature in profile["features"].items():
-        found = _feature_drift(feature, frame[name], thresholds) if name in frame.columns else None
+        found = _feature_drift(feature, batch, name, thresholds) if batch.has(name) else None
         if found is None:
             missing.append(name)
             continue
@@ -181,7 +184,7 @@ def check_drift(
         metrics={
             "features": len(per_feature),
             "drifted_features": len(drifted),
-            "batch_rows": len(frame),
+            "batch_rows": batch.rows,
             "max_psi": max((f.get("psi", f.get("length_psi", 0.0)) for f in per_feature.values()), default=0.0),
             "max_js_distance": max((f.get("js_distance", 0.0) for f in per_feature.values()), default=0.0),
         },
@@ -201,15 +204,15 @@ def check_drift(
 
 
 def _feature_drift(
-    feature: dict[str, Any], series: Any, thresholds: DriftPolicy
+    feature: dict[str, Any], batch: BatchStats, name: str, thresholds: DriftPolicy
 ) -> tuple[dict[str, Any], list[Message]] | None:
     """One feature's statistics and drift reasons, or None when a numeric feature is empty in the batch."""
     reasons: list[Message] = []
     if feature["kind"] == "numeric":
-        values = series.dropna().astype("float64").to_numpy()
-        if not values.size:
+        numeric = _numeric(feature, batch, name)
+        if numeric is None:
             return None
-        stats = _numeric(feature, values)
+        stats = numeric
         if stats["psi"] > thresholds.psi_max and stats["ks_pvalue"] < thresholds.ks_pvalue_min:
             reasons.append(
                 NUMERIC_DRIFT(
@@ -220,7 +223,7 @@ def _feature_drift(
                 )
             )
     elif feature["kind"] == "categorical":
-        stats = _categorical(feature, series)
+        stats = _categorical(feature, batch.categories(name))
         if stats["js_distance"] > thresholds.js_max and stats["chi2_pvalue"] < thresholds.chi2_pvalue_min:
             reasons.append(
                 CATEGORICAL_DRIFT(
@@ -231,7 +234,7 @@ def _feature_drift(
                 )
             )
     else:
-        stats = _text(feature, series)
+        stats = _text(feature, batch.texts(name))
         if stats["length_psi"] > thresholds.text_length_psi_max:
             reasons.append(TEXT_LENGTH_DRIFT(psi=stats["length_psi"], psi_max=thresholds.text_length_psi_max))
         if stats["oov_share"] > thresholds.vocabulary_oov_max:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from charter_guardrails.checks.quality.group_counts import FrameGroups, GroupCounts, GroupSource, TableGroups
 from charter_guardrails.core.catalogue import CATALOGUE, CheckName
 from charter_guardrails.core.errors import ConfigError
 from charter_guardrails.core.messages import Message, Template
@@ -109,25 +110,20 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _group_report(
-    policy: UseCasePolicy, spec: GroupSpec, frame: pd.DataFrame, label: pd.Series | None
-) -> tuple[dict[str, Any], list[Message]]:
-    series = frame[spec.column].astype("string")
-    known = series.dropna()
-    counts = {str(k): int(v) for k, v in known.value_counts().items()}
-    total = int(known.size)
+def _group_report(policy: UseCasePolicy, spec: GroupSpec, counted: GroupCounts) -> tuple[dict[str, Any], list[Message]]:
+    counts, total = counted.counts, sum(counted.counts.values())
     reference = load_reference(spec.reference) if spec.reference else None
     groups, reasons = _group_entries(spec, counts, total, reference)
     report: dict[str, Any] = {
         "column": spec.column,
         "rows_with_group": total,
-        "rows_without_group": int(series.isna().sum()),
+        "rows_without_group": counted.missing,
         "reference": reference.path.name if reference else None,
         "reference_source": reference.source if reference else None,
         "groups": groups,
     }
-    if label is not None and policy.equity.positive_label is not None:
-        impact, impact_reasons = _disparate_impact(policy, spec, series, counts, groups, label)
+    if counted.positives is not None and policy.equity.positive_label is not None:
+        impact, impact_reasons = _disparate_impact(policy, spec, counts, groups, counted.positives)
         if impact is not None:
             report["disparate_impact"] = impact
         reasons.extend(impact_reasons)
@@ -176,19 +172,17 @@ def _group_entries(
 def _disparate_impact(
     policy: UseCasePolicy,
     spec: GroupSpec,
-    series: pd.Series,
     counts: dict[str, int],
     groups: dict[str, Any],
-    label: pd.Series,
+    positives: dict[str, int],
 ) -> tuple[dict[str, Any] | None, list[Message]]:
     """Base rate of the positive label per large-enough group (written into ``groups``) and the
     disparate-impact ratio, or None when fewer than two groups are large enough."""
-    positive = label.astype("string") == policy.equity.positive_label
     rates: dict[str, tuple[float, float, float, int]] = {}
     for group, count in counts.items():
         if count < spec.min_group_size:
             continue
-        hits = int(positive[series == group].fillna(False).sum())
+        hits = positives.get(group, 0)
         low, high = wilson(hits, count)
         rates[group] = (hits / count, low, high, count)
         groups[group].update({"base_rate": round(hits / count, 4), "base_rate_ci95": [round(low, 4), round(high, 4)]})
@@ -227,8 +221,12 @@ def _disparate_impact(
     return impact, reasons
 
 
-def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, dataset: str | None = None) -> CheckResult:
-    """Group shares, sizes, data gaps and label base rates of a training frame."""
+def check_representativeness(
+    policy: UseCasePolicy, frame: pd.DataFrame | GroupSource, *, dataset: str | None = None
+) -> CheckResult:
+    """Group shares, sizes, data gaps and label base rates of a training frame, or of a table's counts
+    (:class:`.group_counts.TableGroups`, counted in its database)."""
+    source = frame if isinstance(frame, FrameGroups | TableGroups) else FrameGroups(frame)
     ds = policy.dataset(dataset) if dataset else policy.training_dataset
     if not policy.equity.groups:
         return CheckResult(
@@ -240,16 +238,17 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
             metrics={"groups_checked": 0},
             evidence={},
         )
-    label = frame[policy.model.target] if policy.model.target in frame.columns else None
+    label = policy.model.target if source.has(policy.model.target) else None
     reports: list[dict[str, Any]] = []
     reasons: list[Message] = []
     absent_columns = []
     for spec in policy.equity.groups:
-        if spec.column not in frame.columns:
+        if not source.has(spec.column):
             absent_columns.append(spec.column)
             reasons.append(GROUP_COLUMN_ABSENT(column=spec.column))
             continue
-        report, group_reasons = _group_report(policy, spec, frame, label)
+        counted = source.groups(spec.column, label, policy.equity.positive_label)
+        report, group_reasons = _group_report(policy, spec, counted)
         reports.append(report)
         reasons.extend(group_reasons)
     gaps = [f"{r['column']}={g}" for r in reports for g, e in r["groups"].items() if e.get("data_gap")]
@@ -269,7 +268,7 @@ def check_representativeness(policy: UseCasePolicy, frame: pd.DataFrame, *, data
         dataset=ds.id,
         message=message,
         metrics={
-            "rows": len(frame),
+            "rows": source.rows,
             "group_columns": len(reports),
             "problems": len(reasons),
             "data_gaps": len(gaps),

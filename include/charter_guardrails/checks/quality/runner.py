@@ -212,7 +212,7 @@ def validate_table(
     finally:
         engine.dispose()
     info = InputInfo(source=source, columns=columns, row_count=rows)
-    local = _sqlite_type_outcomes(loaded, {c["name"]: c["type"] for c in reflected}) if url.startswith("sqlite") else {}
+    local = _sql_type_outcomes(loaded, {c["name"]: c["type"] for c in reflected}, url.split(":", 1)[0].split("+")[0])
 
     def batch_for(context: Any) -> Any:
         backend = url.split(":", 1)[0]
@@ -228,11 +228,17 @@ def validate_table(
     return run_suite(policy, ds, loaded, info, batch_for, run_id=run_id, data_docs=data_docs, now=now, local=local)
 
 
-def _sqlite_type_outcomes(loaded: LoadedSuite, types: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Type-list expectations on SQLite, evaluated here: SQLite reflects columns as SQLAlchemy's
-    generic classes (``sqltypes.DATETIME``, ``BIGINT``) while GX 1.24 resolves type names in the
-    ``sqlalchemy.dialects.sqlite`` module, whose ``DATETIME`` is another class and which has no
-    ``BIGINT``, so GX fails a correct column. Names are resolved in ``sqlalchemy`` itself instead."""
+def _sql_type_outcomes(loaded: LoadedSuite, types: dict[str, Any], backend: str) -> dict[int, dict[str, Any]]:
+    """Type-list expectations on SQLite and PostgreSQL, evaluated here against the reflected column types.
+
+    SQLite reflects columns as SQLAlchemy's generic classes (``sqltypes.DATETIME``, ``BIGINT``) while GX 1.24
+    resolves type names in the ``sqlalchemy.dialects.sqlite`` module, whose ``DATETIME`` is another class and
+    which has no ``BIGINT``, so GX fails a correct column. On PostgreSQL GX compares the type's text with the
+    names, so a ``VARCHAR(20)`` column fails a list that holds ``VARCHAR`` and ``String``. Names are resolved in
+    ``sqlalchemy`` itself instead, and a column passes when its type is an instance of one of them (a
+    ``VARCHAR(20)`` is a ``String``). Other databases are left to GX."""
+    if backend not in ("sqlite", "postgresql", "postgres"):
+        return {}
     import inspect as pyinspect
 
     import sqlalchemy
@@ -250,7 +256,7 @@ def _sqlite_type_outcomes(loaded: LoadedSuite, types: dict[str, Any]) -> dict[in
         outcomes[spec.index] = {
             "success": isinstance(actual, tuple(classes)) if classes else True,
             "result": {"observed_value": type(actual).__name__},
-            "evaluated_by": "charter (SQLite reflected types)",
+            "evaluated_by": f"charter ({backend} reflected types)",
         }
     return outcomes
 

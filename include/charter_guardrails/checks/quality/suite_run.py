@@ -175,7 +175,7 @@ def _gx_outcomes(
 def _local_outcomes(
     loaded: LoadedSuite, local: dict[int, dict[str, Any]], skipped: list[ExpectationSpec]
 ) -> list[dict[str, Any]]:
-    """The outcomes evaluated outside GX (see ``runner._sqlite_type_outcomes``)."""
+    """The outcomes evaluated outside GX (see ``runner._sql_type_outcomes``)."""
     return [
         {
             "expectation": spec.type,
