@@ -9,12 +9,13 @@ unreachable ledger fails the task, which Airflow retries (the routing and the sc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from charter_guardrails.core.policy import UseCasePolicy
+    from charter_guardrails.decision.gate import GateDecision
     from charter_guardrails.decision.scoring import ScoringOutcome
 
 
@@ -35,11 +36,10 @@ def route_task(policy_file: Path, use_case: str) -> Any:
     def route_batch(**context: Any) -> dict[str, Any]:
         from charter_guardrails.decision.gate import INFERENCE_CHECKS
 
-        from charter_airflow import publish
         from charter_airflow.runtime import load_policy
 
         policy = load_policy(policy_file)
-        routed = publish.route_batch(
+        routed = route(
             policy, context, role="inference", file_param="batch_file", expected=INFERENCE_CHECKS
         )  # raises unless the batch passed: a quarantined batch is never scored
         scoring = score_accepted(policy, Path(str(routed["batch"])), context)
@@ -124,3 +124,81 @@ def _predictions_extra(scoring: ScoringOutcome) -> dict[str, Any]:
         "model_version": scoring.model_version,
         "not_scored": None if scoring.scored else scoring.reason,
     }
+
+
+def route(
+    policy: UseCasePolicy, context: Mapping[str, Any], *, role: str, file_param: str, expected: Iterable[str]
+) -> dict[str, Any]:
+    """Pass the batch on when every guardrail passed; otherwise quarantine it and raise an incident."""
+    import shutil
+
+    from airflow.sdk.exceptions import AirflowFailException
+    from charter_guardrails.core.policy_models import DatasetRole
+    from charter_guardrails.core.settings import get_settings
+    from charter_guardrails.decision.gate import GateOutcome, decide
+
+    from charter_airflow.pinned_steps import accept_verified
+    from charter_airflow.publish import finish_run, run_results
+    from charter_airflow.runtime import delivered_file, quarantine_path, requested_delivery, run_ids
+
+    dataset = policy.datasets_with_role(DatasetRole(role))[0]
+    source = delivered_file(dataset, context, file_param=file_param, use_case=policy.id)
+    decision = decide(run_results(policy, context), expected)
+    _, run_id = run_ids(context)
+    target = get_settings().data_dir / policy.id / "accepted" / source.name
+    if decision.outcome is GateOutcome.NEEDS_APPROVAL:  # the verified bytes only (else an integrity verdict)
+        if accept_verified(policy, context, source, target):
+            finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})
+            return {"decision": "passed", "batch": str(target)}
+        decision = decide(run_results(policy, context), expected)
+    quarantine = quarantine_path(policy.id, run_id, source.name)
+    if source.parent == quarantine.parent:  # moved there by an earlier attempt of this run: a retry
+        quarantine = source
+    quarantine.parent.mkdir(parents=True, exist_ok=True)
+    # A delivery (named by the run's params or its asset event) and an object's staged copy leave for the
+    # quarantine folder, so nothing can pick them up again. The policy's own file stays where every scheduled
+    # run reads it (moving it would turn the next run into a missing-file error): it is copied.
+    declared = not dataset.is_object and requested_delivery(context, file_param) is None
+    if source.exists() and source != quarantine:
+        (shutil.copyfile if declared else shutil.move)(source, quarantine)
+    reports = {"quarantine": str(quarantine)}
+    if dataset.is_object:  # the object itself leaves the deliveries, for the bucket's quarantine/ prefix
+        from charter_airflow.object_batches import quarantine_object
+
+        reports["quarantined_object"] = quarantine_object(dataset, context, file_param, run_id)
+    incident_id = _quarantine_incident(policy, decision, dataset=dataset.id, run_id=run_id, quarantine=quarantine)
+    finish_run(policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports=reports)
+    raise AirflowFailException(
+        f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; "
+        f"{'copied' if declared else 'moved'} to {quarantine}"
+    )
+
+
+def _quarantine_incident(
+    policy: UseCasePolicy, decision: GateDecision, *, dataset: str, run_id: str, quarantine: Path
+) -> int:
+    """The incident of a quarantined batch: an availability one when only quality or drift failed."""
+    from charter_guardrails.core.catalogue import CheckName
+    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
+    from charter_guardrails.ledger.store import ledger_session
+
+    data_only = set(decision.blocked_by) <= {CheckName.QUALITY, CheckName.DRIFT}
+    with ledger_session() as session:
+        incident, _ = raise_incident(
+            session,
+            policy,
+            IncidentDraft(
+                breach_type=BreachType.AVAILABILITY if data_only else BreachType.INTEGRITY,
+                severity="warning" if data_only else "critical",
+                dataset=dataset,
+                run_id=run_id,
+                title=f"Lot d'inférence mis en quarantaine ({', '.join(decision.blocked_by)})",
+                nature="lot d'inférence refusé par les garde-fous de la charte : "
+                + "; ".join(f"{k} : {v}" for k, v in decision.reasons.items()),
+                facts={"blocked_by": decision.blocked_by, "quarantine": quarantine.name},
+                likely_consequences="des prédictions produites sur des données hors du domaine appris "
+                "seraient peu fiables pour les usagers",
+                measures_taken=["lot mis en quarantaine", "aucune prédiction produite sur ce lot"],
+            ),
+        )
+        return int(incident.id)

@@ -162,7 +162,7 @@ def run_step(
 
     dataset = dataset or step.dataset_of(policy)
     requested = path or ((context.get("params") or {}).get(step.file_param) if step.file_param else None)
-    file = _delivered(dataset, context, requested)
+    file = _delivered(dataset, context, requested, policy.id)
     run = StepRun(
         policy=policy,
         context=context,
@@ -190,12 +190,12 @@ def run_step(
     return checked.output if checked.output is not None else xcom
 
 
-def _delivered(dataset: Dataset | None, context: Mapping[str, Any], requested: Any) -> Path | None:
+def _delivered(dataset: Dataset | None, context: Mapping[str, Any], requested: Any, use_case: str) -> Path | None:
     from charter_guardrails.core.policy_models import DatasetFormat
 
     if dataset is None or (dataset.format is DatasetFormat.SQL and not requested):
         return None  # a SQL table is checked in place
-    return delivered_file(dataset, context, path=str(requested) if requested else None)
+    return delivered_file(dataset, context, path=str(requested) if requested else None, use_case=use_case)
 
 
 # --- the integrity monitor: the same integrity step, for every registered dataset --------------------------

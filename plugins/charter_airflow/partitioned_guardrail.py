@@ -89,7 +89,7 @@ def _delivery(step: GuardrailStep, policy: Any, context: Mapping[str, Any]) -> t
     """The dataset and file the step checks, resolved as :func:`run_step` resolves them."""
     dataset = step.dataset_of(policy)
     requested = (context.get("params") or {}).get(step.file_param) if step.file_param else None
-    return dataset, _delivered(dataset, context, requested)
+    return dataset, _delivered(dataset, context, requested, policy.id)
 
 
 def plan_partitions(step: GuardrailStep, *, policy: Any, context: Mapping[str, Any]) -> list[dict[str, Any]]:

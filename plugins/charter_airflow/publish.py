@@ -1,5 +1,5 @@
-"""What follows the guardrails of a run: the gate, the human answer applied and the model published,
-or the inference batch passed on or quarantined.
+"""What follows the guardrails of a refresh: the gate, the human answer applied and the model published (the
+inference batch's routing is in ``batch_routing.py``).
 
 Each function is the body of one task of the generated DAGs (see ``dag_factory.py``); all heavy
 imports happen inside them.
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from charter_airflow.runtime import delivered_file, run_ids
+from charter_airflow.runtime import run_ids
 
 if TYPE_CHECKING:
     from charter_guardrails.core.policy import UseCasePolicy
@@ -333,70 +333,3 @@ def write_card(
         out_dir=out_dir,
     )
     return str(paths.html)
-
-
-def route_batch(
-    policy: UseCasePolicy, context: Mapping[str, Any], *, role: str, file_param: str, expected: Iterable[str]
-) -> dict[str, Any]:
-    """Pass the batch on when every guardrail passed; otherwise quarantine it and raise an incident."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from charter_guardrails.core.policy_models import DatasetRole
-    from charter_guardrails.core.settings import get_settings
-    from charter_guardrails.decision.gate import GateOutcome, decide
-
-    from charter_airflow.pinned_steps import accept_verified
-
-    dataset = policy.datasets_with_role(DatasetRole(role))[0]
-    source = delivered_file(dataset, context, file_param=file_param)
-    decision = decide(run_results(policy, context), expected)
-    _, run_id = run_ids(context)
-    target = get_settings().data_dir / policy.id / "accepted" / source.name
-    if decision.outcome is GateOutcome.NEEDS_APPROVAL:  # the verified bytes only (else an integrity verdict)
-        if accept_verified(policy, context, source, target):
-            finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})
-            return {"decision": "passed", "batch": str(target)}
-        decision = decide(run_results(policy, context), expected)
-    quarantine = get_settings().data_dir / policy.id / "quarantine" / f"{run_id.replace(':', '_')}__{source.name}"
-    quarantine.parent.mkdir(parents=True, exist_ok=True)
-    if source.exists():
-        shutil.copyfile(source, quarantine)
-    reports = {"quarantine": str(quarantine)}
-    if dataset.is_object:  # the object itself leaves the deliveries, for the bucket's quarantine/ prefix
-        from charter_airflow.object_batches import quarantine_object
-
-        reports["quarantined_object"] = quarantine_object(dataset, context, file_param, run_id)
-    incident_id = _quarantine_incident(policy, decision, dataset=dataset.id, run_id=run_id, quarantine=quarantine)
-    finish_run(policy, context, decision="quarantined", blocked_by=decision.blocked_by, reports=reports)
-    raise AirflowFailException(
-        f"batch quarantined ({', '.join(decision.blocked_by)}); incident #{incident_id}; copy at {quarantine}"
-    )
-
-
-def _quarantine_incident(
-    policy: UseCasePolicy, decision: GateDecision, *, dataset: str, run_id: str, quarantine: Path
-) -> int:
-    """The incident of a quarantined batch: an availability one when only quality or drift failed."""
-    from charter_guardrails.core.catalogue import CheckName
-    from charter_guardrails.incidents.incident import BreachType, IncidentDraft, raise_incident
-    from charter_guardrails.ledger.store import ledger_session
-
-    data_only = set(decision.blocked_by) <= {CheckName.QUALITY, CheckName.DRIFT}
-    with ledger_session() as session:
-        incident, _ = raise_incident(
-            session,
-            policy,
-            IncidentDraft(
-                breach_type=BreachType.AVAILABILITY if data_only else BreachType.INTEGRITY,
-                severity="warning" if data_only else "critical",
-                dataset=dataset,
-                run_id=run_id,
-                title=f"Lot d'inférence mis en quarantaine ({', '.join(decision.blocked_by)})",
-                nature="lot d'inférence refusé par les garde-fous de la charte : "
-                + "; ".join(f"{k} : {v}" for k, v in decision.reasons.items()),
-                facts={"blocked_by": decision.blocked_by, "quarantine": quarantine.name},
-                likely_consequences="des prédictions produites sur des données hors du domaine appris "
-                "seraient peu fiables pour les usagers",
-                measures_taken=["lot mis en quarantaine", "aucune prédiction produite sur ce lot"],
-            ),
-        )
-        return int(incident.id)

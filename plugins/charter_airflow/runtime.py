@@ -116,14 +116,33 @@ def load_policy(source: Path | str) -> UseCasePolicy:
 
 
 def delivered_file(
-    dataset: Dataset, context: Mapping[str, Any], *, file_param: str | None = None, path: str | None = None
+    dataset: Dataset,
+    context: Mapping[str, Any],
+    *,
+    file_param: str | None = None,
+    path: str | None = None,
+    use_case: str | None = None,
 ) -> Path:
     """The file a run checks: ``path``, else the run's ``params[file_param]``, else the batch the asset event
     that triggered the run names (:func:`batch_of_asset_events`), else the policy's file.
 
     A requested file is relative to the data folder (or absolute inside it); one that leaves it is refused.
+    When the file is gone and this run of ``use_case`` quarantined it (:func:`quarantine_path`), a retried or
+    cleared task reads it there: the same bytes, checked again with the same outcome.
     """
-    return Path(dataset.delivery(path or requested_delivery(context, file_param)))
+    source = Path(dataset.delivery(path or requested_delivery(context, file_param)))
+    if use_case and not source.exists():
+        moved = quarantine_path(use_case, run_ids(context)[1], source.name)
+        if moved.is_file():
+            return moved
+    return source
+
+
+def quarantine_path(use_case: str, run_id: str, name: str) -> Path:
+    """Where a run's quarantined batch lies: ``<data>/<use_case>/quarantine/<run>__<name>``."""
+    from charter_guardrails.core.settings import get_settings
+
+    return get_settings().data_dir / use_case / "quarantine" / f"{run_id.replace(':', '_')}__{name}"
 
 
 def requested_delivery(context: Mapping[str, Any], file_param: str | None) -> str | None:

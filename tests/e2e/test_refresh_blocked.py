@@ -93,6 +93,10 @@ def test_kill_switch_stops_inference_and_refresh(e2e_home) -> None:
     )
     assert states["route_batch"] == "failed"
     assert not (e2e_home / "data" / "citizen_requests" / "accepted").exists()  # created only for a passed batch
+    # the policy's own file is copied to quarantine/ and stays where the next scheduled run reads it
+    data = e2e_home / "data" / "citizen_requests"
+    assert len(list((data / "quarantine").glob("*__inference_batch.csv"))) == 1
+    assert (data / "inference_batch.csv").is_file()
 
     # The refresh DAG on clean data: nothing is trained, no human is asked, the suspended version stays.
     register("citizen_requests", "training", "citizen_requests/training.csv")
@@ -125,6 +129,8 @@ def test_drifted_inference_batch_is_quarantined_with_an_incident(e2e_home) -> No
     assert states["route_batch"] == "failed"
     quarantined = list((e2e_home / "data" / "citizen_requests" / "quarantine").glob("*inference_batch__drifted.csv"))
     assert len(quarantined) == 1
+    # a delivered batch is moved: it leaves the landing folder, so nothing picks it up again
+    assert not (e2e_home / "data" / "citizen_requests" / "inference_batch__drifted.csv").exists()
     assert not (e2e_home / "data" / "citizen_requests" / "accepted").exists()
     state = ledger_state("citizen_requests")
     inference_runs = [r for r in state["runs"] if r[0] == "citizen_requests_inference_guardrails"]

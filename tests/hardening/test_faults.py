@@ -647,7 +647,7 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
     integrity incident) and a quarantined inference batch (drift incident). Each task gets the same
     upstream outputs every time, as a retried or cleared task does from XCom.
     """
-    from charter_airflow import publish
+    from charter_airflow import batch_routing, publish
     from charter_airflow.dag_factory import INFERENCE_STEPS, REFRESH_STEPS
     from charter_airflow.guardrail_tasks import run_step
     from charter_guardrails.decision.gate import INFERENCE_CHECKS
@@ -703,7 +703,7 @@ def _step_runs(policy: Any) -> list[tuple[str, Any]]:
         ("drifted: check_drift", task(inference, "check_drift", drifted)),
         (
             "drifted: route_batch",
-            lambda: publish.route_batch(
+            lambda: batch_routing.route(
                 policy, drifted, role="inference", file_param="batch_file", expected=INFERENCE_CHECKS
             ),
         ),
@@ -735,6 +735,9 @@ def _record_answer(policy: Any, context: dict[str, Any], answer: dict[str, Any])
 #: Not cleared after the run published: they read the production model, which that publish changed
 #: (the kill switch reports the production version; evaluate compares with it). Retried, they are identical.
 READS_PRODUCTION = {"clean: kill_switch", "clean: evaluate"}
+#: The drifted batch, a delivery, was moved to quarantine/ by its routing: a cleared check reads it there (the
+#: same bytes, the same outcome), and its evidence names that file, so it runs after the ledger is compared.
+READS_QUARANTINE = {"drifted: verify_integrity"}
 
 
 REFRESH_CHECKS = (
@@ -797,11 +800,19 @@ def test_retried_or_cleared_tasks_leave_the_ledger_identical(
     assert len(tables["approvals"]) == 1, tables["incidents"]
 
     # Cleared: the three runs again, task after task, once the whole pipeline has run.
+    data = charter_home / "data" / "citizen_requests"
+    assert not (data / "inference_batch__drifted.csv").exists(), "a quarantined delivery leaves its folder"
+    assert [p.name for p in (data / "quarantine").iterdir()] == [
+        "manual__idempotent-drifted__inference_batch__drifted.csv"
+    ]
     for name, step in task_bodies:
-        if name not in NOT_RETRIED | READS_PRODUCTION:
+        if name not in NOT_RETRIED | READS_PRODUCTION | READS_QUARANTINE:
             assert _attempt(step) == first[name], f"{name}: another outcome once cleared"
     changed = _differences(reference, _ledger_state())
     assert not changed, "after clearing the runs the ledger differs:\n" + "\n".join(changed[:40])
+    for name, step in task_bodies:
+        if name in READS_QUARANTINE:
+            assert _attempt(step) == first[name], f"{name}: another outcome once cleared"
     capsys.readouterr()
     assert charter(["audit", "verify"]) == 0
     with capsys.disabled():
