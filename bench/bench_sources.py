@@ -109,6 +109,7 @@ def child_quality(url: str) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 2),
         "verdict": result.verdict.value,
         "evaluated": result.metrics["evaluated_expectations"],
+        "summary": result.summary,  # which expectations failed, without values
     }
 
 
