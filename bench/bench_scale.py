@@ -28,7 +28,8 @@ Environment: ``BENCH_SCALE_ROWS`` rows of the batch (default 24000; smoke: 2000.
 of a task, not the scan, dominates; a larger size weighs the scan more), ``BENCH_SCALE_PARTITIONS`` (default 8),
 ``BENCH_SCALE_RUNS`` (default 2, after one warm-up run that is not counted; no warm-up when 1),
 ``BENCH_SCALE_TIMELINE=1`` to print, for each run, every task's worker, start and end (seconds from the first
-partition's start): the partitions, and the other guardrail tasks that share the workers with them. Every
+partition's start, printed in UTC so that other records of the machine can be lined up with it): the
+partitions, and the other guardrail tasks that share the workers with them. Every
 process and database it creates is stopped or dropped, also on failure.
 """
 
@@ -148,6 +149,7 @@ def run_once(client: AirflowRestClient) -> dict[str, Any]:
 def timeline(instances: list[dict[str, Any]], origin: datetime) -> None:
     """Which worker ran what, when (seconds from the first partition's start): how much the partitions
     overlapped, and which other guardrail tasks of the run took a worker during the map phase."""
+    print(f"    (times from {origin.strftime('%H:%M:%S.%f')[:-5]} UTC)")
     for t in sorted(instances, key=lambda t: t["start_date"]):
         start = (_time(t["start_date"]) - origin).total_seconds()
         end = (_time(t["end_date"]) - origin).total_seconds()
