@@ -134,18 +134,17 @@ def route(
 
     from airflow.sdk.exceptions import AirflowFailException
     from charter_guardrails.core.policy_models import DatasetRole
-    from charter_guardrails.core.settings import get_settings
     from charter_guardrails.decision.gate import GateOutcome, decide
 
     from charter_airflow.pinned_steps import accept_verified
     from charter_airflow.publish import finish_run, run_results
-    from charter_airflow.runtime import delivered_file, quarantine_path, requested_delivery, run_ids
+    from charter_airflow.runtime import accepted_path, delivered_file, quarantine_path, requested_delivery, run_ids
 
     dataset = policy.datasets_with_role(DatasetRole(role))[0]
     source = delivered_file(dataset, context, file_param=file_param, use_case=policy.id)
     decision = decide(run_results(policy, context), expected)
     _, run_id = run_ids(context)
-    target = get_settings().data_dir / policy.id / "accepted" / source.name
+    target = accepted_path(policy.id, run_id, source.name)
     if decision.outcome is GateOutcome.NEEDS_APPROVAL:  # the verified bytes only (else an integrity verdict)
         if accept_verified(policy, context, source, target):
             finish_run(policy, context, decision="passed", blocked_by=[], reports={"batch": str(target)})

@@ -140,9 +140,20 @@ def delivered_file(
 
 def quarantine_path(use_case: str, run_id: str, name: str) -> Path:
     """Where a run's quarantined batch lies: ``<data>/<use_case>/quarantine/<run>__<name>``."""
+    return _run_file("quarantine", use_case, run_id, name)
+
+
+def accepted_path(use_case: str, run_id: str, name: str) -> Path:
+    """Where a run's accepted batch lies, its predictions beside it: ``<data>/<use_case>/accepted/<run>__<name>``.
+    Named by the run, so that a batch delivered again under the same name does not replace the copy (and the
+    predictions) an earlier run passed on."""
+    return _run_file("accepted", use_case, run_id, name)
+
+
+def _run_file(folder: str, use_case: str, run_id: str, name: str) -> Path:
     from charter_guardrails.core.settings import get_settings
 
-    return get_settings().data_dir / use_case / "quarantine" / f"{run_id.replace(':', '_')}__{name}"
+    return get_settings().data_dir / use_case / folder / f"{run_id.replace(':', '_')}__{name}"
 
 
 def requested_delivery(context: Mapping[str, Any], file_param: str | None) -> str | None:

@@ -127,8 +127,11 @@ def run(ctx: Any) -> None:
             for e in claire.asset_events("charter://citizen_requests/accepted_batch")
             if e["extra"].get("run_id") in inference_runs
         ]
+        copies = [  # the accepted copy is named by its run
+            f"citizen_requests/accepted/{e['extra']['run_id'].replace(':', '_')}__inference_batch.csv" for e in events
+        ]
         ctx.expect(
-            [e["extra"].get("batch") for e in events] == ["citizen_requests/accepted/inference_batch.csv"],
+            len(events) == 1 and [e["extra"].get("batch") for e in events] == copies,
             "one accepted_batch event, for the clean batch only: what downstream DAGs schedule on",
         )
         for client in (claire, karim):

@@ -241,7 +241,8 @@ def test_a_team_use_case_from_init_to_its_first_model_and_batch(
     assert "lots/2026-12-05.predictions.parquet" in keys, keys
     assert "lots/2026-12-06.csv" not in keys, keys
     assert [k for k in keys if k.startswith("quarantine/lots/") and k.endswith("__2026-12-06.csv")], keys
-    assert [e["extra"]["batch"] for e in accepted] == [f"{USE_CASE}/accepted/2026-12-05.csv"]
+    accepted_copy = f"{USE_CASE}/accepted/{accepted[0]['extra']['run_id'].replace(':', '_')}__2026-12-05.csv"
+    assert [e["extra"]["batch"] for e in accepted] == [accepted_copy]  # named by its run
     assert accepted[0]["extra"]["object"] == s3_bucket.uri("lots/2026-12-05.csv")
     assert accepted[0]["extra"]["version_id"] == versions["lots/2026-12-05.csv"]
     assert accepted[0]["extra"]["predictions_object"] == s3_bucket.uri("lots/2026-12-05.predictions.parquet")

@@ -158,12 +158,17 @@ def test_clean_inference_batch_is_passed_on_and_scored_by_the_production_model(e
     dag_run = _dag("citizen_requests_inference_guardrails").test()
     states = _states(dag_run)
     assert all(state == "success" for state in states.values()), states
-    assert (data / "accepted" / "inference_batch.csv").exists()
+    accepted = data / "accepted" / f"{dag_run.run_id.replace(':', '_')}__inference_batch.csv"  # named by its run
+    assert sorted(p.name for p in (data / "accepted").iterdir()) == [
+        accepted.name,
+        accepted.name.replace(".csv", ".predictions.parquet"),
+    ]
     runs = [r for r in ledger_state("citizen_requests")["runs"] if r[0] == "citizen_requests_inference_guardrails"]
     assert runs[-1][1] == "passed"
 
     # Scored by v1: one prediction per batch row, the run named, the distribution in the ledger.
-    written = pd.read_parquet(data / "accepted" / "inference_batch.predictions.parquet")
+    predictions = accepted.with_name(accepted.name.replace(".csv", ".predictions.parquet"))
+    written = pd.read_parquet(predictions)
     assert len(written) == len(pd.read_csv(data / "inference_batch.csv", sep=";")) > 0
     assert set(written["run_id"]) == {dag_run.run_id}
     assert "request_id" not in written.columns
@@ -182,7 +187,18 @@ def test_clean_inference_batch_is_passed_on_and_scored_by_the_production_model(e
             )
         ]
     [extra] = [e for e in extras if e.get("run_id") == dag_run.run_id]
-    assert extra["batch"] == "citizen_requests/accepted/inference_batch.csv"
-    assert extra["predictions"] == "citizen_requests/accepted/inference_batch.predictions.parquet"
+    assert extra["batch"] == f"citizen_requests/accepted/{accepted.name}"
+    assert extra["predictions"] == f"citizen_requests/accepted/{predictions.name}"
     assert extra["model_version"] == 1
     assert extra["not_scored"] is None
+
+    # The same batch name delivered again: a second accepted copy and its predictions, the first run's untouched.
+    first = {p.name: p.read_bytes() for p in (data / "accepted").iterdir()}
+    again = _dag("citizen_requests_inference_guardrails").test()
+    assert again.run_id != dag_run.run_id
+    assert all(state == "success" for state in _states(again).values()), _states(again)
+    second = f"{again.run_id.replace(':', '_')}__inference_batch"
+    assert sorted(p.name for p in (data / "accepted").iterdir()) == sorted(
+        [*first, f"{second}.csv", f"{second}.predictions.parquet"]
+    )
+    assert {name: (data / "accepted" / name).read_bytes() for name in first} == first

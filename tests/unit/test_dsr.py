@@ -29,6 +29,7 @@ from tests.hardening.support_faults import CanarySearch, files_under, ledger_tex
 RUN = "manual__2026-12-01T10:00:00+00:00"
 OTHER_RUN = "manual__2026-11-01T10:00:00+00:00"
 QUARANTINED = f"quarantine/{RUN.replace(':', '_')}__inference_batch__drifted.csv"
+ACCEPTED = "accepted/manual__2026-11-28T09_00_00+00_00__inference_batch.csv"  # as route_batch names it
 #: (use case, dataset, file under the data folder) whose manifests are registered.
 REGISTERED = [
     ("citizen_requests", "training", "citizen_requests/training.csv"),
@@ -77,9 +78,7 @@ def _plant(policies: dict[str, Any]) -> Canaries:
     data = get_settings().data_dir
     generate(data, policies, rows=120, canaries=canaries)  # type: ignore[arg-type]
     (data / "citizen_requests" / "accepted").mkdir()
-    shutil.copyfile(
-        data / "citizen_requests/inference_batch.csv", data / "citizen_requests/accepted/inference_batch.csv"
-    )
+    shutil.copyfile(data / "citizen_requests/inference_batch.csv", data / "citizen_requests" / ACCEPTED)
     (data / "citizen_requests" / "quarantine").mkdir()
     shutil.copyfile(data / "citizen_requests/inference_batch__drifted.csv", data / "citizen_requests" / QUARANTINED)
     for use_case, dataset, relative in REGISTERED:
@@ -176,7 +175,7 @@ def _find_every_form(c: Canaries, trained: Path, capsys: pytest.CaptureFixture[s
         # every place the person lives in: each citizen file, both batches held or passed, the waste leak, the copy
         assert {
             "data/citizen_requests/training.csv",
-            "data/citizen_requests/accepted/inference_batch.csv",
+            f"data/citizen_requests/{ACCEPTED}",
             f"data/citizen_requests/{QUARANTINED}",
             "data/waste_tonnage/training__pii_leak.csv",
             _shown(trained),
@@ -190,7 +189,7 @@ def _find_every_form(c: Canaries, trained: Path, capsys: pytest.CaptureFixture[s
             kinds = {p["path"]: p["kind"] for p in found["places"]}
             assert kinds["data/citizen_requests/training.csv"] == "raw"
             assert kinds[f"data/citizen_requests/{QUARANTINED}"] == "quarantine"
-            assert kinds["data/citizen_requests/accepted/inference_batch.csv"] == "accepted"
+            assert kinds[f"data/citizen_requests/{ACCEPTED}"] == "accepted"
             assert kinds[_shown(trained)] == "working_copy"
             assert all(p["columns"] for p in found["places"])
             assert [(m["use_case"], m["version"]) for m in found["model_versions"]] == [("citizen_requests", 1)]

@@ -117,7 +117,8 @@ class Reports(_RunFolders):
 
 
 class Batches(StorageKind):
-    """Every file under ``data/<use case>/``: deliveries, ``accepted/`` and ``quarantine/<run>__<file>`` batches.
+    """Every file under ``data/<use case>/``: deliveries, and the ``accepted/<run>__<file>`` and
+    ``quarantine/<run>__<file>`` batches.
 
     A file belongs to the dataset whose declared path it is (or lies under), else to the dataset whose file name
     starts its name (``inference_batch__drifted.csv`` to the dataset at ``…/inference_batch.csv``). Its lifetime
@@ -146,8 +147,8 @@ class Batches(StorageKind):
         inside = path.relative_to(root).as_posix()
         parts = path.relative_to(root / policy.id).parts
         run, name = None, path.name
-        if parts[0] == "quarantine" and len(parts) == 2:
-            run, name = _split_quarantined(path.name, runs)
+        if parts[0] in self.OWN_FOLDERS and len(parts) == 2:  # <run>__<file>, and its predictions beside it
+            run, name = _split_run_file(path.name, runs)
         dataset = _dataset_of(policy, inside, name)
         days, rule = _batch_days(policy, dataset)
         declared = any(inside == d.path or inside.startswith(f"{d.path}/") for d in policy.datasets if d.path)
@@ -177,7 +178,7 @@ def _run_prefixes(session: Session, use_case: str) -> list[str]:
     return sorted({r.replace(":", "_") for r in runs}, key=len, reverse=True)
 
 
-def _split_quarantined(file_name: str, runs: list[str]) -> tuple[str | None, str]:
+def _split_run_file(file_name: str, runs: list[str]) -> tuple[str | None, str]:
     """``<run>__<file>`` into the run and the file; the run is one the ledger knows, else what precedes the last
     ``__`` before the delivered name (an Airflow run id holds ``__`` itself)."""
     for run in runs:
