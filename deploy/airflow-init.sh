@@ -23,7 +23,7 @@ log "migrating the Airflow metadata database"
 airflow db migrate
 
 if [[ "${AIRFLOW__CORE__AUTH_MANAGER:-}" == *FabAuthManager* ]]; then
-    log "FAB: the project's roles and the users of CHARTER_AIRFLOW_USERS"
+    log "FAB: the project's roles (and those of CHARTER_DEPARTMENTS) and the users of CHARTER_AIRFLOW_USERS"
     python -m charter_airflow.fab_roles
     python -m charter_airflow.fab_users --users "${CHARTER_AIRFLOW_USERS:?set AIRFLOW_USERS (user:role,...)}" \
         --passwords-file "${CHARTER_AIRFLOW_USERS_FILE:-/run/secrets/airflow_users}"

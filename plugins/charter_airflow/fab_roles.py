@@ -27,6 +27,7 @@ Needs the ``fab`` extra (``apache-airflow-providers-fab``); the simple auth mana
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -131,13 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--department",
         action="append",
         default=[],
-        help="NAME=use_case[,use_case]: the four roles limited to these use cases (repeatable)",
+        help="NAME=use_case[,use_case]: the four roles limited to these use cases (repeatable; also read from"
+        " CHARTER_DEPARTMENTS, the same values separated by ';')",
     )
     args = parser.parse_args(argv)
+    # CHARTER_DEPARTMENTS: the same NAME=use_case[,use_case] values, separated by ";" (airflow-init passes it on)
+    declared = [v for v in os.environ.get("CHARTER_DEPARTMENTS", "").split(";") if v.strip()]
+    departments = _departments([*declared, *args.department])
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
 
     with get_application_builder() as appbuilder:
-        names = sync_roles(appbuilder.sm, _departments(args.department))
+        names = sync_roles(appbuilder.sm, departments)
     sys.stdout.write("".join(f"role {name}: ok\n" for name in names))
     return 0
 

@@ -3,7 +3,9 @@
 The compose deployment names its users as the simple auth manager did: ``AIRFLOW_USERS`` lists ``user:role``
 pairs, and the ``airflow_users`` secret is a JSON object of their passwords (``{"admin": "…"}``). Under FAB
 the roles are the project's (:mod:`charter_airflow.fab_roles`) and FAB's own ``Admin`` and ``Viewer``, each
-named by a short key (:data:`ROLE_KEYS`). Run inside the deployment's environment (``airflow-init``), after
+named by a short key (:data:`ROLE_KEYS`). ``user:role@department`` gives one of the project's roles limited to a
+department's use cases (the department declared to ``fab_roles`` with ``--department`` or
+``CHARTER_DEPARTMENTS``). Run inside the deployment's environment (``airflow-init``), after
 ``airflow db migrate`` and ``python -m charter_airflow.fab_roles``::
 
     python -m charter_airflow.fab_users --users "admin:admin,karim.haddad:approbateur" \\
@@ -24,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from charter_airflow.fab_roles import APPROVER, DATA_ENGINEER, GOVERNANCE, SECURITY_OFFICER
+from charter_airflow.fab_roles import APPROVER, DATA_ENGINEER, GOVERNANCE, SECURITY_OFFICER, department_role
 
 #: The role keys of ``user:role``: the project's four roles and FAB's ``Admin`` and ``Viewer``.
 ROLE_KEYS: dict[str, str] = {
@@ -42,22 +44,31 @@ class UsersError(ValueError):
 
 
 def parse_users(spec: str) -> dict[str, str]:
-    """``user:role[,user:role…]`` as {user name: FAB role name}."""
+    """``user:role[@department][,user:role…]`` as {user name: FAB role name}."""
     users: dict[str, str] = {}
     for entry in (part.strip() for part in spec.split(",")):
         if not entry:
             continue
-        name, sep, key = (s.strip() for s in entry.partition(":"))
-        if not sep or not name or not key:
-            raise UsersError(f"users list: {entry!r} is not user:role; write for instance karim.haddad:approbateur")
+        name, sep, role = (s.strip() for s in entry.partition(":"))
+        key, at, department = (s.strip() for s in role.partition("@"))
+        if not sep or not name or not key or (at and not department):
+            raise UsersError(
+                f"users list: {entry!r} is not user:role or user:role@department;"
+                " write for instance karim.haddad:approbateur"
+            )
         if key not in ROLE_KEYS:
             raise UsersError(
                 f"users list: role {key!r} of {name!r} is not one of {sorted(ROLE_KEYS)} "
                 "(the simple auth manager's op and user have no FAB equivalent: pick the project's role)"
             )
+        if department and key in ("admin", "viewer"):
+            raise UsersError(
+                f"users list: {entry!r}: FAB's {ROLE_KEYS[key]} role cannot be limited to a department;"
+                " give one of the project's roles (ingenieur, rssi, gouvernance, approbateur)"
+            )
         if name.lower() in {known.lower() for known in users}:
             raise UsersError(f"users list: {name!r} is listed twice (FAB user names ignore case); list it once")
-        users[name] = ROLE_KEYS[key]
+        users[name] = department_role(ROLE_KEYS[key], department) if department else ROLE_KEYS[key]
     if not users:
         raise UsersError("users list is empty: list the deployment's users as user:role (AIRFLOW_USERS)")
     return users
@@ -85,7 +96,10 @@ def sync_users(security_manager: Any, users: Mapping[str, str], passwords: Mappi
     for name, role_name in users.items():
         role = security_manager.find_role(role_name)
         if role is None:
-            raise UsersError(f"role {role_name!r} of {name!r} does not exist: run python -m charter_airflow.fab_roles")
+            fix = "run python -m charter_airflow.fab_roles"
+            if role_name.endswith(")"):  # a department's role: department_role names it "<role> (<department>)"
+                fix = "declare the department in CHARTER_DEPARTMENTS (NAME=use_case[,use_case]), then " + fix
+            raise UsersError(f"role {role_name!r} of {name!r} does not exist: {fix}")
         user = security_manager.find_user(username=name)
         if user is None:
             security_manager.add_user(name, name, "", f"{name}@localhost", role, passwords[name])
@@ -105,7 +119,7 @@ def sync_users(security_manager: Any, users: Mapping[str, str], passwords: Mappi
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m charter_airflow.fab_users", description=__doc__.split("\n")[0])
-    parser.add_argument("--users", required=True, help=f"user:role[,user:role…]; roles: {', '.join(ROLE_KEYS)}")
+    parser.add_argument("--users", required=True, help=f"user:role[@department][,…]; roles: {', '.join(ROLE_KEYS)}")
     parser.add_argument("--passwords-file", required=True, type=Path, help='JSON object {"user": "password", …}')
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from charter_airflow.fab_roles import APPROVER, DATA_ENGINEER, GOVERNANCE, SECURITY_OFFICER
+from charter_airflow.fab_roles import APPROVER, DATA_ENGINEER, GOVERNANCE, SECURITY_OFFICER, department_role
 from charter_airflow.fab_users import UsersError, parse_users, read_passwords
 
 BIN = Path(sys.executable).parent
@@ -28,12 +28,23 @@ def test_the_role_keys_name_the_project_s_roles_and_fab_s() -> None:
     }
 
 
+def test_a_user_limited_to_a_department_gets_the_department_s_role() -> None:
+    users = parse_users("rssi.citoyens:rssi@citoyens, ing:ingenieur @ dechets,gouv:gouvernance")
+    assert users == {
+        "rssi.citoyens": department_role(SECURITY_OFFICER, "citoyens"),
+        "ing": department_role(DATA_ENGINEER, "dechets"),
+        "gouv": GOVERNANCE,
+    }
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("reviewer:op", r"role 'op' of 'reviewer' is not one of \['admin', 'approbateur'"),
         ("karim.haddad", "is not user:role"),
         (":admin", "is not user:role"),
+        ("karim:rssi@", "is not user:role or user:role@department"),
+        ("boss:admin@citoyens", "FAB's Admin role cannot be limited to a department"),
         ("Karim:admin,karim:viewer", "listed twice"),
         (" , ", "users list is empty"),
     ],
@@ -108,12 +119,28 @@ def test_airflow_init_creates_then_updates_the_users_on_fab(tmp_path: Path) -> N
     passwords.write_text(json.dumps(first), encoding="utf-8")
     users = ["--users", "admin:admin,karim.haddad:approbateur", "--passwords-file", str(passwords)]
     _run([str(BIN / "airflow"), "db", "migrate"], env)
+    # a department's user before its department is declared: refused, with what to do
+    officer = ["--users", "rssi.citoyens:rssi@citoyens", "--passwords-file", str(passwords)]
+    passwords.write_text(json.dumps({**first, "rssi.citoyens": "pw-rssi-1-secret"}), encoding="utf-8")
     _run([sys.executable, "-m", "charter_airflow.fab_roles"], env)
+    refused = subprocess.run(
+        [sys.executable, "-m", "charter_airflow.fab_users", *officer], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "declare the department in CHARTER_DEPARTMENTS" in refused.stderr, refused.stderr[-2000:]
+    departments = {"CHARTER_DEPARTMENTS": "citoyens=citizen_requests"}
+    _run([sys.executable, "-m", "charter_airflow.fab_roles"], env | departments)
     created = _run([sys.executable, "-m", "charter_airflow.fab_users", *users], env)
     assert _lines(created) == [
         "user admin: created (Admin)",
         f"user karim.haddad: created ({APPROVER})",
     ]
+    limited = _run([sys.executable, "-m", "charter_airflow.fab_users", *officer], env)
+    assert _lines(limited) == [f"user rssi.citoyens: created ({department_role(SECURITY_OFFICER, 'citoyens')})"]
+    officer_state = _run([sys.executable, "-c", CHECK, json.dumps({"rssi.citoyens": "pw-rssi-1-secret"})], env)
+    assert json.loads(officer_state.stdout.splitlines()[-1]) == {
+        "rssi.citoyens": {"roles": [department_role(SECURITY_OFFICER, "citoyens")], "password_ok": True}
+    }
     state = json.loads(_run([sys.executable, "-c", CHECK, json.dumps(first)], env).stdout.splitlines()[-1])
     assert state == {
         "admin": {"roles": ["Admin"], "password_ok": True},
