@@ -24,8 +24,9 @@ that map it). The 1-minute load average is printed at the start
 i.e. nothing else was using the cores; the end value includes the bench's own last minute.
 
 Environment: ``BENCH_SCALE_ROWS`` rows of the batch (default 24000; smoke: 2000. Measured: a partition of
-3,000 rows takes about 3.4 s of task time, one of 500 rows about as long, so up to this size the fixed cost
-of a task, not the scan, dominates; a larger size weighs the scan more), ``BENCH_SCALE_PARTITIONS`` (default 8),
+3,000 rows takes 1.9–3.4 s of task time depending on the day's speed of the machine, one of 500 rows about as
+long, so up to this size the fixed cost of a task, not the scan, dominates; a larger size weighs the scan more),
+``BENCH_SCALE_PARTITIONS`` (default 8),
 ``BENCH_SCALE_RUNS`` (default 2, after one warm-up run that is not counted; no warm-up when 1),
 ``BENCH_SCALE_TIMELINE=1`` to print, for each run, every task's worker, start and end (seconds from the first
 partition's start, printed in UTC so that other records of the machine can be lined up with it): the
