@@ -76,6 +76,11 @@ def department_role(role: str, department: str) -> str:
     return f"{role} ({department})"
 
 
+def is_department_role(name: str) -> bool:
+    """True for a role :func:`department_role` names: one of the four, limited to a department."""
+    return any(name.startswith(f"{role} (") and name.endswith(")") for role in ROLES)
+
+
 def limited_to(permissions: Iterable[Permission], use_cases: Sequence[str]) -> list[Permission]:
     """``permissions`` with every DAG-wide one (``DAGs``) replaced by the same action on each DAG of
     ``use_cases`` (``DAG:<dag_id>``)."""
@@ -121,7 +126,10 @@ def _departments(values: Sequence[str]) -> dict[str, list[str]]:
         name, _, cases = value.partition("=")
         use_cases = [c.strip() for c in (cases or name).split(",") if c.strip()]
         if not name.strip() or not use_cases:
-            raise SystemExit(f"--department {value!r}: write NAME=use_case[,use_case] or a use case id")
+            raise SystemExit(
+                f"department {value!r} (--department or CHARTER_DEPARTMENTS): write NAME=use_case[,use_case]"
+                " or a use case id"
+            )
         departments[name.strip()] = use_cases
     return departments
 

@@ -26,7 +26,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from charter_airflow.fab_roles import APPROVER, DATA_ENGINEER, GOVERNANCE, SECURITY_OFFICER, department_role
+from charter_airflow.fab_roles import (
+    APPROVER,
+    DATA_ENGINEER,
+    GOVERNANCE,
+    SECURITY_OFFICER,
+    department_role,
+    is_department_role,
+)
 
 #: The role keys of ``user:role``: the project's four roles and FAB's ``Admin`` and ``Viewer``.
 ROLE_KEYS: dict[str, str] = {
@@ -97,7 +104,7 @@ def sync_users(security_manager: Any, users: Mapping[str, str], passwords: Mappi
         role = security_manager.find_role(role_name)
         if role is None:
             fix = "run python -m charter_airflow.fab_roles"
-            if role_name.endswith(")"):  # a department's role: department_role names it "<role> (<department>)"
+            if is_department_role(role_name):
                 fix = "declare the department in CHARTER_DEPARTMENTS (NAME=use_case[,use_case]), then " + fix
             raise UsersError(f"role {role_name!r} of {name!r} does not exist: {fix}")
         user = security_manager.find_user(username=name)
